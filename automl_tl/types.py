@@ -1,0 +1,266 @@
+"""Framework-neutral data types shared by the core and every plugin."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+class Phase(str, enum.Enum):
+    """The two phases of a trial."""
+
+    HEAD = "head"  # backbone frozen, only the new head learns
+    FINETUNE = "finetune"  # blocks above the freeze point learn too, at a lower rate
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How pixels become model input: resize to a square, scale to [0, 1], then (x - mean) / std."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image_size": self.image_size,
+            "resize": "bilinear, to a square",
+            "color": "RGB",
+            "scale": "pixel / 255",
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Preprocessing":
+        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]))  # type: ignore[arg-type]
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a backbone's pretrained weights come from and whether they are here."""
+
+    source: str
+    is_available: Callable[[], bool]
+    where: str = ""  # the local file that makes them available offline, if any
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A pretrained (or from-scratch) network that a framework adapter can build.
+
+    ``blocks`` is the ordered list of block names, from input to output. The freeze
+    fraction is a share of this list, so it means the same thing for every backbone.
+    ``factory(pretrained)`` returns the framework's model object; ``options`` carries
+    framework-specific details (for torch, the module paths to run after pooling).
+    """
+
+    name: str
+    framework: str
+    factory: Callable[[bool], Any]
+    blocks: tuple[str, ...]
+    feature_dim: int
+    default_image_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    weights: WeightsInfo | None = None
+    description: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights is not None
+
+    def weights_available(self) -> bool:
+        return self.weights is not None and bool(self.weights.is_available())
+
+    def preprocessing(self, image_size: int) -> Preprocessing:
+        return Preprocessing(image_size, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One point of the search space, as the engine and the adapters see it."""
+
+    backbone: str
+    freeze_fraction: float
+    head_units: int
+    head_dropout: float
+    lr: float
+    finetune_lr_ratio: float
+    switch_epoch: int
+    epochs: int
+    image_size: int
+    unfrozen_bn: str = "train"  # "train" or "frozen": BatchNorm mode in unfrozen blocks
+    batch_size: int = 64
+    seed: int = 0
+
+    def frozen_blocks(self, n_blocks: int) -> int:
+        """How many leading blocks stay frozen while fine-tuning."""
+        return max(0, min(n_blocks, int(round(self.freeze_fraction * n_blocks))))
+
+    def finetunes(self, n_blocks: int) -> bool:
+        return self.switch_epoch < self.epochs and self.frozen_blocks(n_blocks) < n_blocks
+
+    def phase_at(self, epoch: int) -> Phase:
+        return Phase.HEAD if epoch < self.switch_epoch else Phase.FINETUNE
+
+    @property
+    def finetune_lr(self) -> float:
+        return self.lr * self.finetune_lr_ratio
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One labelled image: its resolved path, its path relative to the data root, its class index."""
+
+    path: Path
+    relpath: str
+    label: int
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Everything a dataset adapter found: classes, items and a stable split."""
+
+    root: Path
+    source: str
+    class_names: tuple[str, ...]
+    items: tuple[ImageItem, ...]
+    split: tuple[str, ...]  # parallel to items: "train", "val" or "test"
+
+    def indices(self, name: str) -> list[int]:
+        return [i for i, s in enumerate(self.split) if s == name]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        table = {s: {c: 0 for c in self.class_names} for s in SPLITS}
+        for item, s in zip(self.items, self.split):
+            table[s][self.class_names[item.label]] += 1
+        return table
+
+
+@dataclass
+class ImageTable:
+    """Decoded, resized images held in memory, with labels and split indices."""
+
+    images: np.ndarray  # uint8, (N, H, W, 3)
+    labels: np.ndarray  # int64, (N,)
+    class_names: tuple[str, ...]
+    relpaths: tuple[str, ...]
+    splits: dict[str, np.ndarray]  # split name -> indices into images
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relpath, reason)
+    manifest_hash: str = ""
+    content_hashes: tuple[str, ...] = ()  # sha1 of each image file's bytes, parallel to images
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_weights(self) -> np.ndarray:
+        """Inverse-frequency weights from the training split (all ones when balanced)."""
+        counts = np.bincount(self.labels[self.splits["train"]], minlength=self.num_classes).astype(np.float64)
+        counts = np.maximum(counts, 1.0)
+        weights = counts.sum() / (self.num_classes * counts)
+        return weights.astype(np.float32)
+
+
+@dataclass
+class EpochResult:
+    """What the engine learns from one epoch."""
+
+    epoch: int
+    phase: Phase
+    train_loss: float
+    val_accuracy: float
+    val_balanced_accuracy: float
+    seconds: float
+
+
+@runtime_checkable
+class TrialSession(Protocol):
+    """One trial's model inside a framework adapter. The engine drives it epoch by epoch."""
+
+    def set_phase(self, phase: Phase) -> None:
+        """Switch between head-only training and fine-tuning (sets what is trainable and the lr)."""
+
+    def train_epoch(self) -> float:
+        """Train one epoch on the training split; return the mean loss."""
+
+    def predict_split(self, split: str) -> np.ndarray:
+        """Class probabilities, (N, classes), for the named split of the trial's data."""
+
+    def snapshot(self) -> Any:
+        """A copy of the current weights that ``restore`` can bring back."""
+
+    def restore(self, snapshot: Any) -> None:
+        """Bring back weights taken with ``snapshot``."""
+
+    def save(self, directory: Path) -> None:
+        """Write the trial's weights into ``directory`` so ``FrameworkAdapter.load`` can rebuild it."""
+
+    def close(self) -> None:
+        """Free what the session holds."""
+
+
+@runtime_checkable
+class ExportedModel(Protocol):
+    """A model loaded from an export folder: images in, class probabilities out."""
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """``batch`` is float32 (N, H, W, 3) in [0, 1]; returns probabilities (N, classes)."""
+
+
+@runtime_checkable
+class FrameworkAdapter(Protocol):
+    """What a framework plugin (torch, keras, ...) provides to the core."""
+
+    name: str
+    export_formats: tuple[str, ...]
+
+    def is_installed(self) -> bool:
+        """True when the framework can be imported here."""
+
+    def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> TrialSession:
+        """Build backbone plus head for ``config`` and return a session ready for phase 1."""
+
+    def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
+        """Rebuild a trained model saved by ``TrialSession.save``."""
+
+    def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
+        """Probabilities from a model returned by ``load``; ``batch`` as in ``ExportedModel``."""
+
+    def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
+        """Write ``model`` in ``fmt`` into ``out_dir``; return the model file's name."""
+
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> ExportedModel:
+        """Open an export folder written by ``export``."""
+
+
+@runtime_checkable
+class DatasetAdapter(Protocol):
+    """Turns a user's DATA argument into DataSplits."""
+
+    name: str
+
+    def claims(self, location: str) -> bool:
+        """True when this adapter knows how to read ``location``."""
+
+    def discover(self, location: str) -> DataSplits:
+        """Find classes and images under ``location``; raise UserError on bad input."""
+
+
+BackboneList = Sequence[BackboneSpec]
