@@ -1,0 +1,28 @@
+"""The dataset layer: adapters that find labelled images, a stable split, safe decoding, loading.
+
+Adapters (``FolderDataset``, ``CsvDataset``) turn a DATA argument into ``DataSplits``;
+``load_table`` decodes those images into an in-memory ``ImageTable``. The bundled
+sample data set is written by ``write_sample`` / ``ensure_sample``.
+"""
+
+from __future__ import annotations
+
+from .csv_manifest import CsvDataset
+from .folder import FolderDataset
+from .images import BadImage, decode_image
+from .loader import describe_skipped, load_table
+from .sample import default_sample_dir, ensure_sample, write_sample
+from .split import stable_split
+
+__all__ = [
+    "BadImage",
+    "CsvDataset",
+    "FolderDataset",
+    "decode_image",
+    "default_sample_dir",
+    "describe_skipped",
+    "ensure_sample",
+    "load_table",
+    "stable_split",
+    "write_sample",
+]

@@ -1,0 +1,124 @@
+"""The CSV manifest dataset adapter: a file with ``path`` and ``label`` columns."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from ..errors import UserError
+from ..types import DataSplits, ImageItem
+from .images import IMAGE_SUFFIXES
+from .paths import resolve_under
+from .split import stable_split
+
+
+class CsvDataset:
+    """Reads a CSV manifest whose header has ``path`` and ``label`` columns.
+
+    Relative paths are relative to the CSV's folder, which is the data root; every
+    path, absolute or not, must resolve inside it. Other columns are ignored.
+    """
+
+    name = "csv"
+
+    def __init__(self, val_fraction: float = 0.15, test_fraction: float = 0.15) -> None:
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+
+    def claims(self, location: str) -> bool:
+        """True when ``location`` is an existing file whose name ends in ``.csv`` (any case)."""
+        path = Path(location).expanduser()
+        return path.suffix.lower() == ".csv" and path.is_file()
+
+    def discover(self, location: str) -> DataSplits:
+        """Read the manifest, check every row, and split the images stably."""
+        csv_path = Path(location).expanduser()
+        root = csv_path.resolve().parent
+        rows = _read_rows(csv_path)
+        entries: list[tuple[str, Path, str]] = []  # (relpath, resolved path, label)
+        first_line: dict[Path, int] = {}
+        for line, raw_path, label in rows:
+            where = f"{csv_path} line {line}"
+            if not raw_path:
+                raise UserError(f"{where}: the path is empty. Give every row the image's path in the path column.")
+            if not label:
+                raise UserError(f"{where}: the label is empty. Give every row a class name in the label column.")
+            resolved = resolve_under(root, raw_path, context=where)
+            if not Path(raw_path).name.lower().endswith(IMAGE_SUFFIXES):
+                raise UserError(
+                    f"{where}: {raw_path!r} is not a supported image type ({', '.join(IMAGE_SUFFIXES)}). "
+                    f"Convert it or remove the row."
+                )
+            if not resolved.is_file():
+                raise UserError(
+                    f"{where}: image file {raw_path!r} does not exist (paths are relative to the CSV's "
+                    f"folder {root}). Fix the path or remove the row."
+                )
+            if resolved in first_line:
+                raise UserError(
+                    f"{where}: {raw_path!r} is listed again (first on line {first_line[resolved]}). "
+                    f"Remove the duplicate row."
+                )
+            first_line[resolved] = line
+            entries.append((_relpath(root, raw_path, resolved), resolved, label))
+        if not entries:
+            raise UserError(f"{csv_path} has a header but no rows. Add one row per image: path,label.")
+        class_names = tuple(sorted({label for _, _, label in entries}))
+        if len(class_names) < 2:
+            raise UserError(
+                f"{csv_path} has only one class ({class_names[0]!r}). Classification needs at least two: "
+                f"add rows with another label."
+            )
+        index = {name: i for i, name in enumerate(class_names)}
+        items = tuple(ImageItem(path=path, relpath=rel, label=index[label]) for rel, path, label in entries)
+        split = stable_split(
+            [item.relpath for item in items],
+            [item.label for item in items],
+            self.val_fraction,
+            self.test_fraction,
+        )
+        return DataSplits(root=root, source=f"csv {csv_path}", class_names=class_names, items=items, split=split)
+
+
+def _read_rows(csv_path: Path) -> list[tuple[int, str, str]]:
+    """(1-based line number, path, label) for each non-blank data row, values stripped."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise UserError(f"{csv_path} is empty. It needs a header row with path and label columns.")
+            columns = [name.strip().lower() for name in header]
+            if "path" not in columns or "label" not in columns:
+                raise UserError(
+                    f"{csv_path}: the header row must have 'path' and 'label' columns; it has "
+                    f"{', '.join(repr(c) for c in header) or 'none'}. Add a first line like path,label."
+                )
+            path_col, label_col = columns.index("path"), columns.index("label")
+            rows = []
+            for record in reader:
+                if not any(value.strip() for value in record):
+                    continue
+                rows.append((reader.line_num, _cell(record, path_col), _cell(record, label_col)))
+            return rows
+    except UnicodeDecodeError:
+        raise UserError(f"{csv_path} is not UTF-8 text. Save the manifest as UTF-8 CSV.") from None
+    except csv.Error as exc:
+        raise UserError(f"{csv_path} is not valid CSV ({exc}). Fix the file and try again.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot read {csv_path}: {exc.strerror or exc}.") from None
+
+
+def _cell(record: list[str], column: int) -> str:
+    """The stripped value in ``column``, or "" when the row is too short."""
+    return record[column].strip() if column < len(record) else ""
+
+
+def _relpath(root: Path, raw_path: str, resolved: Path) -> str:
+    """The row's path relative to the root in POSIX form, as written (normalised), else as resolved."""
+    written = Path(raw_path)
+    absolute = Path(os.path.normpath(written if written.is_absolute() else root / written))
+    if absolute.is_relative_to(root):
+        return absolute.relative_to(root).as_posix()
+    return resolved.relative_to(root).as_posix()

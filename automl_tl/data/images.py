@@ -1,0 +1,143 @@
+"""Safe image decoding: bytes in, a square uint8 RGB array out.
+
+Every image a user hands us is untrusted. ``decode_image`` reads only the header
+before checking the pixel count against a cap, accepts only a few common formats
+(sniffed from the bytes, not the file name), and turns every decoder failure into
+``BadImage`` so that the caller can skip the file and say why.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+"""File name endings that count as images when discovering data (case-insensitive)."""
+
+DEFAULT_MAX_PIXELS = 40_000_000
+"""Images with more pixels than this (width * height) are refused before decoding."""
+
+DECODE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG covers MPO (camera multi-picture JPEG)
+"""Formats the decoder will parse, whatever the file is called (a renamed WebP still works)."""
+
+# Everything Pillow's plugins are known to raise on corrupt or hostile input.
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    TypeError,
+    KeyError,
+    ZeroDivisionError,
+    Image.DecompressionBombError,
+)
+
+# EXIF orientation tag -> the transpose that shows the image upright.
+_ORIENTATION_TAG = 0x0112
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+_WHITE = (255, 255, 255)
+
+
+class BadImage(Exception):
+    """A file that cannot be used as an image; the message is a short reason."""
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a non-hidden file name ending in one of ``IMAGE_SUFFIXES`` (any case)."""
+    name = Path(path).name
+    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode ``data`` into a uint8 array of shape (image_size, image_size, 3), RGB.
+
+    The width * height from the header is checked against ``max_pixels`` before any
+    pixel is decoded. Grayscale, palette, 16-bit, CMYK and images with alpha become
+    RGB (transparent areas are laid over white); the EXIF orientation is applied; the
+    image is stretched to a square with bilinear resampling. Raises ``BadImage`` for a
+    corrupt, truncated, oversized or unsupported file.
+    """
+    if image_size < 1:
+        raise ValueError(f"image_size must be at least 1, got {image_size}")
+    try:
+        with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise BadImage(f"{width}x{height} pixels is over the cap of {max_pixels:,} pixels")
+            orientation = _orientation(im)
+            if im.format in ("JPEG", "MPO"):
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale; the result stays >= image_size.
+                im.draft(None, (image_size, image_size))
+            rgb = _to_rgb(im)
+            if rgb.size != (image_size, image_size):
+                rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            if orientation is not None:
+                rgb = rgb.transpose(orientation)
+            array = np.asarray(rgb, dtype=np.uint8)
+    except BadImage:
+        raise
+    except Image.DecompressionBombError:
+        raise BadImage("too many pixels: over Pillow's decompression-bomb limit") from None
+    except Image.UnidentifiedImageError:
+        raise BadImage("not a JPEG or PNG image (unknown or corrupt header)") from None
+    except _DECODE_ERRORS as exc:
+        raise BadImage(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None
+    if array.shape != (image_size, image_size, 3):  # defensive: Pillow should never do this
+        raise BadImage(f"decoded to an unexpected shape {array.shape}")
+    return array
+
+
+def to_model_input(images_uint8: np.ndarray) -> np.ndarray:
+    """Scale uint8 images (N, H, W, 3) to float32 in [0, 1]; mean/std is the model's job."""
+    return np.asarray(images_uint8, dtype=np.float32) / np.float32(255.0)
+
+
+def _orientation(im: Image.Image) -> Image.Transpose | None:
+    """The transpose that the EXIF orientation tag asks for, if any."""
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG)
+    except _DECODE_ERRORS:
+        return None  # a broken EXIF block is no reason to lose the image
+    return _ORIENTATION.get(value) if isinstance(value, int) else None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Convert any Pillow mode we may meet to 8-bit RGB."""
+    mode = im.mode
+    if mode == "RGB":
+        im.load()
+        return im
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_wide_to_uint8(np.asarray(im), sixteen_bit=mode.startswith("I;16")), "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")
+
+
+def _wide_to_uint8(array: np.ndarray, sixteen_bit: bool) -> np.ndarray:
+    """Wide grayscale to uint8: a 16-bit range (known, or guessed from values over 255) is scaled down."""
+    values = array.astype(np.float64)
+    if sixteen_bit or (values.size and float(values.max()) > 255.0):
+        values = values * (255.0 / 65535.0)
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)

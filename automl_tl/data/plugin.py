@@ -1,0 +1,21 @@
+"""The built-in dataset plugin: CSV manifests and folder-per-class data."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..hookspecs import hookimpl
+from ..types import DatasetAdapter
+from .csv_manifest import CsvDataset
+from .folder import FolderDataset
+
+
+@hookimpl
+def register_datasets(register: Callable[[DatasetAdapter], None]) -> None:
+    """Register the CSV manifest adapter ("csv") and the folder-per-class adapter ("folder").
+
+    The CSV adapter comes first: it claims only ``*.csv`` files, the folder adapter
+    only directories, so the order matters only for third-party adapters added later.
+    """
+    register(CsvDataset())
+    register(FolderDataset())
