@@ -1,0 +1,1 @@
+"""The built-in PyTorch adapter and torchvision backbones, loaded as an ordinary plugin."""

@@ -1,0 +1,85 @@
+"""The PyTorch framework adapter: the object the core talks to."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
+
+DEFAULT_CACHE_GB = 4.0
+
+
+def configure_cpu_threads() -> None:
+    """Use every core for intra-op work (torch's default can be lower inside containers)."""
+    import torch
+
+    wanted = int(os.environ.get("AUTOML_TL_THREADS", "0")) or (os.cpu_count() or 1)
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+
+
+class TorchAdapter:
+    """Implements automl_tl.types.FrameworkAdapter with torchvision backbones."""
+
+    name = "torch"
+    export_formats = ("torchscript", "onnx")
+
+    def __init__(self) -> None:
+        self._cache: Any = None
+
+    def is_installed(self) -> bool:
+        return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("torchvision") is not None
+
+    @property
+    def device(self) -> Any:
+        import torch
+
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @property
+    def cache(self) -> Any:
+        if self._cache is None:
+            from .cache import ActivationCache
+
+            gigabytes = float(os.environ.get("AUTOML_TL_CACHE_GB", DEFAULT_CACHE_GB))
+            self._cache = ActivationCache(int(gigabytes * 2**30))
+        return self._cache
+
+    def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
+        import torchvision  # noqa: F401  (torchvision before any tensorflow import: see docs/decisions.md)
+
+        from .session import TorchTrialSession
+
+        configure_cpu_threads()
+        session = TorchTrialSession(spec, config, data, self.cache, self.device)
+        return session
+
+    def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
+        from .session import load_trained
+
+        return load_trained(spec, directory, num_classes, config)
+
+    def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        from .exporting import _nchw
+        from .model import NormalisedClassifier
+
+        wrapped = NormalisedClassifier(model, preprocessing.mean, preprocessing.std).eval()
+        with torch.no_grad():
+            return wrapped(torch.from_numpy(_nchw(batch))).numpy()
+
+    def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
+        from .exporting import export_model
+
+        return export_model(model, preprocessing, fmt, out_dir)
+
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> ExportedModel:
+        from .exporting import load_exported_model
+
+        return load_exported_model(out_dir, fmt, model_file)

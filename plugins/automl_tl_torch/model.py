@@ -1,0 +1,106 @@
+"""Backbone-as-blocks plus a new head, built from a BackboneSpec."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from automl_tl.errors import UserError
+from automl_tl.types import BackboneSpec
+
+
+def _module_at(model: nn.Module, path: str) -> nn.Module:
+    """``"layer1.0"`` -> that submodule; ``"conv1+bn1"`` -> those modules in sequence."""
+    parts = [p for p in path.split("+") if p]
+    modules = [model.get_submodule(p) for p in parts]
+    return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+
+class BlockStack(nn.Module):
+    """A backbone cut into its declared blocks, followed by global pooling.
+
+    ``forward_from(x, start)`` runs blocks ``start..`` on an activation taken after
+    block ``start - 1``: that is what lets frozen prefixes be computed once and cached.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], post_pool: Sequence[nn.Module] = ()) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.post_pool = nn.Sequential(*post_pool)
+
+    def run_blocks(self, x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        for block in self.blocks[start:stop]:
+            x = block(x)
+        return x
+
+    def pool_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.post_pool(self.pool(x)), 1)
+
+    def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        return self.pool_features(self.run_blocks(x, start, len(self.blocks)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_from(x, 0)
+
+
+def build_head(feature_dim: int, hidden_units: int, dropout: float, num_classes: int) -> nn.Sequential:
+    """0 hidden units means a linear (softmax) layer, as in the classic bottleneck recipe."""
+    if hidden_units <= 0:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(feature_dim, hidden_units),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden_units, num_classes),
+    )
+
+
+class Classifier(nn.Module):
+    """Backbone blocks, pooling, new head. Input: normalised NCHW; output: logits."""
+
+    def __init__(self, backbone: BlockStack, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def build_block_stack(spec: BackboneSpec, pretrained: bool) -> BlockStack:
+    try:
+        model = spec.factory(pretrained)
+    except Exception as exc:
+        if pretrained and not spec.weights_available():
+            raise UserError(
+                f"The pretrained weights of backbone {spec.name!r} are not available here and could not be "
+                f"downloaded ({type(exc).__name__}: {exc}). Put the file in "
+                f"{spec.weights.where if spec.weights else 'the framework cache'} or choose another backbone."
+            ) from None
+        raise
+    blocks = [_module_at(model, path) for path in spec.blocks]
+    post_pool = [_module_at(model, path) for path in spec.options.get("post_pool", [])]
+    return BlockStack(blocks, post_pool)
+
+
+def build_classifier(
+    spec: BackboneSpec, num_classes: int, hidden_units: int, dropout: float, pretrained: bool = True
+) -> Classifier:
+    return Classifier(build_block_stack(spec, pretrained), build_head(spec.feature_dim, hidden_units, dropout, num_classes))
+
+
+class NormalisedClassifier(nn.Module):
+    """What gets exported: NCHW RGB in [0, 1] in, class probabilities out."""
+
+    def __init__(self, classifier: Classifier, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier((x - self.mean) / self.std), dim=1)

@@ -1,0 +1,24 @@
+"""Hook implementations of the built-in PyTorch plugin (entry point ``torch`` in group ``automl_tl``)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from automl_tl.hookspecs import hookimpl
+from automl_tl.types import BackboneSpec, FrameworkAdapter
+
+from .adapter import TorchAdapter
+from .backbones import torchvision_backbones
+
+
+@hookimpl
+def register_frameworks(register: Callable[[FrameworkAdapter], None]) -> None:
+    """Register the PyTorch adapter under the name ``torch``."""
+    register(TorchAdapter())
+
+
+@hookimpl
+def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
+    """Register the torchvision backbones (mobilenet_v2, resnet18, convnext_tiny, ...)."""
+    for spec in torchvision_backbones():
+        register(spec)

@@ -1,0 +1,171 @@
+"""One trial's model in PyTorch: phase 1 on cached pooled features, phase 2 from cached block activations."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
+
+from .cache import ActivationCache, PrefixFeatures, split_tensor
+from .model import Classifier, build_classifier
+
+WEIGHTS_FILE = "weights.pt"
+LAYOUT_FILE = "layout.json"
+
+
+def set_batchnorm_inference(module: nn.Module) -> None:
+    """Put every BatchNorm inside ``module`` in inference mode (running statistics frozen)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.eval()
+
+
+class TorchTrialSession:
+    """Implements automl_tl.types.TrialSession for torch models."""
+
+    def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
+                 cache: ActivationCache, device: torch.device) -> None:
+        torch.manual_seed(config.seed)
+        self.spec, self.config, self.data, self.device = spec, config, data, device
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.model: Classifier = build_classifier(
+            spec, data.num_classes, config.head_units, config.head_dropout, pretrained=spec.pretrained
+        ).to(device)
+        self.n_blocks = len(self.model.backbone.blocks)
+        self.frozen = config.frozen_blocks(self.n_blocks)
+        # Pretrained prefixes are the same in every trial; a from-scratch backbone's depend on the seed.
+        weights_tag = spec.name if spec.pretrained else f"{spec.name}@seed{config.seed}"
+        self.features = PrefixFeatures(cache, weights_tag, data, self.model.backbone, spec.mean, spec.std, device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(data.class_weights()).to(device))
+        self.labels = torch.from_numpy(data.labels)
+        self.phase: Phase | None = None
+        self.backbone_touched = False  # True once any backbone weight has left its pretrained value
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._inputs: torch.Tensor | None = None
+
+    # -- phases ---------------------------------------------------------------------------
+    def set_phase(self, phase: Phase) -> None:
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        trainable: list[nn.Parameter] = list(self.model.head.parameters())
+        if phase is Phase.HEAD:
+            self._inputs = self.features.pooled()
+            lr = self.config.lr
+        else:
+            self._inputs = self.features.after_block(self.frozen)
+            for block in self.model.backbone.blocks[self.frozen :]:
+                trainable.extend(block.parameters())
+            trainable.extend(self.model.backbone.post_pool.parameters())
+            lr = self.config.finetune_lr
+        for p in trainable:
+            p.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(trainable, lr=lr)
+        self.phase = phase
+
+    def _train_mode(self) -> None:
+        self.model.eval()
+        self.model.head.train()
+        if self.phase is Phase.FINETUNE:
+            for block in self.model.backbone.blocks[self.frozen :]:
+                block.train()
+            self.model.backbone.post_pool.train()
+            if self.config.unfrozen_bn == "frozen":
+                set_batchnorm_inference(self.model.backbone)
+
+    def _forward(self, inputs: torch.Tensor, pristine_path: bool) -> torch.Tensor:
+        if pristine_path:
+            return self.model.head(inputs)
+        return self.model.head(self.model.backbone.forward_from(inputs, self.frozen))
+
+    def train_epoch(self) -> float:
+        assert self.optimizer is not None and self._inputs is not None, "set_phase first"
+        train_idx = torch.from_numpy(self.data.splits["train"])
+        order = train_idx[torch.randperm(len(train_idx), generator=self.generator)]
+        self._train_mode()
+        head_only = self.phase is Phase.HEAD
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.config.batch_size):
+            batch = order[start : start + self.config.batch_size]
+            if len(batch) < 2 and count:
+                continue  # a lone sample breaks BatchNorm in training mode
+            x = self._inputs[batch].to(self.device)
+            y = self.labels[batch].to(self.device)
+            loss = self.loss_fn(self._forward(x, head_only), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            count += len(batch)
+        if not head_only:
+            self.backbone_touched = True
+        return total / max(count, 1)
+
+    # -- evaluation -----------------------------------------------------------------------
+    def predict_split(self, split: str) -> np.ndarray:
+        self.model.eval()
+        pristine = not self.backbone_touched
+        source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
+        inputs = split_tensor(source, self.data.splits[split])
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, len(inputs), 256):
+                logits = self._forward(inputs[start : start + 256].to(self.device), pristine)
+                outputs.append(torch.softmax(logits, dim=1).cpu())
+        if not outputs:
+            return np.zeros((0, self.data.num_classes), dtype=np.float32)
+        return torch.cat(outputs).numpy()
+
+    # -- weights --------------------------------------------------------------------------
+    def _trained_state(self) -> dict[str, torch.Tensor]:
+        """The weights that differ from the pretrained backbone: head, and fine-tuned blocks."""
+        state = {f"head.{k}": v for k, v in self.model.head.state_dict().items()}
+        if self.backbone_touched or not self.spec.pretrained:
+            for i in range(self.frozen if self.spec.pretrained else 0, self.n_blocks):
+                state.update({f"backbone.blocks.{i}.{k}": v for k, v in self.model.backbone.blocks[i].state_dict().items()})
+            state.update({f"backbone.post_pool.{k}": v for k, v in self.model.backbone.post_pool.state_dict().items()})
+        return state
+
+    def snapshot(self) -> Any:
+        return {"state": copy.deepcopy(self._trained_state()), "touched": self.backbone_touched}
+
+    def restore(self, snapshot: Any) -> None:
+        if self.backbone_touched and not snapshot["touched"]:
+            # Going back to a head-only snapshot: the blocks must return to their pretrained values.
+            pristine = build_classifier(self.spec, self.data.num_classes, self.config.head_units,
+                                        self.config.head_dropout, pretrained=self.spec.pretrained)
+            self.model.backbone.load_state_dict(pristine.backbone.state_dict())
+        self.model.load_state_dict(snapshot["state"], strict=False)
+        self.backbone_touched = snapshot["touched"]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self._trained_state().items()}
+        torch.save(state, directory / WEIGHTS_FILE)
+        layout = {"backbone": self.spec.name, "frozen_blocks": self.frozen, "blocks": self.n_blocks,
+                  "pretrained": self.spec.pretrained, "weights_source": self.spec.weights.source if self.spec.weights else None,
+                  "keys": sorted(state)}
+        (directory / LAYOUT_FILE).write_text(json.dumps(layout, indent=2))
+
+    def close(self) -> None:
+        self.optimizer = None
+        self._inputs = None
+
+
+def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
+    """Rebuild a saved trial: the pretrained backbone, then the saved (fine-tuned) weights over it."""
+    model = build_classifier(spec, num_classes, config.head_units, config.head_dropout, pretrained=spec.pretrained)
+    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"{directory / WEIGHTS_FILE} has weights this model lacks: {unexpected[:5]}")
+    head_missing = [k for k in missing if k.startswith("head.")]
+    if head_missing:
+        raise ValueError(f"{directory / WEIGHTS_FILE} lacks head weights: {head_missing[:5]}")
+    return model.eval()

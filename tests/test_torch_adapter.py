@@ -1,0 +1,156 @@
+"""The PyTorch adapter: freeze semantics, BatchNorm modes, the activation cache, save/load, export parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from automl_tl.space import config_from_params
+from automl_tl.types import Phase
+from automl_tl_torch.adapter import TorchAdapter
+from automl_tl_torch.backbones import torchvision_backbones
+from automl_tl_torch.cache import ActivationCache, PrefixFeatures, normalised_images
+from automl_tl_torch.model import build_block_stack
+from automl_tl_torch.session import load_trained
+
+from .torch_inline import random_table, tiny_spec
+
+
+def config(freeze=0.5, bn="train", switch=1, epochs=3, head=0):
+    return config_from_params(dict(backbone="tiny_cnn", freeze_fraction=freeze, head_units=head, head_dropout=0.0,
+                                   lr=1e-2, finetune_lr_ratio=0.5, switch_epoch=switch, unfrozen_bn=bn),
+                              epochs=epochs, image_size=16, batch_size=8)
+
+
+def block_state(session, index):
+    return {k: v.clone() for k, v in session.model.backbone.blocks[index].state_dict().items()}
+
+
+def states_equal(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_frozen_blocks_and_their_batchnorm_never_change():
+    session = TorchAdapter().start_trial(tiny_spec(), config(freeze=0.5), random_table())
+    before = [block_state(session, i) for i in range(4)]
+    session.set_phase(Phase.HEAD)
+    session.train_epoch()
+    assert all(states_equal(before[i], block_state(session, i)) for i in range(4)), "phase 1 trains the head only"
+    session.set_phase(Phase.FINETUNE)
+    session.train_epoch()
+    assert states_equal(before[0], block_state(session, 0)) and states_equal(before[1], block_state(session, 1))
+    assert not states_equal(before[3], block_state(session, 3)), "unfrozen blocks learn in phase 2"
+
+
+def test_unfrozen_batchnorm_can_stay_in_inference_mode():
+    session = TorchAdapter().start_trial(tiny_spec(), config(freeze=0.5, bn="frozen"), random_table())
+    before = block_state(session, 3)
+    session.set_phase(Phase.FINETUNE)
+    session.train_epoch()
+    after = block_state(session, 3)
+    stats = [k for k in before if "running_mean" in k or "running_var" in k]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
+
+
+def test_cached_prefix_equals_direct_computation_and_reuses_the_deepest_block():
+    data = random_table()
+    spec = tiny_spec()
+    stack = build_block_stack(spec, pretrained=True).eval()
+    cache = ActivationCache(2**30)
+    features = PrefixFeatures(cache, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu"))
+    images = normalised_images(data, spec.mean, spec.std)
+    with torch.no_grad():
+        direct = stack.run_blocks(images, 0, 3)
+        pooled = stack.forward(images)
+    after_one = features.after_block(1)
+    hits = cache.hits
+    assert torch.allclose(features.after_block(3), direct, atol=1e-5)
+    assert cache.hits > hits, "block 3 must start from cached block 1"
+    assert torch.allclose(features.pooled(), pooled, atol=1e-5)
+    assert after_one.shape[0] == len(data.labels)
+
+
+def test_cache_is_keyed_by_data_and_bounded():
+    spec = tiny_spec()
+    stack = build_block_stack(spec, pretrained=True).eval()
+    cache = ActivationCache(2**30)
+    one = PrefixFeatures(cache, spec.name, random_table(seed=0), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
+    two = PrefixFeatures(cache, spec.name, random_table(seed=1), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
+    assert not torch.equal(one, two), "changed images must never be served stale"
+    small = ActivationCache(max_bytes=1)
+    PrefixFeatures(small, spec.name, random_table(), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
+    assert len(small._entries) == 1
+
+
+def test_training_learns_the_signal():
+    session = TorchAdapter().start_trial(tiny_spec(), config(freeze=0.0, switch=1, epochs=4), random_table(n_per_split=32))
+    session.set_phase(Phase.HEAD)
+    session.train_epoch()
+    session.set_phase(Phase.FINETUNE)
+    for _ in range(4):
+        session.train_epoch()
+    probabilities = session.predict_split("val")
+    labels = random_table(n_per_split=32).labels[random_table(n_per_split=32).splits["val"]]
+    assert np.mean(probabilities.argmax(1) == labels) > 0.8
+
+
+@pytest.mark.parametrize("touched", [False, True])
+def test_save_and_load_round_trip(tmp_path, touched):
+    data = random_table()
+    adapter = TorchAdapter()
+    cfg = config(freeze=0.25, head=16)
+    session = adapter.start_trial(tiny_spec(), cfg, data)
+    session.set_phase(Phase.HEAD)
+    session.train_epoch()
+    if touched:
+        session.set_phase(Phase.FINETUNE)
+        session.train_epoch()
+    expected = session.predict_split("test")
+    session.save(tmp_path)
+    model = load_trained(tiny_spec(), tmp_path, data.num_classes, cfg)
+    batch = data.images[data.splits["test"]].astype(np.float32) / 255.0
+    got = adapter.predict_loaded(model, tiny_spec().preprocessing(16), batch)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_restoring_a_head_only_snapshot_brings_pretrained_blocks_back():
+    data = random_table()
+    session = TorchAdapter().start_trial(tiny_spec(), config(freeze=0.0), data)
+    session.set_phase(Phase.HEAD)
+    session.train_epoch()
+    snapshot = session.snapshot()
+    expected = session.predict_split("val")
+    session.set_phase(Phase.FINETUNE)
+    session.train_epoch()
+    session.restore(snapshot)
+    np.testing.assert_allclose(session.predict_split("val"), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_parity(tmp_path, fmt):
+    data = random_table()
+    adapter = TorchAdapter()
+    cfg = config(freeze=0.5)
+    session = adapter.start_trial(tiny_spec(), cfg, data)
+    session.set_phase(Phase.FINETUNE)
+    session.train_epoch()
+    session.save(tmp_path / "trial")
+    model = load_trained(tiny_spec(), tmp_path / "trial", data.num_classes, cfg)
+    pre = tiny_spec().preprocessing(16)
+    (tmp_path / "out").mkdir()
+    model_file = adapter.export(model, pre, fmt, tmp_path / "out")
+    exported = adapter.load_exported(tmp_path / "out", fmt, model_file)
+    batch = data.images[:5].astype(np.float32) / 255.0
+    np.testing.assert_allclose(exported.predict(batch), adapter.predict_loaded(model, pre, batch), atol=1e-5)
+
+
+def test_torchvision_specs_declare_blocks_that_exist_with_the_declared_feature_size():
+    for spec in torchvision_backbones():
+        stack = build_block_stack(spec, pretrained=False).eval()
+        assert len(stack.blocks) == len(spec.blocks)
+        with torch.no_grad():
+            features = stack(torch.zeros(1, 3, 64, 64))
+        assert features.shape == (1, spec.feature_dim), spec.name
+        assert spec.framework == "torch" and spec.weights is not None
