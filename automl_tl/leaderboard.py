@@ -1,0 +1,70 @@
+"""Study summaries: the leaderboard table and the JSON that ``show`` prints."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+
+def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(completed, key=lambda t: (-(t.value or 0.0), t.number))
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) else "-"
+
+
+def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
+    table = Table(title=f"Leaderboard of study {study.study_name!r} (top {top} completed trials)")
+    for column in ("#", "val acc", "test acc", "bal. acc", "framework", "backbone", "pretrained", "frozen",
+                   "head", "lr", "ft ratio", "switch", "BN", "secs"):
+        table.add_column(column, justify="right" if column not in ("framework", "backbone") else "left")
+    for trial in ranked_trials(study)[:top]:
+        p, a = trial.params, trial.user_attrs
+        table.add_row(
+            str(trial.number),
+            _fmt(trial.value, ".4f"),
+            _fmt(a.get("test_accuracy"), ".4f"),
+            _fmt(a.get("val_balanced_accuracy"), ".4f"),
+            str(a.get("framework", "?")),
+            str(p.get("backbone")),
+            "yes" if a.get("pretrained", True) else "[red]no[/]",
+            f"{a.get('frozen_blocks', '?')}/{a.get('blocks', '?')}",
+            str(p.get("head_units") or "linear"),
+            _fmt(p.get("lr"), ".1e"),
+            _fmt(p.get("finetune_lr_ratio"), ".2f"),
+            str(p.get("switch_epoch")),
+            str(p.get("unfrozen_bn", "-")),
+            _fmt(a.get("seconds"), ".0f"),
+        )
+    return table
+
+
+def study_summary(study: optuna.Study) -> dict[str, Any]:
+    """Counts by state, best value, best params and best trial, as ``show --json`` prints them."""
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    ranked = ranked_trials(study)
+    best = ranked[0] if ranked else None
+    failures = [{"trial": t.number, "reason": t.user_attrs.get("fail_reason", "")} for t in trials if t.state == TrialState.FAIL]
+    return {
+        "study": study.study_name,
+        "counts": {state.name: counts.get(state.name, 0) for state in TrialState},
+        "finished": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0),
+        "best_value": best.value if best else None,
+        "best_params": dict(best.params) if best else None,
+        "best_trial": {
+            "number": best.number,
+            "value": best.value,
+            "params": dict(best.params),
+            "user_attrs": dict(best.user_attrs),
+            "duration_s": best.duration.total_seconds() if best and best.duration else None,
+        } if best else None,
+        "failures": failures,
+        "user_attrs": {k: v for k, v in study.user_attrs.items() if k != "fingerprint"},
+    }

@@ -1,0 +1,283 @@
+"""Create or resume a study, check its fingerprint, and run trials until the budget is met."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from . import __version__
+from .artifacts import discard_partial, finalize, partial_dir, save_parity_images
+from .engine import PruneTrial, TrialOutcome, run_trial
+from .errors import TrialFailure, UserError
+from .interrupts import storage_write
+from .fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
+from .plugins import Plugins
+from .progress import SearchProgress
+from .space import config_from_trial, search_space, space_json
+from .storage import is_sqlite, open_storage, redact
+from .types import ImageTable, TrialConfig
+
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+PRUNERS = ("median", "hyperband", "halving", "none")
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
+
+
+@dataclass
+class SearchSettings:
+    """Everything a search run needs besides the data and the plugins."""
+
+    study_name: str
+    storage_url: str
+    artifacts: Path
+    trials: int
+    epochs: int
+    image_size: int
+    backbones: list[str]
+    data_location: str
+    seed: int = 0
+    timeout: float | None = None
+    pruner: str = "median"
+    max_consecutive_failures: int = 10
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    ran: int = 0
+    stopped_by: str = "budget"  # "budget", "timeout", "failures"
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise UserError(f"--pruner {name!r}: choose one of {', '.join(PRUNERS)}.")
+
+
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+
+
+def fail_orphaned_trials(study: optuna.Study, storage_url: str) -> int:
+    """A SQLite study has one worker: trials still RUNNING were left by a killed process."""
+    if not is_sqlite(storage_url):
+        return 0
+    storage = open_storage(storage_url)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, "fail_reason", "the process running it was killed")
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    return len(orphans)
+
+
+def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create: bool = True) -> optuna.Study:
+    """Load the named study, or create it. A different fingerprint is refused with what changed."""
+    quiet_optuna()
+    storage = open_storage(settings.storage_url)
+    sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=8)
+    pruner = make_pruner(settings.pruner, settings.epochs)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
+    if settings.study_name in existing:
+        study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        old = study.user_attrs.get(FINGERPRINT_ATTR)
+        if old is not None:
+            changes = describe_changes(old, fingerprint)
+            if changes:
+                raise UserError(
+                    f"Study {settings.study_name!r} in {redact(settings.storage_url)} was created with a different "
+                    f"setup, so it cannot be resumed: {'; '.join(changes)}. Run with the original data and settings, "
+                    f"or start a new study with --study NEW_NAME."
+                )
+        return study
+    if not create:
+        raise UserError(f"No study named {settings.study_name!r} in {redact(settings.storage_url)}.")
+    study = optuna.create_study(
+        study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize"
+    )
+    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    return study
+
+
+def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
+    if "class_names" in study.user_attrs:
+        return
+    counts = {name: int(len(idx)) for name, idx in table.splits.items()}
+    study.set_user_attr("class_names", list(table.class_names))
+    study.set_user_attr("data_location", settings.data_location)
+    study.set_user_attr("split_counts", counts)
+    study.set_user_attr("epochs", settings.epochs)
+    study.set_user_attr("image_size", settings.image_size)
+    study.set_user_attr("artifacts", str(settings.artifacts))
+    study.set_user_attr("automl_tl_version", __version__)
+
+
+def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
+    return {
+        "val_accuracy": outcome.val_accuracy,
+        "val_balanced_accuracy": outcome.val_balanced_accuracy,
+        "test_accuracy": outcome.test_accuracy,
+        "test_balanced_accuracy": outcome.test_balanced_accuracy,
+        "best_epoch": outcome.best_epoch,
+        "best_phase": outcome.best_phase.value,
+        "seconds": round(outcome.seconds, 2),
+    }
+
+
+def describe_config(config: TrialConfig, n_blocks: int) -> str:
+    frozen = config.frozen_blocks(n_blocks)
+    tuning = f"fine-tune {n_blocks - frozen}/{n_blocks} blocks from epoch {config.switch_epoch + 1}" if config.finetunes(n_blocks) else "head only"
+    return f"{config.backbone}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
+
+
+class TrialRunner:
+    """Runs one asked trial through the engine and tells the study how it ended."""
+
+    def __init__(self, study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
+                 space: dict[str, Any], progress: SearchProgress | None) -> None:
+        self.study, self.settings, self.plugins, self.table = study, settings, plugins, table
+        self.space, self.progress = space, progress
+
+    def _report(self, number: int, state: str, value: float | None, text: str) -> None:
+        if self.progress is not None:
+            self.progress.trial_finished(number, state, value, text)
+
+    def run(self) -> TrialState:
+        with storage_write():
+            trial = self.study.ask()
+        number = trial.number
+        try:
+            config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
+                                       image_size=self.settings.image_size, seed=self.settings.seed)
+            spec = self.plugins.backbone(config.backbone)
+            adapter = self.plugins.framework(spec.framework)
+            trial.set_user_attr("framework", spec.framework)
+            trial.set_user_attr("pretrained", spec.pretrained)
+            trial.set_user_attr("frozen_blocks", config.frozen_blocks(len(spec.blocks)))
+            trial.set_user_attr("blocks", len(spec.blocks))
+            if self.progress is not None:
+                self.progress.trial_started(number, config)
+
+            def on_epoch(result: Any) -> None:
+                if self.progress is not None:
+                    self.progress.epoch_done(number, config, result)
+
+            def should_prune(result: Any) -> bool:
+                trial.report(result.val_accuracy, step=result.epoch)
+                return trial.should_prune()
+
+            outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
+                                save_to=partial_dir(self.settings.artifacts, number))
+        except PruneTrial as pruned:
+            discard_partial(self.settings.artifacts, number)
+            best = max(r.val_accuracy for r in pruned.history)
+            with storage_write():
+                trial.set_user_attr("val_accuracy", best)
+                self.study.tell(trial, state=TrialState.PRUNED)
+            self._report(number, "PRUNED", None, f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
+            return TrialState.PRUNED
+        except KeyboardInterrupt:
+            discard_partial(self.settings.artifacts, number)
+            with storage_write():
+                trial.set_user_attr("fail_reason", INTERRUPTED)
+                self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as exc:
+            discard_partial(self.settings.artifacts, number)
+            reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
+            with storage_write():
+                trial.set_user_attr("fail_reason", reason[:2000])
+                self.study.tell(trial, state=TrialState.FAIL)
+            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {reason[:300]}")
+            return TrialState.FAIL
+        attrs = outcome_attrs(outcome)
+        meta = {
+            "study": self.settings.study_name,
+            "trial": number,
+            "params": dict(trial.params),
+            "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "framework": spec.framework,
+            "backbone": spec.name,
+            "pretrained": spec.pretrained,
+            "class_names": list(self.table.class_names),
+            "preprocessing": spec.preprocessing(self.settings.image_size).to_dict(),
+            "metrics": attrs,
+            "automl_tl_version": __version__,
+        }
+        with storage_write():  # an interrupt here waits until the trial is told COMPLETE
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            finalize(self.settings.artifacts, number, meta)
+            self.study.tell(trial, outcome.val_accuracy)
+
+        n_blocks = len(spec.blocks)
+        self._report(number, "COMPLETE", outcome.val_accuracy,
+                     f"trial {number:>3}  val acc [bold]{outcome.val_accuracy:.4f}[/] (epoch {outcome.best_epoch + 1}, "
+                     f"{outcome.best_phase.value})  test {outcome.test_accuracy:.4f}  {outcome.seconds:5.1f}s  "
+                     f"{describe_config(config, n_blocks)}")
+        return TrialState.COMPLETE
+
+
+def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
+               on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
+    """Continue (or start) the study until it has ``settings.trials`` finished trials."""
+    space = search_space(settings.backbones, settings.epochs)
+    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
+    study = open_study(settings, fingerprint)
+    orphans = fail_orphaned_trials(study, settings.storage_url)
+    record_study_attrs(study, settings, table)
+    save_parity_images(settings.artifacts, table)
+    result = SearchResult(study=study)
+    if orphans:
+        result.notes.append(f"{orphans} trial(s) left running by a killed process were marked failed.")
+    finished = finished_count(study)
+    if on_ready is not None:
+        on_ready(study, finished)
+    if finished >= settings.trials:
+        result.notes.append(
+            f"Study {settings.study_name!r} already has {finished} finished trials (budget {settings.trials}); "
+            f"nothing to run. Raise --trials to add more."
+        )
+        return result
+    started = time.perf_counter()
+    deadline = started + settings.timeout if settings.timeout else None
+    best = study.best_value if any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) else None
+    failures_in_a_row = 0
+    with SearchProgress(console, settings.trials, finished, best) as progress:
+        runner = TrialRunner(study, settings, plugins, table, space, progress)
+        while finished < settings.trials:
+            if deadline is not None and time.perf_counter() >= deadline:
+                result.stopped_by = "timeout"
+                break
+            state = runner.run()
+            result.ran += 1
+            if state == TrialState.FAIL:
+                failures_in_a_row += 1
+                if failures_in_a_row >= settings.max_consecutive_failures:
+                    result.stopped_by = "failures"
+                    break
+            else:
+                failures_in_a_row = 0
+                finished += 1
+    result.seconds = time.perf_counter() - started
+    return result

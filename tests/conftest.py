@@ -1,0 +1,51 @@
+"""Shared fixtures: isolated study folders, a small slice of the real sample, an inline stub plugin."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import torchvision  # noqa: F401  (torchvision before anything that might pull in tensorflow)
+
+TESTS = Path(__file__).parent
+STUB_PLUGIN = str(TESTS / "stub_plugin.py")
+
+
+@pytest.fixture(autouse=True)
+def isolated_studies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own studies folder and never touches the user's."""
+    studies = tmp_path / "studies"
+    monkeypatch.setenv("AUTOML_TL_STUDIES", str(studies))
+    monkeypatch.delenv("AUTOML_TL_LOAD_PLUGINS", raising=False)
+    return studies
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 real Animal-MNIST images per class, as folder-per-class PNGs."""
+    from automl_tl.data.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample") / "animal_mnist", limit_per_class=20, progress=False)
+
+
+@pytest.fixture(scope="session")
+def medium_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 real Animal-MNIST images per class, enough to learn something in seconds."""
+    from automl_tl.data.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample") / "animal_mnist", limit_per_class=60, progress=False)
+
+
+@pytest.fixture
+def stub_plugins():
+    """Plugins with the built-ins plus the stub framework registered in code (no entry point)."""
+    import importlib.util
+
+    from automl_tl.plugins import load_plugins
+
+    spec = importlib.util.spec_from_file_location("stub_plugin_inline", STUB_PLUGIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return load_plugins(extra=[("stub", module)])

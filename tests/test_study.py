@@ -1,0 +1,107 @@
+"""Studies: budget counted as the study's total, resume, fingerprint refusal, failures, interrupts."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from rich.console import Console
+
+from automl_tl.artifacts import trial_dir
+from automl_tl.data import FolderDataset, load_table
+from automl_tl.errors import UserError
+from automl_tl.storage import artifacts_dir, storage_url
+from automl_tl.study import SearchSettings, fail_orphaned_trials, run_search
+
+
+def settings(data, name="s", trials=4, epochs=3, **changes):
+    values = dict(study_name=name, storage_url=storage_url(name, None), artifacts=artifacts_dir(name),
+                  trials=trials, epochs=epochs, image_size=16, backbones=["stub_net"], data_location=str(data))
+    values.update(changes)
+    return SearchSettings(**values)
+
+
+@pytest.fixture
+def table(small_sample):
+    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+
+
+def states(study):
+    return [t.state for t in study.get_trials(deepcopy=False)]
+
+
+def test_trials_is_the_studys_total_and_resume_adds_only_the_missing(stub_plugins, table, small_sample):
+    quiet = Console(quiet=True)
+    first = run_search(settings(small_sample, trials=3), stub_plugins, table, quiet)
+    assert first.ran == 3
+    second = run_search(settings(small_sample, trials=5), stub_plugins, table, quiet)
+    assert second.ran == 2
+    finished = [s for s in states(second.study) if s in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 5
+    again = run_search(settings(small_sample, trials=5), stub_plugins, table, quiet)
+    assert again.ran == 0 and "nothing to run" in again.notes[0]
+
+
+def test_completed_trials_keep_artifacts_and_metrics(stub_plugins, table, small_sample):
+    result = run_search(settings(small_sample, trials=2), stub_plugins, table, Console(quiet=True))
+    for trial in result.study.get_trials(states=(TrialState.COMPLETE,)):
+        assert (trial_dir(artifacts_dir("s"), trial.number) / "trial.json").is_file()
+        assert trial.value == trial.user_attrs["val_accuracy"]
+        assert {"test_accuracy", "val_balanced_accuracy", "best_epoch", "framework"} <= set(trial.user_attrs)
+    assert result.study.user_attrs["class_names"][:2] == ["bear", "bird"]
+
+
+def test_resume_with_a_different_setup_is_refused_and_says_what_changed(stub_plugins, table, small_sample):
+    run_search(settings(small_sample, trials=1), stub_plugins, table, Console(quiet=True))
+    with pytest.raises(UserError, match="--epochs changed from 3 to 4"):
+        run_search(settings(small_sample, trials=2, epochs=4), stub_plugins, table, Console(quiet=True))
+    other = load_table(FolderDataset().discover(str(small_sample)), 20, show_progress=False)
+    with pytest.raises(UserError, match="image-size changed from 16 to 20"):
+        run_search(settings(small_sample, trials=2, image_size=20), stub_plugins, other, Console(quiet=True))
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(stub_plugins, table, small_sample, monkeypatch):
+    monkeypatch.setenv("STUB_NAN_ABOVE_LR", "0.003")
+    result = run_search(settings(small_sample, trials=6), stub_plugins, table, Console(quiet=True))
+    trials = result.study.get_trials(deepcopy=False)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed, "some sampled learning rates are above the NaN threshold"
+    assert all("loss became nan" in t.user_attrs["fail_reason"] for t in failed)
+    assert len([t for t in trials if t.state != TrialState.FAIL]) == 6
+
+
+def test_an_exception_in_a_backbone_fails_only_that_trial(stub_plugins, table, small_sample, monkeypatch):
+    monkeypatch.setenv("STUB_RAISE_ON_HEAD", "128")
+    result = run_search(settings(small_sample, trials=6), stub_plugins, table, Console(quiet=True))
+    failed = result.study.get_trials(states=(TrialState.FAIL,))
+    assert all("stub backbone exploded" in t.user_attrs["fail_reason"] for t in failed)
+
+
+def test_interrupt_marks_the_running_trial_failed(stub_plugins, table, small_sample, monkeypatch):
+    from tests import stub_plugin
+
+    calls = {"n": 0}
+
+    def interrupt(self):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return 0.5
+
+    monkeypatch.setattr(stub_plugin.StubSession, "train_epoch", interrupt)
+    plugins = __import__("automl_tl.plugins", fromlist=["load_plugins"]).load_plugins(extra=[("stub", stub_plugin)])
+    with pytest.raises(KeyboardInterrupt):
+        run_search(settings(small_sample, trials=4), plugins, table, Console(quiet=True))
+    study = optuna.load_study(study_name="s", storage=storage_url("s", None))
+    assert TrialState.RUNNING not in states(study)
+    assert states(study).count(TrialState.FAIL) == 1
+    assert "interrupted" in study.get_trials(states=(TrialState.FAIL,))[0].user_attrs["fail_reason"]
+
+
+def test_trials_left_running_by_a_killed_process_are_failed_on_resume(stub_plugins, table, small_sample):
+    run_search(settings(small_sample, trials=1), stub_plugins, table, Console(quiet=True))
+    url = storage_url("s", None)
+    study = optuna.load_study(study_name="s", storage=url)
+    study.ask()  # a trial a SIGKILLed process never told
+    assert fail_orphaned_trials(study, url) == 1
+    assert TrialState.RUNNING not in states(study)
