@@ -1,0 +1,413 @@
+"""The command line: a thin layer over the core. Exit codes: 0 ok, 2 bad input, 1 internal error, 130 stopped."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+
+from . import __version__
+from .errors import UserError
+from .interrupts import interrupts_as_keyboard_interrupt
+
+# Logs and pipes get a wide console so tables stay readable; a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+DEFAULT_EPOCHS = 4
+DEFAULT_IMAGE_SIZE = 48
+DEFAULT_TRIALS = 50
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _plugins(args: argparse.Namespace) -> Any:
+    from .plugins import load_plugins
+
+    return load_plugins(plugin_files=getattr(args, "plugin", None) or [])
+
+
+def _data_location(data: str | None) -> str:
+    if data:
+        return data
+    from .data.sample import ensure_sample
+
+    return str(ensure_sample())
+
+
+def _frameworks(plugins: Any, choice: str) -> list[str]:
+    if choice == "all":
+        return [name for name, adapter in plugins.frameworks.items() if adapter.is_installed()]
+    if choice not in plugins.frameworks:
+        hint = " Install it with: pip install 'automl-tl[keras]'." if choice == "keras" else ""
+        raise UserError(f"--framework {choice}: no such framework plugin is loaded.{hint} Loaded: {', '.join(plugins.frameworks) or 'none'}.")
+    if not plugins.framework(choice).is_installed():
+        raise UserError(f"--framework {choice}: the framework is not installed in this environment.")
+    return [choice]
+
+
+def select_backbones(plugins: Any, frameworks: list[str], patterns: str | None) -> tuple[list[str], list[str]]:
+    """Backbones to search: matching names in the chosen frameworks whose pretrained weights are here.
+
+    Returns (usable, skipped-with-reason). A backbone without weights is never silently trained from scratch.
+    """
+    names = [n for n in plugins.backbones.names(patterns) if plugins.backbone(n).framework in frameworks]
+    usable, skipped = [], []
+    for name in names:
+        spec = plugins.backbone(name)
+        if not spec.pretrained or spec.weights_available():
+            usable.append(name)
+        else:
+            skipped.append(f"{name} (pretrained weights not found: {spec.weights.where if spec.weights else ''})")
+    if not usable:
+        if not names:
+            raise UserError(f"--backbones {patterns!r} matches no backbone of framework {', '.join(frameworks)}. See `automl-tl backbones`.")
+        raise UserError(
+            f"None of the chosen backbones has its pretrained weights available here: {'; '.join(skipped)}. "
+            f"Download them once with network access (torchvision's weights= API caches them), or run `make setup` "
+            f"for the offline MobileNetV2 weights."
+        )
+    return usable, skipped
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace) -> int:
+    from .data.loader import describe_skipped, load_table
+    from .leaderboard import leaderboard_table
+    from .storage import artifacts_dir, check_study_name, storage_url, study_name_for
+    from .study import SearchSettings, run_search
+
+    if args.trials < 1:
+        raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
+    if args.image_size < 16 or args.image_size > 1024:
+        raise UserError(f"--image-size {args.image_size}: choose between 16 and 1024 pixels.")
+    plugins = _plugins(args)
+    frameworks = _frameworks(plugins, args.framework)
+    backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
+    if skipped and args.backbones:
+        for line in skipped:
+            err_console.print(f"[yellow]skipping backbone[/] {line}")
+    elif skipped:
+        console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
+    location = _data_location(args.data)
+    splits = plugins.dataset_for(location).discover(location)
+    name = check_study_name(args.study or study_name_for(location))
+    counts = {s: len(splits.indices(s)) for s in ("train", "val", "test")}
+    console.print(f"[bold]Data[/] {splits.source}: {len(splits.class_names)} classes, "
+                  f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
+    table = load_table(splits, args.image_size, max_pixels=args.max_pixels, show_progress=True)
+    if table.skipped:
+        err_console.print(f"[yellow]warning[/] {describe_skipped(table.skipped)}")
+    url = storage_url(name, args.storage)
+    settings = SearchSettings(
+        study_name=name, storage_url=url, artifacts=artifacts_dir(name, args.artifacts), trials=args.trials,
+        epochs=args.epochs, image_size=args.image_size, backbones=backbones, data_location=str(Path(location).resolve()),
+        seed=args.seed, timeout=args.timeout, pruner=args.pruner,
+    )
+
+    def ready(study: Any, finished: int) -> None:
+        from .storage import redact
+
+        console.print(f"[bold]Study[/] {name!r} in {redact(url)}: {finished} finished, budget {args.trials}; "
+                      f"backbones: {', '.join(backbones)}")
+
+    result = run_search(settings, plugins, table, console, on_ready=ready)
+    for note in result.notes:
+        console.print(note)
+    console.print(leaderboard_table(result.study))
+    if result.stopped_by == "failures":
+        raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
+    if result.stopped_by == "timeout":
+        console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
+    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. Export the best with: "
+                  f"automl-tl export {name} --format onnx -o exports/{name}")
+    return 0
+
+
+def _load_study(name: str, storage: str | None) -> Any:
+    from .storage import check_study_name, open_storage, redact, storage_url, sqlite_path
+    from .study import quiet_optuna
+
+    import optuna
+
+    quiet_optuna()
+    check_study_name(name)
+    if storage is None and not sqlite_path(name).is_file():
+        raise UserError(f"No study named {name!r}: {sqlite_path(name)} does not exist. `automl-tl studies` lists them.")
+    url = storage_url(name, storage)
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        raise UserError(f"No study named {name!r} in {redact(url)}. `automl-tl studies` lists them.") from None
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .leaderboard import leaderboard_table, study_summary
+
+    study = _load_study(args.name, args.storage)
+    summary = study_summary(study)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in summary["counts"].items() if v)
+    console.print(f"[bold]Study {args.name!r}[/]: {counts or 'no trials'}")
+    best = summary["best_trial"]
+    if best:
+        attrs = best["user_attrs"]
+        console.print(f"Best trial {best['number']}: val acc {best['value']:.4f}, test acc {attrs.get('test_accuracy', float('nan')):.4f}, "
+                      f"balanced val acc {attrs.get('val_balanced_accuracy', float('nan')):.4f}")
+        console.print("Best params: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
+    console.print(leaderboard_table(study))
+    for failure in summary["failures"][-5:]:
+        console.print(f"[red]failed[/] trial {failure['trial']}: {failure['reason']}")
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    import optuna
+
+    from .storage import open_storage, redact, studies_dir
+    from .study import quiet_optuna
+
+    quiet_optuna()
+    urls = [args.storage] if args.storage else [f"sqlite:///{p}" for p in sorted(studies_dir().glob("*.db"))]
+    rows = []
+    for url in urls:
+        for summary in optuna.get_all_study_summaries(storage=open_storage(url), include_best_trial=True):
+            best = summary.best_trial
+            rows.append({"study": summary.study_name, "storage": redact(url), "trials": summary.n_trials,
+                         "best_value": best.value if best else None,
+                         "best_backbone": best.params.get("backbone") if best else None})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        console.print(f"No studies in {args.storage and redact(args.storage) or studies_dir()}.")
+        return 0
+    from rich.table import Table
+
+    table = Table(title="Studies")
+    for column in ("study", "trials", "best val acc", "best backbone", "storage"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["study"], str(row["trials"]), f"{row['best_value']:.4f}" if row["best_value"] is not None else "-",
+                      str(row["best_backbone"] or "-"), row["storage"])
+    console.print(table)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_trial
+    from .storage import artifacts_dir
+
+    study = _load_study(args.name, args.storage)
+    artifacts = Path(study.user_attrs.get("artifacts") or artifacts_dir(args.name, args.artifacts))
+    if args.artifacts:
+        artifacts = artifacts_dir(args.name, args.artifacts)
+    plugins = _plugins(args)
+    out_dir = Path(args.output).expanduser().resolve()
+    report = export_trial(plugins, study, artifacts, args.format, out_dir, args.trial, overwrite=args.overwrite)
+    console.print(f"Exported trial {report.trial} of {args.name!r} as {args.format} to [bold]{report.directory}[/]")
+    console.print(f"Parity check on {report.images_checked} validation images: largest probability difference "
+                  f"{report.max_difference:.2e}, same classes: {'yes' if report.same_classes else 'no'}")
+    console.print(f"Predict with: automl-tl predict {report.directory} IMAGE_OR_FOLDER [--top 3] [--json]")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import image_paths, load_export, predict_files
+
+    plugins = _plugins(args)
+    loaded = load_export(plugins, Path(args.model_dir))
+    results = predict_files(loaded, image_paths(args.paths), top=args.top)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        if "error" in result:
+            console.print(f"{result['path']}: [red]unreadable[/] ({result['error']})", highlight=False)
+        else:
+            tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in result["top"])
+            console.print(f"{result['path']}: {tops}", highlight=False)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data.loader import load_table
+    from .evaluate import evaluate_export
+    from .predict import load_export
+
+    plugins = _plugins(args)
+    loaded = load_export(plugins, Path(args.model_dir))
+    location = _data_location(args.data)
+    splits = plugins.dataset_for(location).discover(location)
+    table = load_table(splits, loaded.preprocessing.image_size, show_progress=True)
+    result = evaluate_export(loaded, table, args.split)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        console.print(f"{args.split} split: {result['images']} images, accuracy {result['accuracy']:.4f}, "
+                      f"balanced accuracy {result['balanced_accuracy']:.4f}")
+    return 0
+
+
+def cmd_backbones(args: argparse.Namespace) -> int:
+    plugins = _plugins(args)
+    rows = []
+    for name in plugins.backbones.names(args.pattern):
+        spec = plugins.backbone(name)
+        if args.framework and spec.framework != args.framework:
+            continue
+        rows.append({"name": name, "framework": spec.framework, "blocks": len(spec.blocks), "feature_dim": spec.feature_dim,
+                     "pretrained": spec.pretrained, "weights_available": spec.weights_available() if spec.pretrained else None,
+                     "weights": spec.weights.source if spec.weights else "none (trained from scratch)",
+                     "plugin": plugins.backbones.owner(name)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="Backbones")
+    for column in ("name", "framework", "blocks", "features", "weights here", "weights", "plugin"):
+        table.add_column(column)
+    for row in rows:
+        here = "from scratch" if not row["pretrained"] else ("[green]yes[/]" if row["weights_available"] else "[red]no[/]")
+        table.add_row(row["name"], row["framework"], str(row["blocks"]), str(row["feature_dim"]), here, row["weights"], row["plugin"])
+    console.print(table)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import plugin_rows
+
+    rows = plugin_rows(_plugins(args))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title="Plugins")
+    for column in ("name", "source", "frameworks", "backbones", "datasets"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row.get("error") and f"[red]failed: {row['error']}[/]" or row["source"],
+                      ", ".join(row["frameworks"]), f"{len(row['backbones'])}: " + ", ".join(row["backbones"][:4]) if row["backbones"] else "",
+                      ", ".join(row["datasets"]))
+    console.print(table)
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from .data.sample import default_sample_dir, write_sample
+
+    target = Path(args.directory).expanduser().resolve() if args.directory else default_sample_dir()
+    path = write_sample(target)
+    console.print(f"Sample data set (Animal-MNIST, 10 classes) is in {path}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", metavar="FILE.py", help="load a single-file plugin (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
+    parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    search = sub.add_parser("search", help="run or resume a study")
+    search.add_argument("data", nargs="?", metavar="DATA", help="folder with one sub-folder per class, or a CSV manifest (default: the bundled sample)")
+    search.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="the study's total of finished trials (default %(default)s)")
+    search.add_argument("--study", help="study name (default: the data folder's name)")
+    search.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///studies/NAME.db)")
+    search.add_argument("--artifacts", metavar="DIR", help="where trial weights are kept (default: studies/)")
+    search.add_argument("--framework", default="torch", help="torch, keras or all (default %(default)s)")
+    search.add_argument("--backbones", metavar="PATTERNS", help="comma-separated name patterns, e.g. 'mobilenet*,resnet18'")
+    search.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs per trial, both phases together (default %(default)s)")
+    search.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="square input size in pixels (default %(default)s)")
+    search.add_argument("--timeout", type=float, metavar="SEC", help="stop starting trials after this many seconds")
+    search.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
+    search.add_argument("--pruner", default="median", choices=["median", "hyperband", "halving", "none"], help="default %(default)s")
+    search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
+    _add_plugin_option(search)
+    search.set_defaults(func=cmd_search)
+
+    show = sub.add_parser("show", help="summarise a study")
+    show.add_argument("name")
+    show.add_argument("--storage", metavar="URL")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    studies = sub.add_parser("studies", help="list studies")
+    studies.add_argument("--storage", metavar="URL")
+    studies.add_argument("--json", action="store_true")
+    studies.set_defaults(func=cmd_studies)
+
+    export = sub.add_parser("export", help="export a trained trial (the best by default)")
+    export.add_argument("name")
+    export.add_argument("--format", required=True, choices=["torchscript", "onnx", "keras", "savedmodel"])
+    export.add_argument("-o", "--output", required=True, metavar="DIR")
+    export.add_argument("--trial", type=int)
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier automl-tl export in the same folder")
+    export.add_argument("--storage", metavar="URL")
+    export.add_argument("--artifacts", metavar="DIR")
+    _add_plugin_option(export)
+    export.set_defaults(func=cmd_export)
+
+    predict = sub.add_parser("predict", help="classify images with an exported model")
+    predict.add_argument("model_dir", metavar="MODEL_DIR")
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("--top", type=int, default=3)
+    predict.add_argument("--json", action="store_true")
+    _add_plugin_option(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy of an exported model on a split of a data set")
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR")
+    evaluate.add_argument("data", nargs="?", metavar="DATA")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--json", action="store_true")
+    _add_plugin_option(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    backbones = sub.add_parser("backbones", help="list backbones and whether their weights are here")
+    backbones.add_argument("pattern", nargs="?")
+    backbones.add_argument("--framework")
+    backbones.add_argument("--json", action="store_true")
+    _add_plugin_option(backbones)
+    backbones.set_defaults(func=cmd_backbones)
+
+    plugins = sub.add_parser("plugins", help="list loaded plugins")
+    plugins.add_argument("--json", action="store_true")
+    _add_plugin_option(plugins)
+    plugins.set_defaults(func=cmd_plugins)
+
+    sample = sub.add_parser("sample-data", help="write the bundled sample as folder-per-class PNGs")
+    sample.add_argument("directory", nargs="?", metavar="DIR")
+    sample.set_defaults(func=cmd_sample_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        with interrupts_as_keyboard_interrupt(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+            return handler(args)
+    except UserError as exc:
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("Stopped. Finished trials are saved; run the same command again to resume.")
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())
