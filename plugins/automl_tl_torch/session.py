@@ -13,7 +13,7 @@ from torch import nn
 
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
-from .cache import ActivationCache, PrefixFeatures, split_tensor
+from .cache import ActivationCache, PrefixFeatures, channels_last, split_tensor
 from .model import Classifier, build_classifier
 
 WEIGHTS_FILE = "weights.pt"
@@ -37,7 +37,7 @@ class TorchTrialSession:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.model: Classifier = build_classifier(
             spec, data.num_classes, config.head_units, config.head_dropout, pretrained=spec.pretrained
-        ).to(device)
+        ).to(device, memory_format=torch.channels_last)
         self.n_blocks = len(self.model.backbone.blocks)
         self.frozen = config.frozen_blocks(self.n_blocks)
         # Pretrained prefixes are the same in every trial; a from-scratch backbone's depend on the seed.
@@ -95,7 +95,7 @@ class TorchTrialSession:
             batch = order[start : start + self.config.batch_size]
             if len(batch) < 2 and count:
                 continue  # a lone sample breaks BatchNorm in training mode
-            x = self._inputs[batch].to(self.device)
+            x = channels_last(self._inputs[batch].to(self.device))
             y = self.labels[batch].to(self.device)
             loss = self.loss_fn(self._forward(x, head_only), y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -116,7 +116,7 @@ class TorchTrialSession:
         outputs = []
         with torch.no_grad():
             for start in range(0, len(inputs), 256):
-                logits = self._forward(inputs[start : start + 256].to(self.device), pristine)
+                logits = self._forward(channels_last(inputs[start : start + 256].to(self.device)), pristine)
                 outputs.append(torch.softmax(logits, dim=1).cpu())
         if not outputs:
             return np.zeros((0, self.data.num_classes), dtype=np.float32)
