@@ -84,3 +84,15 @@ def test_trace_prints_each_hook_call(monkeypatch, capsys):
     monkeypatch.setenv("AUTOML_TL_TRACE_HOOKS", "1")
     load_plugins()
     assert "register_backbones -> plugin torch" in capsys.readouterr().err
+
+
+def test_an_inline_torch_backbone_goes_through_search_export_and_predict(small_sample, tmp_path, capsys):
+    plugin = str(torch_inline.__file__)
+    common = ["--plugin", plugin]
+    assert main(["search", str(small_sample), "--trials", "2", "--epochs", "2", "--image-size", "16",
+                 "--backbones", "tiny_cnn", "--study", "inline", *common]) == 0
+    assert "tiny_cnn" in capsys.readouterr().out
+    out = tmp_path / "model"
+    assert main(["export", "inline", "--format", "onnx", "-o", str(out), *common]) == 0
+    assert main(["predict", str(out), str(small_sample / "cat"), "--json", *common]) == 0
+    assert '"probability"' in capsys.readouterr().out
