@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..types import DataSplits, ImageItem
 from .images import IMAGE_SUFFIXES
 from .paths import resolve_under
-from .split import stable_split
+from .split import make_splits
 
 
 class CsvDataset:
@@ -72,13 +72,7 @@ class CsvDataset:
             )
         index = {name: i for i, name in enumerate(class_names)}
         items = tuple(ImageItem(path=path, relpath=rel, label=index[label]) for rel, path, label in entries)
-        split = stable_split(
-            [item.relpath for item in items],
-            [item.label for item in items],
-            self.val_fraction,
-            self.test_fraction,
-        )
-        return DataSplits(root=root, source=f"csv {csv_path}", class_names=class_names, items=items, split=split)
+        return make_splits(root, f"csv {csv_path}", class_names, items, self.val_fraction, self.test_fraction)
 
 
 def _read_rows(csv_path: Path) -> list[tuple[int, str, str]]:

@@ -9,7 +9,7 @@ from ..errors import UserError
 from ..types import DataSplits, ImageItem
 from .images import IMAGE_SUFFIXES, is_image_file
 from .paths import resolve_under
-from .split import stable_split
+from .split import make_splits
 
 _LAYOUT = "one sub-folder per class with the images inside, e.g. {root}/cat/1.jpg and {root}/dog/2.png"
 
@@ -71,13 +71,7 @@ class FolderDataset:
             for label, name in enumerate(class_names)
             for relpath, path in found[name]
         )
-        split = stable_split(
-            [item.relpath for item in items],
-            [item.label for item in items],
-            self.val_fraction,
-            self.test_fraction,
-        )
-        return DataSplits(root=root, source=f"folder {given}", class_names=class_names, items=items, split=split)
+        return make_splits(root, f"folder {given}", class_names, items, self.val_fraction, self.test_fraction)
 
 
 def _listdir(folder: Path) -> list[os.DirEntry[str]]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
-from ..types import SPLITS
+from ..types import SPLITS, DataSplits, ImageItem
 
 
 def path_unit_hash(relpath: str) -> float:
@@ -77,3 +78,10 @@ def _donor(members: list[int], split: list[str], exclude: str) -> str:
     if counts.get("train", 0) >= 2:
         return "train"
     return max(counts, key=lambda name: (counts[name], -SPLITS.index(name)))
+
+
+def make_splits(root: Path, source: str, class_names: tuple[str, ...], items: tuple[ImageItem, ...],
+                val_fraction: float, test_fraction: float) -> DataSplits:
+    """DataSplits for discovered items, with the stable split applied."""
+    split = stable_split([item.relpath for item in items], [item.label for item in items], val_fraction, test_fraction)
+    return DataSplits(root=root, source=source, class_names=class_names, items=items, split=split)
