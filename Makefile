@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.automl-tl-setup
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 # Settings of `make search` on the bundled sample (about 10 minutes on 2 CPU cores).
-TRIALS     ?= 20
+TRIALS     ?= 15
 EPOCHS     ?= 4
 IMAGE_SIZE ?= 48
 STUDY      ?= sample
