@@ -105,3 +105,19 @@ def test_trials_left_running_by_a_killed_process_are_failed_on_resume(stub_plugi
     study.ask()  # a trial a SIGKILLed process never told
     assert fail_orphaned_trials(study, url) == 1
     assert TrialState.RUNNING not in states(study)
+
+
+def test_changed_data_is_refused_on_resume(stub_plugins, small_sample, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small_sample, copy)
+    first = load_table(FolderDataset().discover(str(copy)), 16, show_progress=False)
+    run_search(settings(copy, trials=1), stub_plugins, first, Console(quiet=True))
+    victim = next((copy / "cat").glob("*.png"))
+    from PIL import Image
+
+    Image.new("L", (28, 28), 255).save(victim)
+    changed = load_table(FolderDataset().discover(str(copy)), 16, show_progress=False)
+    with pytest.raises(UserError, match="the data changed"):
+        run_search(settings(copy, trials=2), stub_plugins, changed, Console(quiet=True))

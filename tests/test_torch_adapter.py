@@ -154,3 +154,12 @@ def test_torchvision_specs_declare_blocks_that_exist_with_the_declared_feature_s
             features = stack(torch.zeros(1, 3, 64, 64))
         assert features.shape == (1, spec.feature_dim), spec.name
         assert spec.framework == "torch" and spec.weights is not None
+
+
+def test_imbalanced_classes_get_a_class_weighted_loss():
+    data = random_table()
+    data.labels[data.splits["train"][:12]] = 0  # mostly class 0 in training
+    session = TorchAdapter().start_trial(tiny_spec(), config(), data)
+    weights = session.loss_fn.weight.numpy()
+    np.testing.assert_allclose(weights, data.class_weights())
+    assert weights[1] > weights[0]
