@@ -237,6 +237,11 @@ class FrameworkAdapter(Protocol):
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> TrialSession:
         """Build backbone plus head for ``config`` and return a session ready for phase 1."""
 
+    def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
+        """Globally pooled activations after the first ``block`` blocks of the untrained backbone,
+        (N, channels), for every image in ``data``. ``block == len(spec.blocks)`` gives the
+        backbone's features, (N, spec.feature_dim): the classic bottleneck features."""
+
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         """Rebuild a trained model saved by ``TrialSession.save``."""
 

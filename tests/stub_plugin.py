@@ -72,6 +72,9 @@ class StubAdapter:
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: Any) -> StubSession:
         return StubSession(config, data)
 
+    def block_features(self, spec: BackboneSpec, data: Any, block: int) -> np.ndarray:
+        return data.images.reshape(len(data.images), -1, 3).mean(axis=1).astype(np.float32)
+
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         raise NotImplementedError("the stub framework cannot export")
 

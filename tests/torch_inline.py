@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from automl_tl.hookspecs import hookimpl
+from automl_tl.testing import synthetic_table
 from automl_tl.types import BackboneSpec, ImageTable, WeightsInfo
 
 
@@ -36,11 +36,4 @@ def register_backbones(register):
 
 
 def random_table(n_per_split: int = 16, size: int = 16, classes: int = 2, seed: int = 0) -> ImageTable:
-    rng = np.random.default_rng(seed)
-    n = 3 * n_per_split
-    labels = np.arange(n) % classes
-    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-    images[labels == 1, :, :, 0] = 255  # a learnable signal: class 1 is red
-    splits = {s: np.arange(i * n_per_split, (i + 1) * n_per_split) for i, s in enumerate(("train", "val", "test"))}
-    return ImageTable(images=images, labels=labels, class_names=tuple(f"c{i}" for i in range(classes)),
-                      relpaths=tuple(map(str, range(n))), splits=splits, manifest_hash=f"random-{seed}")
+    return synthetic_table(n_per_split=n_per_split, size=size, classes=classes, seed=seed)

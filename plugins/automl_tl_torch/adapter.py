@@ -59,6 +59,20 @@ class TorchAdapter:
         session = TorchTrialSession(spec, config, data, self.cache, self.device)
         return session
 
+    def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
+        import torch
+
+        from .cache import PrefixFeatures
+        from .model import build_block_stack
+
+        configure_cpu_threads()
+        stack = build_block_stack(spec, pretrained=spec.pretrained).to(self.device, memory_format=torch.channels_last)
+        features = PrefixFeatures(self.cache, spec.name if spec.pretrained else f"{spec.name}@fresh", data, stack,
+                                  spec.mean, spec.std, self.device)
+        if block == len(spec.blocks):
+            return features.pooled().numpy()
+        return features.after_block(block).mean(dim=(2, 3)).numpy()
+
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         from .session import load_trained
 
