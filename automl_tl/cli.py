@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
@@ -123,8 +124,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
     if result.stopped_by == "timeout":
         console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
+    best_format = "onnx"
+    ranked = [t for t in result.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if ranked:
+        best_framework = max(ranked, key=lambda t: t.value or 0.0).user_attrs.get("framework", "torch")
+        if best_framework in plugins.frameworks and plugins.framework(best_framework).export_formats:
+            best_format = plugins.framework(best_framework).export_formats[-1 if best_framework == "torch" else 0]
     console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. Export the best with: "
-                  f"automl-tl export {name} --format onnx -o exports/{name}")
+                  f"automl-tl export {name} --format {best_format} -o exports/{name}")
     return 0
 
 
@@ -402,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
             return handler(args)
     except UserError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         err_console.print("Stopped. Finished trials are saved; run the same command again to resume.")

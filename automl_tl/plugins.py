@@ -16,6 +16,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import UserError
+from .import_order import torchvision_before_tensorflow
 from .registry import Registry
 from .types import BackboneSpec, DatasetAdapter, FrameworkAdapter
 
@@ -135,6 +136,7 @@ def load_plugins(
     entry_points: bool = True,
 ) -> Plugins:
     """Load entry-point plugins (unless disabled), explicit plugin files and ``extra`` objects."""
+    torchvision_before_tensorflow()  # a plugin may import either framework at import time
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     plugins = Plugins(manager=manager)

@@ -80,9 +80,9 @@ def test_too_many_corrupt_images_stop_the_search(capsys, tmp_path, isolated_stud
 def test_unknown_backbone_pattern_and_framework(capsys, small_sample, isolated_studies):
     code, out = run_search(capsys, str(small_sample), "--backbones", "nothing_like_this")
     assert_clean_failure(code, out, isolated_studies, "nothing_like_this")
-    code = main(["search", str(small_sample), "--framework", "keras", "--trials", "1"])
+    code = main(["search", str(small_sample), "--framework", "jax", "--trials", "1"])
     out = capsys.readouterr().err
-    assert code == 2 and "keras" in out and "Traceback" not in out
+    assert code == 2 and "jax" in out and "Traceback" not in out
 
 
 def test_bad_numbers(capsys, small_sample, isolated_studies):

@@ -81,7 +81,7 @@ def test_cache_is_keyed_by_data_and_bounded():
     assert not torch.equal(one, two), "changed images must never be served stale"
     small = ActivationCache(max_bytes=1)
     PrefixFeatures(small, spec.name, random_table(), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
-    assert len(small._entries) == 1
+    assert len(small) == 1
 
 
 def test_training_learns_the_signal():

@@ -51,8 +51,9 @@ class TorchAdapter:
         return self._cache
 
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
-        import torchvision  # noqa: F401  (torchvision before any tensorflow import: see docs/decisions.md)
+        from automl_tl.import_order import torchvision_before_tensorflow
 
+        torchvision_before_tensorflow()
         from .session import TorchTrialSession
 
         configure_cpu_threads()

@@ -7,12 +7,12 @@ once and reusing it across trials is exact, not an approximation.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
 import torch
 
+from automl_tl.activation_cache import ActivationCache
 from automl_tl.types import ImageTable
 
 from .model import BlockStack
@@ -28,37 +28,6 @@ def normalised_images(data: ImageTable, mean: tuple[float, ...], std: tuple[floa
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return images.sub_(mean_t).div_(std_t).contiguous()
-
-
-class ActivationCache:
-    """An in-memory LRU of activations, bounded in bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: "OrderedDict[CacheKey, torch.Tensor]" = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def bytes_used(self) -> int:
-        return sum(t.element_size() * t.nelement() for t in self._entries.values())
-
-    def get(self, key: CacheKey) -> torch.Tensor | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-            self.hits += 1
-        return value
-
-    def put(self, key: CacheKey, value: torch.Tensor) -> None:
-        self.misses += 1
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while self.bytes_used > self.max_bytes and len(self._entries) > 1:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""The built-in Keras 3 (TensorFlow backend) adapter and keras.applications backbones."""

@@ -1,0 +1,72 @@
+"""The Keras 3 framework adapter. TensorFlow is imported lazily, after torchvision."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
+
+DEFAULT_CACHE_GB = 4.0
+
+
+class KerasAdapter:
+    """Implements automl_tl.types.FrameworkAdapter with keras.applications backbones."""
+
+    name = "keras"
+    export_formats = ("keras", "savedmodel")
+
+    def __init__(self) -> None:
+        self._cache: Any = None
+
+    def is_installed(self) -> bool:
+        return importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None
+
+    @property
+    def cache(self) -> Any:
+        if self._cache is None:
+            from automl_tl.activation_cache import ActivationCache
+
+            self._cache = ActivationCache(int(float(os.environ.get("AUTOML_TL_CACHE_GB", DEFAULT_CACHE_GB)) * 2**30))
+        return self._cache
+
+    def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
+        from .session import KerasTrialSession
+
+        return KerasTrialSession(spec, config, data, self.cache)
+
+    def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
+        from .model import cut_tensors
+        from .session import KerasPrefix
+
+        base = spec.factory(spec.pretrained)
+        tag = spec.name if spec.pretrained else f"{spec.name}@fresh{id(base)}"
+        prefix = KerasPrefix(self.cache, tag, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
+        if block == len(spec.blocks):
+            return prefix.pooled()
+        return prefix.after_block(block).mean(axis=(1, 2))
+
+    def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
+        from .session import load_trained
+
+        return load_trained(spec, directory, num_classes, config)
+
+    def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
+        from .session import normalised
+
+        inputs = normalised(batch * 255.0, preprocessing.mean, preprocessing.std)
+        return np.asarray(model.predict(inputs, batch_size=64, verbose=0), dtype=np.float32)
+
+    def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
+        from .exporting import export_model
+
+        return export_model(model, preprocessing, fmt, out_dir)
+
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> ExportedModel:
+        from .exporting import load_exported_model
+
+        return load_exported_model(out_dir, fmt, model_file)

@@ -1,0 +1,93 @@
+"""Build keras.applications backbones, cut them at block ends, and put a new head on top."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Sequence
+
+from automl_tl.import_order import torchvision_before_tensorflow
+
+torchvision_before_tensorflow()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the CLI
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")  # retracing notices are not the user's concern
+
+from .backbones import OUTPUT  # noqa: E402
+
+TORCH_BN_EPSILON = 1e-5
+
+
+@keras.saving.register_keras_serializable(package="automl_tl")
+class SymmetricPadConv2D(keras.layers.Conv2D):
+    """A strided convolution padded like torch (kernel // 2 on every side), not like TF's "same"."""
+
+    def call(self, inputs: Any) -> Any:
+        pad = self.kernel_size[0] // 2
+        return super().call(keras.ops.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]]))
+
+
+def _torch_compatible_layer(layer: Any) -> Any:
+    """Layer replacements that make Keras' MobileNetV2 compute exactly what torchvision's does."""
+    config = layer.get_config()
+    if isinstance(layer, keras.layers.BatchNormalization):
+        config["epsilon"] = TORCH_BN_EPSILON
+        return keras.layers.BatchNormalization.from_config(config)
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        config["padding"] = ((1, 1), (1, 1))
+        return keras.layers.ZeroPadding2D.from_config(config)
+    if type(layer) is keras.layers.Conv2D and config["padding"] == "same" and tuple(config["strides"]) != (1, 1):
+        config["padding"] = "valid"
+        return SymmetricPadConv2D.from_config(config)
+    return layer.__class__.from_config(config)
+
+
+def torch_compatible(model: Any) -> Any:
+    clone = keras.models.clone_model(model, clone_function=_torch_compatible_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def build_application(app: str, pretrained: bool, torch_port: bool = False, caffe: bool = False) -> Any:
+    """The keras.applications model without its top, for any input size."""
+    constructor = getattr(keras.applications, app)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input_shape. is undefined.*")  # any size is fine without a top
+        model = constructor(include_top=False, weights="imagenet" if pretrained else None, input_shape=(None, None, 3))
+    if torch_port:
+        model = torch_compatible(model)
+    if caffe and pretrained:
+        # Caffe-style weights expect BGR: flip the first convolution's input channels so RGB works.
+        first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+        kernel, *rest = first.get_weights()
+        first.set_weights([kernel[:, :, ::-1, :], *rest])
+    return model
+
+
+def cut_tensors(model: Any, blocks: Sequence[str]) -> list[Any]:
+    """The output tensor of each block, in order."""
+
+    def tensor(name: str) -> Any:
+        if name == OUTPUT:
+            return model.output
+        if name.startswith("input:"):
+            return model.get_layer(name[len("input:"):]).input
+        return model.get_layer(name).output
+
+    return [tensor(name) for name in blocks]
+
+
+def build_head(feature_dim: int, hidden_units: int, dropout: float, num_classes: int) -> Any:
+    layers: list[Any] = [keras.Input((feature_dim,)), keras.layers.Dropout(dropout)]
+    if hidden_units > 0:
+        layers += [keras.layers.Dense(hidden_units, activation="relu"), keras.layers.Dropout(dropout)]
+    layers.append(keras.layers.Dense(num_classes, activation="softmax"))
+    return keras.Sequential(layers, name="head")
+
+
+def full_classifier(base: Any, head: Any) -> Any:
+    """Backbone, global average pooling and head as one model: normalised NHWC in, probabilities out."""
+    return keras.Model(base.input, head(keras.layers.GlobalAveragePooling2D()(base.output)))

@@ -1,0 +1,164 @@
+"""One trial's model in Keras: compiled training, phase 1 on cached pooled features, phase 2 from
+cached activations at the freeze point through the unfrozen suffix of the backbone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl_tl.activation_cache import ActivationCache
+from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
+
+from .model import build_head, cut_tensors, full_classifier, keras
+
+WEIGHTS_FILE = "weights.npz"
+LAYOUT_FILE = "layout.json"
+BATCH = 128
+
+
+def normalised(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    return ((images.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+
+
+class KerasPrefix:
+    """Activations after block k, shared through the adapter's cache (see the torch twin)."""
+
+    def __init__(self, cache: ActivationCache, tag: str, data: ImageTable, base: Any, cuts: list[Any],
+                 mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        self.cache, self.data, self.base, self.cuts = cache, data, base, cuts
+        self.prefix = (tag, data.manifest_hash or str(id(data)), data.image_size)
+        self.mean, self.std = mean, std
+
+    def _tensor(self, k: int) -> Any:
+        return self.base.input if k == 0 else self.cuts[k - 1]
+
+    def after_block(self, k: int) -> np.ndarray:
+        key = (*self.prefix, f"block:{k}")
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        start, inputs = 0, None
+        for j in range(k - 1, 0, -1):
+            inputs = self.cache.get((*self.prefix, f"block:{j}"))
+            if inputs is not None:
+                start = j
+                break
+        if inputs is None:
+            inputs = normalised(self.data.images, self.mean, self.std)
+            self.cache.put((*self.prefix, "block:0"), inputs)
+        if k == 0:
+            return inputs
+        segment = keras.Model(self._tensor(start), self._tensor(k))
+        result = np.asarray(segment.predict(inputs, batch_size=BATCH, verbose=0), dtype=np.float32)
+        self.cache.put(key, result)
+        return result
+
+    def pooled(self) -> np.ndarray:
+        key = (*self.prefix, "pooled")
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = self.after_block(len(self.cuts)).mean(axis=(1, 2)).astype(np.float32)
+            self.cache.put(key, cached)
+        return cached
+
+
+class KerasTrialSession:
+    """Implements automl_tl.types.TrialSession with compiled Keras training (``fit``)."""
+
+    def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable, cache: ActivationCache) -> None:
+        keras.utils.set_random_seed(config.seed)
+        self.spec, self.config, self.data = spec, config, data
+        self.base = spec.factory(spec.pretrained)
+        self.cuts = cut_tensors(self.base, spec.blocks)
+        self.n_blocks = len(self.cuts)
+        self.frozen = config.frozen_blocks(self.n_blocks)
+        tag = spec.name if spec.pretrained else f"{spec.name}@seed{config.seed}"
+        self.features = KerasPrefix(cache, tag, data, self.base, self.cuts, spec.mean, spec.std)
+        self.head = build_head(spec.feature_dim, config.head_units, config.head_dropout, data.num_classes)
+        start = self.base.input if self.frozen == 0 else self.cuts[self.frozen - 1]
+        self.suffix = keras.Model(start, self.base.output) if self.frozen < self.n_blocks else None
+        self.pristine_suffix = self.suffix.get_weights() if self.suffix is not None else []
+        self.class_weight = {i: float(w) for i, w in enumerate(data.class_weights())}
+        self.phase: Phase | None = None
+        self.backbone_touched = False
+        self.trainer: Any = None
+        self.finetune_model: Any = None
+
+    def set_phase(self, phase: Phase) -> None:
+        if phase is Phase.FINETUNE and self.suffix is not None:
+            for layer in self.suffix.layers:
+                layer.trainable = True
+                if self.config.unfrozen_bn == "frozen" and isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False  # Keras runs non-trainable BatchNorm in inference mode
+            inputs = keras.Input(self.features.after_block(self.frozen).shape[1:])
+            pooled = keras.layers.GlobalAveragePooling2D()(self.suffix(inputs))
+            self.finetune_model = keras.Model(inputs, self.head(pooled))
+            self.trainer, lr = self.finetune_model, self.config.finetune_lr
+        else:
+            self.trainer, lr = self.head, self.config.lr if phase is Phase.HEAD else self.config.finetune_lr
+        self.trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="sparse_categorical_crossentropy")
+        self.phase = phase
+
+    def _inputs(self, pristine: bool) -> np.ndarray:
+        return self.features.pooled() if pristine else self.features.after_block(self.frozen)
+
+    def train_epoch(self) -> float:
+        assert self.trainer is not None, "set_phase first"
+        head_only = self.trainer is self.head
+        train = self.data.splits["train"]
+        history = self.trainer.fit(self._inputs(head_only)[train], self.data.labels[train], epochs=1,
+                                   batch_size=self.config.batch_size, shuffle=True, class_weight=self.class_weight, verbose=0)
+        if not head_only:
+            self.backbone_touched = True
+        return float(history.history["loss"][-1])
+
+    def predict_split(self, split: str) -> np.ndarray:
+        pristine = not self.backbone_touched
+        inputs = self._inputs(pristine)[self.data.splits[split]]
+        if len(inputs) == 0:
+            return np.zeros((0, self.data.num_classes), np.float32)
+        model = self.head if pristine else self.finetune_model
+        return np.asarray(model.predict(inputs, batch_size=256, verbose=0), dtype=np.float32)
+
+    def snapshot(self) -> Any:
+        suffix = self.suffix.get_weights() if (self.suffix is not None and self.backbone_touched) else None
+        return {"head": self.head.get_weights(), "suffix": suffix, "touched": self.backbone_touched}
+
+    def restore(self, snapshot: Any) -> None:
+        self.head.set_weights(snapshot["head"])
+        if self.suffix is not None:
+            self.suffix.set_weights(snapshot["suffix"] if snapshot["touched"] else self.pristine_suffix)
+        self.backbone_touched = snapshot["touched"]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {f"head/{i}": w for i, w in enumerate(self.head.get_weights())}
+        if self.suffix is not None and (self.backbone_touched or not self.spec.pretrained):
+            layers = self.suffix.layers if self.spec.pretrained else self.base.layers
+            for layer in layers:
+                arrays.update({f"layer/{layer.name}/{i}": w for i, w in enumerate(layer.get_weights())})
+        np.savez(directory / WEIGHTS_FILE, **arrays)
+        (directory / LAYOUT_FILE).write_text(json.dumps({"backbone": self.spec.name, "frozen_blocks": self.frozen,
+                                                         "blocks": self.n_blocks, "pretrained": self.spec.pretrained}))
+
+    def close(self) -> None:
+        self.trainer = self.finetune_model = None
+
+
+def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
+    """Rebuild a saved trial: the pretrained backbone, the saved layers over it, the head."""
+    base = spec.factory(spec.pretrained)
+    head = build_head(spec.feature_dim, config.head_units, config.head_dropout, num_classes)
+    with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as saved:
+        head.set_weights([saved[f"head/{i}"] for i in range(len(head.get_weights()))])
+        layers: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for key in saved.files:
+            if key.startswith("layer/"):
+                _, name, index = key.split("/")
+                layers.setdefault(name, []).append((int(index), saved[key]))
+    for name, weights in layers.items():
+        base.get_layer(name).set_weights([w for _, w in sorted(weights, key=lambda item: item[0])])
+    return full_classifier(base, head)
