@@ -39,3 +39,14 @@ class ActivationCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+DEFAULT_CACHE_GB = 4.0
+CACHE_ENV = "AUTOML_TL_CACHE_GB"
+
+
+def cache_from_env() -> ActivationCache:
+    """A cache bounded by ``$AUTOML_TL_CACHE_GB`` gigabytes (4 by default)."""
+    import os
+
+    return ActivationCache(int(float(os.environ.get(CACHE_ENV, DEFAULT_CACHE_GB)) * 2**30))

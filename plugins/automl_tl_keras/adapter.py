@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
-
-DEFAULT_CACHE_GB = 4.0
 
 
 class KerasAdapter:
@@ -28,10 +25,11 @@ class KerasAdapter:
 
     @property
     def cache(self) -> Any:
+        """Frozen-prefix activations shared by every trial this adapter runs in this process."""
         if self._cache is None:
-            from automl_tl.activation_cache import ActivationCache
+            from automl_tl.activation_cache import cache_from_env
 
-            self._cache = ActivationCache(int(float(os.environ.get("AUTOML_TL_CACHE_GB", DEFAULT_CACHE_GB)) * 2**30))
+            self._cache = cache_from_env()
         return self._cache
 
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:

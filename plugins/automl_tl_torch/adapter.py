@@ -11,8 +11,6 @@ import numpy as np
 
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
-DEFAULT_CACHE_GB = 4.0
-
 
 def configure_cpu_threads() -> None:
     """Use every core for intra-op work (torch's default can be lower inside containers)."""
@@ -43,11 +41,11 @@ class TorchAdapter:
 
     @property
     def cache(self) -> Any:
+        """Frozen-prefix activations shared by every trial this adapter runs in this process."""
         if self._cache is None:
-            from .cache import ActivationCache
+            from automl_tl.activation_cache import cache_from_env
 
-            gigabytes = float(os.environ.get("AUTOML_TL_CACHE_GB", DEFAULT_CACHE_GB))
-            self._cache = ActivationCache(int(gigabytes * 2**30))
+            self._cache = cache_from_env()
         return self._cache
 
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
