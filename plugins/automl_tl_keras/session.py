@@ -17,6 +17,7 @@ from .model import build_head, cut_tensors, full_classifier, keras
 WEIGHTS_FILE = "weights.npz"
 LAYOUT_FILE = "layout.json"
 BATCH = 128
+FINETUNE_BN_MOMENTUM = 0.9  # torch's default (its momentum 0.1 weighs the new batch)
 
 
 def normalised(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
@@ -91,8 +92,12 @@ class KerasTrialSession:
         if phase is Phase.FINETUNE and self.suffix is not None:
             for layer in self.suffix.layers:
                 layer.trainable = True
-                if self.config.unfrozen_bn == "frozen" and isinstance(layer, keras.layers.BatchNormalization):
-                    layer.trainable = False  # Keras runs non-trainable BatchNorm in inference mode
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    # keras.applications use momentum 0.99-0.999, tuned for long training: after a few
+                    # fine-tuning epochs the moving statistics would still describe the old weights.
+                    layer.momentum = FINETUNE_BN_MOMENTUM
+                    if self.config.unfrozen_bn == "frozen":
+                        layer.trainable = False  # Keras runs non-trainable BatchNorm in inference mode
             inputs = keras.Input(self.features.after_block(self.frozen).shape[1:])
             pooled = keras.layers.GlobalAveragePooling2D()(self.suffix(inputs))
             self.finetune_model = keras.Model(inputs, self.head(pooled))
