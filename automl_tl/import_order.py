@@ -13,7 +13,8 @@ import sys
 from .errors import UserError
 
 
-def _installed(name: str) -> bool:
+def installed(name: str) -> bool:
+    """True when ``name`` can be imported here (without importing it)."""
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -25,12 +26,12 @@ def torchvision_before_tensorflow() -> None:
     if "torchvision" in sys.modules:
         return
     tensorflow_loaded = "tensorflow" in sys.modules or "keras" in sys.modules
-    if not _installed("torchvision"):
+    if not installed("torchvision"):
         return
     if tensorflow_loaded:
         raise UserError(
             "TensorFlow was imported before torchvision in this process, and importing torchvision now would "
             "crash it. Import automl_tl (or torchvision) before tensorflow/keras, or use one framework per process."
         )
-    if _installed("tensorflow") or _installed("keras"):
+    if installed("tensorflow") or installed("keras"):
         import torchvision  # noqa: F401

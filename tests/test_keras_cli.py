@@ -90,3 +90,32 @@ def test_without_tensorflow_the_keras_framework_is_a_clear_error(small_sample, c
     assert main(["backbones", "--json"]) == 0
     names = {row["name"] for row in json.loads(capsys.readouterr().out)}
     assert "mobilenet_v2" in names and "MobileNetV2" not in names
+
+
+BLOCK_TENSORFLOW = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_torch_exports_predict_without_tensorflow(small_sample, tmp_path, isolated_studies):
+    from . import torch_inline
+
+    plugin = ["--plugin", torch_inline.__file__]
+    assert main(["search", str(small_sample), "--trials", "1", "--epochs", "1", "--image-size", "16",
+                 "--backbones", "tiny_cnn", "--study", "tiny", *plugin]) == 0
+    out = tmp_path / "onnx"
+    assert main(["export", "tiny", "--format", "onnx", "-o", str(out), *plugin]) == 0
+    code = BLOCK_TENSORFLOW + (
+        "from automl_tl.cli import main\n"
+        f"raise SystemExit(main(['predict', {str(out)!r}, {str(small_sample / 'cat')!r}, '--json', "
+        f"'--plugin', {torch_inline.__file__!r}]))\n"
+    )
+    result = _run(code, {"AUTOML_TL_STUDIES": str(isolated_studies)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert '"probability"' in result.stdout
+    assert "blocked" not in result.stderr, "nothing may even try to import TensorFlow"

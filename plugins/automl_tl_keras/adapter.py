@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
 
@@ -21,7 +21,7 @@ class KerasAdapter:
         self._cache: Any = None
 
     def is_installed(self) -> bool:
-        return importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None
+        return installed("keras") and installed("tensorflow")
 
     @property
     def cache(self) -> Any:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
 
@@ -31,7 +31,7 @@ class TorchAdapter:
         self._cache: Any = None
 
     def is_installed(self) -> bool:
-        return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("torchvision") is not None
+        return installed("torch") and installed("torchvision")
 
     @property
     def device(self) -> Any:
