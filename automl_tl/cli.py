@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +16,8 @@ from rich.markup import escape
 from . import __version__
 from .errors import UserError
 from .interrupts import interrupts_as_keyboard_interrupt
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
 
 # Logs and pipes get a wide console so tables stay readable; a terminal keeps its own width.
 console = Console(width=None if sys.stdout.isatty() else 160)
