@@ -23,6 +23,7 @@ determinism under a fixed seed (within ``determinism_tolerance``: 1e-5 on CPU fo
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-class AdapterConformance:
+class AdapterConformance(abc.ABC):
     """Framework-neutral tests of a FrameworkAdapter; see the module docstring."""
 
     image_size = 16
@@ -58,15 +59,17 @@ class AdapterConformance:
     export_tolerance = 1e-4
 
     # -- what a plugin provides -----------------------------------------------------------
+    @abc.abstractmethod
     def make_adapter(self) -> FrameworkAdapter:
-        raise NotImplementedError
+        """The adapter under test."""
 
+    @abc.abstractmethod
     def make_spec(self) -> BackboneSpec:
-        raise NotImplementedError
+        """A small backbone of the adapter's framework (the suite trains it many times)."""
 
+    @abc.abstractmethod
     def block_weights(self, session: TrialSession, index: int) -> list[np.ndarray]:
         """Copies of every weight and statistic (BatchNorm moving averages too) of block ``index``."""
-        raise NotImplementedError
 
     def make_table(self) -> ImageTable:
         return synthetic_table(size=self.image_size)

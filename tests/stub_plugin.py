@@ -76,16 +76,16 @@ class StubAdapter:
         return data.images.reshape(len(data.images), -1, 3).mean(axis=1).astype(np.float32)
 
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
-        raise NotImplementedError("the stub framework cannot export")
+        raise RuntimeError("the stub framework declares no export formats")
 
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
-        raise NotImplementedError("the stub framework cannot export")
+        raise RuntimeError("the stub framework declares no export formats")
 
     def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
-        raise NotImplementedError("the stub framework cannot export")
+        raise RuntimeError("the stub framework declares no export formats")
 
     def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> Any:
-        raise NotImplementedError("the stub framework cannot export")
+        raise RuntimeError("the stub framework declares no export formats")
 
 
 def stub_spec(name: str = "stub_net") -> BackboneSpec:
