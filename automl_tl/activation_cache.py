@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections import OrderedDict
 from typing import Any, Hashable
 
@@ -50,3 +51,55 @@ def cache_from_env() -> ActivationCache:
     import os
 
     return ActivationCache(int(float(os.environ.get(CACHE_ENV, DEFAULT_CACHE_GB)) * 2**30))
+
+
+class PrefixActivations(abc.ABC):
+    """Activations after block k (k = 0 is the normalised image) and pooled features, for one
+    backbone (``tag`` names it and its weights), data table and image size, through a shared
+    cache. Block k is computed from the deepest block below k already cached, never twice.
+    Frameworks supply how to normalise the images, run blocks and pool."""
+
+    def __init__(self, cache: ActivationCache, tag: str, data: Any, n_blocks: int) -> None:
+        self.cache, self.data, self.n_blocks = cache, data, n_blocks
+        self.prefix = (tag, data.manifest_hash or str(id(data)), data.image_size)
+
+    @abc.abstractmethod
+    def normalised_images(self) -> Any:
+        """The whole table as model input."""
+
+    @abc.abstractmethod
+    def run_blocks(self, inputs: Any, start: int, stop: int) -> Any:
+        """Blocks ``start..stop-1`` (in inference mode) over activations after block ``start``."""
+
+    @abc.abstractmethod
+    def pool(self, top: Any) -> Any:
+        """Global pooling (and whatever the backbone applies after it) of the last block's output."""
+
+    def after_block(self, k: int) -> Any:
+        """Activations after the first ``k`` blocks, for every image in the table."""
+        cached = self.cache.get((*self.prefix, f"block:{k}"))
+        if cached is not None:
+            return cached
+        start, inputs = 0, None
+        for j in range(k - 1, -1, -1):
+            inputs = self.cache.get((*self.prefix, f"block:{j}"))
+            if inputs is not None:
+                start = j
+                break
+        if inputs is None:
+            inputs = self.normalised_images()
+            self.cache.put((*self.prefix, "block:0"), inputs)
+        if k == 0:
+            return inputs
+        result = self.run_blocks(inputs, start, k)
+        self.cache.put((*self.prefix, f"block:{k}"), result)
+        return result
+
+    def pooled(self) -> Any:
+        """Pooled features of the whole frozen backbone: the classic bottleneck features."""
+        key = (*self.prefix, "pooled")
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = self.pool(self.after_block(self.n_blocks))
+            self.cache.put(key, cached)
+        return cached

@@ -81,7 +81,7 @@ def select_backbones(plugins: Any, frameworks: list[str], patterns: str | None) 
 # -- commands -------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from .data.loader import describe_skipped, load_table
-    from .leaderboard import leaderboard_table
+    from .leaderboard import leaderboard_table, ranked_trials
     from .storage import artifacts_dir, check_study_name, storage_url, study_name_for
     from .study import SearchSettings, run_search
 
@@ -89,6 +89,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
     if args.image_size < 16 or args.image_size > 1024:
         raise UserError(f"--image-size {args.image_size}: choose between 16 and 1024 pixels.")
+    if args.study:
+        check_study_name(args.study)  # before any slow work
     plugins = _plugins(args)
     frameworks = _frameworks(plugins, args.framework)
     backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
@@ -128,11 +130,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if result.stopped_by == "timeout":
         console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
     best_format = "onnx"
-    ranked = [t for t in result.study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if ranked:
-        best_framework = max(ranked, key=lambda t: t.value or 0.0).user_attrs.get("framework", "torch")
-        if best_framework in plugins.frameworks and plugins.framework(best_framework).export_formats:
-            best_format = plugins.framework(best_framework).export_formats[-1 if best_framework == "torch" else 0]
+    ranked = ranked_trials(result.study)
+    if ranked and ranked[0].user_attrs.get("framework") in plugins.frameworks:
+        best_format = (plugins.framework(ranked[0].user_attrs["framework"]).export_formats or (best_format,))[0]
     console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. Export the best with: "
                   f"automl-tl export {name} --format {best_format} -o exports/{name}")
     return 0
@@ -215,9 +215,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .storage import artifacts_dir
 
     study = _load_study(args.name, args.storage)
-    artifacts = Path(study.user_attrs.get("artifacts") or artifacts_dir(args.name, args.artifacts))
-    if args.artifacts:
-        artifacts = artifacts_dir(args.name, args.artifacts)
+    recorded = study.user_attrs.get("artifacts")
+    artifacts = artifacts_dir(args.name, args.artifacts) if args.artifacts or not recorded else Path(recorded)
     plugins = _plugins(args)
     out_dir = Path(args.output).expanduser().resolve()
     report = export_trial(plugins, study, artifacts, args.format, out_dir, args.trial, overwrite=args.overwrite)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.activation_cache import ActivationCache, cache_from_env
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
@@ -15,22 +16,13 @@ class KerasAdapter:
     """Implements automl_tl.types.FrameworkAdapter with keras.applications backbones."""
 
     name = "keras"
-    export_formats = ("keras", "savedmodel")
+    export_formats = ("keras", "savedmodel")  # first is the one suggested to users
 
     def __init__(self) -> None:
-        self._cache: Any = None
+        self.cache = cache_from_env()  # frozen-prefix activations shared by every trial in this process
 
     def is_installed(self) -> bool:
         return installed("keras") and installed("tensorflow")
-
-    @property
-    def cache(self) -> Any:
-        """Frozen-prefix activations shared by every trial this adapter runs in this process."""
-        if self._cache is None:
-            from automl_tl.activation_cache import cache_from_env
-
-            self._cache = cache_from_env()
-        return self._cache
 
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
         from .session import KerasTrialSession
@@ -42,8 +34,9 @@ class KerasAdapter:
         from .session import KerasPrefix
 
         base = spec.factory(spec.pretrained)
-        tag = spec.name if spec.pretrained else f"{spec.name}@fresh{id(base)}"
-        prefix = KerasPrefix(self.cache, tag, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
+        # A from-scratch backbone is new random weights each time: its activations must not be shared.
+        cache = self.cache if spec.pretrained else ActivationCache(self.cache.max_bytes)
+        prefix = KerasPrefix(cache, spec.name, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
         if block == len(spec.blocks):
             return prefix.pooled()
         return prefix.after_block(block).mean(axis=(1, 2))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_cache import ActivationCache
+from automl_tl.activation_cache import ActivationCache, PrefixActivations
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .model import build_head, cut_tensors, full_classifier, keras
@@ -24,46 +24,26 @@ def normalised(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ..
     return ((images.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
 
 
-class KerasPrefix:
-    """Activations after block k, shared through the adapter's cache (see the torch twin)."""
+class KerasPrefix(PrefixActivations):
+    """Frozen-prefix activations of a Keras backbone cut at its block ends (arrays, NHWC)."""
 
     def __init__(self, cache: ActivationCache, tag: str, data: ImageTable, base: Any, cuts: list[Any],
                  mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        self.cache, self.data, self.base, self.cuts = cache, data, base, cuts
-        self.prefix = (tag, data.manifest_hash or str(id(data)), data.image_size)
-        self.mean, self.std = mean, std
+        super().__init__(cache, tag, data, len(cuts))
+        self.base, self.cuts, self.mean, self.std = base, cuts, mean, std
 
     def _tensor(self, k: int) -> Any:
         return self.base.input if k == 0 else self.cuts[k - 1]
 
-    def after_block(self, k: int) -> np.ndarray:
-        key = (*self.prefix, f"block:{k}")
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        start, inputs = 0, None
-        for j in range(k - 1, 0, -1):
-            inputs = self.cache.get((*self.prefix, f"block:{j}"))
-            if inputs is not None:
-                start = j
-                break
-        if inputs is None:
-            inputs = normalised(self.data.images, self.mean, self.std)
-            self.cache.put((*self.prefix, "block:0"), inputs)
-        if k == 0:
-            return inputs
-        segment = keras.Model(self._tensor(start), self._tensor(k))
-        result = np.asarray(segment.predict(inputs, batch_size=BATCH, verbose=0), dtype=np.float32)
-        self.cache.put(key, result)
-        return result
+    def normalised_images(self) -> np.ndarray:
+        return normalised(self.data.images, self.mean, self.std)
 
-    def pooled(self) -> np.ndarray:
-        key = (*self.prefix, "pooled")
-        cached = self.cache.get(key)
-        if cached is None:
-            cached = self.after_block(len(self.cuts)).mean(axis=(1, 2)).astype(np.float32)
-            self.cache.put(key, cached)
-        return cached
+    def run_blocks(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
+        segment = keras.Model(self._tensor(start), self._tensor(stop))
+        return np.asarray(segment.predict(inputs, batch_size=BATCH, verbose=0), dtype=np.float32)
+
+    def pool(self, top: np.ndarray) -> np.ndarray:
+        return top.mean(axis=(1, 2)).astype(np.float32)
 
 
 class KerasTrialSession:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.activation_cache import ActivationCache, cache_from_env
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
@@ -25,10 +26,10 @@ class TorchAdapter:
     """Implements automl_tl.types.FrameworkAdapter with torchvision backbones."""
 
     name = "torch"
-    export_formats = ("torchscript", "onnx")
+    export_formats = ("onnx", "torchscript")  # first is the one suggested to users
 
     def __init__(self) -> None:
-        self._cache: Any = None
+        self.cache = cache_from_env()  # frozen-prefix activations shared by every trial in this process
 
     def is_installed(self) -> bool:
         return installed("torch") and installed("torchvision")
@@ -38,15 +39,6 @@ class TorchAdapter:
         import torch
 
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-    @property
-    def cache(self) -> Any:
-        """Frozen-prefix activations shared by every trial this adapter runs in this process."""
-        if self._cache is None:
-            from automl_tl.activation_cache import cache_from_env
-
-            self._cache = cache_from_env()
-        return self._cache
 
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
         from automl_tl.import_order import torchvision_before_tensorflow
@@ -66,8 +58,9 @@ class TorchAdapter:
 
         configure_cpu_threads()
         stack = build_block_stack(spec, pretrained=spec.pretrained).to(self.device, memory_format=torch.channels_last)
-        features = PrefixFeatures(self.cache, spec.name if spec.pretrained else f"{spec.name}@fresh", data, stack,
-                                  spec.mean, spec.std, self.device)
+        # A from-scratch backbone is new random weights each time: its activations must not be shared.
+        cache = self.cache if spec.pretrained else ActivationCache(self.cache.max_bytes)
+        features = PrefixFeatures(cache, spec.name, data, stack, spec.mean, spec.std, self.device)
         if block == len(spec.blocks):
             return features.pooled().numpy()
         return features.after_block(block).mean(dim=(2, 3)).numpy()

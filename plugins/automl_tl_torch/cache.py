@@ -12,12 +12,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from automl_tl.activation_cache import ActivationCache
+from automl_tl.activation_cache import ActivationCache, PrefixActivations
 from automl_tl.types import ImageTable
 
 from .model import BlockStack
-
-CacheKey = tuple[str, str, int, str]  # backbone, data manifest, image size, "block:<k>" or "pooled"
 
 INFERENCE_BATCH = 128
 
@@ -43,59 +41,24 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, d
     return torch.cat(outputs)
 
 
-class PrefixFeatures:
-    """Activations after block k (k = 0 is the normalised image) and pooled features,
-    for one backbone, data table and image size, through a shared ActivationCache.
-    Computing block k starts from the deepest block below k already in the cache.
-    """
+class PrefixFeatures(PrefixActivations):
+    """Frozen-prefix activations of a torch BlockStack (tensors, NCHW)."""
 
     def __init__(self, cache: ActivationCache, backbone_name: str, data: ImageTable, stack: BlockStack,
                  mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
-        self.cache = cache
-        self.prefix = (backbone_name, data.manifest_hash or str(id(data)), data.image_size)
-        self.data = data
-        self.stack = stack
-        self.mean, self.std = mean, std
-        self.device = device
+        super().__init__(cache, backbone_name, data, len(stack.blocks))
+        self.stack, self.mean, self.std, self.device = stack, mean, std, device
 
-    def _key(self, name: str) -> CacheKey:
-        return (*self.prefix, name)
+    def normalised_images(self) -> torch.Tensor:
+        return normalised_images(self.data, self.mean, self.std)
 
-    def after_block(self, k: int) -> torch.Tensor:
-        """Activations after the first ``k`` blocks, for every image in the table."""
-        cached = self.cache.get(self._key(f"block:{k}"))
-        if cached is not None:
-            return cached
-        start, inputs = 0, None
-        for j in range(k - 1, -1, -1):
-            found = self.cache.get(self._key(f"block:{j}")) if j > 0 else None
-            if found is not None:
-                start, inputs = j, found
-                break
-        if inputs is None:
-            inputs = self.cache.get(self._key("block:0"))
-            if inputs is None:
-                inputs = normalised_images(self.data, self.mean, self.std)
-                self.cache.put(self._key("block:0"), inputs)
-            start = 0
-        if k == 0:
-            return inputs
+    def run_blocks(self, inputs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         self.stack.eval()
-        result = _batched(lambda x: self.stack.run_blocks(x, start, k), inputs, self.device)
-        self.cache.put(self._key(f"block:{k}"), result)
-        return result
+        return _batched(lambda x: self.stack.run_blocks(x, start, stop), inputs, self.device)
 
-    def pooled(self) -> torch.Tensor:
-        """Pooled features of the whole frozen backbone: the classic bottleneck features."""
-        cached = self.cache.get(self._key("pooled"))
-        if cached is not None:
-            return cached
-        n = len(self.stack.blocks)
-        top = self.after_block(n)
+    def pool(self, top: torch.Tensor) -> torch.Tensor:
         self.stack.eval()
-        result = _batched(self.stack.pool_features, top, self.device)
-        self.cache.put(self._key("pooled"), result)
-        return result
+        return _batched(self.stack.pool_features, top, self.device)
 
 
 def split_tensor(values: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
