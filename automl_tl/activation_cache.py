@@ -1,105 +1,166 @@
-"""An in-memory LRU of frozen-prefix activations, bounded in bytes, for any framework's arrays."""
+"""Frozen-prefix activations for any framework: block k computed once, from the deepest cached block.
+
+Blocks below the freeze point keep their pretrained weights and run with BatchNorm in
+inference mode, so their output for a given image never changes: computing it once and
+reusing it across trials, runs and resumed studies is exact, not an approximation (up to
+float16 storage, see docs/decisions.md).
+"""
 
 from __future__ import annotations
 
 import abc
-from collections import OrderedDict
-from typing import Any, Hashable
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .activation_store import ActivationKey, ActivationStore, MemoryStore, _Float16Overflow, images_digest
+from .data.images import DECODER_VERSION
+from .types import ImageTable
 
 
-class ActivationCache:
-    """Keys are tuples naming what changes the values (backbone and weights, data manifest,
-    image size, block); values are arrays or tensors with an ``nbytes`` attribute."""
+@dataclass(frozen=True)
+class PrefixIdentity:
+    """What the activations of one backbone depend on, besides the block: see ActivationKey."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: "OrderedDict[Hashable, Any]" = OrderedDict()
-        self.hits = 0
-        self.misses = 0
+    framework: str
+    backbone: str
+    preprocessing: str  # e.g. "mean=..;std=..;layout=NCHW"
 
-    @property
-    def bytes_used(self) -> int:
-        return sum(int(value.nbytes) for value in self._entries.values())
-
-    def get(self, key: Hashable) -> Any:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-            self.hits += 1
-        return value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        self.misses += 1
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while self.bytes_used > self.max_bytes and len(self._entries) > 1:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
+    def key(self, data: ImageTable, block: str, images: str, weights: str) -> ActivationKey:
+        return ActivationKey(self.framework, self.backbone, weights, data.image_size,
+                             self.preprocessing, images, block)
 
 
-DEFAULT_CACHE_GB = 4.0
-CACHE_ENV = "AUTOML_TL_CACHE_GB"
-
-
-def cache_from_env() -> ActivationCache:
-    """A cache bounded by ``$AUTOML_TL_CACHE_GB`` gigabytes (4 by default)."""
-    import os
-
-    return ActivationCache(int(float(os.environ.get(CACHE_ENV, DEFAULT_CACHE_GB)) * 2**30))
+def table_digest(data: ImageTable) -> str | None:
+    """A digest of the table's image contents; None when the table cannot say what its images are."""
+    if data.content_hashes:
+        return images_digest(data.content_hashes, data.image_size, DECODER_VERSION)
+    if data.manifest_hash:
+        return images_digest([data.manifest_hash], data.image_size, DECODER_VERSION)
+    return None
 
 
 class PrefixActivations(abc.ABC):
-    """Activations after block k (k = 0 is the normalised image) and pooled features, for one
-    backbone (``tag`` names it and its weights), data table and image size, through a shared
-    cache. Block k is computed from the deepest block below k already cached, never twice.
-    Frameworks supply how to normalise the images, run blocks and pool."""
+    """Activations after block k (k = 0 is the normalised image) and pooled features after block
+    k, for one backbone and one data table, through a store. Block k starts from the deepest block
+    below k that is already stored, never from the image when a block is there. Frameworks supply
+    how to normalise the images, run blocks over a batch and pool a batch."""
 
-    def __init__(self, cache: ActivationCache, tag: str, data: Any, n_blocks: int) -> None:
-        self.cache, self.data, self.n_blocks = cache, data, n_blocks
-        self.prefix = (tag, data.manifest_hash or str(id(data)), data.image_size)
+    batch_size = 128
+
+    def __init__(self, store: ActivationStore, identity: PrefixIdentity, data: ImageTable, n_blocks: int) -> None:
+        digest = table_digest(data)
+        # Without a content digest nothing may be shared: keep the activations with this object only.
+        self.store: ActivationStore = store if digest is not None else MemoryStore()
+        self.identity, self.data, self.n_blocks = identity, data, n_blocks
+        self.images = digest or "unnamed"
+        self._normalised: np.ndarray | None = None
+        self._chain: list[str] = []
 
     @abc.abstractmethod
-    def normalised_images(self) -> Any:
-        """The whole table as model input."""
+    def normalised_images(self) -> np.ndarray:
+        """The whole table as float32 model input."""
 
     @abc.abstractmethod
-    def run_blocks(self, inputs: Any, start: int, stop: int) -> Any:
-        """Blocks ``start..stop-1`` (in inference mode) over activations after block ``start``."""
+    def block_weights_digest(self, i: int) -> str:
+        """A digest of block ``i``'s weights and buffers (BatchNorm statistics too)."""
 
     @abc.abstractmethod
-    def pool(self, top: Any) -> Any:
-        """Global pooling (and whatever the backbone applies after it) of the last block's output."""
+    def post_pool_digest(self, k: int) -> str:
+        """A digest of the weights applied after pooling block ``k``'s output; "" when none are."""
 
-    def after_block(self, k: int) -> Any:
-        """Activations after the first ``k`` blocks, for every image in the table."""
-        cached = self.cache.get((*self.prefix, f"block:{k}"))
+    def weights_digest(self, k: int, pooled: bool = False) -> str:
+        """A digest of every weight the activations after block ``k`` depend on: blocks ``0..k-1``,
+        chained so that a deeper block hashes only its own weights, plus post-pooling weights."""
+        while len(self._chain) <= k:
+            i = len(self._chain)
+            link = "start" if i == 0 else self._chain[-1] + self.block_weights_digest(i - 1)
+            self._chain.append(hashlib.sha256(link.encode()).hexdigest())
+        after_pool = self.post_pool_digest(k) if pooled else ""
+        return hashlib.sha256((self._chain[k] + after_pool).encode()).hexdigest() if after_pool else self._chain[k]
+
+    @abc.abstractmethod
+    def run_batch(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Blocks ``start..stop-1``, in inference mode, over a float32 batch of activations after block ``start``."""
+
+    @abc.abstractmethod
+    def pool_batch(self, top: np.ndarray, block: int) -> np.ndarray:
+        """Global pooling of a batch of activations after ``block`` (and, for the last block,
+        whatever the backbone applies after pooling)."""
+
+    # -- public -----------------------------------------------------------------------------
+    def after_block(self, k: int) -> np.ndarray:
+        """Activations after the first ``k`` blocks, for every image in the table (rows in table order)."""
+        if k == 0:
+            return self._images()
+        key = self._key(f"block:{k}", k)
+        cached = self.store.get(key)
         if cached is not None:
             return cached
-        start, inputs = 0, None
-        for j in range(k - 1, -1, -1):
-            inputs = self.cache.get((*self.prefix, f"block:{j}"))
-            if inputs is not None:
-                start = j
-                break
-        if inputs is None:
-            inputs = self.normalised_images()
-            self.cache.put((*self.prefix, "block:0"), inputs)
-        if k == 0:
-            return inputs
-        result = self.run_blocks(inputs, start, k)
-        self.cache.put((*self.prefix, f"block:{k}"), result)
-        return result
+        start, inputs = self._deepest_below(k)
+        return self._compute(key, inputs, lambda batch: self.run_batch(batch, start, k))
 
-    def pooled(self) -> Any:
-        """Pooled features of the whole frozen backbone: the classic bottleneck features."""
-        key = (*self.prefix, "pooled")
-        cached = self.cache.get(key)
-        if cached is None:
-            cached = self.pool(self.after_block(self.n_blocks))
-            self.cache.put(key, cached)
-        return cached
+    def pooled(self, k: int | None = None) -> np.ndarray:
+        """Pooled features after block ``k`` (the last block by default): the classic bottleneck features.
+        Block k itself is not stored on the way; only its pooled rows are."""
+        k = self.n_blocks if k is None else k
+        key = self._key(f"pooled:{k}", k, pooled=True)
+        cached = self.store.get(key)
+        if cached is not None:
+            return cached
+        stored = self.store.get(self._key(f"block:{k}", k)) if k > 0 else None
+        if stored is not None:
+            return self._compute(key, stored, lambda batch: self.pool_batch(batch, k))
+        start, inputs = self._deepest_below(k)
+        return self._compute(key, inputs, lambda batch: self.pool_batch(self.run_batch(batch, start, k), k))
+
+    # -- internals --------------------------------------------------------------------------
+    def _key(self, block: str, k: int, pooled: bool = False) -> ActivationKey:
+        return self.identity.key(self.data, block, self.images, self.weights_digest(k, pooled))
+
+    def _images(self) -> np.ndarray:
+        if self._normalised is None:
+            self._normalised = self.normalised_images()
+        return self._normalised
+
+    def _deepest_below(self, k: int) -> tuple[int, np.ndarray]:
+        for j in range(k - 1, 0, -1):
+            cached = self.store.get(self._key(f"block:{j}", j))
+            if cached is not None:
+                return j, cached
+        return 0, self._images()
+
+    def _compute(self, key: ActivationKey, inputs: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        try:
+            return self._fill(key, inputs, fn, float16_ok=True)
+        except _Float16Overflow:
+            return self._fill(key, inputs, fn, float16_ok=False)
+
+    def _fill(self, key: ActivationKey, inputs: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], float16_ok: bool) -> np.ndarray:
+        writer: Any = None
+        try:
+            for start in range(0, len(inputs), self.batch_size):
+                batch = np.array(inputs[start : start + self.batch_size], dtype=np.float32)  # a writable copy
+                rows = np.asarray(fn(batch), dtype=np.float32)
+                if writer is None:
+                    writer = self.store.writer(key, (len(inputs), *rows.shape[1:]), float16_ok)
+                writer.write(start, rows)
+            if writer is None:
+                raise ValueError("cannot compute activations for an empty table")
+            return writer.commit()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+
+
+def rows_as_float32(source: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Rows of a (possibly memory-mapped, float16) activation array, as a float32 array.
+    Sorted reads keep a memory map sequential; the caller's order is restored after."""
+    indices = np.asarray(indices, dtype=np.int64)
+    order = np.argsort(indices, kind="stable")
+    rows = np.empty((len(indices), *source.shape[1:]), dtype=np.float32)
+    rows[order] = source[indices[order]]
+    return rows

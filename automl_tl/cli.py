@@ -112,7 +112,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     settings = SearchSettings(
         study_name=name, storage_url=url, artifacts=artifacts_dir(name, args.artifacts), trials=args.trials,
         epochs=args.epochs, image_size=args.image_size, backbones=backbones, data_location=str(Path(location).resolve()),
-        seed=args.seed, timeout=args.timeout, pruner=args.pruner,
+        seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
     )
 
     def ready(study: Any, finished: int) -> None:
@@ -342,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--timeout", type=float, metavar="SEC", help="stop starting trials after this many seconds")
     search.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
     search.add_argument("--pruner", default="median", choices=["median", "hyperband", "halving", "none"], help="default %(default)s")
+    search.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
+                        help="search the cut point: the head may read earlier blocks' features (default on)")
     search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)

@@ -39,6 +39,12 @@ EpochCallback = Callable[[EpochResult], None]
 PruneCheck = Callable[[EpochResult], bool]
 
 
+def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
+    """What a trial really runs: a backbone without pretrained weights has nothing to transfer,
+    so it trains every block from the first epoch (see ``TrialConfig.from_scratch``)."""
+    return config if spec.pretrained else config.from_scratch()
+
+
 def phase_schedule(config: TrialConfig, n_blocks: int) -> list[Phase]:
     """The phase of each epoch. Without anything to fine-tune, every epoch trains the head."""
     if not config.finetunes(n_blocks):
@@ -63,6 +69,7 @@ def run_trial(
     weights, as checkpointing with early stopping does.
     """
     started = time.perf_counter()
+    config = effective_config(spec, config)
     val_labels = data.labels[data.splits["val"]]
     session = adapter.start_trial(spec, config, data)
     history: list[EpochResult] = []

@@ -21,8 +21,13 @@ HEAD_UNITS = (0, 128, 256, 512)
 UNFROZEN_BN_MODES = ("train", "frozen")
 
 
-def search_space(backbones: Sequence[str], epochs: int) -> dict[str, BaseDistribution]:
-    """Every parameter means the same thing for every backbone, so this never changes mid-study."""
+CUT_FRACTIONS = FloatDistribution(0.5, 1.0, step=0.125)
+
+
+def search_space(backbones: Sequence[str], epochs: int, truncation: bool = True) -> dict[str, BaseDistribution]:
+    """Every parameter means the same thing for every backbone, so this never changes mid-study.
+    With ``truncation``, the cut point is searched too: the head reads pooled features after
+    ``cut_fraction`` of the blocks (earlier features can transfer better to unlike data)."""
     if not backbones:
         raise UserError("The search space has no backbone. Check --backbones and `automl-tl backbones`.")
     if epochs < 1:
@@ -36,6 +41,7 @@ def search_space(backbones: Sequence[str], epochs: int) -> dict[str, BaseDistrib
         "finetune_lr_ratio": FloatDistribution(0.01, 1.0, log=True),
         "switch_epoch": IntDistribution(1, epochs),
         "unfrozen_bn": CategoricalDistribution(list(UNFROZEN_BN_MODES)),
+        **({"cut_fraction": CUT_FRACTIONS} if truncation else {}),
     }
 
 
@@ -72,6 +78,7 @@ def config_from_params(
         epochs=epochs,
         image_size=image_size,
         unfrozen_bn=str(params.get("unfrozen_bn", "train")),
+        cut_fraction=float(params.get("cut_fraction", 1.0)),
         batch_size=batch_size,
         seed=seed,
     )

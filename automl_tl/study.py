@@ -14,7 +14,7 @@ from rich.console import Console
 
 from . import __version__
 from .artifacts import discard_partial, finalize, partial_dir, save_parity_images
-from .engine import PruneTrial, TrialOutcome, run_trial
+from .engine import PruneTrial, TrialOutcome, effective_config, run_trial
 from .errors import TrialFailure, UserError
 from .interrupts import storage_write
 from .fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
@@ -44,6 +44,7 @@ class SearchSettings:
     seed: int = 0
     timeout: float | None = None
     pruner: str = "median"
+    truncation: bool = True
     max_consecutive_failures: int = 10
 
 
@@ -144,10 +145,16 @@ def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
     }
 
 
-def describe_config(config: TrialConfig, n_blocks: int) -> str:
-    frozen = config.frozen_blocks(n_blocks)
-    tuning = f"fine-tune {n_blocks - frozen}/{n_blocks} blocks from epoch {config.switch_epoch + 1}" if config.finetunes(n_blocks) else "head only"
-    return f"{config.backbone}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
+def describe_config(config: TrialConfig, n_blocks: int, pretrained: bool = True) -> str:
+    frozen, depth = config.frozen_blocks(n_blocks), config.depth(n_blocks)
+    cut = f", cut at {depth}/{n_blocks}" if depth < n_blocks else ""
+    if not pretrained:
+        tuning = "from scratch"
+    elif config.finetunes(n_blocks):
+        tuning = f"fine-tune {depth - frozen}/{depth} blocks from epoch {config.switch_epoch + 1}"
+    else:
+        tuning = "head only"
+    return f"{config.backbone}{cut}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
 
 
 class TrialRunner:
@@ -170,10 +177,12 @@ class TrialRunner:
             config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
                                        image_size=self.settings.image_size, seed=self.settings.seed)
             spec = self.plugins.backbone(config.backbone)
+            config = effective_config(spec, config)
             adapter = self.plugins.framework(spec.framework)
             trial.set_user_attr("framework", spec.framework)
             trial.set_user_attr("pretrained", spec.pretrained)
             trial.set_user_attr("frozen_blocks", config.frozen_blocks(len(spec.blocks)))
+            trial.set_user_attr("depth", config.depth(len(spec.blocks)))
             trial.set_user_attr("blocks", len(spec.blocks))
             if self.progress is not None:
                 self.progress.trial_started(number, config)
@@ -234,14 +243,14 @@ class TrialRunner:
         self._report(number, "COMPLETE", outcome.val_accuracy,
                      f"trial {number:>3}  val acc [bold]{outcome.val_accuracy:.4f}[/] (epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  test {outcome.test_accuracy:.4f}  {outcome.seconds:5.1f}s  "
-                     f"{describe_config(config, n_blocks)}")
+                     f"{describe_config(config, n_blocks, spec.pretrained)}")
         return TrialState.COMPLETE
 
 
 def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
                on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
     """Continue (or start) the study until it has ``settings.trials`` finished trials."""
-    space = search_space(settings.backbones, settings.epochs)
+    space = search_space(settings.backbones, settings.epochs, settings.truncation)
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
     study = open_study(settings, fingerprint)
     orphans = fail_orphaned_trials(study, settings.storage_url)

@@ -104,16 +104,29 @@ class TrialConfig:
     unfrozen_bn: str = "train"  # "train" or "frozen": BatchNorm mode in unfrozen blocks
     batch_size: int = 64
     seed: int = 0
+    cut_fraction: float = 1.0  # the head reads pooled features after this share of the blocks
+
+    def depth(self, n_blocks: int) -> int:
+        """How many leading blocks the model keeps (the truncation cut point, at least one)."""
+        return max(1, min(n_blocks, int(round(self.cut_fraction * n_blocks))))
 
     def frozen_blocks(self, n_blocks: int) -> int:
-        """How many leading blocks stay frozen while fine-tuning."""
-        return max(0, min(n_blocks, int(round(self.freeze_fraction * n_blocks))))
+        """How many leading blocks stay frozen while fine-tuning: a share of the blocks kept."""
+        depth = self.depth(n_blocks)
+        return max(0, min(depth, int(round(self.freeze_fraction * depth))))
 
     def finetunes(self, n_blocks: int) -> bool:
-        return self.switch_epoch < self.epochs and self.frozen_blocks(n_blocks) < n_blocks
+        return self.switch_epoch < self.epochs and self.frozen_blocks(n_blocks) < self.depth(n_blocks)
 
     def phase_at(self, epoch: int) -> Phase:
         return Phase.HEAD if epoch < self.switch_epoch else Phase.FINETUNE
+
+    def from_scratch(self) -> "TrialConfig":
+        """The same trial for a backbone without pretrained weights: nothing is frozen and every
+        block learns from the first epoch at the trial's learning rate (no transfer phase)."""
+        from dataclasses import replace
+
+        return replace(self, freeze_fraction=0.0, switch_epoch=0, finetune_lr_ratio=1.0, cut_fraction=1.0)
 
     @property
     def finetune_lr(self) -> float:

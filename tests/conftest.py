@@ -12,11 +12,18 @@ TESTS = Path(__file__).parent
 STUB_PLUGIN = str(TESTS / "stub_plugin.py")
 
 
+@pytest.fixture(scope="session")
+def shared_activation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One activation cache for the whole test run (keys keep tests apart), never the user's."""
+    return tmp_path_factory.mktemp("activations")
+
+
 @pytest.fixture(autouse=True)
-def isolated_studies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own studies folder and never touches the user's."""
+def isolated_studies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_activation_cache: Path) -> Path:
+    """Every test gets its own studies folder and never touches the user's studies or cache."""
     studies = tmp_path / "studies"
     monkeypatch.setenv("AUTOML_TL_STUDIES", str(studies))
+    monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(shared_activation_cache))
     monkeypatch.delenv("AUTOML_TL_LOAD_PLUGINS", raising=False)
     return studies
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from automl_tl.hookspecs import hookimpl
-from automl_tl.types import BackboneSpec, Phase, Preprocessing, TrialConfig
+from automl_tl.types import BackboneSpec, Phase, Preprocessing, TrialConfig, WeightsInfo
 
 
 class StubSession:
@@ -88,9 +88,10 @@ class StubAdapter:
         raise RuntimeError("the stub framework declares no export formats")
 
 
-def stub_spec(name: str = "stub_net") -> BackboneSpec:
+def stub_spec(name: str = "stub_net", pretrained: bool = True) -> BackboneSpec:
+    weights = WeightsInfo(source="stub weights", is_available=lambda: True) if pretrained else None
     return BackboneSpec(name=name, framework="stub", factory=lambda pretrained: None,
-                        blocks=tuple(f"b{i}" for i in range(4)), feature_dim=8)
+                        blocks=tuple(f"b{i}" for i in range(4)), feature_dim=8, weights=weights)
 
 
 @hookimpl

@@ -112,3 +112,9 @@ def test_pruning_stops_the_trial_and_keeps_history():
         run_trial(ScriptedAdapter(ScriptedSession([0.5] * 4)), stub_spec(), config(), table(),
                   should_prune=lambda r: r.epoch == 1)
     assert len(info.value.history) == 2
+
+
+def test_a_from_scratch_backbone_trains_every_block_from_the_first_epoch():
+    session = ScriptedSession([0.5, 0.6, 0.7, 0.8])
+    outcome = run_trial(ScriptedAdapter(session), stub_spec(pretrained=False), config(switch=2), table())
+    assert [r.phase for r in outcome.history] == [Phase.FINETUNE] * 4

@@ -9,7 +9,8 @@ from automl_tl.types import Phase, TrialConfig
 def test_space_has_every_recipe_parameter():
     space = search_space(["a", "b"], epochs=5)
     assert set(space) == {"backbone", "freeze_fraction", "head_units", "head_dropout", "lr",
-                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn"}
+                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction"}
+    assert "cut_fraction" not in search_space(["a"], epochs=5, truncation=False)
     assert space["switch_epoch"].high == 5 and space["switch_epoch"].low == 1
     assert space["lr"].log and space["finetune_lr_ratio"].log
 
@@ -54,3 +55,17 @@ def test_phases_and_finetune_rate():
     assert not _config(freeze_fraction=1.0).finetunes(10)
     assert not _config(switch_epoch=4).finetunes(10)
     assert isinstance(config, TrialConfig)
+
+
+def test_the_cut_point_truncates_and_the_freeze_fraction_is_a_share_of_the_kept_blocks():
+    config = _config(cut_fraction=0.5, freeze_fraction=0.5)
+    assert config.depth(20) == 10 and config.frozen_blocks(20) == 5
+    assert _config(cut_fraction=0.01).depth(19) == 1, "at least one block is kept"
+    assert not _config(cut_fraction=0.5, freeze_fraction=1.0).finetunes(20)
+    assert _config(cut_fraction=0.5, freeze_fraction=0.5, switch_epoch=1).finetunes(20)
+
+
+def test_a_from_scratch_trial_trains_every_block_from_the_first_epoch():
+    scratch = _config(freeze_fraction=0.8, switch_epoch=2, finetune_lr_ratio=0.1, cut_fraction=0.5).from_scratch()
+    assert scratch.frozen_blocks(3) == 0 and scratch.depth(3) == 3
+    assert scratch.phase_at(0).value == "finetune" and scratch.finetune_lr == scratch.lr

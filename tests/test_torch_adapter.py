@@ -10,7 +10,8 @@ from automl_tl.space import config_from_params
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from automl_tl_torch.backbones import torchvision_backbones
-from automl_tl_torch.cache import ActivationCache, PrefixFeatures, normalised_images
+from automl_tl.activation_store import DiskStore
+from automl_tl_torch.cache import PrefixFeatures, normalised_images
 from automl_tl_torch.model import build_block_stack
 from automl_tl_torch.session import load_trained
 
@@ -54,34 +55,44 @@ def test_unfrozen_batchnorm_can_stay_in_inference_mode():
     assert not all(torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
 
 
-def test_cached_prefix_equals_direct_computation_and_reuses_the_deepest_block():
+def test_cached_prefix_equals_direct_computation_and_reuses_the_deepest_block(tmp_path):
     data = random_table()
     spec = tiny_spec()
     stack = build_block_stack(spec, pretrained=True).eval()
-    cache = ActivationCache(2**30)
-    features = PrefixFeatures(cache, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu"))
-    images = normalised_images(data, spec.mean, spec.std)
+    store = DiskStore(tmp_path, 2**30, "float32")
+    features = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu"))
+    images = torch.from_numpy(normalised_images(data, spec.mean, spec.std))
     with torch.no_grad():
-        direct = stack.run_blocks(images, 0, 3)
-        pooled = stack.forward(images)
+        direct = stack.run_blocks(images, 0, 3).numpy()
+        pooled = stack.forward(images).numpy()
     after_one = features.after_block(1)
-    hits = cache.hits
-    assert torch.allclose(features.after_block(3), direct, atol=1e-5)
-    assert cache.hits > hits, "block 3 must start from cached block 1"
-    assert torch.allclose(features.pooled(), pooled, atol=1e-5)
+    hits = store.hits
+    np.testing.assert_allclose(features.after_block(3), direct, atol=1e-5)
+    assert store.hits > hits, "block 3 must start from cached block 1"
+    np.testing.assert_allclose(features.pooled(), pooled, atol=1e-5)
     assert after_one.shape[0] == len(data.labels)
 
 
-def test_cache_is_keyed_by_data_and_bounded():
+def test_changed_torch_weights_give_fresh_activations(tmp_path):
+    data = random_table()
     spec = tiny_spec()
+    store = DiskStore(tmp_path, 2**30, "float32")
     stack = build_block_stack(spec, pretrained=True).eval()
-    cache = ActivationCache(2**30)
-    one = PrefixFeatures(cache, spec.name, random_table(seed=0), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
-    two = PrefixFeatures(cache, spec.name, random_table(seed=1), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
-    assert not torch.equal(one, two), "changed images must never be served stale"
-    small = ActivationCache(max_bytes=1)
-    PrefixFeatures(small, spec.name, random_table(), stack, spec.mean, spec.std, torch.device("cpu")).pooled()
-    assert len(small) == 1
+    before = np.array(PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu")).pooled())
+    with torch.no_grad():
+        next(stack.blocks[0].parameters()).mul_(1.5)  # e.g. a new weights file under the same name
+    after = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu")).pooled()
+    with torch.no_grad():
+        expected = stack.forward(torch.from_numpy(normalised_images(data, spec.mean, spec.std))).numpy()
+    np.testing.assert_allclose(after, expected, atol=1e-5)
+    assert not np.allclose(before, after)
+    for name in ("running_mean", "running_var"):
+        bn = next(m for m in stack.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        with torch.no_grad():
+            getattr(bn, name).add_(0.5)  # BatchNorm statistics are part of the key too
+        refreshed = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu")).pooled()
+        assert not np.allclose(refreshed, after)
+        after = refreshed
 
 
 def test_training_learns_the_signal():

@@ -21,6 +21,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MAX_PIXELS = 40_000_000
 """Images with more pixels than this (width * height) are refused before decoding."""
 
+DECODER_VERSION = "pil-bilinear-rgb-1"
+"""Names how ``decode_image`` turns bytes into pixels; part of every activation cache key."""
+
 DECODE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG covers MPO (camera multi-picture JPEG)
 """Formats the decoder will parse, whatever the file is called (a renamed WebP still works)."""
 

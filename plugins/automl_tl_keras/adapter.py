@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_cache import ActivationCache, cache_from_env
+from automl_tl.activation_store import MemoryStore, store_from_env
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
@@ -19,7 +19,7 @@ class KerasAdapter:
     export_formats = ("keras", "savedmodel")  # first is the one suggested to users
 
     def __init__(self) -> None:
-        self.cache = cache_from_env()  # frozen-prefix activations shared by every trial in this process
+        self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
 
     def is_installed(self) -> bool:
         return installed("keras") and installed("tensorflow")
@@ -35,11 +35,9 @@ class KerasAdapter:
 
         base = spec.factory(spec.pretrained)
         # A from-scratch backbone is new random weights each time: its activations must not be shared.
-        cache = self.cache if spec.pretrained else ActivationCache(self.cache.max_bytes)
-        prefix = KerasPrefix(cache, spec.name, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
-        if block == len(spec.blocks):
-            return prefix.pooled()
-        return prefix.after_block(block).mean(axis=(1, 2))
+        store = self.cache if spec.pretrained else MemoryStore()
+        prefix = KerasPrefix(store, spec.name, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
+        return np.asarray(prefix.pooled(block), dtype=np.float32)
 
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         from .session import load_trained

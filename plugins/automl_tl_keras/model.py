@@ -88,6 +88,8 @@ def build_head(feature_dim: int, hidden_units: int, dropout: float, num_classes:
     return keras.Sequential(layers, name="head")
 
 
-def full_classifier(base: Any, head: Any) -> Any:
-    """Backbone, global average pooling and head as one model: normalised NHWC in, probabilities out."""
-    return keras.Model(base.input, head(keras.layers.GlobalAveragePooling2D()(base.output)))
+def full_classifier(base: Any, head: Any, top: Any = None) -> Any:
+    """Backbone (up to the ``top`` tensor, its output by default), global average pooling and head as
+    one model: normalised NHWC in, probabilities out."""
+    top = base.output if top is None else top
+    return keras.Model(base.input, head(keras.layers.GlobalAveragePooling2D()(top)))

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_cache import ActivationCache, PrefixActivations
+from automl_tl.activation_cache import PrefixActivations, PrefixIdentity, rows_as_float32
+from automl_tl.activation_store import ActivationStore, MemoryStore, arrays_digest
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .model import build_head, cut_tensors, full_classifier, keras
@@ -25,12 +26,15 @@ def normalised(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ..
 
 
 class KerasPrefix(PrefixActivations):
-    """Frozen-prefix activations of a Keras backbone cut at its block ends (arrays, NHWC)."""
+    """Frozen-prefix activations of a Keras backbone cut at its block ends (NHWC rows)."""
 
-    def __init__(self, cache: ActivationCache, tag: str, data: ImageTable, base: Any, cuts: list[Any],
+    def __init__(self, store: ActivationStore, name: str, data: ImageTable, base: Any, cuts: list[Any],
                  mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__(cache, tag, data, len(cuts))
+        identity = PrefixIdentity("keras", name, f"mean={list(mean)};std={list(std)};NHWC")
+        super().__init__(store, identity, data, len(cuts))
         self.base, self.cuts, self.mean, self.std = base, cuts, mean, std
+        self._segments: dict[tuple[int, int], Any] = {}
+        self._base_digest: str | None = None
 
     def _tensor(self, k: int) -> Any:
         return self.base.input if k == 0 else self.cuts[k - 1]
@@ -38,29 +42,43 @@ class KerasPrefix(PrefixActivations):
     def normalised_images(self) -> np.ndarray:
         return normalised(self.data.images, self.mean, self.std)
 
-    def run_blocks(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
-        segment = keras.Model(self._tensor(start), self._tensor(stop))
-        return np.asarray(segment.predict(inputs, batch_size=BATCH, verbose=0), dtype=np.float32)
+    def block_weights_digest(self, i: int) -> str:
+        # Blocks are cuts of one graph: the first link of the chain digests every weight of the
+        # backbone, so any changed weight changes every key (and truncation never does).
+        if i > 0:
+            return ""
+        if self._base_digest is None:
+            self._base_digest = arrays_digest((f"{i}.{w.path}", np.asarray(w.numpy())) for i, w in enumerate(self.base.weights))
+        return self._base_digest
 
-    def pool(self, top: np.ndarray) -> np.ndarray:
+    def post_pool_digest(self, k: int) -> str:
+        return ""  # Keras backbones pool with a plain mean
+
+    def run_batch(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
+        segment = self._segments.get((start, stop))
+        if segment is None:
+            segment = self._segments[(start, stop)] = keras.Model(self._tensor(start), self._tensor(stop))
+        return np.asarray(segment.predict_on_batch(inputs), dtype=np.float32)
+
+    def pool_batch(self, top: np.ndarray, block: int) -> np.ndarray:
         return top.mean(axis=(1, 2)).astype(np.float32)
 
 
 class KerasTrialSession:
     """Implements automl_tl.types.TrialSession with compiled Keras training (``fit``)."""
 
-    def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable, cache: ActivationCache) -> None:
+    def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable, store: ActivationStore) -> None:
         keras.utils.set_random_seed(config.seed)
         self.spec, self.config, self.data = spec, config, data
         self.base = spec.factory(spec.pretrained)
-        self.cuts = cut_tensors(self.base, spec.blocks)
-        self.n_blocks = len(self.cuts)
-        self.frozen = config.frozen_blocks(self.n_blocks)
-        tag = spec.name if spec.pretrained else f"{spec.name}@seed{config.seed}"
-        self.features = KerasPrefix(cache, tag, data, self.base, self.cuts, spec.mean, spec.std)
-        self.head = build_head(spec.feature_dim, config.head_units, config.head_dropout, data.num_classes)
+        self.cuts = cut_tensors(self.base, spec.blocks)[: config.depth(len(spec.blocks))]
+        self.n_blocks = len(self.cuts)  # the blocks kept: all, or up to the cut point
+        self.frozen = config.frozen_blocks(len(spec.blocks))
+        self.features = KerasPrefix(store if spec.pretrained else MemoryStore(), spec.name, data, self.base,
+                                    self.cuts, spec.mean, spec.std)
+        self.head = build_head(int(self.cuts[-1].shape[-1]), config.head_units, config.head_dropout, data.num_classes)
         start = self.base.input if self.frozen == 0 else self.cuts[self.frozen - 1]
-        self.suffix = keras.Model(start, self.base.output) if self.frozen < self.n_blocks else None
+        self.suffix = keras.Model(start, self.cuts[-1]) if self.frozen < self.n_blocks else None
         self.pristine_suffix = self.suffix.get_weights() if self.suffix is not None else []
         self.class_weight = {i: float(w) for i, w in enumerate(data.class_weights())}
         self.phase: Phase | None = None
@@ -87,14 +105,15 @@ class KerasTrialSession:
         self.trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="sparse_categorical_crossentropy")
         self.phase = phase
 
-    def _inputs(self, pristine: bool) -> np.ndarray:
-        return self.features.pooled() if pristine else self.features.after_block(self.frozen)
+    def _inputs(self, pristine: bool, split: str) -> np.ndarray:
+        source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
+        return rows_as_float32(source, self.data.splits[split])
 
     def train_epoch(self) -> float:
         assert self.trainer is not None, "set_phase first"
         head_only = self.trainer is self.head
         train = self.data.splits["train"]
-        history = self.trainer.fit(self._inputs(head_only)[train], self.data.labels[train], epochs=1,
+        history = self.trainer.fit(self._inputs(head_only, "train"), self.data.labels[train], epochs=1,
                                    batch_size=self.config.batch_size, shuffle=True, class_weight=self.class_weight, verbose=0)
         if not head_only:
             self.backbone_touched = True
@@ -102,7 +121,7 @@ class KerasTrialSession:
 
     def predict_split(self, split: str) -> np.ndarray:
         pristine = not self.backbone_touched
-        inputs = self._inputs(pristine)[self.data.splits[split]]
+        inputs = self._inputs(pristine, split)
         if len(inputs) == 0:
             return np.zeros((0, self.data.num_classes), np.float32)
         model = self.head if pristine else self.finetune_model
@@ -127,7 +146,8 @@ class KerasTrialSession:
                 arrays.update({f"layer/{layer.name}/{i}": w for i, w in enumerate(layer.get_weights())})
         np.savez(directory / WEIGHTS_FILE, **arrays)
         (directory / LAYOUT_FILE).write_text(json.dumps({"backbone": self.spec.name, "frozen_blocks": self.frozen,
-                                                         "blocks": self.n_blocks, "pretrained": self.spec.pretrained}))
+                                                         "blocks": self.n_blocks, "backbone_blocks": len(self.spec.blocks),
+                                                         "pretrained": self.spec.pretrained}))
 
     def close(self) -> None:
         self.trainer = self.finetune_model = None
@@ -136,7 +156,8 @@ class KerasTrialSession:
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
     """Rebuild a saved trial: the pretrained backbone, the saved layers over it, the head."""
     base = spec.factory(spec.pretrained)
-    head = build_head(spec.feature_dim, config.head_units, config.head_dropout, num_classes)
+    top = cut_tensors(base, spec.blocks)[config.depth(len(spec.blocks)) - 1]
+    head = build_head(int(top.shape[-1]), config.head_units, config.head_dropout, num_classes)
     with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as saved:
         head.set_weights([saved[f"head/{i}"] for i in range(len(head.get_weights()))])
         layers: dict[str, list[tuple[int, np.ndarray]]] = {}
@@ -146,4 +167,4 @@ def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: 
                 layers.setdefault(name, []).append((int(index), saved[key]))
     for name, weights in layers.items():
         base.get_layer(name).set_weights([w for _, w in sorted(weights, key=lambda item: item[0])])
-    return full_classifier(base, head)
+    return full_classifier(base, head, top)

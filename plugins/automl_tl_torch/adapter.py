@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_cache import ActivationCache, cache_from_env
+from automl_tl.activation_store import MemoryStore, store_from_env
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
@@ -29,7 +29,7 @@ class TorchAdapter:
     export_formats = ("onnx", "torchscript")  # first is the one suggested to users
 
     def __init__(self) -> None:
-        self.cache = cache_from_env()  # frozen-prefix activations shared by every trial in this process
+        self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
 
     def is_installed(self) -> bool:
         return installed("torch") and installed("torchvision")
@@ -59,11 +59,9 @@ class TorchAdapter:
         configure_cpu_threads()
         stack = build_block_stack(spec, pretrained=spec.pretrained).to(self.device, memory_format=torch.channels_last)
         # A from-scratch backbone is new random weights each time: its activations must not be shared.
-        cache = self.cache if spec.pretrained else ActivationCache(self.cache.max_bytes)
-        features = PrefixFeatures(cache, spec.name, data, stack, spec.mean, spec.std, self.device)
-        if block == len(spec.blocks):
-            return features.pooled().numpy()
-        return features.after_block(block).mean(dim=(2, 3)).numpy()
+        store = self.cache if spec.pretrained else MemoryStore()
+        features = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, self.device)
+        return np.asarray(features.pooled(block), dtype=np.float32)
 
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         from .session import load_trained

@@ -1,9 +1,4 @@
-"""Frozen-prefix activations, computed once per process and shared by every trial.
-
-Blocks below the freeze point keep their pretrained weights and run with BatchNorm
-in inference mode, so their output for a given image never changes: computing it
-once and reusing it across trials is exact, not an approximation.
-"""
+"""Frozen-prefix activations of a torch BlockStack, through the core's shared activation store."""
 
 from __future__ import annotations
 
@@ -12,20 +7,19 @@ from typing import Callable
 import numpy as np
 import torch
 
-from automl_tl.activation_cache import ActivationCache, PrefixActivations
+from automl_tl.activation_cache import PrefixActivations, PrefixIdentity, rows_as_float32
+from automl_tl.activation_store import ActivationStore, arrays_digest
 from automl_tl.types import ImageTable
 
 from .model import BlockStack
 
-INFERENCE_BATCH = 128
 
-
-def normalised_images(data: ImageTable, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """The whole table as a normalised float32 NCHW tensor."""
-    images = torch.from_numpy(data.images).permute(0, 3, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return images.sub_(mean_t).div_(std_t).contiguous()
+def normalised_images(data: ImageTable, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """The whole table as a normalised float32 NCHW array."""
+    images = data.images.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    images -= np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    images /= np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray(images)
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -33,33 +27,54 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
-def _batched(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, inputs.shape[0], INFERENCE_BATCH):
-            outputs.append(fn(channels_last(inputs[start : start + INFERENCE_BATCH].to(device))).cpu())
-    return torch.cat(outputs)
+def module_digest(modules: list[torch.nn.Module]) -> str:
+    """A digest of the parameters and buffers (BatchNorm statistics too) of ``modules``, in order."""
+    return arrays_digest(
+        (f"{i}.{name}", tensor.detach().cpu().numpy())
+        for i, module in enumerate(modules)
+        for name, tensor in module.state_dict().items()
+    )
 
 
 class PrefixFeatures(PrefixActivations):
-    """Frozen-prefix activations of a torch BlockStack (tensors, NCHW)."""
+    """Frozen-prefix activations of a torch BlockStack (NCHW rows)."""
 
-    def __init__(self, cache: ActivationCache, backbone_name: str, data: ImageTable, stack: BlockStack,
-                 mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> None:
-        super().__init__(cache, backbone_name, data, len(stack.blocks))
+    def __init__(self, store: ActivationStore, backbone_name: str, data: ImageTable, stack: BlockStack,
+                 mean: tuple[float, ...], std: tuple[float, ...], device: torch.device, *, full_depth: bool = True) -> None:
+        identity = PrefixIdentity("torch", backbone_name, f"mean={list(mean)};std={list(std)};NCHW")
+        super().__init__(store, identity, data, len(stack.blocks))
         self.stack, self.mean, self.std, self.device = stack, mean, std, device
+        self.full_depth = full_depth  # the stack has every block, so pooling at its top applies post_pool
 
-    def normalised_images(self) -> torch.Tensor:
+    def normalised_images(self) -> np.ndarray:
         return normalised_images(self.data, self.mean, self.std)
 
-    def run_blocks(self, inputs: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def block_weights_digest(self, i: int) -> str:
+        return module_digest([self.stack.blocks[i]])
+
+    def post_pool_digest(self, k: int) -> str:
+        return module_digest([self.stack.post_pool]) if self._applies_post_pool(k) else ""
+
+    def _applies_post_pool(self, k: int) -> bool:
+        return self.full_depth and k == self.n_blocks and len(self.stack.post_pool) > 0
+
+    def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], batch: np.ndarray) -> np.ndarray:
         self.stack.eval()
-        return _batched(lambda x: self.stack.run_blocks(x, start, stop), inputs, self.device)
+        with torch.no_grad():
+            x = channels_last(torch.from_numpy(batch).to(self.device))
+            return fn(x).float().cpu().numpy()
 
-    def pool(self, top: torch.Tensor) -> torch.Tensor:
-        self.stack.eval()
-        return _batched(self.stack.pool_features, top, self.device)
+    def run_batch(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return self._run(lambda x: self.stack.run_blocks(x, start, stop), inputs)
+
+    def pool_batch(self, top: np.ndarray, block: int) -> np.ndarray:
+        if self._applies_post_pool(block):
+            return self._run(self.stack.pool_features, top)
+        return self._run(lambda x: torch.flatten(self.stack.pool(x), 1), top)
 
 
-def split_tensor(values: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
-    return values[torch.from_numpy(np.asarray(indices, dtype=np.int64))]
+def rows(source: np.ndarray, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Rows of a cached array as a float32 tensor, in the order of ``indices``."""
+    if isinstance(indices, torch.Tensor):
+        indices = indices.numpy()
+    return torch.from_numpy(rows_as_float32(source, indices))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from automl_tl.errors import UserError
-from automl_tl.types import BackboneSpec
+from automl_tl.types import BackboneSpec, TrialConfig
 
 
 def _module_at(model: nn.Module, path: str) -> nn.Module:
@@ -71,7 +71,9 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
-def build_block_stack(spec: BackboneSpec, pretrained: bool) -> BlockStack:
+def build_block_stack(spec: BackboneSpec, pretrained: bool, depth: int | None = None) -> BlockStack:
+    """The backbone as blocks; with ``depth``, only the first ``depth`` blocks (a truncated backbone
+    pools the last kept block directly, without the layers the full one applies after pooling)."""
     try:
         model = spec.factory(pretrained)
     except Exception as exc:
@@ -82,15 +84,29 @@ def build_block_stack(spec: BackboneSpec, pretrained: bool) -> BlockStack:
                 f"{spec.weights.where if spec.weights else 'the framework cache'} or choose another backbone."
             ) from None
         raise
-    blocks = [_module_at(model, path) for path in spec.blocks]
-    post_pool = [_module_at(model, path) for path in spec.options.get("post_pool", [])]
+    depth = len(spec.blocks) if depth is None else depth
+    blocks = [_module_at(model, path) for path in spec.blocks[:depth]]
+    full = depth == len(spec.blocks)
+    post_pool = [_module_at(model, path) for path in spec.options.get("post_pool", [])] if full else []
     return BlockStack(blocks, post_pool)
 
 
-def build_classifier(
-    spec: BackboneSpec, num_classes: int, hidden_units: int, dropout: float, pretrained: bool = True
-) -> Classifier:
-    return Classifier(build_block_stack(spec, pretrained), build_head(spec.feature_dim, hidden_units, dropout, num_classes))
+def feature_dim(spec: BackboneSpec, stack: BlockStack) -> int:
+    """Width of the pooled features: declared for the whole backbone, measured for a truncated one."""
+    if len(stack.blocks) == len(spec.blocks):
+        return spec.feature_dim
+    probe = torch.zeros(1, 3, 64, 64)
+    was_training = stack.training
+    with torch.no_grad():
+        width = int(stack.eval().forward(probe).shape[1])
+    stack.train(was_training)
+    return width
+
+
+def build_classifier(spec: BackboneSpec, num_classes: int, config: TrialConfig, pretrained: bool = True) -> Classifier:
+    """The trial's model: the backbone cut at the trial's depth, then a new head of its size."""
+    stack = build_block_stack(spec, pretrained, config.depth(len(spec.blocks)))
+    return Classifier(stack, build_head(feature_dim(spec, stack), config.head_units, config.head_dropout, num_classes))
 
 
 class NormalisedClassifier(nn.Module):

@@ -9,6 +9,7 @@ from automl_tl.types import BackboneSpec, FrameworkAdapter
 
 from .adapter import TorchAdapter
 from .backbones import torchvision_backbones
+from .scratch import small_cnn_spec
 
 
 @hookimpl
@@ -19,6 +20,7 @@ def register_frameworks(register: Callable[[FrameworkAdapter], None]) -> None:
 
 @hookimpl
 def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
-    """Register the torchvision backbones (mobilenet_v2, resnet18, convnext_tiny, ...)."""
-    for spec in torchvision_backbones():
+    """Register the torchvision backbones (mobilenet_v2, resnet18, convnext_tiny, ...) and
+    ``small_cnn``, a small CNN trained from scratch."""
+    for spec in [*torchvision_backbones(), small_cnn_spec()]:
         register(spec)

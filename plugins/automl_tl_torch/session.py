@@ -13,7 +13,9 @@ from torch import nn
 
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
-from .cache import ActivationCache, PrefixFeatures, channels_last, split_tensor
+from automl_tl.activation_store import ActivationStore, MemoryStore
+
+from .cache import PrefixFeatures, channels_last, rows
 from .model import Classifier, build_classifier
 
 WEIGHTS_FILE = "weights.pt"
@@ -31,24 +33,24 @@ class TorchTrialSession:
     """Implements automl_tl.types.TrialSession for torch models."""
 
     def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
-                 cache: ActivationCache, device: torch.device) -> None:
+                 store: ActivationStore, device: torch.device) -> None:
         torch.manual_seed(config.seed)
         self.spec, self.config, self.data, self.device = spec, config, data, device
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.model: Classifier = build_classifier(
-            spec, data.num_classes, config.head_units, config.head_dropout, pretrained=spec.pretrained
-        ).to(device, memory_format=torch.channels_last)
-        self.n_blocks = len(self.model.backbone.blocks)
-        self.frozen = config.frozen_blocks(self.n_blocks)
-        # Pretrained prefixes are the same in every trial; a from-scratch backbone's depend on the seed.
-        weights_tag = spec.name if spec.pretrained else f"{spec.name}@seed{config.seed}"
-        self.features = PrefixFeatures(cache, weights_tag, data, self.model.backbone, spec.mean, spec.std, device)
+        self.model: Classifier = build_classifier(spec, data.num_classes, config, pretrained=spec.pretrained).to(
+            device, memory_format=torch.channels_last)
+        self.n_blocks = len(self.model.backbone.blocks)  # the blocks kept: all, or up to the cut point
+        self.frozen = config.frozen_blocks(len(spec.blocks))
+        # Pretrained prefixes are the same in every trial; a from-scratch backbone's exist once.
+        self.features = PrefixFeatures(store if spec.pretrained else MemoryStore(), spec.name, data,
+                                       self.model.backbone, spec.mean, spec.std, device,
+                                       full_depth=self.n_blocks == len(spec.blocks))
         self.loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(data.class_weights()).to(device))
         self.labels = torch.from_numpy(data.labels)
         self.phase: Phase | None = None
         self.backbone_touched = False  # True once any backbone weight has left its pretrained value
         self.optimizer: torch.optim.Optimizer | None = None
-        self._inputs: torch.Tensor | None = None
+        self._inputs: np.ndarray | None = None
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
@@ -56,7 +58,7 @@ class TorchTrialSession:
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
         if phase is Phase.HEAD:
-            self._inputs = self.features.pooled()
+            self._inputs = np.asarray(self.features.pooled(), dtype=np.float32)  # small: held in memory
             lr = self.config.lr
         else:
             self._inputs = self.features.after_block(self.frozen)
@@ -95,7 +97,7 @@ class TorchTrialSession:
             batch = order[start : start + self.config.batch_size]
             if len(batch) < 2 and count:
                 continue  # a lone sample breaks BatchNorm in training mode
-            x = channels_last(self._inputs[batch].to(self.device))
+            x = channels_last(rows(self._inputs, batch).to(self.device))
             y = self.labels[batch].to(self.device)
             loss = self.loss_fn(self._forward(x, head_only), y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -112,11 +114,12 @@ class TorchTrialSession:
         self.model.eval()
         pristine = not self.backbone_touched
         source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
-        inputs = split_tensor(source, self.data.splits[split])
+        indices = self.data.splits[split]
         outputs = []
         with torch.no_grad():
-            for start in range(0, len(inputs), 256):
-                logits = self._forward(channels_last(inputs[start : start + 256].to(self.device)), pristine)
+            for start in range(0, len(indices), 256):
+                inputs = rows(source, indices[start : start + 256])
+                logits = self._forward(channels_last(inputs.to(self.device)), pristine)
                 outputs.append(torch.softmax(logits, dim=1).cpu())
         if not outputs:
             return np.zeros((0, self.data.num_classes), dtype=np.float32)
@@ -138,8 +141,7 @@ class TorchTrialSession:
     def restore(self, snapshot: Any) -> None:
         if self.backbone_touched and not snapshot["touched"]:
             # Going back to a head-only snapshot: the blocks must return to their pretrained values.
-            pristine = build_classifier(self.spec, self.data.num_classes, self.config.head_units,
-                                        self.config.head_dropout, pretrained=self.spec.pretrained)
+            pristine = build_classifier(self.spec, self.data.num_classes, self.config, pretrained=self.spec.pretrained)
             self.model.backbone.load_state_dict(pristine.backbone.state_dict())
         self.model.load_state_dict(snapshot["state"], strict=False)
         self.backbone_touched = snapshot["touched"]
@@ -149,6 +151,7 @@ class TorchTrialSession:
         state = {k: v.detach().cpu().contiguous() for k, v in self._trained_state().items()}
         torch.save(state, directory / WEIGHTS_FILE)
         layout = {"backbone": self.spec.name, "frozen_blocks": self.frozen, "blocks": self.n_blocks,
+                  "backbone_blocks": len(self.spec.blocks),
                   "pretrained": self.spec.pretrained, "weights_source": self.spec.weights.source if self.spec.weights else None,
                   "keys": sorted(state)}
         (directory / LAYOUT_FILE).write_text(json.dumps(layout, indent=2))
@@ -160,7 +163,7 @@ class TorchTrialSession:
 
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
     """Rebuild a saved trial: the pretrained backbone, then the saved (fine-tuned) weights over it."""
-    model = build_classifier(spec, num_classes, config.head_units, config.head_dropout, pretrained=spec.pretrained)
+    model = build_classifier(spec, num_classes, config, pretrained=spec.pretrained)
     state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:

@@ -1,0 +1,271 @@
+"""Where frozen-prefix activations live: memory-mapped .npy files on disk, bounded in size.
+
+An entry is one array: the activations of every image of one data table after one block
+of one backbone. Its file name is a digest of everything that changes the values (see
+``ActivationKey``), so a changed image or changed weights give a different name and can
+never be served stale. Files are written under a temporary name and renamed into place,
+so a killed process or a second worker never leaves or reads half an entry. Reading maps
+the file instead of loading it: trials touch only the rows they use, and memory does not
+grow from trial to trial. When the folder exceeds its size limit, the least recently used
+entries are deleted (a process that still maps one keeps reading it safely).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+
+FORMAT_VERSION = 2  # bump when the layout of entries or the meaning of a key changes
+CACHE_DIR_ENV = "AUTOML_TL_CACHE_DIR"
+CACHE_GB_ENV = "AUTOML_TL_CACHE_GB"
+CACHE_DTYPE_ENV = "AUTOML_TL_CACHE_DTYPE"
+DEFAULT_CACHE_GB = 4.0
+FLOAT16_SAFE_MAX = 6.0e4  # float16 overflows above 65504; larger activations are kept as float32
+
+
+@dataclass(frozen=True)
+class ActivationKey:
+    """Everything that changes the cached values. ``images`` digests every image's content hash
+    in table order; ``weights`` digests the backbone's actual tensors, not a file name."""
+
+    framework: str
+    backbone: str
+    weights: str
+    image_size: int
+    preprocessing: str
+    images: str
+    block: str  # "block:K" (after K blocks) or "pooled:K" (pooled features of block K)
+
+    def digest(self) -> str:
+        text = json.dumps({"format": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def images_digest(content_hashes: Iterable[str], image_size: int, decoder: str) -> str:
+    """One digest for a table's images, in order: any changed, added or moved image changes it."""
+    h = hashlib.sha256(f"{decoder}|{image_size}|".encode())
+    for content in content_hashes:
+        h.update(content.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def arrays_digest(named_arrays: Iterable[tuple[str, np.ndarray]]) -> str:
+    """A digest of named arrays (a model's weights): names, shapes, dtypes and bytes."""
+    h = hashlib.sha256()
+    for name, array in named_arrays:
+        array = np.ascontiguousarray(array)
+        h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        h.update(memoryview(array).cast("B"))
+    return h.hexdigest()
+
+
+class ActivationWriter(Protocol):
+    """Fills one entry batch by batch, then makes it visible."""
+
+    def write(self, start: int, rows: np.ndarray) -> None: ...
+
+    def commit(self) -> np.ndarray: ...
+
+    def abort(self) -> None: ...
+
+
+class ActivationStore(Protocol):
+    """A place to keep activations: on disk for real searches, in memory for throwaway weights."""
+
+    hits: int
+    misses: int
+
+    def get(self, key: ActivationKey) -> np.ndarray | None: ...
+
+    def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool) -> ActivationWriter: ...
+
+
+class _MemoryWriter:
+    def __init__(self, store: "MemoryStore", key: ActivationKey, shape: tuple[int, ...]) -> None:
+        self.store, self.key = store, key
+        self.array = np.empty(shape, dtype=np.float32)
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        self.array[start : start + len(rows)] = rows
+
+    def commit(self) -> np.ndarray:
+        self.store.entries[self.key] = self.array
+        return self.array
+
+    def abort(self) -> None:
+        self.array = np.empty(0, np.float32)
+
+
+class MemoryStore:
+    """Activations kept for the life of one object: for weights that exist only once (from scratch)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[ActivationKey, np.ndarray] = {}
+        self.hits = self.misses = 0
+
+    def get(self, key: ActivationKey) -> np.ndarray | None:
+        value = self.entries.get(key)
+        if value is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return value
+
+    def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool) -> ActivationWriter:
+        return _MemoryWriter(self, key, shape)
+
+
+class _DiskWriter:
+    def __init__(self, store: "DiskStore", key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.store, self.key, self.dtype = store, key, dtype
+        store.root.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=store.root)
+        os.close(handle)
+        self.tmp = Path(name)
+        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
+        self.overflowed = False
+
+    def write(self, start: int, rows: np.ndarray) -> None:
+        if self.dtype == np.float16 and rows.size and float(np.abs(rows).max()) > FLOAT16_SAFE_MAX:
+            self.overflowed = True  # commit() refuses the entry; it is recomputed as float32
+        if not self.overflowed:
+            self.array[start : start + len(rows)] = rows
+
+    def commit(self) -> np.ndarray:
+        self.array.flush()
+        shape = self.array.shape
+        del self.array
+        if self.overflowed:
+            self.abort()
+            raise _Float16Overflow(shape)
+        final = self.store.path(self.key)
+        os.replace(self.tmp, final)
+        self.store.describe(self.key, shape, self.dtype)
+        self.store.evict(keep=final)
+        return np.load(final, mmap_mode="r")
+
+    def abort(self) -> None:
+        self.__dict__.pop("array", None)
+        self.tmp.unlink(missing_ok=True)
+
+
+class _Float16Overflow(Exception):
+    """An activation exceeded float16's range: the entry is recomputed as float32."""
+
+
+class DiskStore:
+    """Memory-mapped entries under ``root``, least recently used evicted beyond ``max_bytes``."""
+
+    def __init__(self, root: Path, max_bytes: int, dtype: str = "float16") -> None:
+        if dtype not in ("float16", "float32"):
+            raise ValueError(f"cache dtype must be float16 or float32, not {dtype!r}")
+        self.root, self.max_bytes, self.dtype = Path(root), int(max_bytes), np.dtype(dtype)
+        self.hits = self.misses = self.evicted = 0
+
+    def path(self, key: ActivationKey) -> Path:
+        return self.root / f"{key.digest()}.npy"
+
+    def describe(self, key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """A readable sidecar, so ``automl-tl cache`` can say what each entry holds."""
+        info = {**asdict(key), "shape": list(shape), "dtype": np.dtype(dtype).name}
+        sidecar = self.path(key).with_suffix(".json")
+        tmp = sidecar.with_name(f".partial-{os.getpid()}-{sidecar.name}")
+        tmp.write_text(json.dumps(info, indent=1))
+        os.replace(tmp, sidecar)
+
+    def get(self, key: ActivationKey) -> np.ndarray | None:
+        path = self.path(key)
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (FileNotFoundError, ValueError, OSError):
+            self.misses += 1
+            return None
+        try:
+            os.utime(path)  # recently used: evicted last
+        except OSError:
+            pass
+        self.hits += 1
+        return array
+
+    def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool = True) -> ActivationWriter:
+        nbytes = int(np.prod(shape)) * self.dtype.itemsize
+        if nbytes > self.max_bytes:
+            return _MemoryWriter(MemoryStore(), key, shape)  # larger than the whole cache: keep it in memory
+        dtype = self.dtype if float16_ok else np.dtype(np.float32)
+        return _DiskWriter(self, key, shape, dtype)
+
+    def entries(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.glob("*.npy") if not p.name.startswith(".partial-")]
+
+    def bytes_used(self) -> int:
+        total = 0
+        for entry in self.entries():
+            try:
+                total += entry.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def evict(self, keep: Path | None = None) -> None:
+        """Delete least recently used entries until the folder fits ``max_bytes``."""
+        stats = []
+        for entry in self.entries():
+            try:
+                stats.append((entry.stat().st_mtime, entry.stat().st_size, entry))
+            except FileNotFoundError:
+                pass
+        total = sum(size for _, size, _ in stats)
+        for _, size, entry in sorted(stats):
+            if total <= self.max_bytes:
+                break
+            if entry == keep:
+                continue
+            entry.unlink(missing_ok=True)
+            entry.with_suffix(".json").unlink(missing_ok=True)
+            total -= size
+            self.evicted += 1
+
+    def clear(self) -> int:
+        removed = 0
+        for entry in self.entries():
+            entry.unlink(missing_ok=True)
+            entry.with_suffix(".json").unlink(missing_ok=True)
+            removed += 1
+        for partial in self.root.glob(".partial-*") if self.root.is_dir() else []:
+            partial.unlink(missing_ok=True)
+        return removed
+
+
+def default_cache_dir() -> Path:
+    """``$AUTOML_TL_CACHE_DIR``, else ``$XDG_CACHE_HOME/automl-tl/activations`` (``~/.cache`` by default)."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "automl-tl" / "activations"
+
+
+def store_from_env() -> DiskStore:
+    """The shared on-disk store, configured by ``$AUTOML_TL_CACHE_DIR``, ``$AUTOML_TL_CACHE_GB``
+    (4 by default) and ``$AUTOML_TL_CACHE_DTYPE`` (float16 by default)."""
+    from .errors import UserError
+
+    raw_gb = os.environ.get(CACHE_GB_ENV, str(DEFAULT_CACHE_GB))
+    try:
+        gigabytes = float(raw_gb)
+    except ValueError:
+        raise UserError(f"{CACHE_GB_ENV}={raw_gb!r} is not a number. Set it to the cache's size limit in GB, e.g. 4.") from None
+    dtype = os.environ.get(CACHE_DTYPE_ENV, "float16")
+    if dtype not in ("float16", "float32"):
+        raise UserError(f"{CACHE_DTYPE_ENV}={dtype!r}: choose float16 (the default) or float32.")
+    return DiskStore(default_cache_dir(), int(gigabytes * 2**30), dtype)
