@@ -90,6 +90,16 @@ class PrefixActivations(abc.ABC):
         """Global pooling of a batch of activations after ``block`` (and, for the last block,
         whatever the backbone applies after pooling)."""
 
+    def pool_along(self, inputs: np.ndarray, start: int, depths: list[int]) -> dict[int, np.ndarray]:
+        """Pooled features after each block in ``depths`` (ascending, all > ``start``), from one batch of
+        activations after block ``start``, in one pass. Frameworks may override this to stay on device."""
+        pooled, current, x = {}, start, inputs
+        for depth in depths:
+            x = self.run_batch(x, current, depth)
+            current = depth
+            pooled[depth] = self.pool_batch(x, depth)
+        return pooled
+
     # -- public -----------------------------------------------------------------------------
     def after_block(self, k: int) -> np.ndarray:
         """Activations after the first ``k`` blocks, for every image in the table (rows in table order)."""
@@ -100,25 +110,35 @@ class PrefixActivations(abc.ABC):
         if cached is not None:
             return cached
         start, inputs = self._deepest_below(k)
-        return self._compute(key, inputs, lambda batch: self.run_batch(batch, start, k))
+        return self._compute({k: key}, inputs, lambda batch: {k: self.run_batch(batch, start, k)})[k]
 
     def pooled(self, k: int | None = None) -> np.ndarray:
         """Pooled features after block ``k`` (the last block by default): the classic bottleneck features.
-        Block k itself is not stored on the way; only its pooled rows are."""
+        The pass that computes them also stores the pooled features of every other depth it runs
+        through, so trying another cut point later costs no block run at all."""
         k = self.n_blocks if k is None else k
-        key = self._key(f"pooled:{k}", k, pooled=True)
+        key = self._pooled_key(k)
         cached = self.store.get(key)
         if cached is not None:
             return cached
         stored = self.store.get(self._key(f"block:{k}", k)) if k > 0 else None
         if stored is not None:
-            return self._compute(key, stored, lambda batch: self.pool_batch(batch, k))
+            return self._compute({k: key}, stored, lambda batch: {k: self.pool_batch(batch, k)})[k]
         start, inputs = self._deepest_below(k)
-        return self._compute(key, inputs, lambda batch: self.pool_batch(self.run_batch(batch, start, k), k))
+        keys = {j: self._pooled_key(j) for j in range(start + 1, self.n_blocks + 1)}
+        wanted = {j: key for j, key in keys.items() if j == k or not self.store.contains(key)}
+        if k == start:  # only when k == 0: pooling the images themselves
+            wanted = {k: key}
+            return self._compute(wanted, inputs, lambda batch: {k: self.pool_batch(batch, k)})[k]
+        depths = sorted(wanted)
+        return self._compute(wanted, inputs, lambda batch: self.pool_along(batch, start, depths))[k]
 
     # -- internals --------------------------------------------------------------------------
     def _key(self, block: str, k: int, pooled: bool = False) -> ActivationKey:
         return self.identity.key(self.data, block, self.images, self.weights_digest(k, pooled))
+
+    def _pooled_key(self, k: int) -> ActivationKey:
+        return self._key(f"pooled:{k}", k, pooled=True)
 
     def _images(self) -> np.ndarray:
         if self._normalised is None:
@@ -127,31 +147,40 @@ class PrefixActivations(abc.ABC):
 
     def _deepest_below(self, k: int) -> tuple[int, np.ndarray]:
         for j in range(k - 1, 0, -1):
-            cached = self.store.get(self._key(f"block:{j}", j))
+            key = self._key(f"block:{j}", j)
+            cached = self.store.get(key) if self.store.contains(key) else None
             if cached is not None:
                 return j, cached
         return 0, self._images()
 
-    def _compute(self, key: ActivationKey, inputs: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    def _compute(self, keys: dict[int, ActivationKey], inputs: np.ndarray,
+                 fn: Callable[[np.ndarray], dict[int, np.ndarray]]) -> dict[int, np.ndarray]:
         try:
-            return self._fill(key, inputs, fn, float16_ok=True)
+            return self._fill(keys, inputs, fn, float16_ok=True)
         except _Float16Overflow:
-            return self._fill(key, inputs, fn, float16_ok=False)
+            return self._fill(keys, inputs, fn, float16_ok=False)
 
-    def _fill(self, key: ActivationKey, inputs: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], float16_ok: bool) -> np.ndarray:
-        writer: Any = None
+    def _fill(self, keys: dict[int, ActivationKey], inputs: np.ndarray,
+              fn: Callable[[np.ndarray], dict[int, np.ndarray]], float16_ok: bool) -> dict[int, np.ndarray]:
+        """Run ``fn`` over the table batch by batch, writing each of its outputs to its entry; every
+        entry becomes visible only when all are complete."""
+        if len(inputs) == 0:
+            raise ValueError("cannot compute activations for an empty table")
+        writers: dict[int, Any] = {}
         try:
             for start in range(0, len(inputs), self.batch_size):
                 batch = np.array(inputs[start : start + self.batch_size], dtype=np.float32)  # a writable copy
-                rows = np.asarray(fn(batch), dtype=np.float32)
-                if writer is None:
-                    writer = self.store.writer(key, (len(inputs), *rows.shape[1:]), float16_ok)
-                writer.write(start, rows)
-            if writer is None:
-                raise ValueError("cannot compute activations for an empty table")
-            return writer.commit()
+                for depth, rows in fn(batch).items():
+                    rows = np.asarray(rows, dtype=np.float32)
+                    if depth not in writers:
+                        writers[depth] = self.store.writer(keys[depth], (len(inputs), *rows.shape[1:]), float16_ok)
+                    writers[depth].write(start, rows)
+            results = {}
+            for depth in list(writers):
+                results[depth] = writers.pop(depth).commit()
+            return results
         except BaseException:
-            if writer is not None:
+            for writer in writers.values():
                 writer.abort()
             raise
 

@@ -85,6 +85,8 @@ class ActivationStore(Protocol):
 
     def get(self, key: ActivationKey) -> np.ndarray | None: ...
 
+    def contains(self, key: ActivationKey) -> bool: ...
+
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool) -> ActivationWriter: ...
 
 
@@ -118,6 +120,9 @@ class MemoryStore:
         else:
             self.hits += 1
         return value
+
+    def contains(self, key: ActivationKey) -> bool:
+        return key in self.entries
 
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool) -> ActivationWriter:
         return _MemoryWriter(self, key, shape)
@@ -194,6 +199,9 @@ class DiskStore:
             pass
         self.hits += 1
         return array
+
+    def contains(self, key: ActivationKey) -> bool:
+        return self.path(key).is_file()
 
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool = True) -> ActivationWriter:
         nbytes = int(np.prod(shape)) * self.dtype.itemsize

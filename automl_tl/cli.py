@@ -16,6 +16,7 @@ from rich.markup import escape
 from . import __version__
 from .errors import UserError
 from .interrupts import interrupts_as_keyboard_interrupt
+from .pruning import DEFAULT_PRUNER, PRUNERS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
 
@@ -113,6 +114,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         study_name=name, storage_url=url, artifacts=artifacts_dir(name, args.artifacts), trials=args.trials,
         epochs=args.epochs, image_size=args.image_size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
+        smart_start=args.smart_start,
     )
 
     def ready(study: Any, finished: int) -> None:
@@ -341,9 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="square input size in pixels (default %(default)s)")
     search.add_argument("--timeout", type=float, metavar="SEC", help="stop starting trials after this many seconds")
     search.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
-    search.add_argument("--pruner", default="median", choices=["median", "hyperband", "halving", "none"], help="default %(default)s")
+    search.add_argument("--pruner", default=DEFAULT_PRUNER, choices=list(PRUNERS),
+                        help="halving: successive halving over epochs with a rung at the phase switch (default %(default)s)")
     search.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
                         help="search the cut point: the head may read earlier blocks' features (default on)")
+    search.add_argument("--smart-start", action=argparse.BooleanOptionalAction, default=True,
+                        help="start a new study with trials chosen from a quick profile of the data (default on)")
     search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)

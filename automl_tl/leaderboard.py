@@ -21,11 +21,15 @@ def _fmt(value: Any, spec: str) -> str:
 
 def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
     table = Table(title=f"Leaderboard of study {study.study_name!r} (top {top} completed trials)")
-    for column in ("#", "val acc", "test acc", "bal. acc", "framework", "backbone", "pretrained", "frozen",
-                   "head", "lr", "ft ratio", "switch", "BN", "secs"):
+    for column in ("#", "val acc", "test acc", "bal. acc", "framework", "backbone", "pretrained", "depth",
+                   "frozen", "head", "lr", "ft ratio", "switch", "BN", "secs"):
         table.add_column(column, justify="right" if column not in ("framework", "backbone") else "left")
     for trial in ranked_trials(study)[:top]:
         p, a = trial.params, trial.user_attrs
+        pretrained = a.get("pretrained", True)
+        blocks = a.get("blocks", "?")
+        depth = a.get("depth", blocks)
+        transfer = (lambda text: text) if pretrained else (lambda text: "-")  # from scratch: no transfer settings
         table.add_row(
             str(trial.number),
             _fmt(trial.value, ".4f"),
@@ -33,12 +37,13 @@ def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
             _fmt(a.get("val_balanced_accuracy"), ".4f"),
             str(a.get("framework", "?")),
             str(p.get("backbone")),
-            "yes" if a.get("pretrained", True) else "[red]no[/]",
-            f"{a.get('frozen_blocks', '?')}/{a.get('blocks', '?')}",
+            "yes" if pretrained else "[red]no, from scratch[/]",
+            f"{depth}/{blocks}",
+            transfer(f"{a.get('frozen_blocks', '?')}/{depth}"),
             str(p.get("head_units") or "linear"),
             _fmt(p.get("lr"), ".1e"),
-            _fmt(p.get("finetune_lr_ratio"), ".2f"),
-            str(p.get("switch_epoch")),
+            transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),
+            transfer(str(p.get("switch_epoch"))),
             str(p.get("unfrozen_bn", "-")),
             _fmt(a.get("seconds"), ".0f"),
         )

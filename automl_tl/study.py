@@ -20,12 +20,12 @@ from .interrupts import storage_write
 from .fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
 from .plugins import Plugins
 from .progress import SearchProgress
+from .pruning import DEFAULT_PRUNER, make_pruner
 from .space import config_from_trial, search_space, space_json
 from .storage import is_sqlite, open_storage, redact
 from .types import ImageTable, TrialConfig
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-PRUNERS = ("median", "hyperband", "halving", "none")
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 
 
@@ -43,8 +43,9 @@ class SearchSettings:
     data_location: str
     seed: int = 0
     timeout: float | None = None
-    pruner: str = "median"
+    pruner: str = DEFAULT_PRUNER
     truncation: bool = True
+    smart_start: bool = True
     max_consecutive_failures: int = 10
 
 
@@ -55,18 +56,6 @@ class SearchResult:
     stopped_by: str = "budget"  # "budget", "timeout", "failures"
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
-    if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise UserError(f"--pruner {name!r}: choose one of {', '.join(PRUNERS)}.")
 
 
 def quiet_optuna() -> None:
@@ -192,7 +181,7 @@ class TrialRunner:
                     self.progress.epoch_done(number, config, result)
 
             def should_prune(result: Any) -> bool:
-                trial.report(result.val_accuracy, step=result.epoch)
+                trial.report(result.val_accuracy, step=result.epoch + 1)  # steps are epochs completed
                 return trial.should_prune()
 
             outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
@@ -247,6 +236,28 @@ class TrialRunner:
         return TrialState.COMPLETE
 
 
+def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
+                        space: dict[str, Any], console: Console) -> None:
+    """Profile the data once and enqueue the first trials of a new study (see smart_start.py)."""
+    from .smart_start import PROFILE_ATTR, REASON_ATTR, profile_attrs, profile_data, start_trials
+
+    pretrained = [name for name in settings.backbones if plugins.backbone(name).pretrained]
+    if not pretrained:
+        console.print("Smart start skipped: no pretrained backbone to profile the data with.")
+        return
+    spec = plugins.backbone(pretrained[0])
+    with console.status(f"Profiling the data: frozen {spec.name} features and a linear probe (cached for the trials)..."):
+        profile = profile_data(plugins.framework(spec.framework), spec, table, space)
+    limit = min(4, max(1, settings.trials // 4))
+    trials = start_trials(profile, space, settings.epochs, settings.backbones, limit)
+    with storage_write():
+        study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
+        for trial in trials:
+            study.enqueue_trial(trial.params, user_attrs={REASON_ATTR: trial.reason})
+    console.print(f"[bold]Smart start[/] {profile.describe()}. The first {len(trials)} trial(s) follow from that "
+                  f"(`automl-tl show {settings.study_name}` says why).")
+
+
 def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
                on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
     """Continue (or start) the study until it has ``settings.trials`` finished trials."""
@@ -259,6 +270,8 @@ def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
     result = SearchResult(study=study)
     if orphans:
         result.notes.append(f"{orphans} trial(s) left running by a killed process were marked failed.")
+    if settings.smart_start and not study.get_trials(deepcopy=False):
+        enqueue_smart_start(study, settings, plugins, table, space, console)
     finished = finished_count(study)
     if on_ready is not None:
         on_ready(study, finished)

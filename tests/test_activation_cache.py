@@ -200,3 +200,15 @@ def test_store_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOML_TL_CACHE_DTYPE", "int8")
     with pytest.raises(UserError, match="AUTOML_TL_CACHE_DTYPE"):
         store_from_env()
+
+
+def test_one_pass_stores_pooled_features_at_every_depth_so_other_cut_points_are_free(store):
+    data = synthetic_table(n_per_split=4, size=8)
+    weights = [2.0, 0.5, 3.0, 1.5]
+    prefix = LinearBlocks(store, data, weights)
+    prefix.pooled(2)
+    assert prefix.block_runs, "the first pooled features need a pass over the blocks"
+    prefix.block_runs.clear()
+    for k in (1, 3, 4):
+        np.testing.assert_allclose(prefix.pooled(k), direct(data, weights, k).mean(axis=(1, 2)), rtol=1e-6)
+    assert prefix.block_runs == [], "every other depth was pooled on the same pass"

@@ -67,10 +67,24 @@ class PrefixFeatures(PrefixActivations):
     def run_batch(self, inputs: np.ndarray, start: int, stop: int) -> np.ndarray:
         return self._run(lambda x: self.stack.run_blocks(x, start, stop), inputs)
 
-    def pool_batch(self, top: np.ndarray, block: int) -> np.ndarray:
+    def _pool(self, x: torch.Tensor, block: int) -> torch.Tensor:
         if self._applies_post_pool(block):
-            return self._run(self.stack.pool_features, top)
-        return self._run(lambda x: torch.flatten(self.stack.pool(x), 1), top)
+            return self.stack.pool_features(x)
+        return torch.flatten(self.stack.pool(x), 1)
+
+    def pool_batch(self, top: np.ndarray, block: int) -> np.ndarray:
+        return self._run(lambda x: self._pool(x, block), top)
+
+    def pool_along(self, inputs: np.ndarray, start: int, depths: list[int]) -> dict[int, np.ndarray]:
+        self.stack.eval()
+        pooled, current = {}, start
+        with torch.no_grad():
+            x = channels_last(torch.from_numpy(inputs).to(self.device))
+            for depth in depths:
+                x = self.stack.run_blocks(x, current, depth)
+                current = depth
+                pooled[depth] = self._pool(x, depth).float().cpu().numpy()
+        return pooled
 
 
 def rows(source: np.ndarray, indices: np.ndarray | torch.Tensor) -> torch.Tensor:

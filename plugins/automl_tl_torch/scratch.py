@@ -11,13 +11,17 @@ SMALL_CNN_WIDTHS = (32, 64, 128)
 
 def build_small_cnn(pretrained: bool = False) -> Any:
     """Three conv-BN-ReLU blocks (``block1``..``block3``), the first two followed by 2x2 max pooling.
-    There are no pretrained weights: ``pretrained`` is part of the factory interface and ignored."""
+    The first convolution has stride 2, so the network works at half the study's image size (24 px
+    at the default 48): a modest resolution, where training from scratch is cheap. There are no
+    pretrained weights: ``pretrained`` is part of the factory interface and ignored."""
     from torch import nn
 
     model = nn.Module()
     channels = 3
     for i, width in enumerate(SMALL_CNN_WIDTHS, start=1):
-        parts: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        stride = 2 if i == 1 else 1
+        parts: list[nn.Module] = [nn.Conv2d(channels, width, 3, stride=stride, padding=1, bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         if i < len(SMALL_CNN_WIDTHS):
             parts.append(nn.MaxPool2d(2))
         model.add_module(f"block{i}", nn.Sequential(*parts))
