@@ -12,7 +12,7 @@ IMAGE_SIZE ?= 48
 STUDY      ?= sample
 EXPORT_DIR ?= exports/$(STUDY)
 
-.PHONY: setup search test clean-studies
+.PHONY: setup search test bench clean-studies
 
 setup: $(STAMP)
 
@@ -33,6 +33,16 @@ search: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# Benchmarks (not part of CI): figures are ratios against baselines measured in the same run.
+# The search benchmark runs automl-tl (A) and a plain Optuna loop (B); B stops after BENCH_B_TIMEOUT seconds.
+BENCH_TRIALS    ?= 50
+BENCH_B_TIMEOUT ?= 1800
+BENCH_PRUNERS   ?= halving,median
+bench: setup
+	$(BIN)/python bench/cpu_settings.py
+	$(BIN)/python bench/cache_precision.py
+	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
 
 clean-studies:
 	rm -rf studies/*.db studies/*/ exports/

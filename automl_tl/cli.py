@@ -174,6 +174,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                       f"balanced val acc {attrs.get('val_balanced_accuracy', float('nan')):.4f}")
         console.print("Best params: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
     console.print(leaderboard_table(study))
+    for number, reason in summary["smart_start"].items():
+        console.print(f"[cyan]smart start[/] trial {number}: {escape(reason)}")
     for failure in summary["failures"][-5:]:
         console.print(f"[red]failed[/] trial {failure['trial']}: {failure['reason']}")
     return 0

@@ -71,5 +71,6 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
             "duration_s": best.duration.total_seconds() if best and best.duration else None,
         } if best else None,
         "failures": failures,
+        "smart_start": {str(t.number): t.user_attrs["smart_start"] for t in trials if "smart_start" in t.user_attrs},
         "user_attrs": {k: v for k, v in study.user_attrs.items() if k != "fingerprint"},
     }

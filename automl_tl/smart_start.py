@@ -130,7 +130,7 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
                  backbones: list[str], limit: int) -> list[StartTrial]:
     """The first trials for this data, most promising first, at most ``limit``."""
     base = {"backbone": profile.backbone, "head_units": 0, "head_dropout": 0.0, "lr": 3e-3,
-            "finetune_lr_ratio": 0.1, "switch_epoch": epochs, "unfrozen_bn": "train", "cut_fraction": 1.0,
+            "finetune_lr_ratio": 0.1, "switch_epoch": epochs, "unfrozen_bn": "train", "cut_fraction": 1.0, "augment": "none",
             "freeze_fraction": 1.0}
     cut = profile.middle_cut
     about = profile.describe()

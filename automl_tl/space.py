@@ -14,6 +14,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
+from .augment import AUGMENTATIONS
 from .errors import UserError
 from .types import TrialConfig
 
@@ -42,6 +43,7 @@ def search_space(backbones: Sequence[str], epochs: int, truncation: bool = True)
         "switch_epoch": IntDistribution(1, epochs),
         "unfrozen_bn": CategoricalDistribution(list(UNFROZEN_BN_MODES)),
         **({"cut_fraction": CUT_FRACTIONS} if truncation else {}),
+        "augment": CategoricalDistribution(list(AUGMENTATIONS)),
     }
 
 
@@ -79,6 +81,7 @@ def config_from_params(
         image_size=image_size,
         unfrozen_bn=str(params.get("unfrozen_bn", "train")),
         cut_fraction=float(params.get("cut_fraction", 1.0)),
+        augment=str(params.get("augment", "none")),
         batch_size=batch_size,
         seed=seed,
     )

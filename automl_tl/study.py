@@ -19,6 +19,7 @@ from .errors import TrialFailure, UserError
 from .interrupts import storage_write
 from .fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
 from .plugins import Plugins
+from .memory import resident_mb
 from .progress import SearchProgress
 from .pruning import DEFAULT_PRUNER, make_pruner
 from .space import config_from_trial, search_space, space_json
@@ -131,6 +132,7 @@ def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
         "best_epoch": outcome.best_epoch,
         "best_phase": outcome.best_phase.value,
         "seconds": round(outcome.seconds, 2),
+        "rss_mb": round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
     }
 
 
@@ -191,6 +193,7 @@ class TrialRunner:
             best = max(r.val_accuracy for r in pruned.history)
             with storage_write():
                 trial.set_user_attr("val_accuracy", best)
+                trial.set_user_attr("rss_mb", round(resident_mb(), 1))
                 self.study.tell(trial, state=TrialState.PRUNED)
             self._report(number, "PRUNED", None, f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
             return TrialState.PRUNED

@@ -44,8 +44,10 @@ def test_show_and_studies(capsys, small_sample):
     summary = json.loads(capsys.readouterr().out)
     assert summary["counts"]["COMPLETE"] + summary["counts"]["PRUNED"] == 2
     assert summary["best_value"] == summary["best_trial"]["value"] and summary["best_params"]["backbone"] == "stub_net"
+    assert summary["smart_start"]["0"].startswith("the classic bottleneck recipe")
     assert main(["show", "demo"]) == 0
-    assert "Leaderboard" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Leaderboard" in out and "smart start trial 0: the classic bottleneck recipe" in out
     assert main(["studies", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["study"] for r in rows] == ["demo"] and rows[0]["trials"] == 2

@@ -9,7 +9,7 @@ from automl_tl.types import Phase, TrialConfig
 def test_space_has_every_recipe_parameter():
     space = search_space(["a", "b"], epochs=5)
     assert set(space) == {"backbone", "freeze_fraction", "head_units", "head_dropout", "lr",
-                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction"}
+                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction", "augment"}
     assert "cut_fraction" not in search_space(["a"], epochs=5, truncation=False)
     assert space["switch_epoch"].high == 5 and space["switch_epoch"].low == 1
     assert space["lr"].log and space["finetune_lr_ratio"].log

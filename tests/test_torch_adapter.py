@@ -18,9 +18,10 @@ from automl_tl_torch.session import load_trained
 from .torch_inline import random_table, tiny_spec
 
 
-def config(freeze=0.5, bn="train", switch=1, epochs=3, head=0):
+def config(freeze=0.5, bn="train", switch=1, epochs=3, head=0, augment="none", cut=1.0):
     return config_from_params(dict(backbone="tiny_cnn", freeze_fraction=freeze, head_units=head, head_dropout=0.0,
-                                   lr=1e-2, finetune_lr_ratio=0.5, switch_epoch=switch, unfrozen_bn=bn),
+                                   lr=1e-2, finetune_lr_ratio=0.5, switch_epoch=switch, unfrozen_bn=bn,
+                                   augment=augment, cut_fraction=cut),
                               epochs=epochs, image_size=16, batch_size=8)
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_cache import PrefixActivations, PrefixIdentity, rows_as_float32
+from automl_tl.activation_cache import PrefixActivations, PrefixIdentity
 from automl_tl.activation_store import ActivationStore, MemoryStore, arrays_digest
+from automl_tl.augment import mixed_rows, view_choice, views
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .model import build_head, cut_tensors, full_classifier, keras
@@ -74,8 +75,11 @@ class KerasTrialSession:
         self.cuts = cut_tensors(self.base, spec.blocks)[: config.depth(len(spec.blocks))]
         self.n_blocks = len(self.cuts)  # the blocks kept: all, or up to the cut point
         self.frozen = config.frozen_blocks(len(spec.blocks))
-        self.features = KerasPrefix(store if spec.pretrained else MemoryStore(), spec.name, data, self.base,
-                                    self.cuts, spec.mean, spec.std)
+        shared = store if spec.pretrained else MemoryStore()
+        self.views = [KerasPrefix(shared, spec.name, table, self.base, self.cuts, spec.mean, spec.std)
+                      for table in views(data, config.augment)]
+        self.features = self.views[0]  # the original images: validation, test and the only view without augmentation
+        self.view_rng = np.random.default_rng(config.seed)
         self.head = build_head(int(self.cuts[-1].shape[-1]), config.head_units, config.head_dropout, data.num_classes)
         start = self.base.input if self.frozen == 0 else self.cuts[self.frozen - 1]
         self.suffix = keras.Model(start, self.cuts[-1]) if self.frozen < self.n_blocks else None
@@ -106,8 +110,11 @@ class KerasTrialSession:
         self.phase = phase
 
     def _inputs(self, pristine: bool, split: str) -> np.ndarray:
-        source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
-        return rows_as_float32(source, self.data.splits[split])
+        training = split == "train"
+        sources = [view.pooled() if pristine else view.after_block(self.frozen)
+                   for view in (self.views if training else self.views[:1])]
+        indices = self.data.splits[split]
+        return mixed_rows(sources, indices, view_choice(len(indices), len(sources), self.view_rng))
 
     def train_epoch(self) -> float:
         assert self.trainer is not None, "set_phase first"

@@ -14,6 +14,7 @@ from torch import nn
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from automl_tl.activation_store import ActivationStore, MemoryStore
+from automl_tl.augment import mixed_rows, view_choice, views
 
 from .cache import PrefixFeatures, channels_last, rows
 from .model import Classifier, build_classifier
@@ -42,15 +43,18 @@ class TorchTrialSession:
         self.n_blocks = len(self.model.backbone.blocks)  # the blocks kept: all, or up to the cut point
         self.frozen = config.frozen_blocks(len(spec.blocks))
         # Pretrained prefixes are the same in every trial; a from-scratch backbone's exist once.
-        self.features = PrefixFeatures(store if spec.pretrained else MemoryStore(), spec.name, data,
-                                       self.model.backbone, spec.mean, spec.std, device,
-                                       full_depth=self.n_blocks == len(spec.blocks))
+        shared = store if spec.pretrained else MemoryStore()
+        self.views = [PrefixFeatures(shared, spec.name, table, self.model.backbone, spec.mean, spec.std, device,
+                                     full_depth=self.n_blocks == len(spec.blocks))
+                      for table in views(data, config.augment)]
+        self.features = self.views[0]  # the original images: validation, test and the only training view without augmentation
+        self.view_rng = np.random.default_rng(config.seed)
         self.loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(data.class_weights()).to(device))
         self.labels = torch.from_numpy(data.labels)
         self.phase: Phase | None = None
         self.backbone_touched = False  # True once any backbone weight has left its pretrained value
         self.optimizer: torch.optim.Optimizer | None = None
-        self._inputs: np.ndarray | None = None
+        self._inputs: list[np.ndarray] | None = None
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
@@ -58,10 +62,10 @@ class TorchTrialSession:
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
         if phase is Phase.HEAD:
-            self._inputs = np.asarray(self.features.pooled(), dtype=np.float32)  # small: held in memory
+            self._inputs = [np.asarray(view.pooled(), dtype=np.float32) for view in self.views]  # small: in memory
             lr = self.config.lr
         else:
-            self._inputs = self.features.after_block(self.frozen)
+            self._inputs = [view.after_block(self.frozen) for view in self.views]
             for block in self.model.backbone.blocks[self.frozen :]:
                 trainable.extend(block.parameters())
             trainable.extend(self.model.backbone.post_pool.parameters())
@@ -89,7 +93,8 @@ class TorchTrialSession:
     def train_epoch(self) -> float:
         assert self.optimizer is not None and self._inputs is not None, "set_phase first"
         train_idx = torch.from_numpy(self.data.splits["train"])
-        order = train_idx[torch.randperm(len(train_idx), generator=self.generator)]
+        order = train_idx[torch.randperm(len(train_idx), generator=self.generator)].numpy()
+        choice = view_choice(len(order), len(self._inputs), self.view_rng)
         self._train_mode()
         head_only = self.phase is Phase.HEAD
         total, count = 0.0, 0
@@ -97,8 +102,8 @@ class TorchTrialSession:
             batch = order[start : start + self.config.batch_size]
             if len(batch) < 2 and count:
                 continue  # a lone sample breaks BatchNorm in training mode
-            x = channels_last(rows(self._inputs, batch).to(self.device))
-            y = self.labels[batch].to(self.device)
+            x = channels_last(torch.from_numpy(mixed_rows(self._inputs, batch, choice[start : start + len(batch)])).to(self.device))
+            y = self.labels[torch.from_numpy(batch)].to(self.device)
             loss = self.loss_fn(self._forward(x, head_only), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
