@@ -19,7 +19,7 @@ from .errors import TrialFailure, UserError
 from .interrupts import storage_write
 from .fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
 from .plugins import Plugins
-from .memory import resident_mb
+from .memory import release_freed_memory, resident_mb
 from .progress import SearchProgress
 from .pruning import DEFAULT_PRUNER, make_pruner
 from .space import config_from_trial, search_space, space_json
@@ -186,8 +186,11 @@ class TrialRunner:
                 trial.report(result.val_accuracy, step=result.epoch + 1)  # steps are epochs completed
                 return trial.should_prune()
 
-            outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
-                                save_to=partial_dir(self.settings.artifacts, number))
+            try:
+                outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
+                                    save_to=partial_dir(self.settings.artifacts, number))
+            finally:
+                release_freed_memory()  # resident memory must not grow from trial to trial
         except PruneTrial as pruned:
             discard_partial(self.settings.artifacts, number)
             best = max(r.val_accuracy for r in pruned.history)

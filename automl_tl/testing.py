@@ -139,15 +139,16 @@ class AdapterConformance(abc.ABC):
         session.restore(snapshot)
         np.testing.assert_allclose(session.predict_split("val"), expected, atol=1e-5)
 
-    def _trained(self, tmp_path: Path) -> tuple[FrameworkAdapter, Any, np.ndarray, ImageTable]:
-        adapter, session, data = self.session(head_units=8)
+    def _trained(self, tmp_path: Path, **changes: Any) -> tuple[FrameworkAdapter, Any, np.ndarray, ImageTable]:
+        changes = {"head_units": 8, **changes}
+        adapter, session, data = self.session(**changes)
         session.set_phase(Phase.HEAD)
         session.train_epoch()
         session.set_phase(Phase.FINETUNE)
         session.train_epoch()
         expected = session.predict_split("test")
         session.save(tmp_path / "trial")
-        model = adapter.load(self.make_spec(), tmp_path / "trial", data.num_classes, self.config(head_units=8))
+        model = adapter.load(self.make_spec(), tmp_path / "trial", data.num_classes, self.config(**changes))
         return adapter, model, expected, data
 
     def test_save_and_load_round_trip(self, tmp_path: Path) -> None:
@@ -156,8 +157,15 @@ class AdapterConformance(abc.ABC):
         got = adapter.predict_loaded(model, self.make_spec().preprocessing(self.image_size), batch)
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
+    def test_truncated_augmented_trial_round_trips(self, tmp_path: Path) -> None:
+        """A trial cut at half the blocks, trained on mirrored views too, rebuilds to the same predictions."""
+        adapter, model, expected, data = self._trained(tmp_path, cut_fraction=0.5, augment="hflip")
+        batch = data.images[data.splits["test"]].astype(np.float32) / 255.0
+        got = adapter.predict_loaded(model, self.make_spec().preprocessing(self.image_size), batch)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
     def test_export_parity_for_every_format(self, tmp_path: Path) -> None:
-        adapter, model, _, data = self._trained(tmp_path)
+        adapter, model, _, data = self._trained(tmp_path, cut_fraction=0.5)
         preprocessing = self.make_spec().preprocessing(self.image_size)
         batch = data.images[:6].astype(np.float32) / 255.0
         reference = adapter.predict_loaded(model, preprocessing, batch)

@@ -33,13 +33,16 @@ from automl_tl_torch.cache import channels_last, normalised_images
 from automl_tl_torch.model import build_classifier
 
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     model.eval()
     correct = 0
     with torch.no_grad():
         for start in range(0, len(images), 256):
-            x = channels_last(torch.from_numpy(images[start : start + 256]))
-            correct += int((model(x).argmax(1).numpy() == labels[start : start + 256]).sum())
+            x = channels_last(torch.from_numpy(images[start : start + 256]).to(DEVICE))
+            correct += int((model(x).argmax(1).cpu().numpy() == labels[start : start + 256]).sum())
     return correct / max(len(labels), 1)
 
 
@@ -48,7 +51,7 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
     spec = plugins.backbone(config.backbone)
     config = effective_config(spec, config)
     torch.manual_seed(config.seed)
-    model = build_classifier(spec, table.num_classes, config, pretrained=spec.pretrained).to(memory_format=torch.channels_last)
+    model = build_classifier(spec, table.num_classes, config, pretrained=spec.pretrained).to(DEVICE, memory_format=torch.channels_last)
     blocks = model.backbone.blocks
     frozen = config.frozen_blocks(len(spec.blocks))
     inputs = normalised_images(table, spec.mean, spec.std)
@@ -89,8 +92,8 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
             if config.augment == "hflip":  # the same choice as automl-tl's: each image mirrored with chance 1/2
                 flip = torch.from_numpy(rng.integers(0, 2, size=len(batch)).astype(bool))
                 x[flip] = torch.flip(x[flip], dims=[3])
-            x = channels_last(x)
-            loss = loss_fn(model(x), torch.from_numpy(train_y[batch]))
+            x = channels_last(x.to(DEVICE))
+            loss = loss_fn(model(x), torch.from_numpy(train_y[batch]).to(DEVICE))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -80,21 +80,24 @@ def time_to_reach(trials: list[optuna.trial.FrozenTrial], target: float, started
 
 def forward_pass_seconds(spec, table) -> float:
     """One forward pass of the training set through the whole backbone (no cache), as B pays each epoch."""
-    stack = build_block_stack(spec, pretrained=spec.pretrained).eval().to(memory_format=torch.channels_last)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    stack = build_block_stack(spec, pretrained=spec.pretrained).eval().to(device, memory_format=torch.channels_last)
     images = normalised_images(table, spec.mean, spec.std)[table.splits["train"]]
     started = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(images), 128):
-            stack(channels_last(torch.from_numpy(images[start : start + 128])))
+            stack(channels_last(torch.from_numpy(images[start : start + 128]).to(device)))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
 def cached_head_trial_seconds(plugins, spec, table, epochs: int, cache_dir: Path) -> float:
     """A whole head-only trial (phase 1 for every epoch, with validation and test) on cached features."""
     store = DiskStore(cache_dir, 2**34)
-    stack = build_block_stack(spec, pretrained=True).eval()
-    PrefixFeatures(store, spec.name, table, stack, spec.mean, spec.std, torch.device("cpu")).pooled()  # warm
     adapter = plugins.framework(spec.framework)
+    stack = build_block_stack(spec, pretrained=True).eval().to(adapter.device)
+    PrefixFeatures(store, spec.name, table, stack, spec.mean, spec.std, adapter.device).pooled()  # warm
     adapter.cache = store
     config = config_from_params(dict(backbone=spec.name, freeze_fraction=1.0, head_units=0, head_dropout=0.0, lr=3e-3,
                                      finetune_lr_ratio=0.1, switch_epoch=epochs), epochs=epochs, image_size=table.image_size)
@@ -175,6 +178,7 @@ def main() -> None:
         "a_peak_rss_mb": round(a["peak"], 0), "b_peak_rss_mb": round(b_peak, 0),
         "cache_mb": round(a["cache_mb"], 1),
         "a_pruned": sum(t.state == TrialState.PRUNED for t in a_trials),
+        "a_trials": len(a_trials),
     })
     ratio = (figures["a_time_to_b_best_s"] or float("inf")) / max(figures["b_time_to_b_best_s"] or 1e-9, 1e-9)
     figures["a_over_b_time_to_b_best"] = round(ratio, 4)
@@ -207,7 +211,7 @@ def report(f: dict, b_budget: int, out: str) -> None:
     fwd = ", ".join(f"{k} {v}s" for k, v in f["forward_pass_s_by_backbone"].items())
     print(f"one forward pass of the training set: {fwd}")
     print(f"cached head-only trial: {f['cached_head_trial_s']}s = {100 * f['cached_head_trial_share']:.2f}% of mobilenet_v2's forward pass")
-    print(f"resident memory after trial 5: {f['rss_trial5_mb']} MB, after trial 50: {f['rss_trial50_mb']} MB; "
+    print(f"resident memory after trial 5: {f['rss_trial5_mb']} MB, after trial {min(50, f['a_trials'])}: {f['rss_trial50_mb']} MB; "
           f"peak RSS A {f['a_peak_rss_mb']:.0f} MB, B {f['b_peak_rss_mb']:.0f} MB; cache {f['cache_mb']} MB")
     if len(f["pruners"]) > 1:
         for pruner, row in f["pruners"].items():

@@ -172,6 +172,6 @@ def test_imbalanced_classes_get_a_class_weighted_loss():
     data = random_table()
     data.labels[data.splits["train"][:12]] = 0  # mostly class 0 in training
     session = TorchAdapter().start_trial(tiny_spec(), config(), data)
-    weights = session.loss_fn.weight.numpy()
+    weights = session.loss_fn.weight.cpu().numpy()
     np.testing.assert_allclose(weights, data.class_weights())
     assert weights[1] > weights[0]
