@@ -30,3 +30,25 @@ def release_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):
             pass  # not glibc: nothing to trim
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+ALLOCATOR_ENV = "AUTOML_TL_MALLOC_TUNING"
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the heap between training steps instead of returning it to the OS
+    and faulting it in again: large mmap and trim thresholds and a generous top pad (glibc only;
+    ``AUTOML_TL_MALLOC_TUNING=0`` turns it off). ``bench/cpu_settings.py`` measures the gain.
+    Returns whether the settings were applied. ``release_freed_memory`` still trims between trials."""
+    import ctypes
+
+    if os.environ.get(ALLOCATOR_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        settings = ((_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 1024 * 2**20), (_M_TOP_PAD, 256 * 2**20))
+        return all(libc.mallopt(param, value) == 1 for param, value in settings)
+    except (OSError, AttributeError):
+        return False

@@ -61,8 +61,8 @@ def main() -> None:
     results: dict[str, object] = {"max_abs_pooled_diff": float(np.abs(pooled["float16"] - pooled["float32"]).max()),
                                   "pooled_max_abs_value": scale, "trials": {}}
     for name, changes in TRIALS.items():
-        params = dict(backbone=spec.name, head_units=256, head_dropout=0.2, lr=1e-3, finetune_lr_ratio=0.3,
-                      unfrozen_bn="train", **changes)
+        params = {"backbone": spec.name, "head_units": 256, "head_dropout": 0.2, "lr": 1e-3, "finetune_lr_ratio": 0.3,
+                  "unfrozen_bn": "train", **changes}
         params["switch_epoch"] = min(params["switch_epoch"], args.epochs)
         config = config_from_params(params, epochs=args.epochs, image_size=args.image_size, seed=0)
         row = {}

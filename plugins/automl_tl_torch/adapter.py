@@ -14,8 +14,13 @@ from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessi
 
 
 def configure_cpu_threads() -> None:
-    """Use every core for intra-op work (torch's default can be lower inside containers)."""
+    """Use every core for intra-op work (torch's default can be lower inside containers), and
+    tune the allocator for training loops (see automl_tl.memory.tune_allocator)."""
     import torch
+
+    from automl_tl.memory import tune_allocator
+
+    tune_allocator()
 
     wanted = int(os.environ.get("AUTOML_TL_THREADS", "0")) or (os.cpu_count() or 1)
     if torch.get_num_threads() != wanted:

@@ -50,11 +50,12 @@ class TorchTrialSession:
         self.features = self.views[0]  # the original images: validation, test and the only training view without augmentation
         self.view_rng = np.random.default_rng(config.seed)
         self.loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(data.class_weights()).to(device))
-        self.labels = torch.from_numpy(data.labels)
+        self.labels = torch.from_numpy(data.labels).to(device)
         self.phase: Phase | None = None
         self.backbone_touched = False  # True once any backbone weight has left its pretrained value
         self.optimizer: torch.optim.Optimizer | None = None
         self._inputs: list[np.ndarray] | None = None
+        self._head_inputs: torch.Tensor | None = None
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
@@ -62,7 +63,9 @@ class TorchTrialSession:
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
         if phase is Phase.HEAD:
-            self._inputs = [np.asarray(view.pooled(), dtype=np.float32) for view in self.views]  # small: in memory
+            # Pooled features are small: keep them on the device, so head-only epochs never leave it.
+            self._inputs = [np.asarray(view.pooled(), dtype=np.float32) for view in self.views]
+            self._head_inputs = torch.from_numpy(np.stack(self._inputs)).to(self.device)
             lr = self.config.lr
         else:
             self._inputs = [view.after_block(self.frozen) for view in self.views]
@@ -102,8 +105,13 @@ class TorchTrialSession:
             batch = order[start : start + self.config.batch_size]
             if len(batch) < 2 and count:
                 continue  # a lone sample breaks BatchNorm in training mode
-            x = channels_last(torch.from_numpy(mixed_rows(self._inputs, batch, choice[start : start + len(batch)])).to(self.device))
-            y = self.labels[torch.from_numpy(batch)].to(self.device)
+            if head_only:
+                rows_index = torch.from_numpy(batch).to(self.device)
+                view_index = torch.from_numpy(choice[start : start + len(batch)]).to(self.device)
+                x = self._head_inputs[view_index, rows_index]
+            else:
+                x = channels_last(torch.from_numpy(mixed_rows(self._inputs, batch, choice[start : start + len(batch)])).to(self.device))
+            y = self.labels[torch.from_numpy(batch).to(self.device)]
             loss = self.loss_fn(self._forward(x, head_only), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -163,7 +171,7 @@ class TorchTrialSession:
 
     def close(self) -> None:
         self.optimizer = None
-        self._inputs = None
+        self._inputs = self._head_inputs = None
 
 
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
