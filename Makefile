@@ -37,7 +37,7 @@ test: setup
 # Benchmarks (not part of CI): figures are ratios against baselines measured in the same run.
 # The search benchmark runs automl-tl (A) and a plain Optuna loop (B); B stops after BENCH_B_TIMEOUT seconds.
 BENCH_TRIALS    ?= 50
-BENCH_B_TIMEOUT ?= 1800
+BENCH_B_TIMEOUT ?= 1200
 BENCH_PRUNERS   ?= halving,median
 bench: setup
 	$(BIN)/python bench/cpu_settings.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -18,6 +19,10 @@ import numpy as np
 from .activation_store import ActivationKey, ActivationStore, MemoryStore, _Float16Overflow, images_digest
 from .data.images import DECODER_VERSION
 from .types import ImageTable
+
+
+POOLED_FLOAT32_ENTRIES = 4  # a few cut points' pooled features (tens of MB each), kept in memory as float32
+_POOLED_FLOAT32: "OrderedDict[ActivationKey, np.ndarray]" = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,9 @@ class PrefixIdentity:
 def table_digest(data: ImageTable) -> str | None:
     """A digest of the table's image contents; None when the table cannot say what its images are."""
     if data.content_hashes:
-        return images_digest(data.content_hashes, data.image_size, DECODER_VERSION)
+        return images_digest(tuple(data.content_hashes), data.image_size, DECODER_VERSION)
     if data.manifest_hash:
-        return images_digest([data.manifest_hash], data.image_size, DECODER_VERSION)
+        return images_digest((data.manifest_hash,), data.image_size, DECODER_VERSION)
     return None
 
 
@@ -132,6 +137,24 @@ class PrefixActivations(abc.ABC):
             return self._compute(wanted, inputs, lambda batch: {k: self.pool_batch(batch, k)})[k]
         depths = sorted(wanted)
         return self._compute(wanted, inputs, lambda batch: self.pool_along(batch, start, depths))[k]
+
+    def pooled_float32(self, k: int | None = None) -> np.ndarray:
+        """``pooled(k)`` as an in-memory float32 array. Pooled features are small and every head-only
+        epoch reads all of them, so the last few are kept converted, shared by the trials of a process."""
+        k = self.n_blocks if k is None else k
+        key = self._pooled_key(k)
+        if isinstance(self.store, MemoryStore):
+            return np.asarray(self.pooled(k), dtype=np.float32)
+        cached = _POOLED_FLOAT32.get(key)
+        if cached is None:
+            cached = np.asarray(self.pooled(k), dtype=np.float32)
+            cached.setflags(write=False)
+            _POOLED_FLOAT32[key] = cached
+            while len(_POOLED_FLOAT32) > POOLED_FLOAT32_ENTRIES:
+                _POOLED_FLOAT32.popitem(last=False)
+        else:
+            _POOLED_FLOAT32.move_to_end(key)
+        return cached
 
     # -- internals --------------------------------------------------------------------------
     def _key(self, block: str, k: int, pooled: bool = False) -> ActivationKey:

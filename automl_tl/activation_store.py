@@ -12,6 +12,7 @@ entries are deleted (a process that still maps one keeps reading it safely).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -48,7 +49,8 @@ class ActivationKey:
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def images_digest(content_hashes: Iterable[str], image_size: int, decoder: str) -> str:
+@functools.lru_cache(maxsize=16)
+def images_digest(content_hashes: tuple[str, ...], image_size: int, decoder: str) -> str:
     """One digest for a table's images, in order: any changed, added or moved image changes it."""
     h = hashlib.sha256(f"{decoder}|{image_size}|".encode())
     for content in content_hashes:

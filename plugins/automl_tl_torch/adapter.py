@@ -35,6 +35,7 @@ class TorchAdapter:
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
+        self._prototypes: dict[str, Any] = {}  # pretrained backbones, built and loaded once per process
 
     def is_installed(self) -> bool:
         return installed("torch") and installed("torchvision")
@@ -52,8 +53,18 @@ class TorchAdapter:
         from .session import TorchTrialSession
 
         configure_cpu_threads()
-        session = TorchTrialSession(spec, config, data, self.cache, self.device)
+        session = TorchTrialSession(spec, config, data, self.cache, self.device, self.prototype(spec))
         return session
+
+    def prototype(self, spec: BackboneSpec) -> Any:
+        """The whole pretrained backbone of ``spec``, built once; trials copy it. None for from-scratch ones."""
+        if not spec.pretrained:
+            return None
+        if spec.name not in self._prototypes:
+            from .model import build_block_stack
+
+            self._prototypes[spec.name] = build_block_stack(spec, pretrained=True).eval()
+        return self._prototypes[spec.name]
 
     def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
         import torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -27,13 +28,22 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+_DIGEST_MEMO: "OrderedDict[tuple, str]" = OrderedDict()
+
+
 def module_digest(modules: list[torch.nn.Module]) -> str:
-    """A digest of the parameters and buffers (BatchNorm statistics too) of ``modules``, in order."""
-    return arrays_digest(
-        (f"{i}.{name}", tensor.detach().cpu().numpy())
-        for i, module in enumerate(modules)
-        for name, tensor in module.state_dict().items()
-    )
+    """A digest of the parameters and buffers (BatchNorm statistics too) of ``modules``, in order.
+    Remembered per tensor identity and version counter (torch bumps it on every in-place change),
+    so the blocks that trials share with the adapter's prototype are hashed once per process."""
+    tensors = [(f"{i}.{name}", tensor) for i, module in enumerate(modules) for name, tensor in module.state_dict().items()]
+    identity = tuple((name, id(t), t._version, t.data_ptr()) for name, t in tensors)
+    digest = _DIGEST_MEMO.get(identity)
+    if digest is None:
+        digest = arrays_digest((name, t.detach().cpu().numpy()) for name, t in tensors)
+        _DIGEST_MEMO[identity] = digest
+        while len(_DIGEST_MEMO) > 512:
+            _DIGEST_MEMO.popitem(last=False)
+    return digest
 
 
 class PrefixFeatures(PrefixActivations):

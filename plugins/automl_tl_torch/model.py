@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -103,9 +104,21 @@ def feature_dim(spec: BackboneSpec, stack: BlockStack) -> int:
     return width
 
 
-def build_classifier(spec: BackboneSpec, num_classes: int, config: TrialConfig, pretrained: bool = True) -> Classifier:
-    """The trial's model: the backbone cut at the trial's depth, then a new head of its size."""
-    stack = build_block_stack(spec, pretrained, config.depth(len(spec.blocks)))
+def truncated_copy(stack: BlockStack, depth: int, share: bool = False) -> BlockStack:
+    """The first ``depth`` blocks of a whole backbone (with its post-pooling layers if all are kept),
+    copied, or with ``share`` the same modules (for a model that never trains its backbone)."""
+    full = depth == len(stack.blocks)
+    clone = (lambda modules: modules) if share else copy.deepcopy
+    return BlockStack(clone(list(stack.blocks[:depth])), clone(list(stack.post_pool)) if full else [])
+
+
+def build_classifier(spec: BackboneSpec, num_classes: int, config: TrialConfig, pretrained: bool = True,
+                     prototype: BlockStack | None = None, share: bool = False) -> Classifier:
+    """The trial's model: the backbone cut at the trial's depth, then a new head of its size.
+    ``prototype``, a whole backbone already built with the same weights, is copied instead of
+    building (and loading) the backbone again."""
+    depth = config.depth(len(spec.blocks))
+    stack = truncated_copy(prototype, depth, share) if prototype is not None else build_block_stack(spec, pretrained, depth)
     return Classifier(stack, build_head(feature_dim(spec, stack), config.head_units, config.head_dropout, num_classes))
 
 

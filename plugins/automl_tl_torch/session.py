@@ -17,7 +17,8 @@ from automl_tl.activation_store import ActivationStore, MemoryStore
 from automl_tl.augment import mixed_rows, view_choice, views
 
 from .cache import PrefixFeatures, channels_last, rows
-from .model import Classifier, build_classifier
+from .model import BlockStack, Classifier, build_classifier
+from .numpy_head import NumpyHeadTrainer, head_layout
 
 WEIGHTS_FILE = "weights.pt"
 LAYOUT_FILE = "layout.json"
@@ -30,16 +31,28 @@ def set_batchnorm_inference(module: nn.Module) -> None:
             sub.eval()
 
 
+def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    """Adam as one fused kernel where torch has it for the device: head-only epochs on cached
+    features are hundreds of tiny steps, where per-operation overhead is most of the cost."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 class TorchTrialSession:
     """Implements automl_tl.types.TrialSession for torch models."""
 
     def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
-                 store: ActivationStore, device: torch.device) -> None:
+                 store: ActivationStore, device: torch.device, prototype: BlockStack | None = None) -> None:
         torch.manual_seed(config.seed)
         self.spec, self.config, self.data, self.device = spec, config, data, device
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.model: Classifier = build_classifier(spec, data.num_classes, config, pretrained=spec.pretrained).to(
-            device, memory_format=torch.channels_last)
+        self.prototype = prototype  # the pretrained backbone, built once per process by the adapter
+        # A trial that never fine-tunes never changes the backbone: it may use the prototype's blocks as they are.
+        share = prototype is not None and not config.finetunes(len(spec.blocks))
+        self.model: Classifier = build_classifier(spec, data.num_classes, config, pretrained=spec.pretrained,
+                                                  prototype=prototype, share=share).to(device, memory_format=torch.channels_last)
         self.n_blocks = len(self.model.backbone.blocks)  # the blocks kept: all, or up to the cut point
         self.frozen = config.frozen_blocks(len(spec.blocks))
         # Pretrained prefixes are the same in every trial; a from-scratch backbone's exist once.
@@ -56,16 +69,21 @@ class TorchTrialSession:
         self.optimizer: torch.optim.Optimizer | None = None
         self._inputs: list[np.ndarray] | None = None
         self._head_inputs: torch.Tensor | None = None
+        self._numpy_head: NumpyHeadTrainer | None = None
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
+        self._numpy_head = None
         if phase is Phase.HEAD:
             # Pooled features are small: keep them on the device, so head-only epochs never leave it.
-            self._inputs = [np.asarray(view.pooled(), dtype=np.float32) for view in self.views]
+            self._inputs = [view.pooled_float32() for view in self.views]
             self._head_inputs = torch.from_numpy(np.stack(self._inputs)).to(self.device)
+            if self.device.type == "cpu" and head_layout(self.model.head) is not None:
+                self._numpy_head = NumpyHeadTrainer(self.model.head, self.config.lr, self.data.class_weights(),
+                                                    self.config.seed)
             lr = self.config.lr
         else:
             self._inputs = [view.after_block(self.frozen) for view in self.views]
@@ -75,7 +93,7 @@ class TorchTrialSession:
             lr = self.config.finetune_lr
         for p in trainable:
             p.requires_grad_(True)
-        self.optimizer = torch.optim.Adam(trainable, lr=lr)
+        self.optimizer = adam(trainable, lr)
         self.phase = phase
 
     def _train_mode(self) -> None:
@@ -98,6 +116,8 @@ class TorchTrialSession:
         train_idx = torch.from_numpy(self.data.splits["train"])
         order = train_idx[torch.randperm(len(train_idx), generator=self.generator)].numpy()
         choice = view_choice(len(order), len(self._inputs), self.view_rng)
+        if self._numpy_head is not None:
+            return self._numpy_head_epoch(order, choice)
         self._train_mode()
         head_only = self.phase is Phase.HEAD
         total, count = 0.0, 0
@@ -122,12 +142,34 @@ class TorchTrialSession:
             self.backbone_touched = True
         return total / max(count, 1)
 
+    def _numpy_head_epoch(self, order: np.ndarray, choice: np.ndarray) -> float:
+        """A head-only epoch on the CPU through NumpyHeadTrainer (the same batches, maths and Adam)."""
+        assert self._numpy_head is not None and self._inputs is not None
+        # The whole epoch's rows gathered once, in order; batches are then views.
+        epoch_x = np.stack(self._inputs)[choice, order] if len(self._inputs) > 1 else self._inputs[0][order]
+        epoch_y = self.data.labels[order]
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.config.batch_size):
+            stop = min(start + self.config.batch_size, len(order))
+            if stop - start < 2 and count:
+                continue
+            total += self._numpy_head.step(epoch_x[start:stop], epoch_y[start:stop]) * (stop - start)
+            count += stop - start
+        self._numpy_head.write_back()
+        return total / max(count, 1)
+
     # -- evaluation -----------------------------------------------------------------------
     def predict_split(self, split: str) -> np.ndarray:
         self.model.eval()
         pristine = not self.backbone_touched
-        source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
         indices = self.data.splits[split]
+        if pristine and self._numpy_head is not None and self._inputs is not None:
+            return self._numpy_head.predict(self._inputs[0][indices])
+        if pristine and self._head_inputs is not None:  # pooled features already on the device
+            with torch.no_grad():
+                logits = self.model.head(self._head_inputs[0][torch.from_numpy(indices).to(self.device)])
+                return torch.softmax(logits, dim=1).cpu().numpy()
+        source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
         outputs = []
         with torch.no_grad():
             for start in range(0, len(indices), 256):
@@ -154,7 +196,8 @@ class TorchTrialSession:
     def restore(self, snapshot: Any) -> None:
         if self.backbone_touched and not snapshot["touched"]:
             # Going back to a head-only snapshot: the blocks must return to their pretrained values.
-            pristine = build_classifier(self.spec, self.data.num_classes, self.config, pretrained=self.spec.pretrained)
+            pristine = build_classifier(self.spec, self.data.num_classes, self.config, pretrained=self.spec.pretrained,
+                                        prototype=self.prototype)
             self.model.backbone.load_state_dict(pristine.backbone.state_dict())
         self.model.load_state_dict(snapshot["state"], strict=False)
         self.backbone_touched = snapshot["touched"]
