@@ -11,7 +11,8 @@ so the probe's forward pass is the one the first trials would have paid for anyw
     large and different -> fine-tune most
 
 "Similar" means the last block's features probe at least as well as the middle block's: the deep,
-source-specific features still fit the data. Each enqueued trial records why in its user attrs.
+source-specific features still fit the data. When the two probes nearly tie, the second plan is
+taken from the other side as a hedge. Each enqueued trial records why in its user attrs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from .types import BackboneSpec, FrameworkAdapter, ImageTable
 
 SMALL_PER_CLASS = 100  # fewer training images per class than this is "small" data
+CLOSE_CALL = 0.02  # probe accuracies closer than this leave the likeness undecided
 REASON_ATTR = "smart_start"
 PROFILE_ATTR = "data_profile"
 
@@ -49,6 +51,11 @@ class DataProfile:
     @property
     def similar(self) -> bool:
         return self.probe_last >= self.probe_middle
+
+    @property
+    def close_call(self) -> bool:
+        """The two probes within CLOSE_CALL of each other: likeness is too uncertain to bet on one side."""
+        return abs(self.probe_last - self.probe_middle) < CLOSE_CALL
 
     def describe(self) -> str:
         size = "small" if self.small else "large"
@@ -136,23 +143,26 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
     about = profile.describe()
     head = {"head_units": 256, "head_dropout": 0.2, "lr": 1e-3}
     early_switch = {"switch_epoch": 1, "finetune_lr_ratio": 0.3}
-    plans: list[tuple[dict[str, Any], str]] = []
-    if profile.small and profile.similar:
-        plans += [({**head, "head_dropout": 0.3}, "small and similar: freeze everything and train a head"),
-                  ({**head, "freeze_fraction": 0.75, "switch_epoch": max(1, epochs // 2)},
-                   "small and similar: fine-tune only the top quarter, late")]
-    elif profile.similar:
-        plans += [({**head, **early_switch, "freeze_fraction": 0.5}, "large and similar: fine-tune more (the top half)"),
-                  ({**head, **early_switch, "freeze_fraction": 0.2, "unfrozen_bn": "frozen"},
-                   "large and similar, hedged: fine-tune most")]
-    elif profile.small:
-        plans += [({**head, "cut_fraction": cut, "head_dropout": 0.3}, f"small and different: earlier features (cut at {cut:g} of the blocks)"),
-                  ({**head, "cut_fraction": cut, "freeze_fraction": 0.5, "switch_epoch": max(1, epochs // 2)},
-                   "small and different: earlier features, top of them fine-tuned late")]
-    else:
-        plans += [({**head, **early_switch, "freeze_fraction": 0.2, "unfrozen_bn": "frozen"}, "large and different: fine-tune most"),
-                  ({**head, **early_switch, "freeze_fraction": 0.25, "cut_fraction": cut},
-                   f"large and different: fine-tune most of the earlier blocks (cut at {cut:g})")]
+    late_switch = {"switch_epoch": max(1, epochs // 2)}
+    rules: dict[tuple[bool, bool], list[tuple[dict[str, Any], str]]] = {
+        (True, True): [({**head, "head_dropout": 0.3}, "small and similar: freeze everything and train a head"),
+                       ({**head, **late_switch, "freeze_fraction": 0.75}, "small and similar: fine-tune only the top quarter, late")],
+        (False, True): [({**head, **early_switch, "freeze_fraction": 0.5}, "large and similar: fine-tune more (the top half)"),
+                        ({**head, **early_switch, "freeze_fraction": 0.2, "unfrozen_bn": "frozen"},
+                         "large and similar, hedged: fine-tune most")],
+        (True, False): [({**head, "cut_fraction": cut, "head_dropout": 0.3},
+                         f"small and different: earlier features (cut at {cut:g} of the blocks)"),
+                        ({**head, **late_switch, "cut_fraction": cut, "freeze_fraction": 0.5},
+                         "small and different: earlier features, the top of them fine-tuned late")],
+        (False, False): [({**head, **early_switch, "freeze_fraction": 0.2, "unfrozen_bn": "frozen"}, "large and different: fine-tune most"),
+                         ({**head, **early_switch, "freeze_fraction": 0.25, "cut_fraction": cut},
+                          f"large and different: fine-tune most of the earlier blocks (cut at {cut:g})")],
+    }
+    plans = list(rules[(profile.small, profile.similar)])
+    if profile.close_call:
+        # The probes nearly tie: the likeness is uncertain, so the second plan comes from the other side.
+        other, why = rules[(profile.small, not profile.similar)][1 if profile.similar else 0]
+        plans[1] = (other, f"a close call between similar and different, so also: {why}")
     probe = ({"cut_fraction": 1.0 if profile.similar else cut},
              "the classic bottleneck recipe: frozen features and a softmax layer, the cheapest baseline")
     trials = [probe, *plans]

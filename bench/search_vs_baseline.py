@@ -177,6 +177,7 @@ def main() -> None:
         "forward_pass_s_by_backbone": {k: round(v, 2) for k, v in forward.items()},
         "cached_head_trial_s": round(head_trial, 3),
         "cached_head_trial_share": round(head_trial / forward["mobilenet_v2"], 4),
+        "rss_trial1_mb": a_trials[0].user_attrs.get("rss_mb"),
         "rss_trial5_mb": a_trials[4].user_attrs.get("rss_mb") if len(a_trials) >= 5 else None,
         "rss_trial50_mb": a_trials[min(49, len(a_trials) - 1)].user_attrs.get("rss_mb"),
         "a_peak_rss_mb": round(a["peak"], 0), "b_peak_rss_mb": round(b_peak, 0),
@@ -215,7 +216,8 @@ def report(f: dict, b_budget: int, out: str) -> None:
     fwd = ", ".join(f"{k} {v}s" for k, v in f["forward_pass_s_by_backbone"].items())
     print(f"one forward pass of the training set: {fwd}")
     print(f"cached head-only trial: {f['cached_head_trial_s']}s = {100 * f['cached_head_trial_share']:.2f}% of mobilenet_v2's forward pass")
-    print(f"resident memory after trial 5: {f['rss_trial5_mb']} MB, after trial {min(50, f['a_trials'])}: {f['rss_trial50_mb']} MB; "
+    print(f"resident memory after trial 1: {f['rss_trial1_mb']} MB, trial 5: {f['rss_trial5_mb']} MB, "
+          f"trial {min(50, f['a_trials'])}: {f['rss_trial50_mb']} MB; "
           f"peak RSS A {f['a_peak_rss_mb']:.0f} MB, B {f['b_peak_rss_mb']:.0f} MB; cache {f['cache_mb']} MB")
     if len(f["pruners"]) > 1:
         for pruner, row in f["pruners"].items():

@@ -48,8 +48,11 @@ def test_search_beats_chance_by_a_wide_margin(in_study, capsys):
 def test_resume_adds_exactly_the_missing_trials(in_study, medium_sample):
     assert main(["search", str(medium_sample), "--trials", "5", *ARGS]) == 0
     study = load_study()
-    finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
-    assert len(finished) == 5 and len(study.get_trials()) == 5
+    trials = study.get_trials()
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    failed = [t for t in trials if t.state.name == "FAIL"]  # e.g. a learning rate that made the loss NaN
+    assert len(finished) == 5 and len(trials) == 5 + len(failed)
+    assert all(t.user_attrs.get("fail_reason") for t in failed)
 
 
 def test_export_both_formats_and_predict_the_trained_models_classes(in_study, medium_sample, tmp_path, capsys):

@@ -90,3 +90,10 @@ def test_smart_start_can_be_turned_off(stub_plugins, table, small_sample):  # no
 
     result = run_search(settings(small_sample, name="plain", trials=2, smart_start=False), stub_plugins, table, Console(quiet=True))
     assert all(REASON_ATTR not in t.user_attrs for t in result.study.get_trials(deepcopy=False))
+
+
+def test_a_close_call_hedges_with_the_other_sides_plan():
+    trials = start_trials(profile(700, 0.906, 0.902), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    first_plan, hedge = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
+    assert first_plan.cut_fraction == 1.0 and first_plan.freeze_fraction == 0.5, "large and similar comes first"
+    assert hedge.cut_fraction < 1.0 and "close call" in trials[2].reason, "then earlier features, from the other side"

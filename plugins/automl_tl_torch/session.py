@@ -76,7 +76,7 @@ class TorchTrialSession:
         for p in self.model.parameters():
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
-        self._numpy_head = None
+        self._numpy_head, self._head_inputs = None, None
         if phase is Phase.HEAD:
             # Pooled features are small: keep them on the device, so head-only epochs never leave it.
             self._inputs = [view.pooled_float32() for view in self.views]
