@@ -194,6 +194,10 @@ class TrialRunner:
         except PruneTrial as pruned:
             discard_partial(self.settings.artifacts, number)
             best = max(r.val_accuracy for r in pruned.history)
+            # The traceback holds the trial's frames, and with them its model and activations: drop it
+            # before measuring, or a pruned trial's memory would be counted against the next one.
+            pruned.__traceback__ = None
+            release_freed_memory()
             with storage_write():
                 trial.set_user_attr("val_accuracy", best)
                 trial.set_user_attr("rss_mb", round(resident_mb(), 1))
