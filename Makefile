@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.automl-tl-setup
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-# Settings of `make search` on the bundled sample: about 8 minutes of search on 2 CPU cores, plus setup.
+# Settings of `make search` on the bundled sample: about 5 minutes of search on 2 CPU cores, plus setup.
 TRIALS     ?= 20
 EPOCHS     ?= 4
 IMAGE_SIZE ?= 48
