@@ -70,20 +70,24 @@ class TorchTrialSession:
         self._inputs: list[np.ndarray] | None = None
         self._head_inputs: torch.Tensor | None = None
         self._numpy_head: NumpyHeadTrainer | None = None
+        self._numpy_views: np.ndarray | None = None  # (views, N, D) pooled features for the numpy head
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
-        self._numpy_head, self._head_inputs = None, None
+        self._numpy_head, self._head_inputs, self._numpy_views = None, None, None
         if phase is Phase.HEAD:
             # Pooled features are small: keep them on the device, so head-only epochs never leave it.
             self._inputs = [view.pooled_float32() for view in self.views]
-            self._head_inputs = torch.from_numpy(np.stack(self._inputs)).to(self.device)
+            stacked = np.stack(self._inputs) if len(self._inputs) > 1 else self._inputs[0][None]  # (views, N, D)
             if self.device.type == "cpu" and head_layout(self.model.head) is not None:
                 self._numpy_head = NumpyHeadTrainer(self.model.head, self.config.lr, self.data.class_weights(),
                                                     self.config.seed)
+                self._numpy_views = stacked
+            else:
+                self._head_inputs = torch.from_numpy(stacked).to(self.device)
             lr = self.config.lr
         else:
             self._inputs = [view.after_block(self.frozen) for view in self.views]
@@ -144,9 +148,10 @@ class TorchTrialSession:
 
     def _numpy_head_epoch(self, order: np.ndarray, choice: np.ndarray) -> float:
         """A head-only epoch on the CPU through NumpyHeadTrainer (the same batches, maths and Adam)."""
-        assert self._numpy_head is not None and self._inputs is not None
+        assert self._numpy_head is not None and self._numpy_views is not None
         # The whole epoch's rows gathered once, in order; batches are then views.
-        epoch_x = np.stack(self._inputs)[choice, order] if len(self._inputs) > 1 else self._inputs[0][order]
+        views = self._numpy_views
+        epoch_x = views[0][order] if len(views) == 1 else views[choice, order]
         epoch_y = self.data.labels[order]
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
@@ -214,7 +219,7 @@ class TorchTrialSession:
 
     def close(self) -> None:
         self.optimizer = None
-        self._inputs = self._head_inputs = None
+        self._inputs = self._head_inputs = self._numpy_views = None
 
 
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
