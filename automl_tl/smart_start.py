@@ -12,7 +12,8 @@ so the probe's forward pass is the one the first trials would have paid for anyw
 
 "Similar" means the last block's features probe at least as well as the middle block's: the deep,
 source-specific features still fit the data. When the two probes nearly tie, the second plan is
-taken from the other side as a hedge. Each enqueued trial records why in its user attrs.
+taken from the other side as a hedge, and the plan that keeps fewer blocks runs first: it fits as
+well by the probe and is the smaller model. Each enqueued trial records why in its user attrs.
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
         # The probes nearly tie: the likeness is uncertain, so the second plan comes from the other side.
         other, why = rules[(profile.small, not profile.similar)][1 if profile.similar else 0]
         plans[1] = (other, f"a close call between similar and different, so also: {why}")
+        # In a tie the shorter backbone fits as well and is the smaller, cheaper model: it goes first.
+        plans.sort(key=lambda plan: plan[0].get("cut_fraction", 1.0))
     probe = ({"cut_fraction": 1.0 if profile.similar else cut},
              "the classic bottleneck recipe: frozen features and a softmax layer, the cheapest baseline")
     trials = [probe, *plans]

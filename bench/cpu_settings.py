@@ -1,4 +1,4 @@
-"""Which CPU settings pay: thread count, channels-last layout and glibc malloc tuning, measured.
+"""Which CPU settings pay: thread count, channels-last layout, small-input padding and glibc malloc tuning, measured.
 
     .venv/bin/python bench/cpu_settings.py [--image-size 48] [--images 1024]
 
@@ -41,6 +41,10 @@ def worker(threads: int, layout: str, image_size: int, images: int) -> dict[str,
     torch.manual_seed(0)
     spec = load_plugins().backbone("mobilenet_v2")
     stack = build_block_stack(spec, pretrained=True)
+    if os.environ.get("BENCH_CONV") == "stock":
+        from automl_tl_torch.small_input_conv import restore_stock_convolutions
+
+        restore_stock_convolutions(stack)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     stack = stack.to(memory_format=fmt)
     x = torch.randn(images, 3, image_size, image_size)
@@ -96,13 +100,15 @@ def main() -> None:
         print(json.dumps(worker(int(args.worker[0]), args.worker[1], args.image_size, args.images)))
         return
     cores = os.cpu_count() or 1
+    stock = {"BENCH_CONV": "stock"}  # torchvision's convolutions as shipped, without small-input padding
     variants = {
-        "torch defaults (contiguous)": (0, "contiguous", {}),
-        "1 thread, contiguous": (1, "contiguous", {}),
-        **({f"{cores} threads, contiguous": (cores, "contiguous", {})} if cores != torch_default_threads() else {}),
-        f"{cores} threads, channels-last": (cores, "channels_last", {}),
-        f"{cores} threads, channels-last + malloc env vars": (cores, "channels_last", MALLOC),
-        f"{cores} threads, channels-last + mallopt (automl-tl)": (cores, "channels_last", {"BENCH_MALLOPT": "1"}),
+        "torch defaults (contiguous)": (0, "contiguous", stock),
+        "1 thread, contiguous": (1, "contiguous", stock),
+        **({f"{cores} threads, contiguous": (cores, "contiguous", stock)} if cores != torch_default_threads() else {}),
+        f"{cores} threads, channels-last": (cores, "channels_last", stock),
+        f"{cores} threads, channels-last + malloc env vars": (cores, "channels_last", {**stock, **MALLOC}),
+        f"{cores} threads, channels-last + small-input padding": (cores, "channels_last", {}),
+        f"{cores} threads, channels-last + padding + mallopt (automl-tl)": (cores, "channels_last", {"BENCH_MALLOPT": "1"}),
     }
     results: dict[str, dict[str, float]] = {}
     for _ in range(args.rounds):  # variants interleaved, round after round: drift hits them all alike
@@ -120,7 +126,7 @@ def main() -> None:
     for name, row in results.items():
         row["train_ratio"] = round(row["train_img_s"] / base["train_img_s"], 2)
         row["infer_ratio"] = round(row["infer_img_s"] / base["infer_img_s"], 2)
-        print(f"{name:<48} threads {row['threads']}  fine-tune {row['train_img_s']:7.0f} img/s ({row['train_ratio']:.2f}x)  "
+        print(f"{name:<56} threads {row['threads']}  fine-tune {row['train_img_s']:7.0f} img/s ({row['train_ratio']:.2f}x)  "
               f"inference {row['infer_img_s']:7.0f} img/s ({row['infer_ratio']:.2f}x)")
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"written to {args.out}")

@@ -6,6 +6,9 @@ else is what automl-tl searches with: the same search space and sampler seed (TP
 data split and decoded pixels, the same model construction, optimiser, batch size, epoch budget
 and channels-last layout, and the same rule that a trial's value is its best epoch (with its
 test accuracy measured on that epoch's weights). So the difference measured is the method.
+One exception, because a user's loop would not have it: B's convolutions are torchvision's
+stock nn.Conv2d, without automl-tl's explicit padding of maps smaller than the kernel
+(automl_tl_torch/small_input_conv.py; bench/cpu_settings.py measures that change on its own).
 
     .venv/bin/python bench/plain_optuna.py DATA --storage sqlite:///b.db --trials 50 [--timeout SEC]
 """
@@ -31,6 +34,7 @@ from automl_tl.space import config_from_trial, search_space
 from automl_tl_torch.adapter import configure_cpu_threads
 from automl_tl_torch.cache import channels_last, normalised_images
 from automl_tl_torch.model import build_classifier
+from automl_tl_torch.small_input_conv import restore_stock_convolutions
 
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -52,6 +56,7 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
     config = effective_config(spec, config)
     torch.manual_seed(config.seed)
     model = build_classifier(spec, table.num_classes, config, pretrained=spec.pretrained).to(DEVICE, memory_format=torch.channels_last)
+    restore_stock_convolutions(model)
     blocks = model.backbone.blocks
     frozen = config.frozen_blocks(len(spec.blocks))
     inputs = normalised_images(table, spec.mean, spec.std)

@@ -92,8 +92,14 @@ def test_smart_start_can_be_turned_off(stub_plugins, table, small_sample):  # no
     assert all(REASON_ATTR not in t.user_attrs for t in result.study.get_trials(deepcopy=False))
 
 
-def test_a_close_call_hedges_with_the_other_sides_plan():
+def test_a_close_call_hedges_with_the_other_sides_plan_and_tries_the_shorter_backbone_first():
     trials = start_trials(profile(700, 0.906, 0.902), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
-    first_plan, hedge = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
-    assert first_plan.cut_fraction == 1.0 and first_plan.freeze_fraction == 0.5, "large and similar comes first"
-    assert hedge.cut_fraction < 1.0 and "close call" in trials[2].reason, "then earlier features, from the other side"
+    hedge, plan = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
+    assert hedge.cut_fraction < 1.0 and "close call" in trials[1].reason, "earlier features, from the other side, first"
+    assert plan.cut_fraction == 1.0 and plan.freeze_fraction == 0.5, "then large and similar's own plan"
+
+
+def test_a_clear_call_keeps_its_sides_order():
+    trials = start_trials(profile(700, 0.95, 0.80), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    first, second = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
+    assert (first.freeze_fraction, second.freeze_fraction) == (0.5, 0.2) and "close call" not in trials[2].reason

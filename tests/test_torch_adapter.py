@@ -175,3 +175,12 @@ def test_imbalanced_classes_get_a_class_weighted_loss():
     weights = session.loss_fn.weight.cpu().numpy()
     np.testing.assert_allclose(weights, data.class_weights())
     assert weights[1] > weights[0]
+
+
+def test_normalised_images_match_the_plain_formula():
+    table = random_table()
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    expected = (table.images.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
+    got = normalised_images(table, mean, std)
+    assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-6)

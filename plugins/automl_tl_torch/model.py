@@ -11,6 +11,8 @@ from torch import nn
 from automl_tl.errors import UserError
 from automl_tl.types import BackboneSpec, TrialConfig
 
+from .small_input_conv import pad_small_inputs
+
 
 def _module_at(model: nn.Module, path: str) -> nn.Module:
     """``"layer1.0"`` -> that submodule; ``"conv1+bn1"`` -> those modules in sequence."""
@@ -85,6 +87,7 @@ def build_block_stack(spec: BackboneSpec, pretrained: bool, depth: int | None = 
                 f"{spec.weights.where if spec.weights else 'the framework cache'} or choose another backbone."
             ) from None
         raise
+    pad_small_inputs(model)
     depth = len(spec.blocks) if depth is None else depth
     blocks = [_module_at(model, path) for path in spec.blocks[:depth]]
     full = depth == len(spec.blocks)
