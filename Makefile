@@ -12,7 +12,7 @@ IMAGE_SIZE ?= 48
 STUDY      ?= sample
 EXPORT_DIR ?= exports/$(STUDY)
 
-.PHONY: setup search test bench clean-studies
+.PHONY: setup search test bench bench-workers clean-studies postgres
 
 setup: $(STAMP)
 
@@ -31,8 +31,15 @@ search: setup
 	$(BIN)/automl-tl search --study $(STUDY) --trials $(TRIALS) --epochs $(EPOCHS) --image-size $(IMAGE_SIZE)
 	$(BIN)/automl-tl export $(STUDY) --format onnx -o $(EXPORT_DIR) --overwrite
 
-test: setup
+test: setup postgres
 	$(BIN)/python -m pytest -q
+
+# The distributed tests start their own PostgreSQL server from Debian's packages (as root: installed here).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  else echo "PostgreSQL is not installed: the distributed tests will be skipped (sudo apt-get install postgresql)"; fi
 
 # Benchmarks (not part of CI): figures are ratios against baselines measured in the same run.
 # The search benchmark runs automl-tl (A) and a plain Optuna loop (B); B stops after BENCH_B_TIMEOUT seconds.
@@ -43,6 +50,10 @@ bench: setup
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
+
+# Many workers on one PostgreSQL study: 1 worker, 4 workers, 4 with one SIGKILLed again and again.
+bench-workers: setup postgres
+	$(BIN)/python bench/workers.py
 
 clean-studies:
 	rm -rf studies/*.db studies/*/ exports/

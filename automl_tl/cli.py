@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,6 +18,7 @@ from . import __version__
 from .errors import UserError
 from .interrupts import interrupts_as_keyboard_interrupt
 from .pruning import DEFAULT_PRUNER, PRUNERS
+from .storage import DEFAULT_HEARTBEAT_S, database_errors
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
 
@@ -82,8 +84,7 @@ def select_backbones(plugins: Any, frameworks: list[str], patterns: str | None) 
 # -- commands -------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from .data.loader import describe_skipped, load_table
-    from .leaderboard import leaderboard_table, ranked_trials
-    from .storage import artifacts_dir, check_study_name, storage_url, study_name_for
+    from .storage import artifact_places, check_study_name, storage_url, study_name_for
     from .study import SearchSettings, run_search
 
     if args.trials < 1:
@@ -110,12 +111,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     if table.skipped:
         err_console.print(f"[yellow]warning[/] {describe_skipped(table.skipped)}")
     url = storage_url(name, args.storage)
+    local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
     settings = SearchSettings(
-        study_name=name, storage_url=url, artifacts=artifacts_dir(name, args.artifacts), trials=args.trials,
+        study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=args.trials,
         epochs=args.epochs, image_size=args.image_size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
-        smart_start=args.smart_start,
+        smart_start=args.smart_start, heartbeat_s=args.heartbeat,
     )
+    if args.workers is not None:
+        with database_errors(url):
+            return _search_with_workers(args, settings, plugins, table)
 
     def ready(study: Any, finished: int) -> None:
         from .storage import redact
@@ -123,7 +128,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f"[bold]Study[/] {name!r} in {redact(url)}: {finished} finished, budget {args.trials}; "
                       f"backbones: {', '.join(backbones)}")
 
-    result = run_search(settings, plugins, table, console, on_ready=ready)
+    with database_errors(url):
+        result = run_search(settings, plugins, table, console, on_ready=ready)
+    _report_result(result, settings, plugins)
+    return 0
+
+
+def _report_result(result: Any, settings: Any, plugins: Any) -> None:
+    from .leaderboard import leaderboard_table
+
+    name = settings.study_name
     for note in result.notes:
         console.print(note)
     console.print(leaderboard_table(result.study))
@@ -131,24 +145,99 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
     if result.stopped_by == "timeout":
         console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
+    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {_export_hint(result.study, plugins)}")
+
+
+def _export_hint(study: Any, plugins: Any) -> str:
+    from .leaderboard import ranked_trials
+
     best_format = "onnx"
-    ranked = ranked_trials(result.study)
+    ranked = ranked_trials(study)
     if ranked and ranked[0].user_attrs.get("framework") in plugins.frameworks:
         best_format = (plugins.framework(ranked[0].user_attrs["framework"]).export_formats or (best_format,))[0]
-    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. Export the best with: "
-                  f"automl-tl export {name} --format {best_format} -o exports/{name}")
+    return f"Export the best with: automl-tl export {study.study_name} --format {best_format} -o exports/{study.study_name}"
+
+
+def _search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any) -> int:
+    """Prepare the study once, then start --workers N worker processes on it (0: prepare only)."""
+    from .leaderboard import leaderboard_table
+    from .storage import is_postgres, redact
+    from .study import make_admission, prepare_study
+    from .worker import run_local_workers
+
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: give 0 (prepare the study only) or more workers.")
+    if args.workers > 1 and not is_postgres(settings.storage_url):
+        raise UserError(
+            f"--workers {args.workers}: several workers need a shared database, and {redact(settings.storage_url)} "
+            f"is not one. SQLite serves one process at a time. Put the study in PostgreSQL with "
+            f"--storage postgresql://USER@HOST/DB (see 'Many machines' in the README)."
+        )
+    admission = make_admission(settings)  # on SQLite this also refuses a second process
+    try:
+        study, _ = prepare_study(settings, plugins, table, console)
+    finally:
+        admission.close()
+    name, url = settings.study_name, settings.storage_url
+    if args.workers == 0:
+        console.print(f"Study {name!r} is ready in {redact(url)} with a budget of {settings.trials} trials. Start "
+                      f"workers on any machine that reaches the database and the artifacts with:\n"
+                      f"  AUTOML_TL_STORAGE='{redact(url)}' automl-tl worker --study {name}")
+        return 0
+    started = time.perf_counter()
+    codes = run_local_workers(args.workers, study, url, settings.data_location, list(args.plugin or []), console)
+    console.print(leaderboard_table(study))
+    failed = [code for code in codes if code != 0]
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(codes)} workers stopped with an error (their messages are above). Finished trials "
+            f"are saved in the study; run the same command again to finish it."
+        )
+    console.print(f"{args.workers} workers finished the study in {time.perf_counter() - started:.0f}s. "
+                  f"{_export_hint(study, plugins)}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .data.loader import describe_skipped, load_table
+    from .storage import artifact_places, check_study_name, recorded_artifact_places, redact, storage_url
+    from .worker import read_stored_study, run_worker, worker_settings
+
+    name = check_study_name(args.study)
+    url = storage_url(name, args.storage)
+    with database_errors(url):
+        stored = read_stored_study(name, url)
+        plugins = _plugins(args)
+        location = args.data or stored.data_location
+        splits = plugins.dataset_for(location).discover(location)
+        local, remote = (artifact_places(name, args.artifacts) if args.artifacts
+                         else recorded_artifact_places(name, stored.artifacts))
+        settings = worker_settings(stored, plugins, str(Path(location).resolve()), local, args.timeout,
+                                   show_bars=not args.lines)
+        settings.artifacts_remote = remote
+        table = load_table(splits, settings.image_size, max_pixels=args.max_pixels, show_progress=not args.lines)
+        if table.skipped:
+            err_console.print(f"[yellow]warning[/] {describe_skipped(table.skipped)}")
+        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {redact(url)}")
+        result = run_worker(settings, plugins, table, console)
+    for note in result.notes:
+        console.print(note)
+    if result.stopped_by == "failures":
+        raise UserError(f"{settings.max_consecutive_failures} trials in a row failed on this worker; see `automl-tl show {name}`.")
+    console.print(f"Worker {os.getpid()} ran {result.ran} trial(s) in {result.seconds:.0f}s; study {name!r} "
+                  f"{'has met its budget' if result.stopped_by == 'budget' else 'stopped by --timeout'}.")
     return 0
 
 
 def _load_study(name: str, storage: str | None) -> Any:
-    from .storage import check_study_name, open_storage, redact, storage_url, sqlite_path
+    from .storage import check_study_name, explicit_storage, open_storage, redact, storage_url, sqlite_path
     from .study import quiet_optuna
 
     import optuna
 
     quiet_optuna()
     check_study_name(name)
-    if storage is None and not sqlite_path(name).is_file():
+    if explicit_storage(storage) is None and not sqlite_path(name).is_file():
         raise UserError(f"No study named {name!r}: {sqlite_path(name)} does not exist. `automl-tl studies` lists them.")
     url = storage_url(name, storage)
     try:
@@ -184,11 +273,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
-    from .storage import open_storage, redact, studies_dir
+    from .storage import explicit_storage, open_storage, redact, studies_dir
     from .study import quiet_optuna
 
     quiet_optuna()
-    urls = [args.storage] if args.storage else [f"sqlite:///{p}" for p in sorted(studies_dir().glob("*.db"))]
+    chosen = explicit_storage(args.storage)
+    urls = [chosen] if chosen else [f"sqlite:///{p}" for p in sorted(studies_dir().glob("*.db"))]
     rows = []
     for url in urls:
         for summary in optuna.get_all_study_summaries(storage=open_storage(url), include_best_trial=True):
@@ -200,7 +290,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        console.print(f"No studies in {args.storage and redact(args.storage) or studies_dir()}.")
+        console.print(f"No studies in {chosen and redact(chosen) or studies_dir()}.")
         return 0
     from rich.table import Table
 
@@ -216,14 +306,19 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_trial
-    from .storage import artifacts_dir
+    from .export import choose_trial, fetch_remote_artifacts
+    from .storage import artifact_places, recorded_artifact_places
 
     study = _load_study(args.name, args.storage)
-    recorded = study.user_attrs.get("artifacts")
-    artifacts = artifacts_dir(args.name, args.artifacts) if args.artifacts or not recorded else Path(recorded)
+    local, remote = (artifact_places(args.name, args.artifacts) if args.artifacts
+                     else recorded_artifact_places(args.name, study.user_attrs.get("artifacts")))
     plugins = _plugins(args)
     out_dir = Path(args.output).expanduser().resolve()
-    report = export_trial(plugins, study, artifacts, args.format, out_dir, args.trial, overwrite=args.overwrite)
+    number = choose_trial(study, args.trial)
+    if remote:
+        with console.status(f"Downloading trial {number}'s artifacts from {remote} ..."):
+            fetch_remote_artifacts(remote, local, number)
+    report = export_trial(plugins, study, local, args.format, out_dir, number, overwrite=args.overwrite)
     console.print(f"Exported trial {report.trial} of {args.name!r} as {args.format} to [bold]{report.directory}[/]")
     console.print(f"Parity check on {report.images_checked} validation images: largest probability difference "
                   f"{report.max_difference:.2e}, same classes: {'yes' if report.same_classes else 'no'}")
@@ -338,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="the study's total of finished trials (default %(default)s)")
     search.add_argument("--study", help="study name (default: the data folder's name)")
     search.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///studies/NAME.db)")
-    search.add_argument("--artifacts", metavar="DIR", help="where trial weights are kept (default: studies/)")
+    search.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="where trial weights are kept: a (shared) folder, or an S3-compatible bucket (default: studies/)")
     search.add_argument("--framework", default="torch", help="torch, keras or all (default %(default)s)")
     search.add_argument("--backbones", metavar="PATTERNS", help="comma-separated name patterns, e.g. 'mobilenet*,resnet18'")
     search.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs per trial, both phases together (default %(default)s)")
@@ -352,8 +447,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--smart-start", action=argparse.BooleanOptionalAction, default=True,
                         help="start a new study with trials chosen from a quick profile of the data (default on)")
     search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
+    search.add_argument("--workers", type=int, metavar="N",
+                        help="start N worker processes on the study (needs PostgreSQL when N > 1); 0 prepares the study for workers started elsewhere")
+    search.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="SEC",
+                        help="a new study's heartbeat: a worker silent for 3 heartbeats has its trial retried elsewhere (default %(default)s)")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
+
+    worker = sub.add_parser("worker", help="join a prepared study and run its trials until the budget is met")
+    worker.add_argument("--study", required=True, help="the study's name")
+    worker.add_argument("--storage", metavar="URL", help="the study's storage (or set AUTOML_TL_STORAGE, which keeps the password out of the process list)")
+    worker.add_argument("--data", metavar="DATA", help="where this machine has the data (default: where the study was created)")
+    worker.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="the shared artifacts (default: where the study records them)")
+    worker.add_argument("--timeout", type=float, metavar="SEC", help="stop taking trials after this many seconds")
+    worker.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
+    worker.add_argument("--lines", action="store_true", help="print one line per trial instead of live bars")
+    _add_plugin_option(worker)
+    worker.set_defaults(func=cmd_worker)
 
     show = sub.add_parser("show", help="summarise a study")
     show.add_argument("name")
@@ -373,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--trial", type=int)
     export.add_argument("--overwrite", action="store_true", help="replace an earlier automl-tl export in the same folder")
     export.add_argument("--storage", metavar="URL")
-    export.add_argument("--artifacts", metavar="DIR")
+    export.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
     _add_plugin_option(export)
     export.set_defaults(func=cmd_export)
 

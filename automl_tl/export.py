@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from .artifacts import load_parity_images, read_trial
+from .artifacts import PARITY_FILE, TRIAL_FILE, load_parity_images, read_trial, trial_dir
 from .errors import UserError
 from .leaderboard import ranked_trials
 from .plugins import Plugins
@@ -67,6 +67,22 @@ def parity_check(reference: np.ndarray, exported: np.ndarray) -> tuple[float, bo
     difference = float(np.max(np.abs(reference - exported))) if reference.size else 0.0
     same = bool(np.array_equal(reference.argmax(axis=1), exported.argmax(axis=1)))
     return difference, same
+
+
+def fetch_remote_artifacts(remote: str, local: Path, number: int) -> None:
+    """Download a trial's artifact folder and the study's parity images from an S3 mirror, unless here."""
+    from .artifact_mirror import S3Mirror
+
+    directory = trial_dir(local, number)
+    if (directory / TRIAL_FILE).is_file() and (local / PARITY_FILE).is_file():
+        return
+    mirror = S3Mirror(remote)
+    if not (directory / TRIAL_FILE).is_file() and not mirror.pull_folder(directory.name, directory):
+        raise UserError(
+            f"Trial {number} has no saved artifact in {remote}/{directory.name}. Only completed trials keep their "
+            f"weights; pick another with --trial, or check --artifacts."
+        )
+    mirror.pull_file(PARITY_FILE, local / PARITY_FILE)
 
 
 def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,

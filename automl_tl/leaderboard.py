@@ -50,13 +50,23 @@ def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
     return table
 
 
+def failure_row(trial: FrozenTrial, retry: FrozenTrial | None) -> dict[str, Any]:
+    """Why a trial failed and which trial retried it. A trial whose worker was killed could not
+    record a reason itself; the retry says why it was queued."""
+    reason = trial.user_attrs.get("fail_reason") or (retry.user_attrs.get("retry_reason", "") if retry else "")
+    if retry is not None:
+        reason = f"{reason} (retried as trial {retry.number})"
+    return {"trial": trial.number, "reason": reason, "retried_as": retry.number if retry else None}
+
+
 def study_summary(study: optuna.Study) -> dict[str, Any]:
     """Counts by state, best value, best params and best trial, as ``show --json`` prints them."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name for t in trials)
     ranked = ranked_trials(study)
     best = ranked[0] if ranked else None
-    failures = [{"trial": t.number, "reason": t.user_attrs.get("fail_reason", "")} for t in trials if t.state == TrialState.FAIL]
+    retries = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    failures = [failure_row(t, retries.get(t.number)) for t in trials if t.state == TrialState.FAIL]
     return {
         "study": study.study_name,
         "counts": {state.name: counts.get(state.name, 0) for state in TrialState},

@@ -13,9 +13,10 @@ from .types import EpochResult, TrialConfig
 class SearchProgress:
     """Two bars: the study's finished trials, and the epochs of the running trial."""
 
-    def __init__(self, console: Console, total_trials: int, finished: int, best: float | None) -> None:
+    def __init__(self, console: Console, total_trials: int, finished: int, best: float | None, bars: bool = True) -> None:
         self.console = console
         self.best = best
+        self.bars = bars
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -32,11 +33,17 @@ class SearchProgress:
         return f"best val acc {self.best:.4f}" if self.best is not None else "best val acc -"
 
     def __enter__(self) -> "SearchProgress":
-        self.progress.start()
+        if self.bars:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
+        if self.bars:
+            self.progress.stop()
+
+    def study_finished(self, finished: int, budget: int) -> None:
+        """The study's count, which other workers' trials move too."""
+        self.progress.update(self.trials_task, completed=finished, total=budget)
 
     def trial_started(self, number: int, config: TrialConfig) -> None:
         self.progress.update(

@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from . import __version__
-from .artifacts import discard_partial, finalize, partial_dir, save_parity_images
+from .artifact_mirror import S3Mirror
+from .artifacts import PARITY_FILE, discard_partial, finalize, partial_dir, save_parity_images
 from .engine import PruneTrial, TrialOutcome, effective_config, run_trial
 from .errors import TrialFailure, UserError
 from .interrupts import storage_write
@@ -23,11 +24,15 @@ from .memory import release_freed_memory, resident_mb
 from .progress import SearchProgress
 from .pruning import DEFAULT_PRUNER, make_pruner
 from .space import config_from_trial, search_space, space_json
-from .storage import is_sqlite, open_storage, redact
+from .admission import (BUDGET_ATTR, FINISHED_STATES, Heartbeat, PostgresAdmission, SingleProcessAdmission,
+                        SqliteAdmission, study_budget, wait_times)
+from .retries import fail_and_requeue
+from .storage import DEFAULT_HEARTBEAT_S, GRACE_HEARTBEATS, is_postgres, is_sqlite, open_storage, redact, sqlite_file
 from .types import ImageTable, TrialConfig
 
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished; queued again"
+KILLED = "the process running it was killed; queued again"
+SETTINGS_ATTR = "search_settings"  # what a worker needs to run the study's trials the same way
 
 
 @dataclass
@@ -48,6 +53,9 @@ class SearchSettings:
     truncation: bool = True
     smart_start: bool = True
     max_consecutive_failures: int = 10
+    heartbeat_s: int = DEFAULT_HEARTBEAT_S
+    artifacts_remote: str | None = None  # s3://bucket/prefix/<study> when artifacts are shared through S3
+    show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
 
 
 @dataclass
@@ -68,17 +76,13 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
-def fail_orphaned_trials(study: optuna.Study, storage_url: str) -> int:
-    """A SQLite study has one worker: trials still RUNNING were left by a killed process."""
-    if not is_sqlite(storage_url):
-        return 0
-    storage = open_storage(storage_url)
-    study_id = storage.get_study_id_from_name(study.study_name)
+def fail_orphaned_trials(study: optuna.Study) -> int:
+    """Trials left RUNNING in a SQLite study by a killed process: failed, and queued again.
+
+    Only safe while this process holds the study's lock file (see ``SqliteAdmission``)."""
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_user_attr(trial_id, "fail_reason", "the process running it was killed")
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        fail_and_requeue(study, trial._trial_id, KILLED)
     return len(orphans)
 
 
@@ -97,9 +101,11 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
             if changes:
                 raise UserError(
                     f"Study {settings.study_name!r} in {redact(settings.storage_url)} was created with a different "
-                    f"setup, so it cannot be resumed: {'; '.join(changes)}. Run with the original data and settings, "
-                    f"or start a new study with --study NEW_NAME."
+                    f"setup, so it cannot be resumed or joined: {'; '.join(changes)}. Use the original data and "
+                    f"settings, or start a new study with --study NEW_NAME."
                 )
+        # Every worker must judge staleness by the heartbeat the study was created with.
+        settings.heartbeat_s = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("heartbeat_s", settings.heartbeat_s))
         return study
     if not create:
         raise UserError(f"No study named {settings.study_name!r} in {redact(settings.storage_url)}.")
@@ -111,6 +117,12 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
 
 
 def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, {
+            "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
+            "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
+            "heartbeat_s": settings.heartbeat_s,
+        })
     if "class_names" in study.user_attrs:
         return
     counts = {name: int(len(idx)) for name, idx in table.splits.items()}
@@ -119,7 +131,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
     study.set_user_attr("split_counts", counts)
     study.set_user_attr("epochs", settings.epochs)
     study.set_user_attr("image_size", settings.image_size)
-    study.set_user_attr("artifacts", str(settings.artifacts))
+    study.set_user_attr("artifacts", settings.artifacts_remote or str(settings.artifacts))
     study.set_user_attr("automl_tl_version", __version__)
 
 
@@ -155,14 +167,19 @@ class TrialRunner:
                  space: dict[str, Any], progress: SearchProgress | None) -> None:
         self.study, self.settings, self.plugins, self.table = study, settings, plugins, table
         self.space, self.progress = space, progress
+        self.mirror = S3Mirror(settings.artifacts_remote) if settings.artifacts_remote else None
 
     def _report(self, number: int, state: str, value: float | None, text: str) -> None:
         if self.progress is not None:
             self.progress.trial_finished(number, state, value, text)
 
-    def run(self) -> TrialState:
+    def give_back(self, trial: optuna.Trial, reason: str) -> None:
+        """Fail a trial that was stopped from outside and queue it again, so its slot is not lost."""
         with storage_write():
-            trial = self.study.ask()
+            fail_and_requeue(self.study, trial._trial_id, reason)
+
+    def run(self, trial: optuna.Trial) -> TrialState:
+        """Run an admitted (already asked) trial to its end and tell the study."""
         number = trial.number
         try:
             config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
@@ -206,9 +223,7 @@ class TrialRunner:
             return TrialState.PRUNED
         except KeyboardInterrupt:
             discard_partial(self.settings.artifacts, number)
-            with storage_write():
-                trial.set_user_attr("fail_reason", INTERRUPTED)
-                self.study.tell(trial, state=TrialState.FAIL)
+            self.give_back(trial, INTERRUPTED)
             raise
         except Exception as exc:
             discard_partial(self.settings.artifacts, number)
@@ -235,7 +250,15 @@ class TrialRunner:
         with storage_write():  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
-            finalize(self.settings.artifacts, number, meta)
+            final = finalize(self.settings.artifacts, number, meta)
+            if self.mirror is not None:
+                try:
+                    self.mirror.push_folder(final, final.name)
+                except Exception as exc:  # a completed trial must have its artifact where every worker looks
+                    trial.set_user_attr("fail_reason", f"could not upload its artifacts to {self.mirror.url}: {exc}"[:2000])
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {exc}")
+                    return TrialState.FAIL
             self.study.tell(trial, outcome.val_accuracy)
 
         n_blocks = len(spec.blocks)
@@ -268,26 +291,60 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
                   f"(`automl-tl show {settings.study_name}` says why).")
 
 
-def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
-               on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
-    """Continue (or start) the study until it has ``settings.trials`` finished trials."""
+def make_admission(settings: SearchSettings) -> SingleProcessAdmission:
+    """How this process takes trial slots (see admission.py). Only PostgreSQL is shared by workers."""
+    if is_postgres(settings.storage_url):
+        return PostgresAdmission(settings.storage_url, settings.study_name)
+    path = sqlite_file(settings.storage_url) if is_sqlite(settings.storage_url) else None
+    return SqliteAdmission(path) if path is not None else SingleProcessAdmission()
+
+
+def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console) -> tuple[optuna.Study, dict[str, Any]]:
+    """Create or resume the study, record what workers need, set its budget, and enqueue smart start.
+
+    This runs once, before any worker starts trials; the budget is the study's total of
+    finished (COMPLETE + PRUNED) trials, so raising it by d on resume adds exactly d trials."""
     space = search_space(settings.backbones, settings.epochs, settings.truncation)
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
     study = open_study(settings, fingerprint)
-    orphans = fail_orphaned_trials(study, settings.storage_url)
-    record_study_attrs(study, settings, table)
+    with storage_write():
+        record_study_attrs(study, settings, table)
+        study.set_user_attr(BUDGET_ATTR, settings.trials)
     save_parity_images(settings.artifacts, table)
-    result = SearchResult(study=study)
-    if orphans:
-        result.notes.append(f"{orphans} trial(s) left running by a killed process were marked failed.")
+    if settings.artifacts_remote:
+        S3Mirror(settings.artifacts_remote).push_file(settings.artifacts / PARITY_FILE, PARITY_FILE)
     if settings.smart_start and not study.get_trials(deepcopy=False):
         enqueue_smart_start(study, settings, plugins, table, space, console)
+    return study, space
+
+
+def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
+               on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
+    """Continue (or start) the study until it has ``settings.trials`` finished trials."""
+    admission = make_admission(settings)  # first: a second process on a SQLite study is refused before any write
+    try:
+        study, space = prepare_study(settings, plugins, table, console)
+        return work_on_study(study, settings, plugins, table, space, console, admission, on_ready)
+    finally:
+        admission.close()
+
+
+def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
+                  space: dict[str, Any], console: Console, admission: SingleProcessAdmission,
+                  on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
+    """Take trials from the study, as one of possibly many workers, until its budget is met."""
+    result = SearchResult(study=study)
+    if isinstance(admission, SqliteAdmission):
+        orphans = fail_orphaned_trials(study)
+        if orphans:
+            result.notes.append(f"{orphans} trial(s) left running by a killed process were failed and queued again.")
+    budget = study_budget(study, settings.trials)
     finished = finished_count(study)
     if on_ready is not None:
         on_ready(study, finished)
-    if finished >= settings.trials:
+    if finished >= budget:
         result.notes.append(
-            f"Study {settings.study_name!r} already has {finished} finished trials (budget {settings.trials}); "
+            f"Study {settings.study_name!r} already has {finished} finished trials (budget {budget}); "
             f"nothing to run. Raise --trials to add more."
         )
         return result
@@ -295,13 +352,30 @@ def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
     deadline = started + settings.timeout if settings.timeout else None
     best = study.best_value if any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) else None
     failures_in_a_row = 0
-    with SearchProgress(console, settings.trials, finished, best) as progress:
+    pauses = wait_times(max(1.0, settings.heartbeat_s / 2))
+    with SearchProgress(console, budget, finished, best, bars=settings.show_bars) as progress:
         runner = TrialRunner(study, settings, plugins, table, space, progress)
-        while finished < settings.trials:
+        while True:
             if deadline is not None and time.perf_counter() >= deadline:
                 result.stopped_by = "timeout"
                 break
-            state = runner.run()
+            budget = study_budget(study, settings.trials)
+            trial = None
+            try:
+                with storage_write():
+                    slots, trial = admission.admit(study, budget, GRACE_HEARTBEATS * settings.heartbeat_s)
+            except KeyboardInterrupt:  # arrived during admission: hand the trial back before stopping
+                if trial is not None:
+                    runner.give_back(trial, INTERRUPTED)
+                raise
+            progress.study_finished(slots.finished, budget)
+            if slots.done:
+                break
+            if trial is None:  # every remaining slot is held by a running trial of another worker
+                time.sleep(next(pauses))
+                continue
+            pauses = wait_times(max(1.0, settings.heartbeat_s / 2))
+            state = run_admitted(runner, trial, admission, settings.heartbeat_s)
             result.ran += 1
             if state == TrialState.FAIL:
                 failures_in_a_row += 1
@@ -310,6 +384,14 @@ def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
                     break
             else:
                 failures_in_a_row = 0
-                finished += 1
     result.seconds = time.perf_counter() - started
     return result
+
+
+def run_admitted(runner: TrialRunner, trial: optuna.Trial, admission: SingleProcessAdmission, heartbeat_s: int) -> TrialState:
+    """Run one trial; on a shared database its heartbeat tells other workers it is alive."""
+    if not isinstance(admission, PostgresAdmission):
+        return runner.run(trial)
+    storage, trial_id = runner.study._storage, trial._trial_id
+    with Heartbeat(lambda: storage.record_heartbeat(trial_id), heartbeat_s):
+        return runner.run(trial)

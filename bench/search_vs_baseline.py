@@ -211,7 +211,8 @@ def report(f: dict, b_budget: int, out: str) -> None:
     print(f"(B) plain Optuna, {f['b_trials']} trials: {f['b_wall_s']:.0f}s wall ({f['b_per_trial_s']}s/trial){short}")
     print(f"B/A wall time: {f['b_over_a_wall']}x; per trial: {f['b_per_trial_s'] / max(f['a_per_trial_s'], 1e-9):.1f}x")
     print(f"best val: A {f['a_best_val']:.4f}, B {f['b_best_val']:.4f}; test acc of the best trial: A {f['a_test_acc']:.4f}, B {f['b_test_acc']:.4f}")
-    print(f"time to first reach B's best val ({f['b_best_val']:.4f}): A {f['a_time_to_b_best_s']}s, B {f['b_time_to_b_best_s']}s "
+    a_time = "never" if f["a_time_to_b_best_s"] is None else f"{f['a_time_to_b_best_s']}s"
+    print(f"time to first reach B's best val ({f['b_best_val']:.4f}): A {a_time}, B {f['b_time_to_b_best_s']}s "
           f"(A/B = {f['a_over_b_time_to_b_best']})")
     fwd = ", ".join(f"{k} {v}s" for k, v in f["forward_pass_s_by_backbone"].items())
     print(f"one forward pass of the training set: {fwd}")

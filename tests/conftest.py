@@ -55,3 +55,24 @@ def stub_plugins():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return load_plugins(extra=[("stub", module)])
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the test run (see postgres_server.py); skipped only where none is installed."""
+    from .postgres_server import PostgresServer, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here; `make test` installs it from Debian's packages (make postgres)")
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh database on the shared server for each test."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    return postgres_server.create_database(name)

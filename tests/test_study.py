@@ -11,7 +11,7 @@ from automl_tl.artifacts import trial_dir
 from automl_tl.data import FolderDataset, load_table
 from automl_tl.errors import UserError
 from automl_tl.storage import artifacts_dir, storage_url
-from automl_tl.study import SearchSettings, fail_orphaned_trials, run_search
+from automl_tl.study import SearchSettings, run_search
 
 
 def settings(data, name="s", trials=4, epochs=3, **changes):
@@ -77,7 +77,7 @@ def test_an_exception_in_a_backbone_fails_only_that_trial(stub_plugins, table, s
     assert all("stub backbone exploded" in t.user_attrs["fail_reason"] for t in failed)
 
 
-def test_interrupt_marks_the_running_trial_failed(stub_plugins, table, small_sample, monkeypatch):
+def test_interrupt_fails_the_running_trial_and_queues_it_again(stub_plugins, table, small_sample, monkeypatch):
     from tests import stub_plugin
 
     calls = {"n": 0}
@@ -95,16 +95,44 @@ def test_interrupt_marks_the_running_trial_failed(stub_plugins, table, small_sam
     study = optuna.load_study(study_name="s", storage=storage_url("s", None))
     assert TrialState.RUNNING not in states(study)
     assert states(study).count(TrialState.FAIL) == 1
-    assert "interrupted" in study.get_trials(states=(TrialState.FAIL,))[0].user_attrs["fail_reason"]
+    failed = study.get_trials(states=(TrialState.FAIL,))[0]
+    assert "interrupted" in failed.user_attrs["fail_reason"]
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].params == failed.params and waiting[0].user_attrs["retry_of"] == failed.number
+
+    resumed = run_search(settings(small_sample, trials=4), stub_plugins, table, Console(quiet=True))
+    retried = [t for t in resumed.study.get_trials() if t.user_attrs.get("retry_of") == failed.number]
+    assert len(retried) == 1 and retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retried[0].params == failed.params
+    assert len(resumed.study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 4
 
 
 def test_trials_left_running_by_a_killed_process_are_failed_on_resume(stub_plugins, table, small_sample):
     run_search(settings(small_sample, trials=1), stub_plugins, table, Console(quiet=True))
     url = storage_url("s", None)
     study = optuna.load_study(study_name="s", storage=url)
-    study.ask()  # a trial a SIGKILLed process never told
-    assert fail_orphaned_trials(study, url) == 1
-    assert TrialState.RUNNING not in states(study)
+    orphan = study.ask()  # a trial a SIGKILLed process never told
+    orphan.suggest_float("lr", 1e-4, 3e-2, log=True)
+    resumed = run_search(settings(small_sample, trials=3), stub_plugins, table, Console(quiet=True))
+    assert "queued again" in resumed.notes[0]
+    trials = resumed.study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL and "killed" in trials[orphan.number].user_attrs["fail_reason"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retry) == 1 and retry[0].params["lr"] == trials[orphan.number].params["lr"]
+    assert TrialState.RUNNING not in states(resumed.study) and TrialState.WAITING not in states(resumed.study)
+
+
+def test_a_second_process_on_the_same_sqlite_study_is_refused(stub_plugins, table, small_sample):
+    from automl_tl.admission import SqliteAdmission
+    from automl_tl.storage import sqlite_path
+
+    holder = SqliteAdmission(sqlite_path("s"))  # another process, as far as the lock is concerned
+    try:
+        with pytest.raises(UserError, match="PostgreSQL"):
+            run_search(settings(small_sample, trials=1), stub_plugins, table, Console(quiet=True))
+    finally:
+        holder.close()
+    assert run_search(settings(small_sample, trials=1), stub_plugins, table, Console(quiet=True)).ran == 1
 
 
 def test_changed_data_is_refused_on_resume(stub_plugins, small_sample, tmp_path):

@@ -1,0 +1,65 @@
+"""Trials that could not finish through no fault of their own are queued again with the same parameters.
+
+A worker killed mid-trial (found by its stale heartbeat), a trial stopped by Ctrl-C or SIGTERM, and
+a trial left running by a killed single-process search all come back as a WAITING trial that the
+next free worker picks up first. The retry records where it came from in the same system attributes
+Optuna's own retry callback uses (``failed_trial``, ``retry_history``), so Optuna's tools read it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+MAX_RETRIES = 3  # a trial that kills its worker every time (out of memory, say) is given up after this
+RETRY_OF_ATTR = "retry_of"
+RETRY_REASON_ATTR = "retry_reason"
+STALE_REASON = "its worker stopped sending heartbeats (killed, or cut off from the database)"
+CARRIED_USER_ATTRS = ("smart_start",)  # why smart start chose it
+
+
+def retry_history(trial: FrozenTrial) -> list[int]:
+    """Numbers of the earlier attempts of this trial, oldest first; empty for a first attempt."""
+    return list(trial.system_attrs.get("retry_history", []))
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Queue a WAITING copy of a finished-as-failed ``trial``. False when it has been retried enough."""
+    history = retry_history(trial) + [trial.number]
+    if len(history) > MAX_RETRIES:
+        return False
+    user_attrs: dict[str, Any] = {k: v for k, v in trial.user_attrs.items() if k in CARRIED_USER_ATTRS}
+    user_attrs[RETRY_OF_ATTR] = trial.number
+    user_attrs[RETRY_REASON_ATTR] = reason
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=user_attrs,
+            system_attrs={"failed_trial": history[0], "retry_history": history},
+        )
+    )
+    return True
+
+
+def has_retry(study: optuna.Study, number: int) -> bool:
+    """Whether some trial is already the retry of trial ``number``."""
+    return any(retry_history(t)[-1:] == [number] for t in study.get_trials(deepcopy=False))
+
+
+def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> None:
+    """Queue the retry first, then fail the trial, so a process killed between the two steps leaves a
+    RUNNING trial that the next check handles again (and ``has_retry`` keeps it to one retry),
+    never a failed trial without a retry."""
+    storage = study._storage
+    frozen = storage.get_trial(trial_id)
+    if not has_retry(study, frozen.number):
+        requeue(study, frozen, reason)
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # its worker finished it after all; the retry runs as one extra attempt of the same parameters

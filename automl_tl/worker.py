@@ -1,0 +1,134 @@
+"""Workers: processes that join an existing study and take its trials until the budget is met.
+
+``automl-tl worker`` runs one; ``automl-tl search --workers N`` prepares the study once and then
+starts N of them on this machine. Workers on other machines run the same ``worker`` command.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .admission import study_budget
+from .errors import UserError
+from .fingerprint import FINGERPRINT_ATTR
+from .plugins import Plugins
+from .space import search_space, space_json
+from .storage import STORAGE_ENV, redact
+from .study import SETTINGS_ATTR, SearchResult, SearchSettings, finished_count, make_admission, open_study, work_on_study
+from .fingerprint import make_fingerprint
+from .types import ImageTable
+
+
+@dataclass
+class StoredStudy:
+    """What a worker reads from the study before it loads any data."""
+
+    name: str
+    url: str
+    settings: dict[str, Any]
+    data_location: str
+    artifacts: str
+
+
+def read_stored_study(name: str, url: str) -> StoredStudy:
+    """The settings ``search`` recorded when it created the study; a clear error if there is none."""
+    from .storage import open_storage
+
+    storage = open_storage(url)
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        raise UserError(
+            f"No study named {name!r} in {redact(url)}. Create it once, before starting workers, with: "
+            f"automl-tl search DATA --study {name} --storage URL --trials N --workers 0"
+        ) from None
+    attrs = storage.get_study_user_attrs(study_id)
+    if SETTINGS_ATTR not in attrs or FINGERPRINT_ATTR not in attrs:
+        raise UserError(
+            f"Study {name!r} in {redact(url)} was not prepared by `automl-tl search`, so a worker does not know "
+            f"how to run its trials. Prepare it with: automl-tl search DATA --study {name} --storage URL --workers 0"
+        )
+    return StoredStudy(name=name, url=url, settings=dict(attrs[SETTINGS_ATTR]),
+                       data_location=str(attrs.get("data_location", "")), artifacts=str(attrs.get("artifacts", "")))
+
+
+def worker_settings(stored: StoredStudy, plugins: Plugins, data_location: str, artifacts: Path,
+                    timeout: float | None = None, show_bars: bool = True) -> SearchSettings:
+    """Settings for a worker: everything from the study, except where its data and artifacts live."""
+    values = stored.settings
+    missing = [name for name in values["backbones"] if name not in plugins.backbones.names(None)]
+    if missing:
+        raise UserError(
+            f"This worker cannot run study {stored.name!r}: backbone(s) {', '.join(missing)} are not installed here. "
+            f"Install the same plugins as the machine that created the study (`automl-tl plugins` lists them)."
+        )
+    return SearchSettings(
+        study_name=stored.name, storage_url=stored.url, artifacts=artifacts, trials=0,
+        epochs=int(values["epochs"]), image_size=int(values["image_size"]), backbones=list(values["backbones"]),
+        data_location=data_location, seed=int(values["seed"]), timeout=timeout, pruner=str(values["pruner"]),
+        truncation=bool(values["truncation"]), smart_start=False, heartbeat_s=int(values["heartbeat_s"]),
+        show_bars=show_bars,
+    )
+
+
+def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console) -> SearchResult:
+    """Join the study, refusing if this worker's data or settings give a different fingerprint."""
+    space = search_space(settings.backbones, settings.epochs, settings.truncation)
+    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
+    admission = make_admission(settings)
+    try:
+        study = open_study(settings, fingerprint, create=False)
+        settings.trials = study_budget(study, 0)
+        return work_on_study(study, settings, plugins, table, space, console, admission)
+    finally:
+        admission.close()
+
+
+def worker_command(name: str, data_location: str, plugin_files: list[str]) -> list[str]:
+    """The command line of one local worker. The storage URL travels in the environment, not argv,
+    so its password never shows in the process list; artifacts go where the study records them."""
+    command = [sys.executable, "-m", "automl_tl", "worker", "--study", name, "--data", data_location, "--lines"]
+    for path in plugin_files:
+        command += ["--plugin", path]
+    return command
+
+
+def run_local_workers(count: int, study: optuna.Study, url: str, data_location: str, plugin_files: list[str],
+                      console: Console) -> list[int]:
+    """Start ``count`` workers on this machine, show the study's progress, and return their exit codes.
+
+    Ctrl-C or SIGTERM is passed on to every worker, which hands its running trial back to the queue."""
+    env = {**os.environ, STORAGE_ENV: url}
+    command = worker_command(study.study_name, data_location, plugin_files)
+    processes = [subprocess.Popen(command, env=env) for _ in range(count)]
+    budget = study_budget(study, 0)
+    progress = Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn(f"{count} workers"), TimeElapsedColumn(), console=console)
+    try:
+        with progress:
+            task = progress.add_task("trials", total=budget, completed=finished_count(study))
+            while any(process.poll() is None for process in processes):
+                time.sleep(1.0)
+                try:
+                    progress.update(task, completed=finished_count(study))
+                except Exception:  # the database is away; the workers report it themselves
+                    pass
+    except KeyboardInterrupt:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait()
+        raise
+    return [process.returncode for process in processes]
