@@ -93,6 +93,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserError(f"--image-size {args.image_size}: choose between 16 and 1024 pixels.")
     if args.study:
         check_study_name(args.study)  # before any slow work
+    if args.workers is not None:
+        check_workers(args.workers, storage_url(args.study or "study", args.storage))
     plugins = _plugins(args)
     frameworks = _frameworks(plugins, args.framework)
     backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
@@ -158,21 +160,27 @@ def _export_hint(study: Any, plugins: Any) -> str:
     return f"Export the best with: automl-tl export {study.study_name} --format {best_format} -o exports/{study.study_name}"
 
 
+def check_workers(workers: int, url: str) -> None:
+    """--workers: 0 prepares the study only; more than one needs PostgreSQL."""
+    from .storage import is_postgres, redact
+
+    if workers < 0:
+        raise UserError(f"--workers {workers}: give 0 (prepare the study only) or more workers.")
+    if workers > 1 and not is_postgres(url):
+        raise UserError(
+            f"--workers {workers}: several workers need a shared database, and {redact(url)} is not one. SQLite "
+            f"serves one process at a time. Put the study in PostgreSQL with --storage postgresql://USER@HOST/DB "
+            f"(see 'Many machines' in the README)."
+        )
+
+
 def _search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any) -> int:
     """Prepare the study once, then start --workers N worker processes on it (0: prepare only)."""
     from .leaderboard import leaderboard_table
-    from .storage import is_postgres, redact
+    from .storage import redact
     from .study import make_admission, prepare_study
     from .worker import run_local_workers
 
-    if args.workers < 0:
-        raise UserError(f"--workers {args.workers}: give 0 (prepare the study only) or more workers.")
-    if args.workers > 1 and not is_postgres(settings.storage_url):
-        raise UserError(
-            f"--workers {args.workers}: several workers need a shared database, and {redact(settings.storage_url)} "
-            f"is not one. SQLite serves one process at a time. Put the study in PostgreSQL with "
-            f"--storage postgresql://USER@HOST/DB (see 'Many machines' in the README)."
-        )
     admission = make_admission(settings)  # on SQLite this also refuses a second process
     try:
         study, _ = prepare_study(settings, plugins, table, console)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -86,11 +88,23 @@ def fail_orphaned_trials(study: optuna.Study) -> int:
     return len(orphans)
 
 
+def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
+    """TPE, seeded by --seed. Workers sharing a study each get their own seed, or they would all
+    propose the same parameters at the same moment, and the constant liar keeps them from
+    crowding around trials that are still running."""
+    if not is_postgres(settings.storage_url):
+        return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=8)
+    worker_seed = (settings.seed * 1_000_003 + os.getpid() * 7919 + time.time_ns()) % 2 ** 32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=worker_seed, n_startup_trials=8, constant_liar=True)
+
+
 def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create: bool = True) -> optuna.Study:
     """Load the named study, or create it. A different fingerprint is refused with what changed."""
     quiet_optuna()
     storage = open_storage(settings.storage_url)
-    sampler = optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=8)
+    sampler = make_sampler(settings)
     pruner = make_pruner(settings.pruner, settings.epochs)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
     if settings.study_name in existing:

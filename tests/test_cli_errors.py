@@ -103,3 +103,10 @@ def test_unknown_study_and_unreachable_storage(capsys):
     assert main(["show", "x", "--storage", "postgresql://user:secret@127.0.0.1:1/db"]) == 2
     err = capsys.readouterr().err
     assert "secret" not in err and "***" in err
+
+
+def test_several_workers_on_sqlite_are_refused_before_any_data_is_read(capsys, tmp_path):
+    code = main(["search", str(tmp_path / "not-even-read"), "--workers", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "SQLite serves one process" in " ".join(err.split()) and "postgresql://" in err
+    assert main(["search", str(tmp_path), "--workers", "-1"]) == 2

@@ -81,6 +81,8 @@ def check_invariants(study: optuna.Study, budget: int) -> dict[str, int]:
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     completed = [t.value for t in trials if t.state == TrialState.COMPLETE]
     assert study.best_value == max(completed)
+    fresh = [tuple(sorted(t.params.items())) for t in trials if "retry_of" not in t.user_attrs and t.params]
+    assert len(set(fresh)) == len(fresh), "two workers proposed the same parameters"
     failed = [t for t in trials if t.state == TrialState.FAIL]
     retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
     unaccounted = [t.number for t in failed if t.number not in retried and len(t.system_attrs.get("retry_history", [])) < MAX_RETRIES]
