@@ -57,6 +57,9 @@ class AdapterConformance(abc.ABC):
     image_size = 16
     determinism_tolerance = 1e-5
     export_tolerance = 1e-4
+    # A trial predicts from activations cached in float16; a reloaded model computes from the images.
+    # A real pretrained backbone's activations are large enough for that rounding to show (~1e-4).
+    reload_tolerance = 1e-5
 
     # -- what a plugin provides -----------------------------------------------------------
     @abc.abstractmethod
@@ -155,14 +158,14 @@ class AdapterConformance(abc.ABC):
         adapter, model, expected, data = self._trained(tmp_path)
         batch = data.images[data.splits["test"]].astype(np.float32) / 255.0
         got = adapter.predict_loaded(model, self.make_spec().preprocessing(self.image_size), batch)
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+        np.testing.assert_allclose(got, expected, atol=self.reload_tolerance)
 
     def test_truncated_augmented_trial_round_trips(self, tmp_path: Path) -> None:
         """A trial cut at half the blocks, trained on mirrored views too, rebuilds to the same predictions."""
         adapter, model, expected, data = self._trained(tmp_path, cut_fraction=0.5, augment="hflip")
         batch = data.images[data.splits["test"]].astype(np.float32) / 255.0
         got = adapter.predict_loaded(model, self.make_spec().preprocessing(self.image_size), batch)
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+        np.testing.assert_allclose(got, expected, atol=self.reload_tolerance)
 
     def test_export_parity_for_every_format(self, tmp_path: Path) -> None:
         adapter, model, _, data = self._trained(tmp_path, cut_fraction=0.5)

@@ -1,0 +1,1 @@
+"""EfficientNet-Lite0 as an automl-tl backbone (see plugin.py)."""
