@@ -51,7 +51,8 @@ def _frameworks(plugins: Any, choice: str) -> list[str]:
         return [name for name, adapter in plugins.frameworks.items() if adapter.is_installed()]
     if choice not in plugins.frameworks:
         hint = " Install it with: pip install 'automl-tl[keras]'." if choice == "keras" else ""
-        raise UserError(f"--framework {choice}: no such framework plugin is loaded.{hint} Loaded: {', '.join(plugins.frameworks) or 'none'}.")
+        raise UserError(f"--framework {choice}: no such framework plugin is loaded.{hint} Loaded: "
+                        f"{', '.join(plugins.frameworks) or 'none'}.{plugins.failed_plugins_hint()}")
     if not plugins.framework(choice).is_installed():
         raise UserError(f"--framework {choice}: the framework is not installed in this environment.")
     return [choice]
@@ -72,7 +73,8 @@ def select_backbones(plugins: Any, frameworks: list[str], patterns: str | None) 
             skipped.append(f"{name} (pretrained weights not found: {spec.weights.where if spec.weights else ''})")
     if not usable:
         if not names:
-            raise UserError(f"--backbones {patterns!r} matches no backbone of framework {', '.join(frameworks)}. See `automl-tl backbones`.")
+            raise UserError(f"--backbones {patterns!r} matches no backbone of framework {', '.join(frameworks)}. "
+                            f"See `automl-tl backbones`.{plugins.failed_plugins_hint()}")
         raise UserError(
             f"None of the chosen backbones has its pretrained weights available here: {'; '.join(skipped)}. "
             f"Download them once with network access (torchvision's weights= API caches them), or run `make setup` "

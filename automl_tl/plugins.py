@@ -7,10 +7,11 @@ import importlib.util
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pluggy
 
@@ -41,10 +42,27 @@ class Plugins:
     sources: dict[str, str] = field(default_factory=dict)  # plugin name -> where it came from
 
     def framework(self, name: str) -> FrameworkAdapter:
-        return self.frameworks.get(name)
+        with self.naming_failed_plugins():
+            return self.frameworks.get(name)
 
     def backbone(self, name: str) -> BackboneSpec:
-        return self.backbones.get(name)
+        with self.naming_failed_plugins():
+            return self.backbones.get(name)
+
+    def failed_plugins_hint(self) -> str:
+        """A sentence naming the plugins that failed to load, which may provide what is missing."""
+        if not self.failures:
+            return ""
+        listed = "; ".join(f"{name} ({error})" for name, error in self.failures.items())
+        return f" Plugins that failed to load, and may provide it: {listed}."
+
+    @contextmanager
+    def naming_failed_plugins(self) -> Iterator[None]:
+        """A lookup that fails becomes a hard error that also names the plugins that failed to load."""
+        try:
+            yield
+        except UserError as exc:
+            raise UserError(f"{exc}{self.failed_plugins_hint()}") from None
 
     def dataset_for(self, location: str) -> DatasetAdapter:
         if not Path(location).expanduser().exists():

@@ -96,3 +96,25 @@ def test_an_inline_torch_backbone_goes_through_search_export_and_predict(small_s
     assert main(["export", "inline", "--format", "onnx", "-o", str(out), *common]) == 0
     assert main(["predict", str(out), str(small_sample / "cat"), "--json", *common]) == 0
     assert '"probability"' in capsys.readouterr().out
+
+
+def test_a_broken_installed_plugin_is_skipped_with_a_warning_and_named_when_its_backbone_is_asked_for(monkeypatch, small_sample, capsys):
+    import importlib.metadata
+
+    from automl_tl.plugins import PluginWarning
+
+    real = importlib.metadata.entry_points
+    broken = importlib.metadata.EntryPoint(name="broken_nets", value="automl_tl_no_such_module.plugin", group="automl_tl")
+
+    def entry_points(**kwargs):
+        return [*real(**kwargs), broken] if kwargs.get("group") == "automl_tl" else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    with pytest.warns(PluginWarning, match="'broken_nets'.*failed to import"):
+        plugins = load_plugins()
+    assert "mobilenet_v2" in plugins.backbones  # the rest still loads
+    with pytest.raises(UserError, match=r"Unknown backbone 'resnext_broken'.*failed to load.*broken_nets \(ModuleNotFoundError"):
+        plugins.backbone("resnext_broken")
+    assert main(["search", str(small_sample), "--backbones", "resnext_broken", "--trials", "1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "matches no backbone" in err and "broken_nets" in err and "Traceback" not in err
