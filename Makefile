@@ -14,7 +14,7 @@ BACKBONES  ?= mobilenet_v2,small_cnn
 STUDY      ?= sample
 EXPORT_DIR ?= exports/$(STUDY)
 
-.PHONY: setup search test bench bench-workers clean-studies postgres
+.PHONY: setup search test bench bench-workers clean-studies postgres browser
 
 setup: $(STAMP)
 
@@ -36,7 +36,7 @@ search: setup
 	$(BIN)/automl-tl search --study $(STUDY) --trials $(TRIALS) --epochs $(EPOCHS) --image-size $(IMAGE_SIZE) --backbones '$(BACKBONES)'
 	$(BIN)/automl-tl export $(STUDY) --format onnx -o $(EXPORT_DIR) --overwrite
 
-test: setup postgres
+test: setup postgres browser
 	$(BIN)/python -m pytest -q
 
 # The distributed tests start their own PostgreSQL server from Debian's packages (as root: installed here).
@@ -55,6 +55,13 @@ bench: setup
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
+
+# The report's browser test opens it in Debian's headless Chromium (as root: installed here).
+browser:
+	@command -v chromium >/dev/null || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "Chromium is not installed: the report's browser test will be skipped (sudo apt-get install chromium)"; fi
 
 # Many workers on one PostgreSQL study: 1 worker, 4 workers, 4 with one SIGKILLed again and again.
 bench-workers: setup postgres

@@ -373,6 +373,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .data.loader import load_table
+    from .export import fetch_remote_artifacts
+    from .leaderboard import ranked_trials
+    from .report import write_report
+    from .report.best_model import evaluate_best
+    from .storage import artifact_places, recorded_artifact_places
+
+    study = _load_study(args.name, args.storage)
+    plugins = _plugins(args)
+    local, remote = (artifact_places(args.name, args.artifacts) if args.artifacts
+                     else recorded_artifact_places(args.name, study.user_attrs.get("artifacts")))
+
+    def evaluate() -> Any:
+        ranked = ranked_trials(study)
+        if not ranked:
+            raise UserError("the study has no completed trial yet")
+        if remote:
+            fetch_remote_artifacts(remote, local, ranked[0].number)
+        location = args.data or study.user_attrs.get("data_location")
+        if not location:
+            raise UserError("the study does not record where its data is; pass --data")
+        splits = plugins.dataset_for(location).discover(location)
+        table = load_table(splits, int(study.user_attrs.get("image_size", 48)), show_progress=False)
+        return evaluate_best(plugins, study, ranked[0].number, local, table)
+
+    output = Path(args.output).expanduser().resolve()
+    with console.status("Drawing the report and evaluating the best model on the test split ..."):
+        write_report(study, output, evaluate)
+    console.print(f"Report of study {args.name!r} written to [bold]{output}[/] (one self-contained HTML file)")
+    return 0
+
+
 def cmd_backbones(args: argparse.Namespace) -> int:
     plugins = _plugins(args)
     rows = []
@@ -512,6 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     _add_plugin_option(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a study")
+    report.add_argument("name")
+    report.add_argument("-o", "--output", default="report.html", metavar="FILE.html")
+    report.add_argument("--storage", metavar="URL")
+    report.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
+    report.add_argument("--data", metavar="DATA", help="where the data is now, if it moved since the search")
+    _add_plugin_option(report)
+    report.set_defaults(func=cmd_report)
 
     backbones = sub.add_parser("backbones", help="list backbones and whether their weights are here")
     backbones.add_argument("pattern", nargs="?")

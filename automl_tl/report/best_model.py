@@ -1,0 +1,68 @@
+"""How the study's best model does on the test split: confusion matrix, per-class precision and recall,
+and the images it gets wrong."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from ..artifacts import read_trial
+from ..plugins import Plugins
+from ..types import ImageTable, TrialConfig, Preprocessing
+
+BATCH = 256
+MAX_MISTAKES = 24
+
+
+@dataclass
+class BestModelResults:
+    trial: int
+    class_names: list[str]
+    confusion: np.ndarray  # rows: true class, columns: predicted class
+    precision: np.ndarray
+    recall: np.ndarray
+    mistakes: list[tuple[np.ndarray, str, str]]  # image, true label, predicted label
+
+    @property
+    def accuracy(self) -> float:
+        total = self.confusion.sum()
+        return float(np.trace(self.confusion) / total) if total else 0.0
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class; a class never predicted (or never present) gets 0 rather than a division by zero."""
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted, present = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, present, out=np.zeros_like(true_positive), where=present > 0)
+    return precision, recall
+
+
+def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, artifacts: Path,
+                  table: ImageTable) -> BestModelResults:
+    """Rebuild the trial's saved model (nothing is retrained) and predict the test split."""
+    directory, meta = read_trial(artifacts, trial_number)
+    spec = plugins.backbone(meta["backbone"])
+    adapter = plugins.framework(meta["framework"])
+    class_names = list(meta["class_names"])
+    model = adapter.load(spec, directory, len(class_names), TrialConfig(**meta["config"]))
+    preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+    indices = np.asarray(table.splits["test"])
+    outputs = [adapter.predict_loaded(model, preprocessing, table.images[indices[i:i + BATCH]].astype(np.float32) / 255.0)
+               for i in range(0, len(indices), BATCH)]
+    predicted = np.concatenate(outputs).argmax(axis=1) if outputs else np.zeros(0, dtype=np.int64)
+    labels = table.labels[indices]
+    matrix = confusion_matrix(labels, predicted, len(class_names))
+    precision, recall = precision_recall(matrix)
+    wrong = np.flatnonzero(predicted != labels)[:MAX_MISTAKES]
+    mistakes = [(table.images[indices[i]], class_names[labels[i]], class_names[predicted[i]]) for i in wrong]
+    return BestModelResults(trial_number, class_names, matrix, precision, recall, mistakes)

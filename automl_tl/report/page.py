@@ -1,0 +1,152 @@
+"""Assemble the report: summary, leaderboard, pictures and the best model's test results, in one HTML file."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from . import figures
+from ..leaderboard import ranked_trials
+from .best_model import BestModelResults
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85rem; } td, th { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; }
+th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.scratch { color: #b00020; } .note { color: #666; font-size: 0.85rem; }
+.grid { display: flex; flex-wrap: wrap; gap: 0.6rem; } .grid figure { margin: 0; text-align: center; font-size: 0.75rem; }
+img.plot { max-width: 100%; }
+"""
+
+
+def _cell(value: Any, spec: str = "") -> str:
+    if isinstance(value, (int, float)) and spec:
+        return f'<td class="num">{format(value, spec)}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _table(headers: list[str] | None, rows: list[list[str]]) -> str:
+    head = "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
+    body = "".join(f"<tr>{''.join(row)}</tr>" for row in rows)
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def _duration(trials: list[FrozenTrial]) -> str:
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    if not starts or not ends:
+        return "-"
+    seconds = (max(ends) - min(starts)).total_seconds()
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def summary_section(study: optuna.Study) -> str:
+    attrs = study.user_attrs
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name.lower() for t in trials)
+    counts = attrs.get("split_counts", {})
+    classes = attrs.get("class_names", [])
+    rows = [
+        ["data set", html.escape(str(attrs.get("data_location", "-")))],
+        ["classes", f"{len(classes)}: " + html.escape(", ".join(classes))],
+        ["images per split", ", ".join(f"{html.escape(k)} {v}" for k, v in counts.items()) or "-"],
+        ["trials", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"],
+        ["search took", _duration(trials) + " (first trial's start to last trial's end)"],
+        ["epochs per trial, image size", f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px"],
+    ]
+    return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
+
+
+def leaderboard_section(study: optuna.Study, top: int = 15) -> str:
+    rows = []
+    for trial in ranked_trials(study)[:top]:
+        p, a = trial.params, trial.user_attrs
+        pretrained = a.get("pretrained", True)
+        rows.append([
+            _cell(trial.number), _cell(trial.value, ".4f"), _cell(a.get("test_accuracy", "-"), ".4f"),
+            _cell(p.get("backbone")),
+            "<td>yes</td>" if pretrained else '<td class="scratch">no, trained from scratch</td>',
+            _cell(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
+            _cell(f"{a.get('frozen_blocks', '?')}/{a.get('depth', '?')}" if pretrained else "-"),
+            _cell(p.get("head_units") or "linear"), _cell(p.get("lr", "-"), ".1e"),
+            _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(a.get("seconds", "-"), ".0f"),
+        ])
+    headers = ["#", "val acc", "test acc", "backbone", "pretrained", "depth", "frozen", "head", "lr", "switch", "secs"]
+    return f"<h2>Leaderboard</h2>{_table(headers, rows) if rows else '<p>No completed trial yet.</p>'}"
+
+
+def per_backbone_section(study: optuna.Study) -> str:
+    best: dict[str, FrozenTrial] = {}
+    for trial in ranked_trials(study):
+        best.setdefault(str(trial.params.get("backbone")), trial)
+    rows = [[_cell(name), _cell(t.value, ".4f"), _cell(t.user_attrs.get("test_accuracy", "-"), ".4f"), _cell(t.number),
+             _cell("yes" if t.user_attrs.get("pretrained", True) else "no, from scratch")] for name, t in best.items()]
+    return "<h2>Best result per backbone</h2>" + _table(["backbone", "best val acc", "its test acc", "trial", "pretrained"], rows)
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img class="plot" src="{uri}" alt="{html.escape(alt)}">'
+
+
+def plots_section(study: optuna.Study) -> str:
+    parts = ["<h2>Optimisation history</h2>", _img(figures.history(study), "validation accuracy per trial, best so far")]
+    importance = figures.importances(study)
+    parts.append("<h2>Parameter importances</h2>")
+    parts.append(_img(importance, "parameter importances") if importance else
+                 '<p class="note">Too few completed trials with varied parameters to estimate importances.</p>')
+    parts += ["<h2>Freeze fraction and switch epoch, by backbone</h2>",
+              _img(figures.by_backbone(study), "validation accuracy against freeze fraction and switch epoch")]
+    return "".join(parts)
+
+
+def best_model_section(results: BestModelResults | None, reason: str = "") -> str:
+    if results is None:
+        return f"<h2>Best model on the test split</h2><p class=\"note\">{html.escape(reason)}</p>"
+    rows = [[_cell(name), _cell(float(p), ".3f"), _cell(float(r), ".3f"), _cell(int(results.confusion[i].sum()))]
+            for i, (name, p, r) in enumerate(zip(results.class_names, results.precision, results.recall))]
+    grid = "".join(
+        f'<figure><img src="{figures.image_data_uri(image)}" alt="{html.escape(true)} predicted as {html.escape(guess)}">'
+        f"<figcaption>true <b>{html.escape(true)}</b><br>predicted {html.escape(guess)}</figcaption></figure>"
+        for image, true, guess in results.mistakes)
+    return (f"<h2>Best model on the test split</h2><p>Trial {results.trial}: test accuracy {results.accuracy:.4f} on "
+            f"{int(results.confusion.sum())} images.</p>"
+            + _img(figures.confusion(results.confusion, results.class_names), "confusion matrix")
+            + "<h3>Precision and recall per class</h3>" + _table(["class", "precision", "recall", "test images"], rows)
+            + f"<h3>Misclassified test images (first {len(results.mistakes)})</h3>"
+            + (f'<div class="grid">{grid}</div>' if grid else "<p>None.</p>"))
+
+
+def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "") -> str:
+    created = datetime.now().strftime("%Y-%m-%d %H:%M")
+    body = (f"<h1>Study {html.escape(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
+            + summary_section(study) + leaderboard_section(study) + plots_section(study)
+            + per_backbone_section(study) + best_model_section(best, best_reason))
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>automl-tl: "
+            f"{html.escape(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None]) -> Path:
+    """Write the page atomically: a half-written report never replaces a good one."""
+    try:
+        best, reason = evaluate(), ""
+    except Exception as exc:  # the rest of the report is still worth having
+        best, reason = None, f"The best model could not be evaluated: {exc}"
+    page = render(study, best, reason)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        stream.write(page)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)  # mkstemp makes the file private; a report is for sharing
+    os.replace(partial, output)
+    return output
