@@ -90,7 +90,8 @@ def main() -> None:
     import tempfile
 
     data = str(write_sample(Path(tempfile.mkdtemp()) / "animal_mnist", limit_per_class=20, progress=False))
-    env = {**os.environ, "STUB_EPOCH_SECONDS": str(args.epoch_seconds), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "STUB_EPOCH_SECONDS": str(args.epoch_seconds), "PYTHONUNBUFFERED": "1",
+           "AUTOML_TL_STUDIES": tempfile.mkdtemp(prefix="automl-tl-workers-")}  # never the user's studies
     server = PostgresServer()
     try:
         rows = [run(data, server, "one", args.trials, 1, False, env),
