@@ -10,8 +10,7 @@ import pytest
 
 pytest.importorskip("automl_tl_efficientnet_lite", reason="make setup installs plugins/efficientnet_lite")
 
-from automl_tl.testing import AdapterConformance  # noqa: E402
-from automl_tl_torch.adapter import TorchAdapter  # noqa: E402
+from automl_tl_torch.testing import TorchBackboneConformance  # noqa: E402
 
 
 def lite_spec():
@@ -20,16 +19,11 @@ def lite_spec():
     return load_plugins().backbone("efficientnet_lite0")
 
 
-class TestEfficientNetLiteConformance(AdapterConformance):
+class TestEfficientNetLiteConformance(TorchBackboneConformance):
     reload_tolerance = 5e-4  # float16 activation cache; with AUTOML_TL_CACHE_DTYPE=float32 it passes at 1e-5
-    def make_adapter(self):
-        return TorchAdapter()
 
     def make_spec(self):
         return lite_spec()
-
-    def block_weights(self, session, index):
-        return [v.detach().cpu().numpy().copy() for v in session.model.backbone.blocks[index].state_dict().values()]
 
 
 def test_the_plugin_is_found_through_its_entry_point_with_its_weights():

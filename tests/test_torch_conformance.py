@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from automl_tl.testing import AdapterConformance
-from automl_tl_torch.adapter import TorchAdapter
+from automl_tl_torch.testing import TorchBackboneConformance
 
 from .torch_inline import tiny_spec
 
 
-class TestTorchConformance(AdapterConformance):
-    def make_adapter(self):
-        return TorchAdapter()
-
+class TestTorchConformance(TorchBackboneConformance):
     def make_spec(self):
         return tiny_spec()
-
-    def block_weights(self, session, index):
-        return [v.detach().cpu().numpy().copy() for v in session.model.backbone.blocks[index].state_dict().values()]
 
 
 def test_conformance_helpers_make_a_learnable_table():
