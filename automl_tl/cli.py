@@ -120,7 +120,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=args.trials,
         epochs=args.epochs, image_size=args.image_size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
-        smart_start=args.smart_start, heartbeat_s=args.heartbeat,
+        smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
     )
     if args.workers is not None:
         with database_errors(url):
@@ -210,11 +210,17 @@ def _search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from .data.loader import describe_skipped, load_table
-    from .storage import artifact_places, check_study_name, recorded_artifact_places, redact, storage_url
+    from .storage import (artifact_places, check_study_name, is_postgres, is_sqlite, recorded_artifact_places, redact,
+                          storage_url)
     from .worker import read_stored_study, run_worker, worker_settings
 
     name = check_study_name(args.study)
     url = storage_url(name, args.storage)
+    if not (is_postgres(url) or is_sqlite(url)):
+        raise UserError(
+            f"--storage {redact(url)}: workers share a study through PostgreSQL, whose locks keep the budget exact "
+            f"and find killed workers. Use a postgresql:// URL (see 'Many machines' in the README)."
+        )
     with database_errors(url):
         stored = read_stored_study(name, url)
         plugins = _plugins(args)
@@ -225,7 +231,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = worker_settings(stored, plugins, str(Path(location).resolve()), local, args.timeout,
                                    show_bars=not args.lines)
         settings.artifacts_remote = remote
-        table = load_table(splits, settings.image_size, max_pixels=args.max_pixels, show_progress=not args.lines)
+        max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
+        table = load_table(splits, settings.image_size, max_pixels=max_pixels, show_progress=not args.lines)
         if table.skipped:
             err_console.print(f"[yellow]warning[/] {describe_skipped(table.skipped)}")
         console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {redact(url)}")
@@ -503,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--data", metavar="DATA", help="where this machine has the data (default: where the study was created)")
     worker.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="the shared artifacts (default: where the study records them)")
     worker.add_argument("--timeout", type=float, metavar="SEC", help="stop taking trials after this many seconds")
-    worker.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
+    worker.add_argument("--max-pixels", type=int, help="reject images larger than this many pixels (default: the study's)")
     worker.add_argument("--lines", action="store_true", help="print one line per trial instead of live bars")
     _add_plugin_option(worker)
     worker.set_defaults(func=cmd_worker)

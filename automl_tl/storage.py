@@ -77,6 +77,8 @@ def _secrets(url: str) -> list[str]:
     except ValueError:
         query = ""
     found += [value for key, value in parse_qsl(query, keep_blank_values=False) if key.lower() == "password"]
+    # ... and as typed (parse_qsl decodes '+' and %xx, and the URL shows the raw form)
+    found += [pair.split("=", 1)[1] for pair in query.split("&") if pair.lower().startswith("password=")]
     return [s for secret in found for s in {secret, unquote(secret)} if s]
 
 

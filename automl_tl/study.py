@@ -57,6 +57,7 @@ class SearchSettings:
     max_consecutive_failures: int = 10
     heartbeat_s: int = DEFAULT_HEARTBEAT_S
     artifacts_remote: str | None = None  # s3://bucket/prefix/<study> when artifacts are shared through S3
+    max_pixels: int = 40_000_000  # images above this are skipped, which changes the manifest: workers must agree
     show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
 
 
@@ -135,7 +136,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
         study.set_user_attr(SETTINGS_ATTR, {
             "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
             "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
-            "heartbeat_s": settings.heartbeat_s,
+            "heartbeat_s": settings.heartbeat_s, "max_pixels": settings.max_pixels,
         })
     if "class_names" in study.user_attrs:
         return
@@ -188,12 +189,28 @@ class TrialRunner:
             self.progress.trial_finished(number, state, value, text)
 
     def give_back(self, trial: optuna.Trial, reason: str) -> None:
-        """Fail a trial that was stopped from outside and queue it again, so its slot is not lost."""
+        """Fail a trial that was stopped from outside and queue it again, so its slot is not lost.
+        Safe to call twice; a second Ctrl-C waits until it is done."""
         with storage_write():
+            discard_partial(self.settings.artifacts, trial.number)
             fail_and_requeue(self.study, trial._trial_id, reason)
 
     def run(self, trial: optuna.Trial) -> TrialState:
-        """Run an admitted (already asked) trial to its end and tell the study."""
+        """Run an admitted (already asked) trial to its end and tell the study.
+
+        If another worker found this trial's heartbeat stale (a long pause, a database blip), it
+        has failed the trial and queued a retry: this worker's result is dropped, and it goes on."""
+        try:
+            return self._run(trial)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
+            if not self.study._storage.get_trial(trial._trial_id).state.is_finished():
+                raise
+            discard_partial(self.settings.artifacts, trial.number)
+            self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [red]taken over[/]: another worker "
+                         f"found its heartbeat stale and queued it again")
+            return TrialState.FAIL
+
+    def _run(self, trial: optuna.Trial) -> TrialState:
         number = trial.number
         try:
             config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
@@ -236,7 +253,6 @@ class TrialRunner:
             self._report(number, "PRUNED", None, f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
             return TrialState.PRUNED
         except KeyboardInterrupt:
-            discard_partial(self.settings.artifacts, number)
             self.give_back(trial, INTERRUPTED)
             raise
         except Exception as exc:
@@ -348,7 +364,7 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
                   on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
     """Take trials from the study, as one of possibly many workers, until its budget is met."""
     result = SearchResult(study=study)
-    if isinstance(admission, SqliteAdmission):
+    if not isinstance(admission, PostgresAdmission):  # one process per study: what is RUNNING was left by a killed one
         orphans = fail_orphaned_trials(study)
         if orphans:
             result.notes.append(f"{orphans} trial(s) left running by a killed process were failed and queued again.")
@@ -389,7 +405,11 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
                 time.sleep(next(pauses))
                 continue
             pauses = wait_times(max(1.0, settings.heartbeat_s / 2))
-            state = run_admitted(runner, trial, admission, settings.heartbeat_s)
+            try:
+                state = run_admitted(runner, trial, admission, settings.heartbeat_s)
+            except KeyboardInterrupt:  # also one that arrived before the trial's own handler was in place
+                runner.give_back(trial, INTERRUPTED)
+                raise
             result.ran += 1
             if state == TrialState.FAIL:
                 failures_in_a_row += 1

@@ -58,6 +58,7 @@ def test_a_requeued_trial_keeps_its_parameters_and_its_history_up_to_the_limit()
     ("postgresql://ann:hunter2@db:5432/s", "hunter2"),
     ("postgresql://ann:p%40ss%2Fw@db/s", "p@ss/w"),
     ("postgresql://ann@db/s?password=xyzzy&sslmode=require", "xyzzy"),
+    ("postgresql://ann@db/s?sslmode=require&password=a%26b+c", "a%26b+c"),
 ])
 def test_passwords_never_survive_redaction_or_scrubbing(url, secret):
     assert secret not in redact(url) and "***" in redact(url)

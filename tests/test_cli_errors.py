@@ -110,3 +110,9 @@ def test_several_workers_on_sqlite_are_refused_before_any_data_is_read(capsys, t
     err = capsys.readouterr().err
     assert code == 2 and "SQLite serves one process" in " ".join(err.split()) and "postgresql://" in err
     assert main(["search", str(tmp_path), "--workers", "-1"]) == 2
+
+
+def test_a_worker_on_a_database_other_than_postgresql_is_refused(capsys):
+    assert main(["worker", "--study", "x", "--storage", "mysql://ann:hunter2@db/studies"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "postgresql://" in err and "hunter2" not in err

@@ -149,3 +149,29 @@ def test_changed_data_is_refused_on_resume(stub_plugins, small_sample, tmp_path)
     changed = load_table(FolderDataset().discover(str(copy)), 16, show_progress=False)
     with pytest.raises(UserError, match="the data changed"):
         run_search(settings(copy, trials=2), stub_plugins, changed, Console(quiet=True))
+
+
+def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_on(table, small_sample, monkeypatch):
+    """As if this worker paused past the grace period: someone failed its trial and queued a retry."""
+    from automl_tl.retries import fail_and_requeue
+    from tests import stub_plugin
+
+    calls = {"n": 0}
+    original = stub_plugin.StubSession.train_epoch
+
+    def paused(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            study = optuna.load_study(study_name="s", storage=storage_url("s", None))
+            (running,) = study.get_trials(states=(TrialState.RUNNING,))
+            fail_and_requeue(study, running._trial_id, "its worker stopped sending heartbeats")
+        return original(self)
+
+    monkeypatch.setattr(stub_plugin.StubSession, "train_epoch", paused)
+    plugins = __import__("automl_tl.plugins", fromlist=["load_plugins"]).load_plugins(extra=[("stub", stub_plugin)])
+    result = run_search(settings(small_sample, trials=3), plugins, table, Console(quiet=True))
+    trials = result.study.get_trials()
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert "heartbeats" in failed.user_attrs["fail_reason"]
+    assert [t for t in trials if t.user_attrs.get("retry_of") == failed.number]

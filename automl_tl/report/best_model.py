@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 
 from ..artifacts import read_trial
+from ..errors import UserError
 from ..plugins import Plugins
 from ..types import ImageTable, TrialConfig, Preprocessing
 
@@ -51,6 +52,9 @@ def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, arti
                   table: ImageTable) -> BestModelResults:
     """Rebuild the trial's saved model (nothing is retrained) and predict the test split."""
     directory, meta = read_trial(artifacts, trial_number)
+    if list(table.class_names) != list(meta["class_names"]):
+        raise UserError(f"the data's classes {list(table.class_names)} differ from the model's {meta['class_names']}; "
+                        f"pass --data with the data set the study searched")
     spec = plugins.backbone(meta["backbone"])
     adapter = plugins.framework(meta["framework"])
     class_names = list(meta["class_names"])

@@ -58,10 +58,10 @@ def summary_section(study: optuna.Study) -> str:
     rows = [
         ["data set", html.escape(str(attrs.get("data_location", "-")))],
         ["classes", f"{len(classes)}: " + html.escape(", ".join(classes))],
-        ["images per split", ", ".join(f"{html.escape(k)} {v}" for k, v in counts.items()) or "-"],
+        ["images per split", ", ".join(html.escape(f"{k} {v}") for k, v in counts.items()) or "-"],
         ["trials", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"],
         ["search took", _duration(trials) + " (first trial's start to last trial's end)"],
-        ["epochs per trial, image size", f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px"],
+        ["epochs per trial, image size", html.escape(f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px")],
     ]
     return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
 
