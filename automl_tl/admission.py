@@ -67,6 +67,10 @@ class SingleProcessAdmission:
 
     def admit(self, study: optuna.Study, budget: int, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
         """Ask for a trial if a slot is free. ``grace_s``: how long a silent running trial keeps its slot."""
+        return self._count_and_ask(study, budget)
+
+    @staticmethod
+    def _count_and_ask(study: optuna.Study, budget: int) -> tuple[Slots, optuna.Trial | None]:
         slots = count_slots(study, budget)
         return slots, (study.ask() if slots.free > 0 else None)
 
@@ -149,11 +153,9 @@ class PostgresAdmission(SingleProcessAdmission):
     def admit(self, study: optuna.Study, budget: int, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
         with self._locked() as connection:
             self._fail_stale(connection, study, grace_s)
-            slots = count_slots(study, budget)
-            if slots.free <= 0:
-                return slots, None
-            trial = study.ask()
-            study._storage.record_heartbeat(trial._trial_id)
+            slots, trial = self._count_and_ask(study, budget)
+            if trial is not None:
+                study._storage.record_heartbeat(trial._trial_id)
             return slots, trial
 
     def close(self) -> None:
@@ -165,7 +167,6 @@ class Heartbeat:
 
     def __init__(self, beat: Callable[[], None], interval: float) -> None:
         self.beat, self.interval = beat, interval
-        self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="automl-tl heartbeat", daemon=True)
 
@@ -173,9 +174,8 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
-                self.failures = 0
             except Exception:  # the database is away; the trial's next storage write reports it
-                self.failures += 1
+                pass
 
     def __enter__(self) -> "Heartbeat":
         self._thread.start()

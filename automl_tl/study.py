@@ -382,7 +382,8 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
     deadline = started + settings.timeout if settings.timeout else None
     best = study.best_value if any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) else None
     failures_in_a_row = 0
-    pauses = wait_times(max(1.0, settings.heartbeat_s / 2))
+    poll_s = max(1.0, settings.heartbeat_s / 2)  # how often to look again while every slot is taken
+    pauses = wait_times(poll_s)
     with SearchProgress(console, budget, finished, best, bars=settings.show_bars) as progress:
         runner = TrialRunner(study, settings, plugins, table, space, progress)
         while True:
@@ -404,7 +405,7 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
             if trial is None:  # every remaining slot is held by a running trial of another worker
                 time.sleep(next(pauses))
                 continue
-            pauses = wait_times(max(1.0, settings.heartbeat_s / 2))
+            pauses = wait_times(poll_s)
             try:
                 state = run_admitted(runner, trial, admission, settings.heartbeat_s)
             except KeyboardInterrupt:  # also one that arrived before the trial's own handler was in place

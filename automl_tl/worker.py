@@ -21,12 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .admission import study_budget
 from .errors import UserError
-from .fingerprint import FINGERPRINT_ATTR
+from .fingerprint import FINGERPRINT_ATTR, make_fingerprint
 from .plugins import Plugins
 from .space import search_space, space_json
 from .storage import STORAGE_ENV, redact
 from .study import SETTINGS_ATTR, SearchResult, SearchSettings, finished_count, make_admission, open_study, work_on_study
-from .fingerprint import make_fingerprint
 from .types import ImageTable
 
 
@@ -43,10 +42,13 @@ class StoredStudy:
 
 def read_stored_study(name: str, url: str) -> StoredStudy:
     """The settings ``search`` recorded when it created the study; a clear error if there is none."""
-    from .storage import open_storage
+    from .storage import is_sqlite, open_storage, sqlite_file
 
-    storage = open_storage(url)
+    missing_file = is_sqlite(url) and sqlite_file(url) is not None and not sqlite_file(url).is_file()
     try:
+        if missing_file:  # opening it would leave an empty database behind
+            raise KeyError(name)
+        storage = open_storage(url)
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         raise UserError(

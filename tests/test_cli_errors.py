@@ -116,3 +116,9 @@ def test_a_worker_on_a_database_other_than_postgresql_is_refused(capsys):
     assert main(["worker", "--study", "x", "--storage", "mysql://ann:hunter2@db/studies"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "postgresql://" in err and "hunter2" not in err
+
+
+def test_a_worker_for_a_missing_sqlite_study_leaves_no_empty_database(capsys, isolated_studies):
+    assert main(["worker", "--study", "nosuch"]) == 2
+    assert "--workers 0" in " ".join(capsys.readouterr().err.split())
+    assert not (isolated_studies / "nosuch.db").exists()

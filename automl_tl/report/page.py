@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from . import figures
 from ..leaderboard import ranked_trials
