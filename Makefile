@@ -54,6 +54,7 @@ BENCH_PRUNERS   ?= halving,median
 bench: setup
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
+	$(BIN)/python bench/schedule.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
 
 # The report's browser test opens it in Debian's headless Chromium (as root: installed here).

@@ -6,11 +6,15 @@ else is what automl-tl searches with: the same search space and sampler seed (TP
 data split and decoded pixels, the same model construction, optimiser, batch size, epoch budget
 and channels-last layout, and the same rule that a trial's value is its best epoch (with its
 test accuracy measured on that epoch's weights). So the difference measured is the method.
-One exception, because a user's loop would not have it: B's convolutions are torchvision's
-stock nn.Conv2d, without automl-tl's explicit padding of maps smaller than the kernel
-(automl_tl_torch/small_input_conv.py; bench/cpu_settings.py measures that change on its own).
+Two exceptions, because a user's loop would not have them:
+- B's convolutions are torchvision's stock nn.Conv2d, without automl-tl's explicit padding of
+  maps smaller than the kernel (automl_tl_torch/small_input_conv.py; bench/cpu_settings.py
+  measures that change on its own);
+- B fine-tunes at a constant rate, as the Keras recipe does (compile with Adam(lr), fit),
+  where automl-tl anneals the fine-tuning rate along a half cosine (automl_tl/schedule.py;
+  bench/schedule.py measures that change on its own). With --anneal, B anneals too.
 
-    .venv/bin/python bench/plain_optuna.py DATA --storage sqlite:///b.db --trials 50 [--timeout SEC]
+    .venv/bin/python bench/plain_optuna.py DATA --storage sqlite:///b.db --trials 50 [--timeout SEC] [--anneal]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from automl_tl.data import load_table
 from automl_tl.engine import effective_config
 from automl_tl.memory import resident_mb
 from automl_tl.plugins import load_plugins
+from automl_tl.schedule import cosine_factor, finetune_steps
 from automl_tl.space import config_from_trial, search_space
 from automl_tl_torch.adapter import configure_cpu_threads
 from automl_tl_torch.cache import channels_last, normalised_images
@@ -66,7 +71,7 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
     generator = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     best_val, best_state = -1.0, None
-    optimizer, phase = None, None
+    optimizer, scheduler, phase = None, None, None
     for epoch in range(config.epochs):
         finetune = config.finetunes(len(spec.blocks)) and epoch >= config.switch_epoch
         if phase != finetune:  # the Keras recipe: setup_to_transfer_learning, then setup_to_fine_tune
@@ -81,6 +86,10 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
             for p in trainable:
                 p.requires_grad_(True)
             optimizer = torch.optim.Adam(trainable, lr=config.finetune_lr if finetune else config.lr)
+            scheduler = None
+            if finetune and args.anneal:
+                total = finetune_steps(config, len(train_y))
+                scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
         model.train()
         for block in blocks[: frozen if finetune else len(blocks)]:
             block.eval()  # frozen blocks keep BatchNorm in inference mode
@@ -102,6 +111,8 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
         val = accuracy(model, *split["val"])
         if val > best_val:
             best_val, best_state = val, copy.deepcopy(model.state_dict())
@@ -122,6 +133,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backbones", default="mobilenet_v2,small_cnn")
+    parser.add_argument("--anneal", action="store_true", help="anneal the fine-tuning rate as automl-tl does")
     args = parser.parse_args()
     configure_cpu_threads()
     plugins = load_plugins()

@@ -15,6 +15,7 @@ from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from automl_tl.activation_store import ActivationStore, MemoryStore
 from automl_tl.augment import mixed_rows, view_choice, views
+from automl_tl.schedule import cosine_factor, finetune_steps
 
 from .cache import PrefixFeatures, channels_last, rows
 from .model import BlockStack, Classifier, build_classifier
@@ -67,10 +68,12 @@ class TorchTrialSession:
         self.phase: Phase | None = None
         self.backbone_touched = False  # True once any backbone weight has left its pretrained value
         self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None  # the fine-tuning phase's annealing
         self._inputs: list[np.ndarray] | None = None
         self._head_inputs: torch.Tensor | None = None
         self._numpy_head: NumpyHeadTrainer | None = None
         self._numpy_views: np.ndarray | None = None  # (views, N, D) pooled features for the numpy head
+        self._epoch_rows: np.ndarray | None = None  # one epoch's training rows, in order, for the numpy head
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
@@ -98,6 +101,10 @@ class TorchTrialSession:
         for p in trainable:
             p.requires_grad_(True)
         self.optimizer = adam(trainable, lr)
+        self.scheduler = None
+        if phase is Phase.FINETUNE:
+            total = finetune_steps(self.config, len(self.data.splits["train"]))
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: cosine_factor(step, total))
         self.phase = phase
 
     def _train_mode(self) -> None:
@@ -140,6 +147,8 @@ class TorchTrialSession:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
             total += float(loss.detach()) * len(batch)
             count += len(batch)
         if not head_only:
@@ -149,9 +158,15 @@ class TorchTrialSession:
     def _numpy_head_epoch(self, order: np.ndarray, choice: np.ndarray) -> float:
         """A head-only epoch on the CPU through NumpyHeadTrainer (the same batches, maths and Adam)."""
         assert self._numpy_head is not None and self._numpy_views is not None
-        # The whole epoch's rows gathered once, in order; batches are then views.
+        # The whole epoch's rows gathered once, in order, into a buffer kept across epochs (a fresh
+        # one per epoch costs more in page faults than the copy itself); batches are then views.
         views = self._numpy_views
-        epoch_x = views[0][order] if len(views) == 1 else views[choice, order]
+        if self._epoch_rows is None or self._epoch_rows.shape != (len(order), views.shape[2]):
+            self._epoch_rows = np.empty((len(order), views.shape[2]), dtype=views.dtype)
+        if len(views) == 1:
+            epoch_x = np.take(views[0], order, axis=0, out=self._epoch_rows)
+        else:
+            epoch_x = views[choice, order]
         epoch_y = self.data.labels[order]
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
@@ -196,7 +211,8 @@ class TorchTrialSession:
         return state
 
     def snapshot(self) -> Any:
-        return {"state": copy.deepcopy(self._trained_state()), "touched": self.backbone_touched}
+        state = {name: tensor.detach().clone() for name, tensor in self._trained_state().items()}
+        return {"state": state, "touched": self.backbone_touched}
 
     def restore(self, snapshot: Any) -> None:
         if self.backbone_touched and not snapshot["touched"]:
@@ -218,8 +234,8 @@ class TorchTrialSession:
         (directory / LAYOUT_FILE).write_text(json.dumps(layout, indent=2))
 
     def close(self) -> None:
-        self.optimizer = None
-        self._inputs = self._head_inputs = self._numpy_views = None
+        self.optimizer = self.scheduler = None
+        self._inputs = self._head_inputs = self._numpy_views = self._epoch_rows = None
 
 
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
