@@ -40,7 +40,10 @@ def module_digest(modules: list[torch.nn.Module]) -> str:
     """A digest of the parameters and buffers (BatchNorm statistics too) of ``modules``, in order.
     Remembered per tensor identity and version counter (torch bumps it on every in-place change),
     so the blocks that trials share with the adapter's prototype are hashed once per process."""
-    tensors = [(f"{i}.{name}", tensor) for i, module in enumerate(modules) for name, tensor in module.state_dict().items()]
+    # keep_vars: the parameters and buffers themselves; a plain state_dict() detaches them into
+    # new tensor objects on every call, so their ids would never match the memo.
+    tensors = [(f"{i}.{name}", tensor) for i, module in enumerate(modules)
+               for name, tensor in module.state_dict(keep_vars=True).items()]
     identity = tuple((name, id(t), t._version, t.data_ptr()) for name, t in tensors)
     digest = _DIGEST_MEMO.get(identity)
     if digest is None:

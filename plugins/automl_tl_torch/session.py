@@ -19,7 +19,7 @@ from automl_tl.schedule import cosine_factor, finetune_steps
 
 from .cache import PrefixFeatures, channels_last, rows
 from .model import BlockStack, Classifier, build_classifier
-from .numpy_head import NumpyHeadTrainer, head_layout
+from .numpy_head import NumpyHeadTrainer, head_layout, one_blas_thread
 
 WEIGHTS_FILE = "weights.pt"
 LAYOUT_FILE = "layout.json"
@@ -73,7 +73,6 @@ class TorchTrialSession:
         self._head_inputs: torch.Tensor | None = None
         self._numpy_head: NumpyHeadTrainer | None = None
         self._numpy_views: np.ndarray | None = None  # (views, N, D) pooled features for the numpy head
-        self._epoch_rows: np.ndarray | None = None  # one epoch's training rows, in order, for the numpy head
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
@@ -158,33 +157,29 @@ class TorchTrialSession:
     def _numpy_head_epoch(self, order: np.ndarray, choice: np.ndarray) -> float:
         """A head-only epoch on the CPU through NumpyHeadTrainer (the same batches, maths and Adam)."""
         assert self._numpy_head is not None and self._numpy_views is not None
-        # The whole epoch's rows gathered once, in order, into a buffer kept across epochs (a fresh
-        # one per epoch costs more in page faults than the copy itself); batches are then views.
-        views = self._numpy_views
-        if self._epoch_rows is None or self._epoch_rows.shape != (len(order), views.shape[2]):
-            self._epoch_rows = np.empty((len(order), views.shape[2]), dtype=views.dtype)
-        if len(views) == 1:
-            epoch_x = np.take(views[0], order, axis=0, out=self._epoch_rows)
-        else:
-            epoch_x = views[choice, order]
-        epoch_y = self.data.labels[order]
+        # Rows are gathered batch by batch: a batch's rows stay in cache while the step uses them,
+        # where gathering the whole epoch first streamed it through memory twice.
+        views = self._numpy_views[0] if len(self._numpy_views) == 1 else None
         total, count = 0.0, 0
-        for start in range(0, len(order), self.config.batch_size):
-            stop = min(start + self.config.batch_size, len(order))
-            if stop - start < 2 and count:
-                continue
-            total += self._numpy_head.step(epoch_x[start:stop], epoch_y[start:stop]) * (stop - start)
-            count += stop - start
+        with one_blas_thread():
+            for start in range(0, len(order), self.config.batch_size):
+                stop = min(start + self.config.batch_size, len(order))
+                if stop - start < 2 and count:
+                    continue
+                batch = order[start:stop]
+                x = views[batch] if views is not None else self._numpy_views[choice[start:stop], batch]
+                total += self._numpy_head.step(x, self.data.labels[batch]) * (stop - start)
+                count += stop - start
         self._numpy_head.write_back()
         return total / max(count, 1)
 
     # -- evaluation -----------------------------------------------------------------------
     def predict_split(self, split: str) -> np.ndarray:
-        self.model.eval()
         pristine = not self.backbone_touched
         indices = self.data.splits[split]
         if pristine and self._numpy_head is not None and self._inputs is not None:
-            return self._numpy_head.predict(self._inputs[0][indices])
+            return self._numpy_head.predict(self._inputs[0][indices])  # no torch module runs
+        self.model.eval()
         if pristine and self._head_inputs is not None:  # pooled features already on the device
             with torch.no_grad():
                 logits = self.model.head(self._head_inputs[0][torch.from_numpy(indices).to(self.device)])
@@ -235,7 +230,7 @@ class TorchTrialSession:
 
     def close(self) -> None:
         self.optimizer = self.scheduler = None
-        self._inputs = self._head_inputs = self._numpy_views = self._epoch_rows = None
+        self._inputs = self._head_inputs = self._numpy_views = None
 
 
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
