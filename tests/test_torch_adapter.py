@@ -184,3 +184,24 @@ def test_normalised_images_match_the_plain_formula():
     got = normalised_images(table, mean, std)
     assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
     np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-6)
+
+
+def test_weights_digest_of_a_new_model_is_never_a_freed_models():
+    """Freed models' ids and memory get reused: the digest memo must not serve their digest to new weights."""
+    import gc
+
+    from automl_tl_torch.cache import module_digest
+
+    digests = set()
+    for seed in range(20):
+        torch.manual_seed(seed)
+        block = torch.nn.Conv2d(3, 4, 3)
+        digests.add(module_digest([block]))
+        del block
+        gc.collect()
+    assert len(digests) == 20
+    kept = torch.nn.Conv2d(3, 4, 3)
+    assert module_digest([kept]) == module_digest([kept])
+    with torch.no_grad():
+        kept.weight.add_(1.0)
+    assert module_digest([kept]) not in digests

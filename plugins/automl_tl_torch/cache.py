@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -33,7 +34,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
-_DIGEST_MEMO: "OrderedDict[tuple, str]" = OrderedDict()
+_DIGEST_MEMO: "OrderedDict[tuple, tuple[str, list[weakref.ref]]]" = OrderedDict()
 
 
 def module_digest(modules: list[torch.nn.Module]) -> str:
@@ -45,12 +46,16 @@ def module_digest(modules: list[torch.nn.Module]) -> str:
     tensors = [(f"{i}.{name}", tensor) for i, module in enumerate(modules)
                for name, tensor in module.state_dict(keep_vars=True).items()]
     identity = tuple((name, id(t), t._version, t.data_ptr()) for name, t in tensors)
-    digest = _DIGEST_MEMO.get(identity)
-    if digest is None:
-        digest = arrays_digest((name, t.detach().cpu().numpy()) for name, t in tensors)
-        _DIGEST_MEMO[identity] = digest
-        while len(_DIGEST_MEMO) > 512:
-            _DIGEST_MEMO.popitem(last=False)
+    remembered = _DIGEST_MEMO.get(identity)
+    # A freed model's ids and memory are reused by the next one: an entry counts only while the
+    # very tensors it was made from are still alive (weak references), or a new model with other
+    # weights would be served the old digest, and with it stale activations.
+    if remembered is not None and all(ref() is t for ref, (_, t) in zip(remembered[1], tensors)):
+        return remembered[0]
+    digest = arrays_digest((name, t.detach().cpu().numpy()) for name, t in tensors)
+    _DIGEST_MEMO[identity] = (digest, [weakref.ref(t) for _, t in tensors])
+    while len(_DIGEST_MEMO) > 512:
+        _DIGEST_MEMO.popitem(last=False)
     return digest
 
 
