@@ -44,7 +44,7 @@ def synthetic_table(n_per_split: int = 16, size: int = 16, classes: int = 2, see
         images[labels == c, :, :, c % 3] = 255
     splits = {name: np.arange(i * n_per_split, (i + 1) * n_per_split) for i, name in enumerate(("train", "val", "test"))}
     return ImageTable(images=images, labels=labels, class_names=tuple(f"c{i}" for i in range(classes)),
-                      relpaths=tuple(f"{i}.png" for i in range(n)), splits=splits, manifest_hash=f"synthetic-{seed}-{size}")
+                      relpaths=tuple(f"{i}.png" for i in range(n)), splits=splits, manifest_hash=f"synthetic-{seed}-{size}-{n_per_split}-{classes}")
 
 
 def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
