@@ -246,6 +246,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study_artifacts(study: Any, option: str | None) -> tuple[Path, str | None]:
+    """The folder (and S3 mirror, if any) of this study's own artifacts: ``--artifacts`` or where it records them."""
+    from .artifacts import remote_study_folder, study_folder, study_key
+    from .storage import artifact_places, recorded_artifact_places
+
+    key = study_key(study)
+    local, remote = (artifact_places(study.study_name, option) if option
+                     else recorded_artifact_places(study.study_name, study.user_attrs.get("artifacts")))
+    return study_folder(local, key), remote_study_folder(remote, key)
+
+
 def _load_study(name: str, storage: str | None) -> Any:
     from .storage import check_study_name, explicit_storage, open_storage, redact, storage_url, sqlite_path
     from .study import quiet_optuna
@@ -324,11 +335,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_trial
     from .export import choose_trial, fetch_remote_artifacts
-    from .storage import artifact_places, recorded_artifact_places
 
     study = _load_study(args.name, args.storage)
-    local, remote = (artifact_places(args.name, args.artifacts) if args.artifacts
-                     else recorded_artifact_places(args.name, study.user_attrs.get("artifacts")))
+    local, remote = _study_artifacts(study, args.artifacts)
     plugins = _plugins(args)
     out_dir = Path(args.output).expanduser().resolve()
     number = choose_trial(study, args.trial)
@@ -386,17 +395,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .leaderboard import ranked_trials
     from .report import write_report
     from .report.best_model import evaluate_best
-    from .storage import artifact_places, recorded_artifact_places
 
     study = _load_study(args.name, args.storage)
     plugins = _plugins(args)
-    local, remote = (artifact_places(args.name, args.artifacts) if args.artifacts
-                     else recorded_artifact_places(args.name, study.user_attrs.get("artifacts")))
 
     def evaluate() -> Any:
         ranked = ranked_trials(study)
         if not ranked:
             raise UserError("the study has no completed trial yet")
+        local, remote = _study_artifacts(study, args.artifacts)
         if remote:
             fetch_remote_artifacts(remote, local, ranked[0].number)
         location = args.data or study.user_attrs.get("data_location")

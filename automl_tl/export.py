@@ -13,7 +13,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from .artifacts import PARITY_FILE, TRIAL_FILE, load_parity_images, read_trial, trial_dir
+from .artifacts import PARITY_FILE, STUDY_FILE, TRIAL_FILE, load_parity_images, read_trial, study_key, trial_dir
+from .export_folder import check_replaceable, make_staging, move_into_place, write_marker
 from .errors import UserError
 from .leaderboard import ranked_trials
 from .plugins import Plugins
@@ -49,20 +50,6 @@ def choose_trial(study: optuna.Study, number: int | None) -> int:
     return number
 
 
-def _prepare_target(out_dir: Path, overwrite: bool) -> Path:
-    replaceable = overwrite and (out_dir / METADATA_FILE).is_file()
-    if out_dir.exists() and not replaceable and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(
-            f"-o {out_dir}: the folder exists and is not empty. Choose a new folder, or pass --overwrite to replace "
-            f"an earlier automl-tl export there; nothing was written."
-        )
-    staging = out_dir.parent / f".{out_dir.name}.exporting"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    return staging
-
-
 def parity_check(reference: np.ndarray, exported: np.ndarray) -> tuple[float, bool]:
     difference = float(np.max(np.abs(reference - exported))) if reference.size else 0.0
     same = bool(np.array_equal(reference.argmax(axis=1), exported.argmax(axis=1)))
@@ -74,9 +61,10 @@ def fetch_remote_artifacts(remote: str, local: Path, number: int) -> None:
     from .artifact_mirror import S3Mirror
 
     directory = trial_dir(local, number)
-    if (directory / TRIAL_FILE).is_file() and (local / PARITY_FILE).is_file():
+    if all(path.is_file() for path in (directory / TRIAL_FILE, local / PARITY_FILE, local / STUDY_FILE)):
         return
     mirror = S3Mirror(remote)
+    mirror.pull_file(STUDY_FILE, local / STUDY_FILE)
     if not (directory / TRIAL_FILE).is_file() and not mirror.pull_folder(directory.name, directory):
         raise UserError(
             f"Trial {number} has no saved artifact in {remote}/{directory.name}. Only completed trials keep their "
@@ -89,7 +77,8 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
                  trial_number: int | None = None, overwrite: bool = False) -> ExportReport:
     """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left."""
     number = choose_trial(study, trial_number)
-    artifact_dir, meta = read_trial(artifacts, number)
+    key = study_key(study)
+    artifact_dir, meta = read_trial(artifacts, number, study.study_name, key)
     spec = plugins.backbone(meta["backbone"])
     adapter = plugins.framework(meta["framework"])
     if fmt not in adapter.export_formats:
@@ -98,10 +87,11 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
     preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     class_names = list(meta["class_names"])
     model = adapter.load(spec, artifact_dir, len(class_names), config)
-    staging = _prepare_target(out_dir, overwrite)
+    check_replaceable(out_dir, overwrite)
+    staging = make_staging(out_dir)
     try:
         model_file = adapter.export(model, preprocessing, fmt, staging)
-        images = load_parity_images(artifacts)
+        images = load_parity_images(artifacts, study.study_name, key)
         if images is None:
             images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)
         batch = images.astype(np.float32) / 255.0
@@ -134,13 +124,9 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
         (staging / LABELS_FILE).write_text(json.dumps(class_names, indent=2))
         (staging / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2))
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        if out_dir.exists():
-            previous = out_dir.parent / f".{out_dir.name}.previous"
-            out_dir.rename(previous)
-            staging.rename(out_dir)
-            shutil.rmtree(previous, ignore_errors=True)
-        else:
-            staging.rename(out_dir)
+        write_marker(staging)
+        check_replaceable(out_dir, overwrite)  # again: the folder may have changed while the model was exported
+        move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -16,7 +16,8 @@ from rich.console import Console
 
 from . import __version__
 from .artifact_mirror import S3Mirror
-from .artifacts import PARITY_FILE, discard_partial, finalize, partial_dir, save_parity_images
+from .artifacts import (KEY_FIELD, PARITY_FILE, STUDY_FILE, STUDY_KEY_ATTR, claim_folder, discard_partial, finalize,
+                        new_study_key, partial_dir, remote_study_folder, save_parity_images, study_folder, study_key)
 from .engine import PruneTrial, TrialOutcome, effective_config, run_trial
 from .errors import TrialFailure, UserError
 from .interrupts import storage_write
@@ -43,7 +44,7 @@ class SearchSettings:
 
     study_name: str
     storage_url: str
-    artifacts: Path
+    artifacts: Path  # <artifacts>/<name>: the study's own folder is the key's sub-folder (see artifacts.py)
     trials: int
     epochs: int
     image_size: int
@@ -56,7 +57,7 @@ class SearchSettings:
     smart_start: bool = True
     max_consecutive_failures: int = 10
     heartbeat_s: int = DEFAULT_HEARTBEAT_S
-    artifacts_remote: str | None = None  # s3://bucket/prefix/<study> when artifacts are shared through S3
+    artifacts_remote: str | None = None  # s3://bucket/prefix/<study> (the key's sub-folder inside) when artifacts are shared through S3
     max_pixels: int = 40_000_000  # images above this are skipped, which changes the manifest: workers must agree
     show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
 
@@ -128,10 +129,13 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
         study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize"
     )
     study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
     return study
 
 
 def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
+    if STUDY_KEY_ATTR not in study.user_attrs:  # made by an earlier version: its trials from now on are keyed
+        study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
     if SETTINGS_ATTR not in study.user_attrs:
         study.set_user_attr(SETTINGS_ATTR, {
             "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
@@ -182,7 +186,10 @@ class TrialRunner:
                  space: dict[str, Any], progress: SearchProgress | None) -> None:
         self.study, self.settings, self.plugins, self.table = study, settings, plugins, table
         self.space, self.progress = space, progress
-        self.mirror = S3Mirror(settings.artifacts_remote) if settings.artifacts_remote else None
+        self.key = study_key(study)
+        self.folder = study_folder(settings.artifacts, self.key)
+        remote = remote_study_folder(settings.artifacts_remote, self.key)
+        self.mirror = S3Mirror(remote) if remote else None
 
     def _report(self, number: int, state: str, value: float | None, text: str) -> None:
         if self.progress is not None:
@@ -192,7 +199,7 @@ class TrialRunner:
         """Fail a trial that was stopped from outside and queue it again, so its slot is not lost.
         Safe to call twice; a second Ctrl-C waits until it is done."""
         with storage_write():
-            discard_partial(self.settings.artifacts, trial.number)
+            discard_partial(self.folder, trial.number)
             fail_and_requeue(self.study, trial._trial_id, reason)
 
     def run(self, trial: optuna.Trial) -> TrialState:
@@ -205,7 +212,7 @@ class TrialRunner:
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
             if not self.study._storage.get_trial(trial._trial_id).state.is_finished():
                 raise
-            discard_partial(self.settings.artifacts, trial.number)
+            discard_partial(self.folder, trial.number)
             self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [red]taken over[/]: another worker "
                          f"found its heartbeat stale and queued it again")
             return TrialState.FAIL
@@ -236,11 +243,11 @@ class TrialRunner:
 
             try:
                 outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
-                                    save_to=partial_dir(self.settings.artifacts, number))
+                                    save_to=partial_dir(self.folder, number))
             finally:
                 release_freed_memory()  # resident memory must not grow from trial to trial
         except PruneTrial as pruned:
-            discard_partial(self.settings.artifacts, number)
+            discard_partial(self.folder, number)
             best = max(r.val_accuracy for r in pruned.history)
             # The traceback holds the trial's frames, and with them its model and activations: drop it
             # before measuring, or a pruned trial's memory would be counted against the next one.
@@ -256,7 +263,7 @@ class TrialRunner:
             self.give_back(trial, INTERRUPTED)
             raise
         except Exception as exc:
-            discard_partial(self.settings.artifacts, number)
+            discard_partial(self.folder, number)
             reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
             with storage_write():
                 trial.set_user_attr("fail_reason", reason[:2000])
@@ -266,6 +273,7 @@ class TrialRunner:
         attrs = outcome_attrs(outcome)
         meta = {
             "study": self.settings.study_name,
+            KEY_FIELD: self.key,
             "trial": number,
             "params": dict(trial.params),
             "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
@@ -280,7 +288,7 @@ class TrialRunner:
         with storage_write():  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
-            final = finalize(self.settings.artifacts, number, meta)
+            final = finalize(self.folder, number, meta)
             if self.mirror is not None:
                 try:
                     self.mirror.push_folder(final, final.name)
@@ -340,9 +348,15 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
     with storage_write():
         record_study_attrs(study, settings, table)
         study.set_user_attr(BUDGET_ATTR, settings.trials)
-    save_parity_images(settings.artifacts, table)
-    if settings.artifacts_remote:
-        S3Mirror(settings.artifacts_remote).push_file(settings.artifacts / PARITY_FILE, PARITY_FILE)
+    key = study_key(study)
+    folder = study_folder(settings.artifacts, key)
+    claim_folder(folder, settings.study_name, key)  # before any trial: a folder that cannot be written fails here
+    save_parity_images(folder, table)
+    remote = remote_study_folder(settings.artifacts_remote, key)
+    if remote:
+        mirror = S3Mirror(remote)
+        for name in (STUDY_FILE, PARITY_FILE):
+            mirror.push_file(folder / name, name)
     if settings.smart_start and not study.get_trials(deepcopy=False):
         enqueue_smart_start(study, settings, plugins, table, space, console)
     return study, space
@@ -364,6 +378,8 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
                   on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
     """Take trials from the study, as one of possibly many workers, until its budget is met."""
     result = SearchResult(study=study)
+    key = study_key(study)
+    claim_folder(study_folder(settings.artifacts, key), settings.study_name, key)  # a worker's own folder, too
     if not isinstance(admission, PostgresAdmission):  # one process per study: what is RUNNING was left by a killed one
         orphans = fail_orphaned_trials(study)
         if orphans:

@@ -58,6 +58,7 @@ def test_a_missing_bucket_is_a_clear_error(bucket):
 
 def test_a_search_uploads_completed_trials_and_another_machine_fetches_them(bucket, stub_plugins, small_sample, tmp_path):
     from automl_tl.data import FolderDataset, load_table
+    from automl_tl.artifacts import read_trial, remote_study_folder, study_key
     from automl_tl.export import fetch_remote_artifacts
     from automl_tl.storage import artifact_places, storage_url
     from automl_tl.study import SearchSettings, run_search
@@ -72,11 +73,14 @@ def test_a_search_uploads_completed_trials_and_another_machine_fetches_them(buck
     result = run_search(settings, stub_plugins, table, Console(quiet=True))
     assert result.study.user_attrs["artifacts"] == remote
     completed = result.study.get_trials(states=(TrialState.COMPLETE,))
+    key = study_key(result.study)
+    keyed_remote = remote_study_folder(remote, key)
     elsewhere = tmp_path / "other-machine"
     for trial in completed:
-        fetch_remote_artifacts(remote, elsewhere, trial.number)
+        fetch_remote_artifacts(keyed_remote, elsewhere, trial.number)
         meta = json.loads((elsewhere / f"trial-{trial.number:04d}" / "trial.json").read_text())
         assert meta["trial"] == trial.number
-    assert (elsewhere / "parity.npz").is_file()
+    assert (elsewhere / "parity.npz").is_file() and (elsewhere / "study.json").is_file()
+    read_trial(elsewhere, completed[0].number, "s3s", key)  # the fetched copy proves it is this study's
     with pytest.raises(UserError, match="no saved artifact"):
-        fetch_remote_artifacts(remote, elsewhere, 99)
+        fetch_remote_artifacts(keyed_remote, elsewhere, 99)

@@ -62,10 +62,11 @@ def test_export_both_formats_and_predict_the_trained_models_classes(in_study, me
     test_paths = [str(medium_sample / table.relpaths[i]) for i in table.splits["test"]]
 
     plugins = load_plugins()
-    from automl_tl.artifacts import read_trial
+    from automl_tl.artifacts import read_trial, study_folder, study_key
     from automl_tl.types import Preprocessing, TrialConfig
 
-    artifact, meta = read_trial(in_study / "e2e", best.number)
+    key = study_key(study)
+    artifact, meta = read_trial(study_folder(in_study / "e2e", key), best.number, "e2e", key)
     adapter = plugins.framework("torch")
     model = adapter.load(plugins.backbone("mobilenet_v2"), artifact, 10, TrialConfig(**meta["config"]))
     batch = table.images[table.splits["test"]].astype(np.float32) / 255.0

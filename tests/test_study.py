@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-from automl_tl.artifacts import trial_dir
+from automl_tl.artifacts import study_folder, study_key, trial_dir
 from automl_tl.data import FolderDataset, load_table
 from automl_tl.errors import UserError
 from automl_tl.storage import artifacts_dir, storage_url
@@ -45,7 +45,7 @@ def test_trials_is_the_studys_total_and_resume_adds_only_the_missing(stub_plugin
 def test_completed_trials_keep_artifacts_and_metrics(stub_plugins, table, small_sample):
     result = run_search(settings(small_sample, trials=2), stub_plugins, table, Console(quiet=True))
     for trial in result.study.get_trials(states=(TrialState.COMPLETE,)):
-        assert (trial_dir(artifacts_dir("s"), trial.number) / "trial.json").is_file()
+        assert (trial_dir(study_folder(artifacts_dir("s"), study_key(result.study)), trial.number) / "trial.json").is_file()
         assert trial.value == trial.user_attrs["val_accuracy"]
         assert {"test_accuracy", "val_balanced_accuracy", "best_epoch", "framework"} <= set(trial.user_attrs)
     assert result.study.user_attrs["class_names"][:2] == ["bear", "bird"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from ..artifacts import read_trial
+from ..artifacts import read_trial, study_key
 from ..errors import UserError
 from ..plugins import Plugins
 from ..types import ImageTable, TrialConfig, Preprocessing
@@ -51,7 +51,7 @@ def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, artifacts: Path,
                   table: ImageTable) -> BestModelResults:
     """Rebuild the trial's saved model (nothing is retrained) and predict the test split."""
-    directory, meta = read_trial(artifacts, trial_number)
+    directory, meta = read_trial(artifacts, trial_number, study.study_name, study_key(study))
     if list(table.class_names) != list(meta["class_names"]):
         raise UserError(f"the data's classes {list(table.class_names)} differ from the model's {meta['class_names']}; "
                         f"pass --data with the data set the study searched")
