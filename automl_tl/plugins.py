@@ -86,10 +86,29 @@ def _allowed_names() -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """The ``automl_tl`` entry points of installed distributions, never of one in the working directory.
+
+    ``python -m`` and ``python -c`` put the working directory on ``sys.path``, so a folder a user
+    merely ``cd``-ed into (a downloaded data set, a colleague's project) could otherwise plant an
+    ``*.dist-info/entry_points.txt`` there whose plugin automl-tl would import and run."""
+    here = Path.cwd().resolve()
+
+    def away_from_here(entry: str) -> bool:
+        try:
+            return Path(entry or ".").resolve() != here
+        except (OSError, ValueError):
+            return False
+
+    path = [entry for entry in sys.path if away_from_here(entry)]
+    return [entry_point for dist in importlib.metadata.distributions(path=path)
+            for entry_point in dist.entry_points.select(group=ENTRY_POINT_GROUP)]
+
+
 def _entry_point_modules(failures: dict[str, str], sources: dict[str, str]) -> list[tuple[str, ModuleType]]:
     allowed = _allowed_names()
     loaded: list[tuple[str, ModuleType]] = []
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in installed_entry_points():
         if allowed is not None and entry_point.name not in allowed:
             continue
         if entry_point.name in sources:

@@ -97,10 +97,21 @@ def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
         admission.close()
 
 
+def cli_command() -> list[str]:
+    """How to start automl-tl again with this interpreter, without the working directory on sys.path
+    (``-P``), so a worker never imports a module or plugin from the folder it was started in."""
+    if sys.version_info >= (3, 11):
+        return [sys.executable, "-P", "-m", "automl_tl"]
+    script = Path(sys.executable).with_name("automl-tl")  # the console script puts its own folder first
+    if not script.is_file():
+        raise UserError(f"Cannot start workers: the automl-tl command is not installed beside {sys.executable}.")
+    return [str(script)]
+
+
 def worker_command(name: str, data_location: str, plugin_files: list[str]) -> list[str]:
     """The command line of one local worker. The storage URL travels in the environment, not argv,
     so its password never shows in the process list; artifacts go where the study records them."""
-    command = [sys.executable, "-m", "automl_tl", "worker", "--study", name, "--data", data_location, "--lines"]
+    command = [*cli_command(), "worker", "--study", name, "--data", data_location, "--lines"]
     for path in plugin_files:
         command += ["--plugin", path]
     return command
