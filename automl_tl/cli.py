@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
-from .interrupts import interrupts_as_keyboard_interrupt
+from .interrupts import StoppedTrial, interrupts_as_keyboard_interrupt
 from .pruning import DEFAULT_PRUNER, PRUNERS
 from .storage import DEFAULT_HEARTBEAT_S, database_errors
 
@@ -598,8 +598,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         return 2
-    except KeyboardInterrupt:
-        err_console.print("Stopped. Finished trials are saved; run the same command again to resume.")
+    except KeyboardInterrupt as exc:
+        detail = f" {exc.detail}" if isinstance(exc, StoppedTrial) else ""
+        err_console.print(f"Stopped.{escape(detail)} Finished trials are saved; run the same command again to resume.",
+                          highlight=False)
         return 130
 
 

@@ -1,4 +1,9 @@
-"""Ctrl-C and SIGTERM become KeyboardInterrupt, but never in the middle of a study write."""
+"""Ctrl-C and SIGTERM become KeyboardInterrupt, but never in the middle of a study write.
+
+Python runs a signal handler between any two bytecodes, also inside a weakref callback or a
+``__del__``, where an exception is printed as "Exception ignored" and dropped. So the handler also
+remembers the signal, and the trial loop asks ``raise_if_interrupted`` at every epoch: a swallowed
+interrupt still stops the run there, instead of waiting for a second Ctrl-C."""
 
 from __future__ import annotations
 
@@ -6,10 +11,19 @@ import signal
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-_state = {"critical": 0, "pending": False}
+_state = {"critical": 0, "pending": False, "signalled": False, "installed": 0}
+
+
+class StoppedTrial(KeyboardInterrupt):
+    """A Ctrl-C or SIGTERM that stopped a running trial; ``detail`` says what became of the trial."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 def _handler(signum: int, frame: Any) -> None:
+    _state["signalled"] = True
     if _state["critical"]:
         _state["pending"] = True  # raised as soon as the storage write is done
         return
@@ -29,12 +43,27 @@ def storage_write() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+def raise_if_interrupted() -> None:
+    """Raise the interrupt now if a signal arrived whose KeyboardInterrupt was swallowed on the way."""
+    if _state["installed"] and _state["signalled"] and not _state["critical"]:
+        raise KeyboardInterrupt
+
+
+def interrupt_handled() -> None:
+    """The interrupt reached the code that stops the trial: nothing is left to raise later."""
+    _state["signalled"] = False
+
+
 @contextmanager
 def interrupts_as_keyboard_interrupt() -> Iterator[None]:
     """Install the handler for SIGINT and SIGTERM for the duration of a command."""
+    _state["signalled"] = False
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _state["installed"] += 1
     try:
         yield
     finally:
+        _state["installed"] -= 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _state["signalled"] = False

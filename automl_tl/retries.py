@@ -50,16 +50,24 @@ def has_retry(study: optuna.Study, number: int) -> bool:
     return any(retry_history(t)[-1:] == [number] for t in study.get_trials(deepcopy=False))
 
 
-def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> None:
+def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> str:
     """Queue the retry first, then fail the trial, so a process killed between the two steps leaves a
     RUNNING trial that the next check handles again (and ``has_retry`` keeps it to one retry),
-    never a failed trial without a retry."""
+    never a failed trial without a retry.
+
+    Returns the reason as recorded, which says whether the trial was queued again or given up
+    (after ``MAX_RETRIES`` retries of the same parameters)."""
     storage = study._storage
     frozen = storage.get_trial(trial_id)
-    if not has_retry(study, frozen.number):
-        requeue(study, frozen, reason)
+    attempt = len(retry_history(frozen)) + 1
+    if has_retry(study, frozen.number) or requeue(study, frozen, reason):
+        recorded = f"{reason}; queued again (retry {attempt} of {MAX_RETRIES})"
+    else:
+        recorded = (f"{reason}; not queued again: these parameters were tried {attempt} times, and a trial is "
+                    f"retried at most {MAX_RETRIES} times")
     try:
-        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_user_attr(trial_id, "fail_reason", recorded)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # its worker finished it after all; the retry runs as one extra attempt of the same parameters
+    return recorded

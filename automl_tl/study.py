@@ -20,7 +20,7 @@ from .artifacts import (KEY_FIELD, PARITY_FILE, STUDY_FILE, STUDY_KEY_ATTR, clai
                         new_study_key, partial_dir, remote_study_folder, save_parity_images, study_folder, study_key)
 from .engine import PruneTrial, TrialOutcome, effective_config, run_trial
 from .errors import TrialFailure, UserError
-from .interrupts import storage_write
+from .interrupts import StoppedTrial, interrupt_handled, raise_if_interrupted, storage_write
 from .fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
 from .plugins import Plugins
 from .memory import release_freed_memory, resident_mb
@@ -29,12 +29,12 @@ from .pruning import DEFAULT_PRUNER, make_pruner
 from .space import config_from_trial, search_space, space_json
 from .admission import (BUDGET_ATTR, FINISHED_STATES, Heartbeat, PostgresAdmission, SingleProcessAdmission,
                         SqliteAdmission, study_budget, wait_times)
-from .retries import fail_and_requeue
+from .retries import MAX_RETRIES, fail_and_requeue
 from .storage import DEFAULT_HEARTBEAT_S, GRACE_HEARTBEATS, is_postgres, is_sqlite, open_storage, redact, sqlite_file
 from .types import ImageTable, TrialConfig
 
-INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished; queued again"
-KILLED = "the process running it was killed; queued again"
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
+KILLED = "the process running it was killed"
 SETTINGS_ATTR = "search_settings"  # what a worker needs to run the study's trials the same way
 
 
@@ -80,14 +80,13 @@ def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
 
 
-def fail_orphaned_trials(study: optuna.Study) -> int:
+def fail_orphaned_trials(study: optuna.Study) -> list[str]:
     """Trials left RUNNING in a SQLite study by a killed process: failed, and queued again.
 
-    Only safe while this process holds the study's lock file (see ``SqliteAdmission``)."""
+    Only safe while this process holds the study's lock file (see ``SqliteAdmission``). Returns what
+    was recorded for each: queued again, or given up after its last retry."""
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in orphans:
-        fail_and_requeue(study, trial._trial_id, KILLED)
-    return len(orphans)
+    return [fail_and_requeue(study, trial._trial_id, KILLED) for trial in orphans]
 
 
 def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
@@ -195,12 +194,15 @@ class TrialRunner:
         if self.progress is not None:
             self.progress.trial_finished(number, state, value, text)
 
-    def give_back(self, trial: optuna.Trial, reason: str) -> None:
+    def give_back(self, trial: optuna.Trial, reason: str) -> StoppedTrial:
         """Fail a trial that was stopped from outside and queue it again, so its slot is not lost.
-        Safe to call twice; a second Ctrl-C waits until it is done."""
+        Safe to call twice; a second Ctrl-C waits until it is done. Returns the interrupt to raise,
+        which says whether the trial was queued again."""
+        interrupt_handled()
         with storage_write():
             discard_partial(self.folder, trial.number)
-            fail_and_requeue(self.study, trial._trial_id, reason)
+            recorded = fail_and_requeue(self.study, trial._trial_id, reason)
+        return StoppedTrial(f"Trial {trial.number} was {recorded}.")
 
     def run(self, trial: optuna.Trial) -> TrialState:
         """Run an admitted (already asked) trial to its end and tell the study.
@@ -234,6 +236,7 @@ class TrialRunner:
                 self.progress.trial_started(number, config)
 
             def on_epoch(result: Any) -> None:
+                raise_if_interrupted()
                 if self.progress is not None:
                     self.progress.epoch_done(number, config, result)
 
@@ -259,9 +262,10 @@ class TrialRunner:
                 self.study.tell(trial, state=TrialState.PRUNED)
             self._report(number, "PRUNED", None, f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
             return TrialState.PRUNED
-        except KeyboardInterrupt:
-            self.give_back(trial, INTERRUPTED)
+        except StoppedTrial:
             raise
+        except KeyboardInterrupt:
+            raise self.give_back(trial, INTERRUPTED) from None
         except Exception as exc:
             discard_partial(self.folder, number)
             reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
@@ -383,7 +387,11 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
     if not isinstance(admission, PostgresAdmission):  # one process per study: what is RUNNING was left by a killed one
         orphans = fail_orphaned_trials(study)
         if orphans:
-            result.notes.append(f"{orphans} trial(s) left running by a killed process were failed and queued again.")
+            requeued = sum("; queued again" in reason for reason in orphans)
+            given_up = f"; {len(orphans) - requeued} had been retried {MAX_RETRIES} times and were given up" \
+                if requeued < len(orphans) else ""
+            result.notes.append(f"{len(orphans)} trial(s) left running by a killed process were failed; "
+                                f"{requeued} queued again{given_up}.")
     budget = study_budget(study, settings.trials)
     finished = finished_count(study)
     if on_ready is not None:
@@ -403,6 +411,7 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
     with SearchProgress(console, budget, finished, best, bars=settings.show_bars) as progress:
         runner = TrialRunner(study, settings, plugins, table, space, progress)
         while True:
+            raise_if_interrupted()
             if deadline is not None and time.perf_counter() >= deadline:
                 result.stopped_by = "timeout"
                 break
@@ -413,7 +422,7 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
                     slots, trial = admission.admit(study, budget, GRACE_HEARTBEATS * settings.heartbeat_s)
             except KeyboardInterrupt:  # arrived during admission: hand the trial back before stopping
                 if trial is not None:
-                    runner.give_back(trial, INTERRUPTED)
+                    raise runner.give_back(trial, INTERRUPTED) from None
                 raise
             progress.study_finished(slots.finished, budget)
             if slots.done:
@@ -424,9 +433,10 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
             pauses = wait_times(poll_s)
             try:
                 state = run_admitted(runner, trial, admission, settings.heartbeat_s)
-            except KeyboardInterrupt:  # also one that arrived before the trial's own handler was in place
-                runner.give_back(trial, INTERRUPTED)
+            except StoppedTrial:
                 raise
+            except KeyboardInterrupt:  # also one that arrived before the trial's own handler was in place
+                raise runner.give_back(trial, INTERRUPTED) from None
             result.ran += 1
             if state == TrialState.FAIL:
                 failures_in_a_row += 1

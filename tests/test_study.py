@@ -175,3 +175,62 @@ def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_o
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert "heartbeats" in failed.user_attrs["fail_reason"]
     assert [t for t in trials if t.user_attrs.get("retry_of") == failed.number]
+
+
+def interrupting_plugins(monkeypatch, act):
+    """The stub framework with ``act()`` run at the start of every second training epoch."""
+    from tests import stub_plugin
+
+    calls = {"n": 0}
+    original = stub_plugin.StubSession.train_epoch
+
+    def epoch(self):
+        calls["n"] += 1
+        if calls["n"] % 2 == 0:
+            act()
+        return original(self)
+
+    monkeypatch.setattr(stub_plugin.StubSession, "train_epoch", epoch)
+    return __import__("automl_tl.plugins", fromlist=["load_plugins"]).load_plugins(extra=[("stub", stub_plugin)])
+
+
+def test_an_interrupt_swallowed_by_a_weakref_callback_still_stops_the_trial(table, small_sample, monkeypatch):
+    """Python drops an exception raised inside a weakref callback ("Exception ignored ..."): a Ctrl-C
+    whose handler ran there must still stop the run at the next epoch, not wait for a second one."""
+    import signal
+    import weakref
+
+    from automl_tl import interrupts
+
+    class Held:
+        pass
+
+    def signal_lands_in_a_weakref_callback():
+        held = Held()
+        reference = weakref.ref(held, lambda _: interrupts._handler(signal.SIGINT, None))
+        del held
+        assert reference() is None
+
+    plugins = interrupting_plugins(monkeypatch, signal_lands_in_a_weakref_callback)
+    with interrupts.interrupts_as_keyboard_interrupt():
+        with pytest.raises(interrupts.StoppedTrial, match="queued again"):
+            run_search(settings(small_sample, trials=3, smart_start=False), plugins, table, Console(quiet=True))
+    study = optuna.load_study(study_name="s", storage=storage_url("s", None))
+    assert states(study) == [TrialState.FAIL, TrialState.WAITING]
+
+
+def test_the_fourth_interrupt_of_one_trial_says_it_is_not_queued_again(table, small_sample, monkeypatch):
+    from automl_tl import interrupts
+    from automl_tl.retries import MAX_RETRIES
+
+    plugins = interrupting_plugins(monkeypatch, lambda: interrupts._handler(2, None))
+    details = []
+    for _ in range(MAX_RETRIES + 1):
+        with interrupts.interrupts_as_keyboard_interrupt(), pytest.raises(interrupts.StoppedTrial) as stopped:
+            run_search(settings(small_sample, trials=2, smart_start=False), plugins, table, Console(quiet=True))
+        details.append(stopped.value.detail)
+    assert all(f"queued again (retry {i + 1} of {MAX_RETRIES})" in d for i, d in enumerate(details[:MAX_RETRIES]))
+    assert "not queued again" in details[-1] and "queued again (" not in details[-1]
+    study = optuna.load_study(study_name="s", storage=storage_url("s", None))
+    assert TrialState.WAITING not in states(study)
+    assert "not queued again" in study.get_trials()[-1].user_attrs["fail_reason"]
