@@ -356,7 +356,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import image_paths, load_export, predict_files
 
     plugins = _plugins(args)
-    loaded = load_export(plugins, Path(args.model_dir))
+    loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
     results = predict_files(loaded, image_paths(args.paths), top=args.top)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -376,7 +376,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .predict import load_export
 
     plugins = _plugins(args)
-    loaded = load_export(plugins, Path(args.model_dir))
+    loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
     location = _data_location(args.data)
     splits = plugins.dataset_for(location).discover(location)
     table = load_table(splits, loaded.preprocessing.image_size, show_progress=True)
@@ -480,6 +480,12 @@ def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", metavar="FILE.py", help="load a single-file plugin (repeatable)")
 
 
+def _add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-model", action="store_true",
+                        help="also load formats that can run code when loaded (torchscript, savedmodel): only for an "
+                             "export you made yourself or whose maker you trust")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
     parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
@@ -549,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("paths", nargs="+", metavar="PATH")
     predict.add_argument("--top", type=int, default=3)
     predict.add_argument("--json", action="store_true")
+    _add_trust_option(predict)
     _add_plugin_option(predict)
     predict.set_defaults(func=cmd_predict)
 
@@ -557,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data", nargs="?", metavar="DATA")
     evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--json", action="store_true")
+    _add_trust_option(evaluate)
     _add_plugin_option(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -11,7 +10,7 @@ import numpy as np
 
 from .data.images import BadImage, decode_image, is_image_file
 from .errors import UserError
-from .export import LABELS_FILE, METADATA_FILE, PREPROCESSING_FILE
+from .model_folder import open_model, read_model_folder
 from .plugins import Plugins
 from .types import ExportedModel, Preprocessing
 
@@ -26,18 +25,12 @@ class LoadedExport:
     metadata: dict[str, Any]
 
 
-def load_export(plugins: Plugins, model_dir: Path) -> LoadedExport:
-    meta_file = model_dir / METADATA_FILE
-    if not meta_file.is_file():
-        raise UserError(f"{model_dir} is not an automl-tl export folder (no {METADATA_FILE}). Create one with `automl-tl export`.")
-    metadata = json.loads(meta_file.read_text())
-    class_names = json.loads((model_dir / LABELS_FILE).read_text())
-    preprocessing = Preprocessing.from_dict(json.loads((model_dir / PREPROCESSING_FILE).read_text()))
-    framework = metadata["framework"]
-    if framework not in plugins.frameworks:
-        raise UserError(f"{model_dir} holds a {framework} model, but no {framework} plugin is loaded here. Install it, then retry.")
-    model = plugins.framework(framework).load_exported(model_dir, metadata["format"], metadata["model_file"])
-    return LoadedExport(model, class_names, preprocessing, metadata)
+def load_export(plugins: Plugins, model_dir: Path, trusted: bool = False) -> LoadedExport:
+    """Open an export folder as untrusted input (see model_folder.py): its files are checked first, and a
+    format that can run code on load (TorchScript, SavedModel) is opened only when ``trusted``."""
+    folder = read_model_folder(model_dir)
+    model = open_model(plugins, folder, trusted)
+    return LoadedExport(model, folder.class_names, folder.preprocessing, folder.metadata)
 
 
 def image_paths(paths: list[str]) -> list[Path]:

@@ -17,7 +17,8 @@ pytest collects it, and implement ``make_adapter``, ``make_spec`` and ``block_we
 
 The suite checks: building a session, freeze semantics in both phases, the phase switch and
 per-epoch reporting through the engine, probabilities from evaluation, snapshot/restore,
-save/load round trips, export parity for every declared format, features up to block k, and
+save/load round trips, a damaged weights file reported as UserError naming it, export parity for
+every declared format (a format outside ``safe_formats`` refused unless trusted), features up to block k, and
 determinism under a fixed seed (within ``determinism_tolerance``: 1e-5 on CPU for torch, 1e-4 for Keras).
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .engine import run_trial
+from .errors import UserError
 from .space import config_from_params
 from .types import BackboneSpec, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
 
@@ -94,6 +96,7 @@ class AdapterConformance(abc.ABC):
         assert adapter.is_installed()
         assert spec.framework == adapter.name and len(spec.blocks) >= 2
         assert isinstance(adapter.export_formats, tuple)
+        assert isinstance(adapter.safe_formats, tuple) and set(adapter.safe_formats) <= set(adapter.export_formats)
 
     def test_head_phase_trains_only_the_head(self) -> None:
         _, session, _ = self.session()
@@ -175,8 +178,32 @@ class AdapterConformance(abc.ABC):
         for fmt in adapter.export_formats:
             out = tmp_path / fmt
             out.mkdir()
-            exported = adapter.load_exported(out, fmt, adapter.export(model, preprocessing, fmt, out))
+            model_file = adapter.export(model, preprocessing, fmt, out)
+            if fmt not in adapter.safe_formats:  # a format that can run code on load needs the caller's trust
+                try:
+                    adapter.load_exported(out, fmt, model_file)
+                except UserError:
+                    pass
+                else:
+                    raise AssertionError(f"{fmt} can run code on load, yet load_exported opened it untrusted")
+            exported = adapter.load_exported(out, fmt, model_file, trusted=True)
             np.testing.assert_allclose(exported.predict(batch), reference, atol=self.export_tolerance, err_msg=fmt)
+
+    def test_load_names_a_damaged_weights_file(self, tmp_path: Path) -> None:
+        """A truncated or garbled saved weights file is the user's problem to fix: UserError naming it."""
+        adapter, session, data = self.session()
+        session.set_phase(Phase.HEAD)
+        session.save(tmp_path / "trial")
+        weights = max((p for p in (tmp_path / "trial").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+        intact = weights.read_bytes()
+        for damaged in (intact[: len(intact) // 2], b"not a weights file"):
+            weights.write_bytes(damaged)
+            try:
+                adapter.load(self.make_spec(), tmp_path / "trial", data.num_classes, self.config())
+            except UserError as exc:
+                assert weights.name in str(exc), str(exc)
+            else:
+                raise AssertionError(f"load accepted a damaged {weights.name}")
 
     def test_features_up_to_block_k(self) -> None:
         adapter, spec, data = self.make_adapter(), self.make_spec(), self.make_table()

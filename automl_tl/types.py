@@ -240,10 +240,17 @@ class ExportedModel(Protocol):
 
 @runtime_checkable
 class FrameworkAdapter(Protocol):
-    """What a framework plugin (torch, keras, ...) provides to the core."""
+    """What a framework plugin (torch, keras, ...) provides to the core.
+
+    ``export_formats`` lists the formats ``export`` writes, the first being the one suggested to users.
+    ``safe_formats`` is the part of it that loads without running code stored in the file (ONNX in
+    onnxruntime, ``.keras`` in safe mode). An export folder may come from anyone: the core opens the
+    other formats (TorchScript, SavedModel) only when the user vouches for the folder (``--trust-model``).
+    """
 
     name: str
     export_formats: tuple[str, ...]
+    safe_formats: tuple[str, ...]
 
     def is_installed(self) -> bool:
         """True when the framework can be imported here."""
@@ -257,7 +264,8 @@ class FrameworkAdapter(Protocol):
         backbone's features, (N, spec.feature_dim): the classic bottleneck features."""
 
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
-        """Rebuild a trained model saved by ``TrialSession.save``."""
+        """Rebuild a trained model saved by ``TrialSession.save``. A saved file that is missing, damaged
+        or refused by the safe loader raises ``UserError`` naming the file."""
 
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
         """Probabilities from a model returned by ``load``; ``batch`` as in ``ExportedModel``."""
@@ -265,8 +273,11 @@ class FrameworkAdapter(Protocol):
     def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
         """Write ``model`` in ``fmt`` into ``out_dir``; return the model file's name."""
 
-    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> ExportedModel:
-        """Open an export folder written by ``export``."""
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> ExportedModel:
+        """Open the model ``model_file`` (a name the core checked stays inside ``out_dir``) of an export
+        folder written by ``export``. A format outside ``safe_formats`` raises ``UserError`` unless
+        ``trusted`` (the user vouched for the folder, or the export is checking what it just wrote).
+        A damaged file may raise the runtime's own error: the core reports it, naming the file."""
 
 
 @runtime_checkable

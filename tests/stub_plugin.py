@@ -65,6 +65,7 @@ class StubSession:
 class StubAdapter:
     name = "stub"
     export_formats: tuple[str, ...] = ()
+    safe_formats: tuple[str, ...] = ()
 
     def is_installed(self) -> bool:
         return True
@@ -84,7 +85,7 @@ class StubAdapter:
     def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
         raise RuntimeError("the stub framework declares no export formats")
 
-    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> Any:
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> Any:
         raise RuntimeError("the stub framework declares no export formats")
 
 

@@ -81,12 +81,13 @@ def test_export_both_formats_and_predict_the_trained_models_classes(in_study, me
         metadata = json.loads((out / "metadata.json").read_text())
         assert metadata["trial"] == best.number and metadata["val_accuracy"] == best.value
         assert json.loads((out / "labels.json").read_text())[0] == "bear"
-        assert main(["predict", str(out), *test_paths, "--json", "--top", "2"]) == 0
+        trust = ["--trust-model"] if fmt == "torchscript" else []  # TorchScript can run code on load
+        assert main(["predict", str(out), *test_paths, "--json", "--top", "2", *trust]) == 0
         predictions = json.loads(capsys.readouterr().out)
         names = json.loads((out / "labels.json").read_text())
         predicted = np.array([names.index(p["top"][0]["label"]) for p in predictions])
         assert np.mean(predicted == trained) >= 0.99
-        assert main(["evaluate", str(out), str(medium_sample), "--json"]) == 0
+        assert main(["evaluate", str(out), str(medium_sample), "--json", *trust]) == 0
         evaluated = json.loads(capsys.readouterr().out)
         assert abs(evaluated["accuracy"] - best.user_attrs["test_accuracy"]) <= 0.01
 

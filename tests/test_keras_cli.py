@@ -32,7 +32,8 @@ def test_keras_search_export_predict_and_evaluate(small_sample, tmp_path, capsys
         assert main(["export", "k", "--format", fmt, "-o", str(out)]) == 0
         assert json.loads((out / "metadata.json").read_text())["framework"] == "keras"
         capsys.readouterr()
-        assert main(["evaluate", str(out), str(small_sample), "--json"]) == 0
+        trust = ["--trust-model"] if fmt == "savedmodel" else []  # a SavedModel can run code on load
+        assert main(["evaluate", str(out), str(small_sample), "--json", *trust]) == 0
         evaluated = json.loads(capsys.readouterr().out)
         assert abs(evaluated["accuracy"] - best.user_attrs["test_accuracy"]) <= 0.01
     assert main(["predict", str(tmp_path / "keras"), str(small_sample / "cat"), "--json", "--top", "1"]) == 0

@@ -153,7 +153,7 @@ def test_export_parity(tmp_path, fmt):
     pre = tiny_spec().preprocessing(16)
     (tmp_path / "out").mkdir()
     model_file = adapter.export(model, pre, fmt, tmp_path / "out")
-    exported = adapter.load_exported(tmp_path / "out", fmt, model_file)
+    exported = adapter.load_exported(tmp_path / "out", fmt, model_file, trusted=True)
     batch = data.images[:5].astype(np.float32) / 255.0
     np.testing.assert_allclose(exported.predict(batch), adapter.predict_loaded(model, pre, batch), atol=1e-5)
 

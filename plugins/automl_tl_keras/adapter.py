@@ -17,6 +17,7 @@ class KerasAdapter:
 
     name = "keras"
     export_formats = ("keras", "savedmodel")  # first is the one suggested to users
+    safe_formats = ("keras",)  # loaded with safe_mode; tf.saved_model.load runs the SavedModel's graph as given
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
@@ -55,7 +56,7 @@ class KerasAdapter:
 
         return export_model(model, preprocessing, fmt, out_dir)
 
-    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> ExportedModel:
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> ExportedModel:
         from .exporting import load_exported_model
 
-        return load_exported_model(out_dir, fmt, model_file)
+        return load_exported_model(out_dir, fmt, model_file, trusted)

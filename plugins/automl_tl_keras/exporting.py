@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.errors import UserError
 from automl_tl.types import Preprocessing
 
 from .model import keras
@@ -45,7 +46,8 @@ class KerasFileModel:
 
 
 class SavedModel:
-    """A TensorFlow SavedModel's ``serve`` endpoint."""
+    """A TensorFlow SavedModel's ``serve`` endpoint. Its graph runs as written (file-reading and -writing
+    ops included), with no safe mode: only trusted folders get here (see load_exported_model)."""
 
     def __init__(self, path: Path) -> None:
         import tensorflow as tf
@@ -57,9 +59,14 @@ class SavedModel:
         return self.loaded.serve(self._tf.constant(batch.astype(np.float32))).numpy()
 
 
-def load_exported_model(out_dir: Path, fmt: str, model_file: str) -> Any:
+def load_exported_model(out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> Any:
+    """The export's model; a SavedModel only when ``trusted``, since its graph can read and write files."""
     if fmt == "keras":
         return KerasFileModel(out_dir / model_file)
     if fmt == "savedmodel":
+        if not trusted:
+            raise UserError(f"{out_dir / model_file}: a SavedModel can run code (read and write files) when it is "
+                            f"loaded, so it is loaded only from a trusted folder (--trust-model). A keras export "
+                            f"loads in safe mode.")
         return SavedModel(out_dir / model_file)
     raise ValueError(f"unknown keras export format {fmt!r}")

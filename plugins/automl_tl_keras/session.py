@@ -12,6 +12,7 @@ import numpy as np
 from automl_tl.activation_cache import PrefixActivations, PrefixIdentity
 from automl_tl.activation_store import ActivationStore, MemoryStore, arrays_digest
 from automl_tl.augment import mixed_rows, view_choice, views
+from automl_tl.errors import UserError
 from automl_tl.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
@@ -168,13 +169,22 @@ def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: 
     base = spec.factory(spec.pretrained)
     top = cut_tensors(base, spec.blocks)[config.depth(len(spec.blocks)) - 1]
     head = build_head(int(top.shape[-1]), config.head_units, config.head_dropout, num_classes)
-    with np.load(directory / WEIGHTS_FILE, allow_pickle=False) as saved:
-        head.set_weights([saved[f"head/{i}"] for i in range(len(head.get_weights()))])
-        layers: dict[str, list[tuple[int, np.ndarray]]] = {}
-        for key in saved.files:
-            if key.startswith("layer/"):
-                _, name, index = key.split("/")
-                layers.setdefault(name, []).append((int(index), saved[key]))
-    for name, weights in layers.items():
-        base.get_layer(name).set_weights([w for _, w in sorted(weights, key=lambda item: item[0])])
+    path = directory / WEIGHTS_FILE
+    again = "Export another trial with --trial, or run the trial again."
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the trial's weights are not in its artifact folder. {again}")
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            head.set_weights([saved[f"head/{i}"] for i in range(len(head.get_weights()))])
+            layers: dict[str, list[tuple[int, np.ndarray]]] = {}
+            for key in saved.files:
+                if key.startswith("layer/"):
+                    _, name, index = key.split("/")
+                    layers.setdefault(name, []).append((int(index), saved[key]))
+        for name, weights in layers.items():
+            base.get_layer(name).set_weights([w for _, w in sorted(weights, key=lambda item: item[0])])
+    except Exception as exc:  # numpy and keras raise BadZipFile, ValueError, KeyError ... for a file they cannot use
+        text = " ".join(str(exc).split())[:200] or "no detail"
+        raise UserError(f"{path} cannot be read as the trial's saved weights ({type(exc).__name__}: {text}); it is "
+                        f"damaged, truncated, holds pickled objects (refused) or belongs to another model. {again}") from None
     return full_classifier(base, head, top)

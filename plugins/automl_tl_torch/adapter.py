@@ -32,6 +32,7 @@ class TorchAdapter:
 
     name = "torch"
     export_formats = ("onnx", "torchscript")  # first is the one suggested to users
+    safe_formats = ("onnx",)  # onnxruntime runs no code from the file; torch.jit.load can
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
@@ -99,7 +100,7 @@ class TorchAdapter:
 
         return export_model(model, preprocessing, fmt, out_dir)
 
-    def load_exported(self, out_dir: Path, fmt: str, model_file: str) -> ExportedModel:
+    def load_exported(self, out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> ExportedModel:
         from .exporting import load_exported_model
 
-        return load_exported_model(out_dir, fmt, model_file)
+        return load_exported_model(out_dir, fmt, model_file, trusted)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from automl_tl.errors import UserError
 from automl_tl.types import Preprocessing
 
 TORCHSCRIPT_FILE = "model.torchscript.pt"
@@ -48,7 +49,8 @@ def export_model(classifier: object, preprocessing: Preprocessing, fmt: str, out
 
 
 class TorchScriptModel:
-    """An exported TorchScript model: NHWC [0, 1] in, probabilities out."""
+    """An exported TorchScript model: NHWC [0, 1] in, probabilities out. ``torch.jit.load`` is not
+    weights-only: the file's code runs, so only trusted folders get here (see load_exported_model)."""
 
     def __init__(self, path: Path) -> None:
         import torch
@@ -78,9 +80,13 @@ class OnnxModel:
         return self.session.run(None, {self.input_name: _nchw(batch)})[0]
 
 
-def load_exported_model(out_dir: Path, fmt: str, model_file: str) -> TorchScriptModel | OnnxModel:
+def load_exported_model(out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> TorchScriptModel | OnnxModel:
+    """The export's model; TorchScript only when ``trusted``, since loading it can run code from the file."""
     path = out_dir / model_file
     if fmt == "torchscript":
+        if not trusted:
+            raise UserError(f"{path}: TorchScript can run code from the file when it is loaded, so it is loaded only "
+                            f"from a trusted folder (--trust-model). An onnx export loads without running code.")
         return TorchScriptModel(path)
     if fmt == "onnx":
         return OnnxModel(path)

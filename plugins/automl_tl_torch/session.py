@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from automl_tl.errors import UserError
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from automl_tl.activation_store import ActivationStore, MemoryStore
@@ -232,14 +234,36 @@ class TorchTrialSession:
         self._inputs = self._head_inputs = self._numpy_views = None
 
 
+def _brief(exc: BaseException) -> str:
+    """An exception's text on one line, cut short (torch's can run to many lines)."""
+    text = " ".join(str(exc).split()) or "no detail"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
     """Rebuild a saved trial: the pretrained backbone, then the saved (fine-tuned) weights over it."""
     model = build_classifier(spec, num_classes, config, pretrained=spec.pretrained)
-    state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    path = directory / WEIGHTS_FILE
+    again = "Export another trial with --trial, or run the trial again."
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the trial's weights are not in its artifact folder. {again}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"{path} holds objects other than tensors, which the weights-only loader refuses (a trial "
+                        f"saves tensors only, so the file was replaced or damaged). {again}") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError ... for a file it cannot read
+        raise UserError(f"{path} cannot be read as saved weights ({type(exc).__name__}: {_brief(exc)}); it is "
+                        f"damaged or truncated. {again}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise UserError(f"{path} is not a trial's weights (a mapping of names to tensors). {again}")
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes that differ from the model's
+        raise UserError(f"{path} does not fit the trial's model ({_brief(exc)}). {again}") from None
     if unexpected:
-        raise ValueError(f"{directory / WEIGHTS_FILE} has weights this model lacks: {unexpected[:5]}")
+        raise UserError(f"{path} has weights this model lacks: {unexpected[:5]}. {again}")
     head_missing = [k for k in missing if k.startswith("head.")]
     if head_missing:
-        raise ValueError(f"{directory / WEIGHTS_FILE} lacks head weights: {head_missing[:5]}")
+        raise UserError(f"{path} lacks head weights: {head_missing[:5]}. {again}")
     return model.eval()
