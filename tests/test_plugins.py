@@ -101,15 +101,12 @@ def test_an_inline_torch_backbone_goes_through_search_export_and_predict(small_s
 def test_a_broken_installed_plugin_is_skipped_with_a_warning_and_named_when_its_backbone_is_asked_for(monkeypatch, small_sample, capsys):
     import importlib.metadata
 
+    from automl_tl import plugins as plugin_module
     from automl_tl.plugins import PluginWarning
 
-    real = importlib.metadata.entry_points
+    real = plugin_module.installed_entry_points
     broken = importlib.metadata.EntryPoint(name="broken_nets", value="automl_tl_no_such_module.plugin", group="automl_tl")
-
-    def entry_points(**kwargs):
-        return [*real(**kwargs), broken] if kwargs.get("group") == "automl_tl" else real(**kwargs)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(plugin_module, "installed_entry_points", lambda: [*real(), broken])
     with pytest.warns(PluginWarning, match="'broken_nets'.*failed to import"):
         plugins = load_plugins()
     assert "mobilenet_v2" in plugins.backbones  # the rest still loads
