@@ -57,15 +57,10 @@ def remote_study_folder(remote: str | None, key: str) -> str | None:
     return f"{remote.rstrip('/')}/{key[:16]}" if remote else None
 
 
-def claim_folder(folder: Path, study_name: str, key: str) -> None:
-    """Create the study's folder with its owner file, or check that an existing one is this study's;
-    either way prove that trials can write there, before the first trial is trained."""
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written in it, or say why not."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        if (folder / STUDY_FILE).exists():
-            verify_folder(folder, study_name, key)
-        else:
-            _write_atomically(folder / STUDY_FILE, json.dumps({"study": study_name, KEY_FIELD: key}, indent=2))
         handle, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
         os.close(handle)
         os.unlink(probe)
@@ -74,6 +69,19 @@ def claim_folder(folder: Path, study_name: str, key: str) -> None:
             f"Cannot write the study's artifacts in {folder}: {exc.strerror or exc}. Trials keep their weights there; "
             f"make the folder writable, or choose another with --artifacts DIR. No trial was run."
         ) from None
+
+
+def claim_folder(folder: Path, study_name: str, key: str) -> None:
+    """Create the study's folder with its owner file, or check that an existing one is this study's;
+    either way prove that trials can write there, before the first trial is trained."""
+    check_writable(folder)
+    if (folder / STUDY_FILE).exists():
+        verify_folder(folder, study_name, key)
+        return
+    try:
+        _write_atomically(folder / STUDY_FILE, json.dumps({"study": study_name, KEY_FIELD: key}, indent=2))
+    except OSError as exc:
+        raise UserError(f"Cannot write {folder / STUDY_FILE}: {exc.strerror or exc}. No trial was run.") from None
 
 
 def verify_folder(folder: Path, study_name: str, key: str) -> None:

@@ -16,8 +16,9 @@ from rich.console import Console
 
 from . import __version__
 from .artifact_mirror import S3Mirror
-from .artifacts import (KEY_FIELD, PARITY_FILE, STUDY_FILE, STUDY_KEY_ATTR, claim_folder, discard_partial, finalize,
-                        new_study_key, partial_dir, remote_study_folder, save_parity_images, study_folder, study_key)
+from .artifacts import (KEY_FIELD, PARITY_FILE, STUDY_FILE, STUDY_KEY_ATTR, check_writable, claim_folder,
+                        discard_partial, finalize, new_study_key, partial_dir, remote_study_folder,
+                        save_parity_images, study_folder, study_key)
 from .engine import PruneTrial, TrialOutcome, effective_config, run_trial
 from .errors import TrialFailure, UserError
 from .interrupts import StoppedTrial, interrupt_handled, raise_if_interrupted, storage_write
@@ -348,6 +349,7 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
     finished (COMPLETE + PRUNED) trials, so raising it by d on resume adds exactly d trials."""
     space = search_space(settings.backbones, settings.epochs, settings.truncation)
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
+    check_writable(settings.artifacts)  # before the study exists: an unwritable folder leaves nothing behind
     study = open_study(settings, fingerprint)
     with storage_write():
         record_study_attrs(study, settings, table)

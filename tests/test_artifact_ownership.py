@@ -105,3 +105,16 @@ def test_an_export_folder_that_cannot_be_created_is_one_clear_error(exportable, 
     code = main([*exportable, "-o", str(blocker)])
     assert code == 2 and "is a file, not a folder" in capsys.readouterr().err
     assert blocker.read_text() == "x"
+
+
+def test_an_artifacts_folder_that_cannot_be_written_stops_the_search_before_any_study(small_sample, tmp_path,
+                                                                                      isolated_studies, capsys):
+    from .conftest import STUB_PLUGIN
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code = main(["search", str(small_sample), "--study", "ro", "--artifacts", str(blocker), "--trials", "3",
+                 "--plugin", STUB_PLUGIN, "--framework", "stub", "--epochs", "1", "--image-size", "16"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Cannot write the study's artifacts" in err and "No trial was run" in err
+    assert not (isolated_studies / "ro.db").exists() and blocker.read_text() == "x"
