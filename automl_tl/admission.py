@@ -83,8 +83,13 @@ class SqliteAdmission(SingleProcessAdmission):
 
     def __init__(self, db_path: Path) -> None:
         self.lock_path = db_path.with_name(db_path.name + ".lock")
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.lock_path, "a+")
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.lock_path, "a+")
+        except OSError as exc:  # a read-only folder or file system, a path under a file, /proc ...
+            from .storage import database_place_error
+
+            raise database_place_error(db_path, exc) from None
         try:
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -132,6 +137,10 @@ class PostgresAdmission(SingleProcessAdmission):
             raise UserError(
                 f"PostgreSQL's driver {exc.name!r} is not installed. Install it with: pip install 'automl-tl[postgres]'."
             ) from None
+        except Exception as exc:  # a malformed URL: SQLAlchemy cannot parse it
+            from .storage import cannot_open
+
+            raise cannot_open(url, exc) from None
         self._text = sqlalchemy.text
 
     @contextmanager

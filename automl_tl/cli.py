@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -86,15 +87,16 @@ def select_backbones(plugins: Any, frameworks: list[str], patterns: str | None) 
 # -- commands -------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from .data.loader import describe_skipped, load_table
-    from .storage import artifact_places, check_study_name, storage_url, study_name_for
+    from .storage import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
     from .study import SearchSettings, run_search
 
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
     if args.image_size < 16 or args.image_size > 1024:
         raise UserError(f"--image-size {args.image_size}: choose between 16 and 1024 pixels.")
-    if args.study:
-        check_study_name(args.study)  # before any slow work
+    check_numbers(args)
+    if args.study is not None:
+        check_study_name(args.study)  # before any slow work; an empty name is refused, not replaced
     if args.workers is not None:
         check_workers(args.workers, storage_url(args.study or "study", args.storage))
     plugins = _plugins(args)
@@ -107,7 +109,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
     location = _data_location(args.data)
     splits = plugins.dataset_for(location).discover(location)
-    name = check_study_name(args.study or study_name_for(location))
+    name = check_study_name(args.study if args.study is not None else study_name_for(location))
+    check_database_place(storage_url(name, args.storage))  # before the images are read
     counts = {s: len(splits.indices(s)) for s in ("train", "val", "test")}
     console.print(f"[bold]Data[/] {splits.source}: {len(splits.class_names)} classes, "
                   f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
@@ -162,6 +165,32 @@ def _export_hint(study: Any, plugins: Any) -> str:
     return f"Export the best with: automl-tl export {study.study_name} --format {best_format} -o exports/{study.study_name}"
 
 
+SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Numbers of ``search`` and ``worker`` that make no sense, refused before any study is made or data read."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise UserError(f"--seed {seed}: give a whole number from 0 to {SEED_LIMIT - 1} (the random generators "
+                        f"take 32-bit seeds).")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:  # NaN too
+        raise UserError(f"--timeout {timeout:g}: give a number of seconds above 0, or leave --timeout out to run "
+                        f"until the budget of trials is met.")
+    epochs = getattr(args, "epochs", None)
+    if epochs is not None and epochs < 1:
+        raise UserError(f"--epochs {epochs}: a trial needs at least one epoch.")
+    heartbeat = getattr(args, "heartbeat", None)
+    if heartbeat is not None and heartbeat < 1:
+        raise UserError(f"--heartbeat {heartbeat}: give at least 1 second (default {DEFAULT_HEARTBEAT_S}); a worker "
+                        f"silent for 3 heartbeats has its trial retried elsewhere.")
+    max_pixels = getattr(args, "max_pixels", None)
+    if max_pixels is not None and max_pixels < 1:
+        raise UserError(f"--max-pixels {max_pixels}: give the largest image size to accept, in pixels (width times "
+                        f"height, at least 1; default 40000000).")
+
+
 def check_workers(workers: int, url: str) -> None:
     """--workers: 0 prepares the study only; more than one needs PostgreSQL."""
     from .storage import is_postgres, redact
@@ -210,17 +239,20 @@ def _search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from .data.loader import describe_skipped, load_table
-    from .storage import (artifact_places, check_study_name, is_postgres, is_sqlite, recorded_artifact_places, redact,
-                          storage_url)
+    from .storage import (artifact_places, check_database_place, check_study_name, is_postgres, is_sqlite,
+                          recorded_artifact_places, redact, sqlite_file, storage_url)
     from .worker import read_stored_study, run_worker, worker_settings
 
     name = check_study_name(args.study)
+    check_numbers(args)
     url = storage_url(name, args.storage)
     if not (is_postgres(url) or is_sqlite(url)):
         raise UserError(
             f"--storage {redact(url)}: workers share a study through PostgreSQL, whose locks keep the budget exact "
             f"and find killed workers. Use a postgresql:// URL (see 'Many machines' in the README)."
         )
+    if is_sqlite(url) and sqlite_file(url) is not None and sqlite_file(url).is_file():
+        check_database_place(url)
     with database_errors(url):
         stored = read_stored_study(name, url)
         plugins = _plugins(args)
@@ -258,7 +290,8 @@ def _study_artifacts(study: Any, option: str | None) -> tuple[Path, str | None]:
 
 
 def _load_study(name: str, storage: str | None) -> Any:
-    from .storage import check_study_name, explicit_storage, open_storage, redact, storage_url, sqlite_path
+    from .storage import (check_study_name, explicit_storage, missing_database, open_storage, redact, storage_url,
+                          sqlite_path)
     from .study import quiet_optuna
 
     import optuna
@@ -268,6 +301,9 @@ def _load_study(name: str, storage: str | None) -> Any:
     if explicit_storage(storage) is None and not sqlite_path(name).is_file():
         raise UserError(f"No study named {name!r}: {sqlite_path(name)} does not exist. `automl-tl studies` lists them.")
     url = storage_url(name, storage)
+    missing = missing_database(url)  # opening it would create the file and its folders
+    if missing is not None:
+        raise missing
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
@@ -301,11 +337,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
-    from .storage import explicit_storage, open_storage, redact, studies_dir
+    from .storage import explicit_storage, missing_database, open_storage, redact, studies_dir
     from .study import quiet_optuna
 
     quiet_optuna()
     chosen = explicit_storage(args.storage)
+    missing = missing_database(chosen) if chosen else None  # opening it would create the file and its folders
+    if missing is not None:
+        raise missing
     urls = [chosen] if chosen else [f"sqlite:///{p}" for p in sorted(studies_dir().glob("*.db"))]
     rows = []
     for url in urls:
@@ -355,6 +394,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import image_paths, load_export, predict_files
 
+    if args.top < 1:
+        raise UserError(f"--top {args.top}: give how many of the most likely classes to show for each image (at least 1).")
     plugins = _plugins(args)
     loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
     results = predict_files(loaded, image_paths(args.paths), top=args.top)
@@ -371,7 +412,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data.loader import load_table
+    from .data.loader import describe_skipped, load_table
     from .evaluate import evaluate_export
     from .predict import load_export
 
@@ -380,6 +421,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     location = _data_location(args.data)
     splits = plugins.dataset_for(location).discover(location)
     table = load_table(splits, loaded.preprocessing.image_size, show_progress=True)
+    if table.skipped:
+        err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))} They are not counted.",
+                          highlight=False)
     result = evaluate_export(loaded, table, args.split)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -390,14 +434,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .data.images import DEFAULT_MAX_PIXELS
     from .data.loader import load_table
     from .export import fetch_remote_artifacts
+    from .fingerprint import FINGERPRINT_ATTR
     from .leaderboard import ranked_trials
     from .report import write_report
     from .report.best_model import evaluate_best
+    from .study import SETTINGS_ATTR
 
     study = _load_study(args.name, args.storage)
     plugins = _plugins(args)
+    warnings_: list[str] = []
 
     def evaluate() -> Any:
         ranked = ranked_trials(study)
@@ -410,12 +458,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not location:
             raise UserError("the study does not record where its data is; pass --data")
         splits = plugins.dataset_for(location).discover(location)
-        table = load_table(splits, int(study.user_attrs.get("image_size", 48)), show_progress=False)
+        max_pixels = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("max_pixels", DEFAULT_MAX_PIXELS))
+        table = load_table(splits, int(study.user_attrs.get("image_size", 48)), max_pixels=max_pixels,
+                           show_progress=False)
+        recorded = (study.user_attrs.get(FINGERPRINT_ATTR) or {}).get("data_manifest")
+        if recorded and table.manifest_hash != recorded:
+            warnings_.append(
+                f"The data in {splits.source} is not the data study {args.name!r} was searched on: images were "
+                f"added, removed, renamed, relabelled or edited since. The best model's test results in this report "
+                f"describe that data, not the study's own test split, and its test images may include images the "
+                f"model was trained on. Pass --data with the study's original data to report on it."
+            )
         return evaluate_best(plugins, study, ranked[0].number, local, table)
 
     output = Path(args.output).expanduser().resolve()
     with console.status("Drawing the report and evaluating the best model on the test split ..."):
-        write_report(study, output, evaluate)
+        write_report(study, output, evaluate, warnings_)
+    for text in warnings_:
+        err_console.print(f"[yellow]warning[/] {escape(text)}", highlight=False)
     console.print(f"Report of study {args.name!r} written to [bold]{output}[/] (one self-contained HTML file)")
     return 0
 
@@ -595,6 +655,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# OSErrors that come from the user's machine rather than from a bug: the last-resort net in main().
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                       errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One paragraph for an OSError of the user's environment: the file, the error, what to do."""
+    files = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    where = f"{files}: " if files else ""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        where += "a file is in the way where a folder is needed: "
+    return (f"{where}{exc.strerror or exc}. Check that the file or folder named here is the one you meant, that "
+            f"you may write to it, and that its disk has free space; then run the command again.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -605,6 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(args)
     except UserError as exc:
         err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    except OSError as exc:  # a last resort: the specific cases have their own messages
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        err_console.print(f"[bold red]Error:[/] {escape(describe_os_error(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt as exc:
         detail = f" {exc.detail}" if isinstance(exc, StoppedTrial) else ""

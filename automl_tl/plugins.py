@@ -65,6 +65,11 @@ class Plugins:
             raise UserError(f"{exc}{self.failed_plugins_hint()}") from None
 
     def dataset_for(self, location: str) -> DatasetAdapter:
+        if "\x00" in location:
+            raise UserError(
+                f"DATA {location!r} contains a NUL byte (\\x00), which no file name can hold. Check how the "
+                f"path was typed or generated."
+            )
         if not Path(location).expanduser().exists():
             raise UserError(
                 f"DATA {location} does not exist. Pass a folder with one sub-folder per class "

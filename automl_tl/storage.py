@@ -7,7 +7,7 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, unquote_plus
 
 from .errors import UserError
 
@@ -62,28 +62,52 @@ def artifacts_dir(name: str, artifacts: str | None = None) -> Path:
     return base / name
 
 
-# Parsed the way SQLAlchemy parses URLs, so that a password with '#', '?' or '/' in it is still found.
-_USERINFO = re.compile(r"^[\w+.-]+://(?:[^:/@]*)(?::(?P<password>[^@]*))?@")
+# Credentials in a URL, found however malformed it is ("postgresql:/u:pw@host", "postgresql//u:pw@host",
+# a password with '@', ':', '#', '?' or '/' in it): after the scheme and the ':' and '/' that follow it,
+# everything up to the LAST '@' is the user part, its user name up to the first ':' and the password after
+# that. Parsers disagree: SQLAlchemy ends the password at the first '@' and shows the rest as the host.
+_SCHEME = re.compile(r"[A-Za-z][\w+.-]*(?P<separator>:?/*)")
+_QUERY_PASSWORD = re.compile(r"(?i)\bpassword=(?P<value>[^&]*)")
+_PIECES = re.compile(r"[@:]")
+
+
+def _credential_spans(url: str) -> list[tuple[int, int]]:
+    """Where ``url`` holds a password, as sorted, disjoint (start, end): its user part and every
+    ``password=`` value."""
+    spans = [(found.start("value"), found.end("value")) for found in _QUERY_PASSWORD.finditer(url)]
+    at = url.rfind("@")
+    if at >= 0:
+        scheme = _SCHEME.match(url)
+        start = scheme.end() if scheme and scheme.group("separator") else 0
+        colon = url.find(":", start, at)
+        if colon >= 0:
+            spans.append((colon + 1, at))
+        elif scheme and scheme.group("separator") == ":":  # "u:pw@host": that "u" may be the user, not a scheme
+            spans.append((start, at))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(span for span in spans if span[0] < span[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _secrets(url: str) -> list[str]:
-    """The password of a URL, raw and percent-decoded, from its user part or a ``password=`` query."""
-    found = []
-    match = _USERINFO.match(url)
-    if match and match.group("password"):
-        found.append(match.group("password"))
-    try:
-        query = urlsplit(url).query
-    except ValueError:
-        query = ""
-    found += [value for key, value in parse_qsl(query, keep_blank_values=False) if key.lower() == "password"]
-    # ... and as typed (parse_qsl decodes '+' and %xx, and the URL shows the raw form)
-    found += [pair.split("=", 1)[1] for pair in query.split("&") if pair.lower().startswith("password=")]
-    return [s for secret in found for s in {secret, unquote(secret)} if s]
+    """Every form of ``url``'s passwords that a message may show: as typed, percent-decoded, and each
+    piece of them between '@' and ':' longer than one character, since a driver that took only part of
+    a password for the password shows the rest as the host or the port."""
+    found: set[str] = set()
+    for start, end in _credential_spans(url):
+        raw = url[start:end]
+        for form in {raw, unquote(raw), unquote_plus(raw)}:
+            found.add(form)
+            found.update(piece for piece in _PIECES.split(form) if len(piece) > 1)
+    return [secret for secret in found if secret]
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` with every appearance of ``url``'s password replaced by ``***``."""
+    """``text`` with every appearance of ``url``'s password, or of a piece of it, replaced by ``***``."""
     for secret in sorted(_secrets(url), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
@@ -111,12 +135,12 @@ def recorded_artifact_places(name: str, recorded: str | None) -> tuple[Path, str
 
 
 def redact(url: str) -> str:
-    """A storage URL with its password replaced by ``***``."""
-    try:
-        urlsplit(url)
-    except ValueError:
-        return "<unparsable storage URL>"
-    return scrub(url, url)
+    """A storage URL, parsed or not, with every credential in it replaced by ``***`` (see _credential_spans)."""
+    shown, kept_from = [], 0
+    for start, end in _credential_spans(url):
+        shown += [url[kept_from:start], "***"]
+        kept_from = end
+    return "".join(shown) + url[kept_from:]
 
 
 def is_sqlite(url: str) -> bool:
@@ -138,7 +162,7 @@ def open_storage(url: str) -> Any:
     import optuna
 
     if is_sqlite(url) and sqlite_file(url) is not None:
-        sqlite_file(url).parent.mkdir(parents=True, exist_ok=True)
+        make_database_folder(sqlite_file(url))
     try:
         return optuna.storages.get_storage(url)
     except ModuleNotFoundError as exc:
@@ -147,11 +171,18 @@ def open_storage(url: str) -> Any:
             f"For PostgreSQL install it with: pip install 'automl-tl[postgres]'."
         ) from None
     except Exception as exc:  # connection refused, malformed URL ...
-        message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
-        raise UserError(
-            f"Cannot open the study storage {redact(url)}: {message}. Check the --storage URL and "
-            f"that the database is running and reachable."
-        ) from None
+        if is_sqlite(url) and "readonly database" in str(exc):
+            raise read_only_database(url) from None
+        raise cannot_open(url, exc) from None
+
+
+def cannot_open(url: str, exc: BaseException) -> UserError:
+    """The error for a storage URL that does not open, without its password (also from a driver)."""
+    message = scrub(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+    return UserError(
+        f"Cannot open the study storage {redact(url)}: {message}. Check the --storage URL and "
+        f"that the database is running and reachable."
+    )
 
 
 def is_database_error(exc: BaseException) -> bool:
@@ -171,9 +202,90 @@ def database_errors(url: str) -> Iterator[None]:
         if not is_database_error(exc):
             raise
         cause = exc.__cause__ or exc
+        if is_sqlite(url) and "readonly database" in str(cause):
+            raise read_only_database(url) from None
         detail = scrub(str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__, url)
         raise UserError(
             f"Lost the study database {redact(url)}: {detail}. Trials that finished are stored in it, and a trial "
             f"that was running is queued again once the database is back. When it is, run the same command again "
             f"to finish the study."
         ) from None
+
+
+# -- the place of a SQLite study: checked before anything is written there --------------------
+_PLACE_HINT = ("Set AUTOML_TL_STUDIES to a folder you can write to, or name another database file with "
+               "--storage sqlite:////ABSOLUTE/PATH/NAME.db")
+
+
+def read_only_database(url: str) -> UserError:
+    """The error for a SQLite study file that cannot be written."""
+    path = sqlite_file(url)
+    where = Path(path).resolve() if path is not None else redact(url)
+    return UserError(
+        f"The study database {where} is read-only, so automl-tl cannot record trials in it. Make the file and "
+        f"the folder it is in writable (e.g. chmod u+w), or copy the file to a writable place and pass "
+        f"--storage sqlite:////PATH/TO/COPY.db. Trials already stored in it are untouched."
+    )
+
+
+def database_place_error(path: Path, exc: OSError) -> UserError:
+    """The error for a SQLite study (or its lock file) that cannot be created at ``path``."""
+    culprit = exc.filename or path
+    return UserError(
+        f"Cannot create the study database {Path(path).resolve()}: {exc.strerror or exc} ({culprit}). "
+        f"{_PLACE_HINT}."
+    )
+
+
+def make_database_folder(path: Path) -> None:
+    """The folder of SQLite file ``path``, made if missing; a clear error where it cannot be."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise database_place_error(path, exc) from None
+
+
+def missing_database(url: str) -> UserError | None:
+    """For a read-only command: the error when ``url`` names a SQLite file that is not there (opening it
+    would create it and its folders), else None."""
+    path = sqlite_file(url) if is_sqlite(url) else None
+    if path is None or path.is_file():
+        return None
+    what = "is a folder, not a database file" if path.is_dir() else "does not exist"
+    return UserError(
+        f"No such study database: {Path(path).resolve()} (from {redact(url)}) {what}. Check the path in "
+        f"--storage or AUTOML_TL_STORAGE (sqlite:///relative/path.db is relative to the current folder, "
+        f"sqlite:////absolute/path.db is absolute). `automl-tl studies` lists the studies in {studies_dir()}."
+    )
+
+
+def check_database_place(url: str) -> None:
+    """Before a search or a worker writes a SQLite study: the file, if it is there, must be a regular file
+    that can be written, and its folder (or the nearest existing folder above it) must be a writable folder.
+    Creates nothing. (As root, only a read-only file system fails here; the real writes are checked too.)"""
+    path = sqlite_file(url) if is_sqlite(url) else None
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists():
+        if not path.is_file():
+            raise UserError(f"The study database {path.resolve()} is a folder, not a file. {_PLACE_HINT}.")
+        if not os.access(path, os.W_OK):
+            raise read_only_database(url)
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            break
+    else:
+        return
+    if not folder.is_dir():
+        raise UserError(
+            f"Cannot create the study database {path.resolve()}: {folder.resolve()} is a file, not a folder. "
+            f"{_PLACE_HINT}."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        if folder == path.parent and path.is_file():
+            raise read_only_database(url)
+        raise UserError(
+            f"Cannot create the study database {path.resolve()}: the folder {folder.resolve()} is not writable. "
+            f"{_PLACE_HINT}."
+        )

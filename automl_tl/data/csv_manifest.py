@@ -79,7 +79,8 @@ def _read_rows(csv_path: Path) -> list[tuple[int, str, str]]:
     """(1-based line number, path, label) for each non-blank data row, values stripped."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, strict=True)  # strict: an unclosed quote is an error, not a swallowed file
+            start = 1  # the line the record being read starts on
             header = next(reader, None)
             if header is None:
                 raise UserError(f"{csv_path} is empty. It needs a header row with path and label columns.")
@@ -91,17 +92,40 @@ def _read_rows(csv_path: Path) -> list[tuple[int, str, str]]:
                 )
             path_col, label_col = columns.index("path"), columns.index("label")
             rows = []
+            start = reader.line_num + 1
             for record in reader:
-                if not any(value.strip() for value in record):
-                    continue
-                rows.append((reader.line_num, _cell(record, path_col), _cell(record, label_col)))
+                if any(value.strip() for value in record):
+                    path, label = _cell(record, path_col), _cell(record, label_col)
+                    _check_cells(csv_path, start, reader.line_num, path, label)
+                    rows.append((start, path, label))
+                start = reader.line_num + 1
             return rows
     except UnicodeDecodeError:
         raise UserError(f"{csv_path} is not UTF-8 text. Save the manifest as UTF-8 CSV.") from None
     except csv.Error as exc:
-        raise UserError(f"{csv_path} is not valid CSV ({exc}). Fix the file and try again.") from None
+        if "unexpected end of data" in str(exc):
+            raise UserError(
+                f"{csv_path} line {start}: a quote (\") opened on this line is never closed, so the rest of the "
+                f"file was read as one value. Close the quote, or remove it if it is part of no value."
+            ) from None
+        raise UserError(f"{csv_path} line {start} is not valid CSV ({exc}). Fix the file and try again.") from None
     except OSError as exc:
         raise UserError(f"Cannot read {csv_path}: {exc.strerror or exc}.") from None
+
+
+def _check_cells(csv_path: Path, start: int, end: int, path: str, label: str) -> None:
+    """A path or label that holds a line break or a NUL byte is a mistake in the file, not a name."""
+    for column, value in (("path", path), ("label", label)):
+        if "\x00" in value:
+            raise UserError(
+                f"{csv_path} line {start}: the {column} {value!r} contains a NUL byte (\\x00), which no file or "
+                f"class name can hold. Remove it from the file."
+            )
+        if "\n" in value or "\r" in value:
+            raise UserError(
+                f"{csv_path} lines {start}-{end}: the {column} value spans several lines because a quote (\") "
+                f"opened on line {start} is closed only on line {end}. Close the quote on line {start}, or remove it."
+            )
 
 
 def _cell(record: list[str], column: int) -> str:

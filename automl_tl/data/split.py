@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -82,6 +82,20 @@ def _donor(members: list[int], split: list[str], exclude: str) -> str:
 
 def make_splits(root: Path, source: str, class_names: tuple[str, ...], items: tuple[ImageItem, ...],
                 val_fraction: float, test_fraction: float) -> DataSplits:
-    """DataSplits for discovered items, with the stable split applied."""
+    """DataSplits for discovered items, with the stable split applied.
+
+    Every class needs an image in each split it is split into (train, and val and test when their
+    fractions are above zero): a smaller class is refused, naming it and its count."""
+    uses = ["training"] + ["validation"] * (val_fraction > 0) + ["test"] * (test_fraction > 0)
+    needed = len(uses)
+    counts = Counter(item.label for item in items)
+    small = [(name, counts[label]) for label, name in enumerate(class_names) if counts[label] < needed]
+    if small:
+        listed = ", ".join(f"{name!r} ({count} image{'' if count == 1 else 's'})" for name, count in small)
+        raise UserError(
+            f"In {source}, class(es) {listed} have too few images: each class needs at least {needed}, one each for "
+            f"{', '.join(uses[:-1]) + ' and ' + uses[-1] if len(uses) > 1 else uses[0]}, or it would be trained on or judged by nothing. Add images to "
+            f"{'that class' if len(small) == 1 else 'those classes'}, or remove {'it' if len(small) == 1 else 'them'}."
+        )
     split = stable_split([item.relpath for item in items], [item.label for item in items], val_fraction, test_fraction)
     return DataSplits(root=root, source=source, class_names=class_names, items=items, split=split)

@@ -8,12 +8,13 @@ import tempfile
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from . import figures
+from ..errors import UserError
 from ..leaderboard import ranked_trials
 from .best_model import BestModelResults
 
@@ -23,6 +24,7 @@ h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid 
 table { border-collapse: collapse; font-size: 0.85rem; } td, th { padding: 0.25rem 0.6rem; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .scratch { color: #b00020; } .note { color: #666; font-size: 0.85rem; }
+.warning { color: #8a4b00; background: #fff4e0; border: 1px solid #f0c070; padding: 0.5rem 0.8rem; }
 .grid { display: flex; flex-wrap: wrap; gap: 0.6rem; } .grid figure { margin: 0; text-align: center; font-size: 0.75rem; }
 img.plot { max-width: 100%; }
 """
@@ -125,28 +127,43 @@ def best_model_section(results: BestModelResults | None, reason: str = "") -> st
             + (f'<div class="grid">{grid}</div>' if grid else "<p>None.</p>"))
 
 
-def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "") -> str:
+def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "",
+           warnings: Sequence[str] = ()) -> str:
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
     body = (f"<h1>Study {html.escape(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
+            + "".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings)
             + summary_section(study) + leaderboard_section(study) + plots_section(study)
             + per_backbone_section(study) + best_model_section(best, best_reason))
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>automl-tl: "
             f"{html.escape(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
 
 
-def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None]) -> Path:
-    """Write the page atomically: a half-written report never replaces a good one."""
+def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None],
+                 warnings: Sequence[str] = ()) -> Path:
+    """Write the page atomically: a half-written report never replaces a good one, and a failed write
+    leaves nothing behind. ``warnings`` (which ``evaluate`` may still add to) head the page."""
+    if output.is_dir():
+        raise UserError(f"-o {output} is a folder. Name the report's file, e.g. -o {output / 'report.html'}.")
     try:
         best, reason = evaluate(), ""
     except Exception as exc:  # the rest of the report is still worth having
         best, reason = None, f"The best model could not be evaluated: {exc}"
-    page = render(study, best, reason)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(page)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(partial, 0o666 & ~umask)  # mkstemp makes the file private; a report is for sharing
-    os.replace(partial, output)
+    page = render(study, best, reason, warnings)
+    partial = None
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(page)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o666 & ~umask)  # mkstemp makes the file private; a report is for sharing
+        os.replace(partial, output)
+    except BaseException as exc:
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UserError(f"Cannot write the report to {output}: {exc.strerror or exc} "
+                            f"({exc.filename or output.parent}). Choose another file with -o.") from None
+        raise
     return output
