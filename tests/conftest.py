@@ -44,6 +44,23 @@ def medium_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sample(tmp_path_factory.mktemp("sample") / "animal_mnist", limit_per_class=60, progress=False)
 
 
+@pytest.fixture(scope="session")
+def small_cnn_exports(small_sample: Path, shared_activation_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real one-trial torch study of the from-scratch small_cnn, made once per run: ``root/studies``
+    holds the study "mf", ``root/onnx`` and ``root/torchscript`` its two exports. Copy before changing."""
+    from automl_tl.cli import main
+
+    root = tmp_path_factory.mktemp("small_cnn_exports")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTOML_TL_STUDIES", str(root / "studies"))
+        patch.setenv("AUTOML_TL_CACHE_DIR", str(shared_activation_cache))
+        assert main(["search", str(small_sample), "--study", "mf", "--trials", "1", "--epochs", "1",
+                     "--image-size", "16", "--backbones", "small_cnn", "--seed", "0"]) == 0
+        for fmt in ("onnx", "torchscript"):
+            assert main(["export", "mf", "--format", fmt, "-o", str(root / fmt)]) == 0
+    return root
+
+
 @pytest.fixture
 def stub_plugins():
     """Plugins with the built-ins plus the stub framework registered in code (no entry point)."""

@@ -18,18 +18,10 @@ import pytest
 from automl_tl.cli import main
 
 
-@pytest.fixture(scope="module")
-def exported(small_sample: Path, shared_activation_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def exported(small_cnn_exports: Path) -> Path:
     """``root/studies`` (the study "mf"), ``root/onnx`` and ``root/torchscript``: its two exports."""
-    root = tmp_path_factory.mktemp("model_folder")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AUTOML_TL_STUDIES", str(root / "studies"))
-        patch.setenv("AUTOML_TL_CACHE_DIR", str(shared_activation_cache))
-        assert main(["search", str(small_sample), "--study", "mf", "--trials", "1", "--epochs", "1",
-                     "--image-size", "16", "--backbones", "small_cnn", "--seed", "0"]) == 0
-        for fmt in ("onnx", "torchscript"):
-            assert main(["export", "mf", "--format", fmt, "-o", str(root / fmt)]) == 0
-    return root
+    return small_cnn_exports
 
 
 @pytest.fixture
