@@ -104,7 +104,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
     if skipped and args.backbones:
         for line in skipped:
-            err_console.print(f"[yellow]skipping backbone[/] {line}")
+            err_console.print(f"[yellow]skipping backbone[/] {escape(line)}")
     elif skipped:
         console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
     location = _data_location(args.data)
@@ -112,11 +112,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     name = check_study_name(args.study if args.study is not None else study_name_for(location))
     check_database_place(storage_url(name, args.storage))  # before the images are read
     counts = {s: len(splits.indices(s)) for s in ("train", "val", "test")}
-    console.print(f"[bold]Data[/] {splits.source}: {len(splits.class_names)} classes, "
+    console.print(f"[bold]Data[/] {escape(splits.source)}: {len(splits.class_names)} classes, "
                   f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
     table = load_table(splits, args.image_size, max_pixels=args.max_pixels, show_progress=True)
     if table.skipped:
-        err_console.print(f"[yellow]warning[/] {describe_skipped(table.skipped)}")
+        err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}")
     url = storage_url(name, args.storage)
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
     settings = SearchSettings(
@@ -132,8 +132,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     def ready(study: Any, finished: int) -> None:
         from .storage import redact
 
-        console.print(f"[bold]Study[/] {name!r} in {redact(url)}: {finished} finished, budget {args.trials}; "
-                      f"backbones: {', '.join(backbones)}")
+        console.print(f"[bold]Study[/] {name!r} in {escape(redact(url))}: {finished} finished, budget {args.trials}; "
+                      f"backbones: {escape(', '.join(backbones))}")
 
     with database_errors(url):
         result = run_search(settings, plugins, table, console, on_ready=ready)
@@ -146,7 +146,7 @@ def _report_result(result: Any, settings: Any, plugins: Any) -> None:
 
     name = settings.study_name
     for note in result.notes:
-        console.print(note)
+        console.print(escape(note))
     console.print(leaderboard_table(result.study))
     if result.stopped_by == "failures":
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
@@ -219,9 +219,9 @@ def _search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, 
         admission.close()
     name, url = settings.study_name, settings.storage_url
     if args.workers == 0:
-        console.print(f"Study {name!r} is ready in {redact(url)} with a budget of {settings.trials} trials. Start "
+        console.print(f"Study {name!r} is ready in {escape(redact(url))} with a budget of {settings.trials} trials. Start "
                       f"workers on any machine that reaches the database and the artifacts with:\n"
-                      f"  AUTOML_TL_STORAGE='{redact(url)}' automl-tl worker --study {name}")
+                      f"  AUTOML_TL_STORAGE='{escape(redact(url))}' automl-tl worker --study {name}")
         return 0
     started = time.perf_counter()
     codes = run_local_workers(args.workers, study, url, settings.data_location, list(args.plugin or []), console)
@@ -266,11 +266,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
         max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
         table = load_table(splits, settings.image_size, max_pixels=max_pixels, show_progress=not args.lines)
         if table.skipped:
-            err_console.print(f"[yellow]warning[/] {describe_skipped(table.skipped)}")
-        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {redact(url)}")
+            err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}")
+        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {escape(redact(url))}")
         result = run_worker(settings, plugins, table, console)
     for note in result.notes:
-        console.print(note)
+        console.print(escape(note))
     if result.stopped_by == "failures":
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed on this worker; see `automl-tl show {name}`.")
     console.print(f"Worker {os.getpid()} ran {result.ran} trial(s) in {result.seconds:.0f}s; study {name!r} "
@@ -325,12 +325,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         attrs = best["user_attrs"]
         console.print(f"Best trial {best['number']}: val acc {best['value']:.4f}, test acc {attrs.get('test_accuracy', float('nan')):.4f}, "
                       f"balanced val acc {attrs.get('val_balanced_accuracy', float('nan')):.4f}")
-        console.print("Best params: " + ", ".join(f"{k}={v}" for k, v in best["params"].items()))
+        console.print("Best params: " + escape(", ".join(f"{k}={v}" for k, v in best["params"].items())))
     console.print(leaderboard_table(study))
     for number, reason in summary["smart_start"].items():
         console.print(f"[cyan]smart start[/] trial {number}: {escape(reason)}")
     for failure in summary["failures"][-5:]:
-        console.print(f"[red]failed[/] trial {failure['trial']}: {failure['reason']}")
+        console.print(f"[red]failed[/] trial {failure['trial']}: {escape(str(failure['reason']))}")
     return 0
 
 
@@ -357,7 +357,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        console.print(f"No studies in {chosen and redact(chosen) or studies_dir()}.")
+        console.print(f"No studies in {escape(str(chosen and redact(chosen) or studies_dir()))}.")
         return 0
     from rich.table import Table
 
@@ -365,8 +365,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
     for column in ("study", "trials", "best val acc", "best backbone", "storage"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["study"], str(row["trials"]), f"{row['best_value']:.4f}" if row["best_value"] is not None else "-",
-                      str(row["best_backbone"] or "-"), row["storage"])
+        table.add_row(escape(row["study"]), str(row["trials"]),
+                      f"{row['best_value']:.4f}" if row["best_value"] is not None else "-",
+                      escape(str(row["best_backbone"] or "-")), escape(row["storage"]))
     console.print(table)
     return 0
 
@@ -381,13 +382,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     out_dir = Path(args.output).expanduser().resolve()
     number = choose_trial(study, args.trial)
     if remote:
-        with console.status(f"Downloading trial {number}'s artifacts from {remote} ..."):
+        with console.status(f"Downloading trial {number}'s artifacts from {escape(remote)} ..."):
             fetch_remote_artifacts(remote, local, number)
     report = export_trial(plugins, study, local, args.format, out_dir, number, overwrite=args.overwrite)
-    console.print(f"Exported trial {report.trial} of {args.name!r} as {args.format} to [bold]{report.directory}[/]")
+    console.print(f"Exported trial {report.trial} of {args.name!r} as {args.format} to [bold]{escape(str(report.directory))}[/]")
     console.print(f"Parity check on {report.images_checked} validation images: largest probability difference "
                   f"{report.max_difference:.2e}, same classes: {'yes' if report.same_classes else 'no'}")
-    console.print(f"Predict with: automl-tl predict {report.directory} IMAGE_OR_FOLDER [--top 3] [--json]")
+    console.print(f"Predict with: automl-tl predict {escape(str(report.directory))} IMAGE_OR_FOLDER [--top 3] [--json]", highlight=False)
     return 0
 
 
@@ -404,10 +405,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     for result in results:
         if "error" in result:
-            console.print(f"{result['path']}: [red]unreadable[/] ({result['error']})", highlight=False)
+            console.print(f"{escape(result['path'])}: [red]unreadable[/] ({escape(str(result['error']))})", highlight=False)
         else:
             tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in result["top"])
-            console.print(f"{result['path']}: {tops}", highlight=False)
+            console.print(f"{escape(result['path'])}: {escape(tops)}", highlight=False)
     return 0
 
 
@@ -476,7 +477,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_report(study, output, evaluate, warnings_)
     for text in warnings_:
         err_console.print(f"[yellow]warning[/] {escape(text)}", highlight=False)
-    console.print(f"Report of study {args.name!r} written to [bold]{output}[/] (one self-contained HTML file)")
+    console.print(f"Report of study {args.name!r} written to [bold]{escape(str(output))}[/] (one self-contained HTML file)")
     return 0
 
 
@@ -501,7 +502,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         here = "from scratch" if not row["pretrained"] else ("[green]yes[/]" if row["weights_available"] else "[red]no[/]")
-        table.add_row(row["name"], row["framework"], str(row["blocks"]), str(row["feature_dim"]), here, row["weights"], row["plugin"])
+        table.add_row(escape(row["name"]), escape(row["framework"]), str(row["blocks"]), str(row["feature_dim"]), here,
+                      escape(row["weights"]), escape(str(row["plugin"])))
     console.print(table)
     return 0
 
@@ -519,9 +521,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for column in ("name", "source", "frameworks", "backbones", "datasets"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row.get("error") and f"[red]failed: {row['error']}[/]" or row["source"],
-                      ", ".join(row["frameworks"]), f"{len(row['backbones'])}: " + ", ".join(row["backbones"][:4]) if row["backbones"] else "",
-                      ", ".join(row["datasets"]))
+        source = f"[red]failed: {escape(row['error'])}[/]" if row.get("error") else escape(row["source"])
+        backbones = f"{len(row['backbones'])}: " + ", ".join(row["backbones"][:4]) if row["backbones"] else ""
+        table.add_row(escape(row["name"]), source, escape(", ".join(row["frameworks"])), escape(backbones),
+                      escape(", ".join(row["datasets"])))
     console.print(table)
     return 0
 
@@ -531,7 +534,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
     target = Path(args.directory).expanduser().resolve() if args.directory else default_sample_dir()
     path = write_sample(target)
-    console.print(f"Sample data set (Animal-MNIST, 10 classes) is in {path}")
+    console.print(f"Sample data set (Animal-MNIST, 10 classes) is in {escape(str(path))}")
     return 0
 
 

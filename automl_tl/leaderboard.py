@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -35,8 +36,8 @@ def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
             _fmt(trial.value, ".4f"),
             _fmt(a.get("test_accuracy"), ".4f"),
             _fmt(a.get("val_balanced_accuracy"), ".4f"),
-            str(a.get("framework", "?")),
-            str(p.get("backbone")),
+            escape(str(a.get("framework", "?"))),
+            escape(str(p.get("backbone"))),
             "yes" if pretrained else "[red]no, from scratch[/]",
             f"{depth}/{blocks}",
             transfer(f"{a.get('frozen_blocks', '?')}/{depth}"),

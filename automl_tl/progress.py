@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .types import EpochResult, TrialConfig
@@ -52,14 +53,14 @@ class SearchProgress:
             total=config.epochs,
             completed=0,
             visible=True,
-            info=f"{config.backbone} · preparing",
+            info=f"{escape(config.backbone)} · preparing",
         )
 
     def epoch_done(self, number: int, config: TrialConfig, result: EpochResult) -> None:
         self.progress.update(
             self.epoch_task,
             completed=result.epoch + 1,
-            info=f"{config.backbone} · {result.phase.value} · epoch {result.epoch + 1}/{config.epochs} · val acc {result.val_accuracy:.4f}",
+            info=f"{escape(config.backbone)} · {result.phase.value} · epoch {result.epoch + 1}/{config.epochs} · val acc {result.val_accuracy:.4f}",
         )
 
     def trial_finished(self, number: int, state: str, value: float | None, line: str) -> None:

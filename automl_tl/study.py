@@ -13,6 +13,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .artifact_mirror import S3Mirror
@@ -273,7 +274,7 @@ class TrialRunner:
             with storage_write():
                 trial.set_user_attr("fail_reason", reason[:2000])
                 self.study.tell(trial, state=TrialState.FAIL)
-            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {reason[:300]}")
+            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {escape(reason[:300])}")
             return TrialState.FAIL
         attrs = outcome_attrs(outcome)
         meta = {
@@ -300,7 +301,7 @@ class TrialRunner:
                 except Exception as exc:  # a completed trial must have its artifact where every worker looks
                     trial.set_user_attr("fail_reason", f"could not upload its artifacts to {self.mirror.url}: {exc}"[:2000])
                     self.study.tell(trial, state=TrialState.FAIL)
-                    self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {exc}")
+                    self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {escape(str(exc))}")
                     return TrialState.FAIL
             self.study.tell(trial, outcome.val_accuracy)
 
@@ -308,7 +309,7 @@ class TrialRunner:
         self._report(number, "COMPLETE", outcome.val_accuracy,
                      f"trial {number:>3}  val acc [bold]{outcome.val_accuracy:.4f}[/] (epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  test {outcome.test_accuracy:.4f}  {outcome.seconds:5.1f}s  "
-                     f"{describe_config(config, n_blocks, spec.pretrained)}")
+                     f"{escape(describe_config(config, n_blocks, spec.pretrained))}")
         return TrialState.COMPLETE
 
 
@@ -322,7 +323,7 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
         console.print("Smart start skipped: no pretrained backbone to profile the data with.")
         return
     spec = plugins.backbone(pretrained[0])
-    with console.status(f"Profiling the data: frozen {spec.name} features and a linear probe (cached for the trials)..."):
+    with console.status(f"Profiling the data: frozen {escape(spec.name)} features and a linear probe (cached for the trials)..."):
         profile = profile_data(plugins.framework(spec.framework), spec, table, space)
     limit = min(4, max(1, settings.trials // 4))
     trials = start_trials(profile, space, settings.epochs, settings.backbones, limit)
@@ -330,7 +331,7 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
         for trial in trials:
             study.enqueue_trial(trial.params, user_attrs={REASON_ATTR: trial.reason})
-    console.print(f"[bold]Smart start[/] {profile.describe()}. The first {len(trials)} trial(s) follow from that "
+    console.print(f"[bold]Smart start[/] {escape(profile.describe())}. The first {len(trials)} trial(s) follow from that "
                   f"(`automl-tl show {settings.study_name}` says why).")
 
 
