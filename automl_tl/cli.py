@@ -673,6 +673,17 @@ def describe_os_error(exc: OSError) -> str:
             f"you may write to it, and that its disk has free space; then run the command again.")
 
 
+def _without_secrets(message: str, args: argparse.Namespace) -> str:
+    """A last guard: no piece of the storage URL's password in an error, whatever path or part of the
+    URL the message quotes (a SQLite path made from a malformed URL holds the password too)."""
+    from .storage import STORAGE_ENV, scrub
+
+    for url in (getattr(args, "storage", None), os.environ.get(STORAGE_ENV)):
+        if url:
+            message = scrub(message, url)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -682,12 +693,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
             return handler(args)
     except UserError as exc:
-        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(str(exc), args))}", highlight=False)
         return 2
     except OSError as exc:  # a last resort: the specific cases have their own messages
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        err_console.print(f"[bold red]Error:[/] {escape(describe_os_error(exc))}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(describe_os_error(exc), args))}", highlight=False)
         return 2
     except KeyboardInterrupt as exc:
         detail = f" {exc.detail}" if isinstance(exc, StoppedTrial) else ""

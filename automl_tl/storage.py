@@ -45,7 +45,7 @@ def sqlite_path(name: str) -> Path:
 
 def storage_url(name: str, storage: str | None) -> str:
     """``--storage``, else ``$AUTOML_TL_STORAGE``, else ``sqlite:///studies/<name>.db``."""
-    chosen = storage or os.environ.get(STORAGE_ENV)
+    chosen = explicit_storage(storage)
     if chosen:
         return chosen
     return f"sqlite:///{sqlite_path(name)}"
@@ -53,7 +53,11 @@ def storage_url(name: str, storage: str | None) -> str:
 
 def explicit_storage(storage: str | None) -> str | None:
     """The URL the user named with ``--storage`` or ``$AUTOML_TL_STORAGE``, if any."""
-    return storage or os.environ.get(STORAGE_ENV) or None
+    chosen = storage or os.environ.get(STORAGE_ENV) or None
+    if chosen is not None and "\x00" in chosen:
+        raise UserError(f"--storage {redact(chosen.replace(chr(0), '?'))}: the URL holds a NUL byte, which no "
+                        f"database name or path can. Check how the URL was typed or generated.")
+    return chosen
 
 
 def artifacts_dir(name: str, artifacts: str | None = None) -> Path:
@@ -84,6 +88,18 @@ def _credential_spans(url: str) -> list[tuple[int, int]]:
             spans.append((colon + 1, at))
         elif scheme and scheme.group("separator") == ":":  # "u:pw@host": that "u" may be the user, not a scheme
             spans.append((start, at))
+    else:  # no '@' at all: "user:password" typed without it, where a host:port would have a number
+        scheme = _SCHEME.match(url)
+        start = scheme.end() if scheme and scheme.group("separator") else 0
+        end = min([i for i in (url.find(c, start) for c in "/?#") if i >= 0] or [len(url)])
+        netloc = url[start:end]
+        first, last = netloc.find(":"), netloc.rfind(":")
+        if netloc.startswith("[") or first < 0:  # "[::1]:5432" is an address and a port
+            pass
+        elif first < last:  # "u:pw<host>:5432"
+            spans.append((start + first + 1, start + last))
+        elif not netloc[last + 1:].isdigit():  # "u:pw<host>"; a port would be a number
+            spans.append((start + first + 1, end))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(span for span in spans if span[0] < span[1]):
         if merged and start <= merged[-1][1]:

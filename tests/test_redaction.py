@@ -95,3 +95,12 @@ def test_scrub_removes_each_piece_a_driver_may_have_taken_for_the_password():
     # a one-character piece is no secret worth mangling every message for
     assert scrub("a cat sat on a mat", "postgresql://u:a@LONGER@host/db") == "a cat sat on a mat"
     assert "LONGER" not in scrub("host LONGER@host", "postgresql://u:a@LONGER@host/db")
+
+
+def test_a_password_typed_without_its_at_sign_is_still_redacted():
+    """'u:pw' with the '@' forgotten: a host's port would be a number, so the rest is taken for a password."""
+    from automl_tl.storage import redact
+
+    assert "Sup3r" not in redact("redis://u:Sup3rS3cretPw127.0.0.1/db#frag")
+    assert redact("postgresql://db.example:5432/s") == "postgresql://db.example:5432/s"
+    assert redact("postgresql://[::1]/s") == "postgresql://[::1]/s"
