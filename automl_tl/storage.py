@@ -90,7 +90,7 @@ def _credential_spans(url: str) -> list[tuple[int, int]]:
             spans.append((start, at))
     else:  # no '@' at all: "user:password" typed without it, where a host:port would have a number
         scheme = _SCHEME.match(url)
-        start = scheme.end() if scheme and scheme.group("separator") else 0
+        start = scheme.end() if scheme and scheme.group("separator") else len(url) - len(url.lstrip(":/"))
         end = min([i for i in (url.find(c, start) for c in "/?#") if i >= 0] or [len(url)])
         netloc = url[start:end]
         first, last = netloc.find(":"), netloc.rfind(":")

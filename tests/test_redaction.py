@@ -102,5 +102,7 @@ def test_a_password_typed_without_its_at_sign_is_still_redacted():
     from automl_tl.storage import redact
 
     assert "Sup3r" not in redact("redis://u:Sup3rS3cretPw127.0.0.1/db#frag")
+    assert "Sup3r" not in redact("redis://u:Sup3rS3cretPw127.0.0.1:1/")
+    assert "Sup3r" not in redact("://u:Sup3rS3cretPw/")  # no scheme at all
     assert redact("postgresql://db.example:5432/s") == "postgresql://db.example:5432/s"
     assert redact("postgresql://[::1]/s") == "postgresql://[::1]/s"
