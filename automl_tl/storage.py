@@ -94,7 +94,9 @@ def _credential_spans(url: str) -> list[tuple[int, int]]:
         end = min([i for i in (url.find(c, start) for c in "/?#") if i >= 0] or [len(url)])
         netloc = url[start:end]
         first, last = netloc.find(":"), netloc.rfind(":")
-        if netloc.startswith("[") or first < 0:  # "[::1]:5432" is an address and a port
+        if scheme and scheme.group("separator") == ":":  # "u:pw..." with no '//': the "u" is a user, not a scheme
+            spans.append((start, end))
+        elif netloc.startswith("[") or first < 0:  # "[::1]:5432" is an address and a port
             pass
         elif first < last:  # "u:pw<host>:5432"
             spans.append((start + first + 1, start + last))

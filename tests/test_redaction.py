@@ -104,5 +104,6 @@ def test_a_password_typed_without_its_at_sign_is_still_redacted():
     assert "Sup3r" not in redact("redis://u:Sup3rS3cretPw127.0.0.1/db#frag")
     assert "Sup3r" not in redact("redis://u:Sup3rS3cretPw127.0.0.1:1/")
     assert "Sup3r" not in redact("://u:Sup3rS3cretPw/")  # no scheme at all
+    assert "Sup3r" not in redact("u:Sup3rS3cretPw[::1]:1")  # no '//': "u" is the user
     assert redact("postgresql://db.example:5432/s") == "postgresql://db.example:5432/s"
     assert redact("postgresql://[::1]/s") == "postgresql://[::1]/s"
