@@ -152,7 +152,7 @@ def _report_result(result: Any, settings: Any, plugins: Any) -> None:
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
     if result.stopped_by == "timeout":
         console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
-    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {_export_hint(result.study, plugins)}")
+    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {escape(_export_hint(result.study, plugins))}")
 
 
 def _export_hint(study: Any, plugins: Any) -> str:
@@ -233,7 +233,7 @@ def _search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, 
             f"are saved in the study; run the same command again to finish it."
         )
     console.print(f"{args.workers} workers finished the study in {time.perf_counter() - started:.0f}s. "
-                  f"{_export_hint(study, plugins)}")
+                  f"{escape(_export_hint(study, plugins))}")
     return 0
 
 

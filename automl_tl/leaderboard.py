@@ -21,7 +21,7 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
-    table = Table(title=f"Leaderboard of study {study.study_name!r} (top {top} completed trials)")
+    table = Table(title=f"Leaderboard of study {escape(repr(study.study_name))} (top {top} completed trials)")
     for column in ("#", "val acc", "test acc", "bal. acc", "framework", "backbone", "pretrained", "depth",
                    "frozen", "head", "lr", "ft ratio", "switch", "BN", "secs"):
         table.add_column(column, justify="right" if column not in ("framework", "backbone") else "left")
@@ -39,13 +39,13 @@ def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
             escape(str(a.get("framework", "?"))),
             escape(str(p.get("backbone"))),
             "yes" if pretrained else "[red]no, from scratch[/]",
-            f"{depth}/{blocks}",
-            transfer(f"{a.get('frozen_blocks', '?')}/{depth}"),
-            str(p.get("head_units") or "linear"),
+            escape(f"{depth}/{blocks}"),  # values from the study, which others may have written: not markup
+            transfer(escape(f"{a.get('frozen_blocks', '?')}/{depth}")),
+            escape(str(p.get("head_units") or "linear")),
             _fmt(p.get("lr"), ".1e"),
             transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),
-            transfer(str(p.get("switch_epoch"))),
-            str(p.get("unfrozen_bn", "-")),
+            transfer(escape(str(p.get("switch_epoch")))),
+            escape(str(p.get("unfrozen_bn", "-"))),
             _fmt(a.get("seconds"), ".0f"),
         )
     return table

@@ -32,6 +32,7 @@ from tests.stub_plugin import StubAdapter, StubSession, stub_spec
 
 class FirstTrialExplodes(StubAdapter):
     name = "markup"
+    export_formats = ("[/]fmt",)  # suggested in the search's closing line
 
     def __init__(self):
         self.started = 0
@@ -80,6 +81,7 @@ def test_a_backbone_error_with_markup_fails_only_its_trial_and_show_prints_it(ca
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"failed: RuntimeError: {ERROR}" in out
+    assert "--format [/]fmt" in out, "the plugin's export format, in the closing hint"
     study = optuna.load_study(study_name="mk", storage=storage_url("mk", None))
     states = [t.state for t in study.get_trials()]
     assert states.count(TrialState.FAIL) == 1
@@ -149,3 +151,22 @@ def test_progress_shows_a_backbone_name_as_it_is():
     console.print(progress.progress.get_renderable())
     shown = console.file.getvalue()
     assert "[/]net · preparing" in shown and "[/]net · head" in shown
+
+
+def test_leaderboard_shows_the_studys_name_parameters_and_attributes_as_they_are():
+    """A study in a shared database may hold values automl-tl did not write; show prints them as they are."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from automl_tl.leaderboard import leaderboard_table
+
+    params = {"backbone": "net", "head_units": "[/]h", "switch_epoch": "[bold red]2", "unfrozen_bn": "[/]bn"}
+    study = optuna.create_study(study_name="[bold red]s", direction="maximize")
+    study.add_trial(create_trial(value=0.5, params=params,
+                                 distributions={k: CategoricalDistribution([v]) for k, v in params.items()},
+                                 user_attrs={"blocks": "[/]b", "depth": "[/]d", "frozen_blocks": 1}))
+    console = Console(file=StringIO(), width=250)
+    console.print(leaderboard_table(study))
+    shown = console.file.getvalue()
+    for text in ("'[bold red]s'", "[/]h", "[bold red]2", "[/]bn", "[/]d/[/]b", "1/[/]d"):
+        assert text in shown, text
