@@ -189,9 +189,14 @@ def open_storage(url: str) -> Any:
             f"For PostgreSQL install it with: pip install 'automl-tl[postgres]'."
         ) from None
     except Exception as exc:  # connection refused, malformed URL ...
-        if is_sqlite(url) and "readonly database" in str(exc):
+        if _is_read_only_sqlite(url, exc):
             raise read_only_database(url) from None
         raise cannot_open(url, exc) from None
+
+
+def _is_read_only_sqlite(url: str, exc: BaseException) -> bool:
+    """SQLite's "attempt to write a readonly database", however the driver wrapped it."""
+    return is_sqlite(url) and "readonly database" in str(exc)
 
 
 def cannot_open(url: str, exc: BaseException) -> UserError:
@@ -220,7 +225,7 @@ def database_errors(url: str) -> Iterator[None]:
         if not is_database_error(exc):
             raise
         cause = exc.__cause__ or exc
-        if is_sqlite(url) and "readonly database" in str(cause):
+        if _is_read_only_sqlite(url, cause):
             raise read_only_database(url) from None
         detail = scrub(str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__, url)
         raise UserError(
