@@ -18,11 +18,71 @@ import numpy as np
 
 from .activation_store import ActivationKey, ActivationStore, MemoryStore, _Float16Overflow, images_digest
 from .data.images import DECODER_VERSION
+from .data.pages import release
 from .types import ImageTable
 
 
-POOLED_FLOAT32_ENTRIES = 4  # a few cut points' pooled features (tens of MB each), kept in memory as float32
+POOLED_FLOAT32_BYTES = 512 * 2**20  # a few cut points' pooled features, kept in memory as float32 (the newest always)
 _POOLED_FLOAT32: "OrderedDict[ActivationKey, np.ndarray]" = OrderedDict()
+_NOTICES: list[str] = []
+_NOTICED: set[str] = set()
+
+
+def notice_once(text: str) -> None:
+    """Say ``text`` once per process: the search prints it after the trial that met it."""
+    if text not in _NOTICED:
+        _NOTICED.add(text)
+        _NOTICES.append(text)
+
+
+def take_notices() -> list[str]:
+    """The notices not yet printed."""
+    taken = list(_NOTICES)
+    _NOTICES.clear()
+    return taken
+
+
+class NormalisedImages:
+    """The table's images as float32 model input, normalised batch by batch as they are read:
+    the whole data set is never converted at once. Indexing (a slice or an index array) returns
+    an in-memory float32 array; the memory map's pages are released after each read."""
+
+    def __init__(self, images: np.ndarray, normalise: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.images, self.normalise = images, normalise
+        sample = normalise(np.asarray(images[:1]))
+        self.shape = (len(images), *sample.shape[1:])
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        batch = np.asarray(self.images[index])
+        release(self.images)
+        return self.normalise(batch)
+
+
+class LivePrefix:
+    """Activations after block ``stop``, computed when read from those after block ``start`` (a stored
+    entry, or the images): for an entry the cache has no room for. Indexing returns float32 rows."""
+
+    def __init__(self, owner: "PrefixActivations", source: Any, start: int, stop: int) -> None:
+        self.owner, self.source, self.start, self.stop = owner, source, start, stop
+        sample = owner.run_batch(np.array(source[:1], dtype=np.float32), start, stop)
+        self.shape = (len(source), *sample.shape[1:])
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        inputs = np.array(self.source[index], dtype=np.float32)  # a writable copy
+        release(self.source)
+        if inputs.ndim == len(self.shape) - 1:  # a single row
+            return self.owner.run_batch(inputs[None], self.start, self.stop)[0]
+        step = self.owner.batch_size
+        parts = [self.owner.run_batch(inputs[i : i + step], self.start, self.stop) for i in range(0, len(inputs), step)]
+        return np.concatenate(parts) if parts else np.empty((0, *self.shape[1:]), np.float32)
 
 
 @dataclass(frozen=True)
@@ -61,12 +121,12 @@ class PrefixActivations(abc.ABC):
         self.store: ActivationStore = store if digest is not None else MemoryStore()
         self.identity, self.data, self.n_blocks = identity, data, n_blocks
         self.images = digest or "unnamed"
-        self._normalised: np.ndarray | None = None
+        self._normalised: NormalisedImages | None = None
         self._chain: list[str] = []
 
     @abc.abstractmethod
-    def normalised_images(self) -> np.ndarray:
-        """The whole table as float32 model input."""
+    def normalise_batch(self, images: np.ndarray) -> np.ndarray:
+        """A batch of uint8 (N, H, W, 3) images as float32 model input, in the framework's layout."""
 
     @abc.abstractmethod
     def block_weights_digest(self, i: int) -> str:
@@ -106,8 +166,10 @@ class PrefixActivations(abc.ABC):
         return pooled
 
     # -- public -----------------------------------------------------------------------------
-    def after_block(self, k: int) -> np.ndarray:
-        """Activations after the first ``k`` blocks, for every image in the table (rows in table order)."""
+    def after_block(self, k: int) -> Any:
+        """Activations after the first ``k`` blocks, for every image in the table (rows in table order):
+        a memory-mapped entry, or, when the cache has no room for it, a ``LivePrefix`` that runs the
+        frozen blocks on every read (the search says so once)."""
         if k == 0:
             return self._images()
         key = self._key(f"block:{k}", k)
@@ -115,7 +177,18 @@ class PrefixActivations(abc.ABC):
         if cached is not None:
             return cached
         start, inputs = self._deepest_below(k)
+        live = LivePrefix(self, inputs, start, k)
+        nbytes = int(np.prod(live.shape)) * self.store_itemsize()
+        if not self.store.fits(nbytes):
+            notice_once(f"The activations after block {k} of {self.identity.backbone} ({nbytes / 2**30:.1f} GB) do not "
+                        f"fit the activation cache (AUTOML_TL_CACHE_GB, or the free disk): trials that freeze "
+                        f"{k} blocks run those blocks on every batch instead of reading them.")
+            return live
         return self._compute({k: key}, inputs, lambda batch: {k: self.run_batch(batch, start, k)})[k]
+
+    def store_itemsize(self) -> int:
+        """Bytes per stored value (float16 unless the store keeps float32)."""
+        return int(getattr(getattr(self.store, "dtype", None), "itemsize", 4))
 
     def pooled(self, k: int | None = None) -> np.ndarray:
         """Pooled features after block ``k`` (the last block by default): the classic bottleneck features.
@@ -150,7 +223,7 @@ class PrefixActivations(abc.ABC):
             cached = np.asarray(self.pooled(k), dtype=np.float32)
             cached.setflags(write=False)
             _POOLED_FLOAT32[key] = cached
-            while len(_POOLED_FLOAT32) > POOLED_FLOAT32_ENTRIES:
+            while len(_POOLED_FLOAT32) > 1 and sum(a.nbytes for a in _POOLED_FLOAT32.values()) > POOLED_FLOAT32_BYTES:
                 _POOLED_FLOAT32.popitem(last=False)
         else:
             _POOLED_FLOAT32.move_to_end(key)
@@ -163,12 +236,12 @@ class PrefixActivations(abc.ABC):
     def _pooled_key(self, k: int) -> ActivationKey:
         return self._key(f"pooled:{k}", k, pooled=True)
 
-    def _images(self) -> np.ndarray:
+    def _images(self) -> NormalisedImages:
         if self._normalised is None:
-            self._normalised = self.normalised_images()
+            self._normalised = NormalisedImages(self.data.images, self.normalise_batch)
         return self._normalised
 
-    def _deepest_below(self, k: int) -> tuple[int, np.ndarray]:
+    def _deepest_below(self, k: int) -> tuple[int, Any]:
         for j in range(k - 1, 0, -1):
             key = self._key(f"block:{j}", j)
             cached = self.store.get(key) if self.store.contains(key) else None
@@ -176,14 +249,14 @@ class PrefixActivations(abc.ABC):
                 return j, cached
         return 0, self._images()
 
-    def _compute(self, keys: dict[int, ActivationKey], inputs: np.ndarray,
+    def _compute(self, keys: dict[int, ActivationKey], inputs: Any,
                  fn: Callable[[np.ndarray], dict[int, np.ndarray]]) -> dict[int, np.ndarray]:
         try:
             return self._fill(keys, inputs, fn, float16_ok=True)
         except _Float16Overflow:
             return self._fill(keys, inputs, fn, float16_ok=False)
 
-    def _fill(self, keys: dict[int, ActivationKey], inputs: np.ndarray,
+    def _fill(self, keys: dict[int, ActivationKey], inputs: Any,
               fn: Callable[[np.ndarray], dict[int, np.ndarray]], float16_ok: bool) -> dict[int, np.ndarray]:
         """Run ``fn`` over the table batch by batch, writing each of its outputs to its entry; every
         entry becomes visible only when all are complete."""
@@ -193,6 +266,7 @@ class PrefixActivations(abc.ABC):
         try:
             for start in range(0, len(inputs), self.batch_size):
                 batch = np.array(inputs[start : start + self.batch_size], dtype=np.float32)  # a writable copy
+                release(inputs)
                 for depth, rows in fn(batch).items():
                     rows = np.asarray(rows, dtype=np.float32)
                     if depth not in writers:
@@ -208,11 +282,12 @@ class PrefixActivations(abc.ABC):
             raise
 
 
-def rows_as_float32(source: np.ndarray, indices: np.ndarray) -> np.ndarray:
+def rows_as_float32(source: Any, indices: np.ndarray) -> np.ndarray:
     """Rows of a (possibly memory-mapped, float16) activation array, as a float32 array.
     Sorted reads keep a memory map sequential; the caller's order is restored after."""
     indices = np.asarray(indices, dtype=np.int64)
     order = np.argsort(indices, kind="stable")
     rows = np.empty((len(indices), *source.shape[1:]), dtype=np.float32)
     rows[order] = source[indices[order]]
+    release(source)
     return rows

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,11 +24,14 @@ from typing import Iterable, Protocol
 
 import numpy as np
 
+from .data.image_store import CACHE_DIR_ENV, cache_dir
+
 FORMAT_VERSION = 2  # bump when the layout of entries or the meaning of a key changes
-CACHE_DIR_ENV = "AUTOML_TL_CACHE_DIR"
 CACHE_GB_ENV = "AUTOML_TL_CACHE_GB"
 CACHE_DTYPE_ENV = "AUTOML_TL_CACHE_DTYPE"
-DEFAULT_CACHE_GB = 4.0
+MEMORY_ENTRY_BYTES = 1 << 30  # the largest entry a MemoryStore keeps (for weights that exist once)
+DISK_RESERVE = 2 << 30  # bytes of the disk the cache leaves free
+DEFAULT_CACHE_SHARE, DEFAULT_CACHE_MAX_GB, DEFAULT_CACHE_MIN_GB = 0.5, 64.0, 1.0
 FLOAT16_SAFE_MAX = 6.0e4  # float16 overflows above 65504; larger activations are kept as float32
 
 
@@ -89,6 +93,8 @@ class ActivationStore(Protocol):
 
     def contains(self, key: ActivationKey) -> bool: ...
 
+    def fits(self, nbytes: int) -> bool: ...
+
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool) -> ActivationWriter: ...
 
 
@@ -126,42 +132,57 @@ class MemoryStore:
     def contains(self, key: ActivationKey) -> bool:
         return key in self.entries
 
+    def fits(self, nbytes: int) -> bool:
+        """Whether an entry of ``nbytes`` may be kept (in memory: up to ``MEMORY_ENTRY_BYTES``)."""
+        return nbytes <= MEMORY_ENTRY_BYTES
+
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool) -> ActivationWriter:
         return _MemoryWriter(self, key, shape)
 
 
 class _DiskWriter:
+    """Rows go to a partial ``.npy`` file with ``pwrite`` (no writable memory map, whose dirty pages
+    would count as this process's memory), and the file is renamed into place when complete."""
+
     def __init__(self, store: "DiskStore", key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.store, self.key, self.dtype = store, key, dtype
+        self.store, self.key, self.dtype, self.shape = store, key, dtype, shape
         store.root.mkdir(parents=True, exist_ok=True)
         handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=store.root)
         os.close(handle)
         self.tmp = Path(name)
-        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
+        header = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
+        self.offset = int(header.offset)
+        del header
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        self.fd: int | None = os.open(self.tmp, os.O_RDWR)
         self.overflowed = False
 
     def write(self, start: int, rows: np.ndarray) -> None:
         if self.dtype == np.float16 and rows.size and float(np.abs(rows).max()) > FLOAT16_SAFE_MAX:
             self.overflowed = True  # commit() refuses the entry; it is recomputed as float32
-        if not self.overflowed:
-            self.array[start : start + len(rows)] = rows
+        if not self.overflowed and self.fd is not None:
+            data = np.ascontiguousarray(rows, dtype=self.dtype)
+            os.pwrite(self.fd, memoryview(data).cast("B"), self.offset + start * self.row_bytes)
 
     def commit(self) -> np.ndarray:
-        self.array.flush()
-        shape = self.array.shape
-        del self.array
+        self._close()
         if self.overflowed:
             self.abort()
-            raise _Float16Overflow(shape)
+            raise _Float16Overflow(self.shape)
         final = self.store.path(self.key)
         os.replace(self.tmp, final)
-        self.store.describe(self.key, shape, self.dtype)
+        self.store.describe(self.key, self.shape, self.dtype)
         self.store.evict(keep=final)
         return np.load(final, mmap_mode="r")
 
     def abort(self) -> None:
-        self.__dict__.pop("array", None)
+        self._close()
         self.tmp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class _Float16Overflow(Exception):
@@ -205,10 +226,23 @@ class DiskStore:
     def contains(self, key: ActivationKey) -> bool:
         return self.path(key).is_file()
 
+    def fits(self, nbytes: int) -> bool:
+        """Whether an entry of ``nbytes`` can be written: within the size limit, and within the free disk
+        (less ``DISK_RESERVE``) once older entries are evicted."""
+        if nbytes > self.max_bytes:
+            return False
+        try:
+            free = shutil.disk_usage(self.root if self.root.is_dir() else self.root.parent).free
+        except OSError:
+            return False
+        return nbytes + DISK_RESERVE <= free + self.bytes_used()
+
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool = True) -> ActivationWriter:
         nbytes = int(np.prod(shape)) * self.dtype.itemsize
-        if nbytes > self.max_bytes:
-            return _MemoryWriter(MemoryStore(), key, shape)  # larger than the whole cache: keep it in memory
+        if not self.fits(nbytes):
+            # Only pooled features get here (block entries are checked first and run live): they are small.
+            return _MemoryWriter(MemoryStore(), key, shape)
+        self.evict(extra=nbytes)  # make room first: the disk may be the limit, not only max_bytes
         dtype = self.dtype if float16_ok else np.dtype(np.float32)
         return _DiskWriter(self, key, shape, dtype)
 
@@ -226,8 +260,9 @@ class DiskStore:
                 pass
         return total
 
-    def evict(self, keep: Path | None = None) -> None:
-        """Delete least recently used entries until the folder fits ``max_bytes``."""
+    def evict(self, keep: Path | None = None, extra: int = 0) -> None:
+        """Delete least recently used entries until the folder, plus ``extra`` bytes about to be written,
+        fits ``max_bytes`` and the free disk keeps ``DISK_RESERVE``."""
         stats = []
         for entry in self.entries():
             try:
@@ -235,8 +270,13 @@ class DiskStore:
             except FileNotFoundError:
                 pass
         total = sum(size for _, size, _ in stats)
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            free = 0
+        budget = min(self.max_bytes, total + free - DISK_RESERVE) - extra
         for _, size, entry in sorted(stats):
-            if total <= self.max_bytes:
+            if total <= budget:
                 break
             if entry == keep:
                 continue
@@ -257,25 +297,41 @@ class DiskStore:
 
 
 def default_cache_dir() -> Path:
-    """``$AUTOML_TL_CACHE_DIR``, else ``$XDG_CACHE_HOME/automl-tl/activations`` (``~/.cache`` by default)."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "automl-tl" / "activations"
+    """The activation cache's folder (see ``automl_tl.data.image_store.cache_dir``)."""
+    return cache_dir()
+
+
+def default_cache_bytes(root: Path) -> int:
+    """Half of the disk that the cache may use (its free space plus what it holds now), between 1 and
+    64 GB: at 224 px an early block of one backbone over 50,000 images is several GB."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        free = 0
+    used = DiskStore(root, 0).bytes_used()
+    share = DEFAULT_CACHE_SHARE * (free + used)
+    return int(min(max(share, DEFAULT_CACHE_MIN_GB * 2**30), DEFAULT_CACHE_MAX_GB * 2**30))
 
 
 def store_from_env() -> DiskStore:
-    """The shared on-disk store, configured by ``$AUTOML_TL_CACHE_DIR``, ``$AUTOML_TL_CACHE_GB``
-    (4 by default) and ``$AUTOML_TL_CACHE_DTYPE`` (float16 by default)."""
+    """The shared on-disk store, configured by ``$AUTOML_TL_CACHE_DIR``, ``$AUTOML_TL_CACHE_GB`` (by
+    default half the disk it may use, see ``default_cache_bytes``) and ``$AUTOML_TL_CACHE_DTYPE``
+    (float16 by default)."""
     from .errors import UserError
 
-    raw_gb = os.environ.get(CACHE_GB_ENV, str(DEFAULT_CACHE_GB))
-    try:
-        gigabytes = float(raw_gb)
-    except ValueError:
-        raise UserError(f"{CACHE_GB_ENV}={raw_gb!r} is not a number. Set it to the cache's size limit in GB, e.g. 4.") from None
+    root = default_cache_dir()
+    raw_gb = os.environ.get(CACHE_GB_ENV)
+    if raw_gb is None or not raw_gb.strip():
+        limit = default_cache_bytes(root)
+    else:
+        try:
+            limit = int(float(raw_gb) * 2**30)
+        except ValueError:
+            raise UserError(f"{CACHE_GB_ENV}={raw_gb!r} is not a number. Set it to the cache's size limit in GB, e.g. 4.") from None
     dtype = os.environ.get(CACHE_DTYPE_ENV, "float16")
     if dtype not in ("float16", "float32"):
         raise UserError(f"{CACHE_DTYPE_ENV}={dtype!r}: choose float16 (the default) or float32.")
-    return DiskStore(default_cache_dir(), int(gigabytes * 2**30), dtype)
+    return DiskStore(root, limit, dtype)

@@ -22,7 +22,9 @@ import numpy as np
 
 from .errors import UserError
 from .export import LABELS_FILE, METADATA_FILE, PREPROCESSING_FILE
-from .types import ExportedModel, FrameworkAdapter, Preprocessing
+from .types import INTERPOLATIONS, RESIZE_MODES, ExportedModel, FrameworkAdapter, Preprocessing, ResizeRule
+
+LEGACY_RESIZE_TEXT = "bilinear, to a square"  # what preprocessing.json said before resize rules
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # the range `automl-tl search --image-size` accepts
 MAX_JSON_BYTES = 1 << 20  # an export's JSON files are a few kilobytes
@@ -159,7 +161,23 @@ def check_preprocessing(data: Any, path: Path) -> Preprocessing:
     if not all(s > 0 for s in values["std"]):
         raise UserError(f'{path}: the field "std" is {_show(data["std"])}; every channel\'s std must be above zero '
                         f'(pixels are divided by it). {FIX}')
-    return Preprocessing(size, values["mean"], values["std"])
+    return Preprocessing(size, values["mean"], values["std"], _check_rule(data, path))
+
+
+def _check_rule(data: dict[str, Any], path: Path) -> ResizeRule:
+    """The resize rule: ``resize`` one of the modes, ``crop_pct`` from 0.5 to 1, ``interpolation`` one we
+    resample with. A file written before rules existed has none of them and stretched its images."""
+    if "resize" not in data or data["resize"] == LEGACY_RESIZE_TEXT:
+        return ResizeRule("stretch")
+    mode, crop, interpolation = data["resize"], data.get("crop_pct", 1.0), data.get("interpolation", "bilinear")
+    if mode not in RESIZE_MODES:
+        raise UserError(f'{path}: the field "resize" is {_show(mode)}; it must be one of {", ".join(RESIZE_MODES)}. {FIX}')
+    if not (_is_number(crop) and math.isfinite(crop) and 0.5 <= crop <= 1.0):
+        raise UserError(f'{path}: the field "crop_pct" is {_show(crop)}; it must be a number from 0.5 to 1. {FIX}')
+    if interpolation not in INTERPOLATIONS:
+        raise UserError(f'{path}: the field "interpolation" is {_show(interpolation)}; it must be one of '
+                        f'{", ".join(INTERPOLATIONS)}. {FIX}')
+    return ResizeRule(mode, float(crop), interpolation)
 
 
 def read_model_folder(model_dir: Path) -> ModelFolder:

@@ -63,7 +63,7 @@ def predict_files(loaded: LoadedExport, paths: list[Path], top: int = 3) -> list
         arrays, kept = [], []
         for path in batch_paths:
             try:
-                arrays.append(decode_image(path.read_bytes(), size))
+                arrays.append(decode_image(path.read_bytes(), size, rule=loaded.preprocessing.rule))
                 kept.append(path)
             except (BadImage, OSError) as exc:
                 results.append({"path": str(path), "error": str(exc)})

@@ -19,18 +19,65 @@ class Phase(str, enum.Enum):
     FINETUNE = "finetune"  # blocks above the freeze point learn too, at a lower rate
 
 
+RESIZE_MODES = ("crop", "pad", "stretch")
+"""How an image becomes a square: keep the aspect ratio and centre-crop (default), keep it and pad, or stretch."""
+
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+@dataclass(frozen=True)
+class ResizeRule:
+    """How a decoded image of any shape becomes an ``image_size`` square, as pretrained configs state it.
+
+    ``crop``: scale the shorter side to ``image_size / crop_pct`` and cut the centre square (torchvision's
+    evaluation transform is crop with crop_pct 0.875: 256 then 224). ``pad``: scale the longer side to
+    ``image_size`` and pad the rest with white. ``stretch``: scale each side to ``image_size``.
+    """
+
+    mode: str = "crop"
+    crop_pct: float = 1.0
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESIZE_MODES:
+            raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, not {self.mode!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {self.interpolation!r}")
+        if not 0.5 <= float(self.crop_pct) <= 1.0:
+            raise ValueError(f"crop_pct must be between 0.5 and 1, not {self.crop_pct!r}")
+
+    def token(self) -> str:
+        """A short exact name, part of every decoded-image and activation key."""
+        return f"{self.mode}:{float(self.crop_pct):g}:{self.interpolation}"
+
+    def describe(self) -> str:
+        if self.mode == "crop":
+            share = "" if self.crop_pct == 1.0 else f" of {self.crop_pct:g} of it"
+            return f"shorter side resized ({self.interpolation}), centre square{share} kept"
+        if self.mode == "pad":
+            return f"longer side resized ({self.interpolation}), padded with white to a square"
+        return f"stretched to a square ({self.interpolation})"
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    """How pixels become model input: resize to a square, scale to [0, 1], then (x - mean) / std."""
+    """How pixels become model input: decode, orient by EXIF, lay transparency over white, make a square
+    by ``rule``, scale to [0, 1], then (x - mean) / std."""
 
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    rule: ResizeRule = field(default_factory=ResizeRule)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "image_size": self.image_size,
-            "resize": "bilinear, to a square",
+            "resize": self.rule.mode,
+            "crop_pct": float(self.rule.crop_pct),
+            "interpolation": self.rule.interpolation,
+            "resize_rule": self.rule.describe(),
+            "exif_orientation": True,
+            "transparency": "over white",
             "color": "RGB",
             "scale": "pixel / 255",
             "mean": list(self.mean),
@@ -39,7 +86,16 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Preprocessing":
-        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]))  # type: ignore[arg-type]
+        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]), rule_from_dict(data))  # type: ignore[arg-type]
+
+
+def rule_from_dict(data: Mapping[str, Any]) -> ResizeRule:
+    """The resize rule a preprocessing.json (or a study's record) states; files written before rules
+    existed said "bilinear, to a square", which is ``stretch``."""
+    mode = data.get("resize", "stretch")
+    if mode not in RESIZE_MODES:
+        mode = "stretch"
+    return ResizeRule(mode, float(data.get("crop_pct", 1.0)), str(data.get("interpolation", "bilinear")))
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,12 +126,16 @@ class BackboneSpec:
     factory: Callable[[bool], Any]
     blocks: tuple[str, ...]
     feature_dim: int
-    default_image_size: int = 224
+    default_image_size: int = 224  # the native input size of the pretrained weights
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     weights: WeightsInfo | None = None
     description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    # How the weights were evaluated (timm's pretrained config): centre crop share and interpolation.
+    # None: no preference (a from-scratch network), the study's other backbones decide.
+    crop_pct: float | None = 0.875
+    interpolation: str = "bilinear"
 
     @property
     def pretrained(self) -> bool:
@@ -84,8 +144,14 @@ class BackboneSpec:
     def weights_available(self) -> bool:
         return self.weights is not None and bool(self.weights.is_available())
 
-    def preprocessing(self, image_size: int) -> Preprocessing:
-        return Preprocessing(image_size, self.mean, self.std)
+    def preprocessing(self, image_size: int, rule: ResizeRule | None = None) -> Preprocessing:
+        """The model's input: ``rule`` (the study's; by default this backbone's own) at ``image_size``."""
+        return Preprocessing(image_size, self.mean, self.std, rule or self.resize_rule())
+
+    def resize_rule(self, mode: str = "crop") -> ResizeRule:
+        """This backbone's own rule for ``mode``; crop_pct applies to ``crop`` only."""
+        crop = self.crop_pct if (mode == "crop" and self.crop_pct is not None) else 1.0
+        return ResizeRule(mode, crop, self.interpolation)
 
 
 @dataclass(frozen=True)
@@ -165,7 +231,8 @@ class DataSplits:
 
 @dataclass
 class ImageTable:
-    """Decoded, resized images held in memory, with labels and split indices."""
+    """Decoded, resized images with labels and split indices. ``images`` is usually a read-only memory
+    map of the decoded-image store: read it in batches (``automl_tl.data.pages.read_rows``)."""
 
     images: np.ndarray  # uint8, (N, H, W, 3)
     labels: np.ndarray  # int64, (N,)
@@ -175,6 +242,7 @@ class ImageTable:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relpath, reason)
     manifest_hash: str = ""
     content_hashes: tuple[str, ...] = ()  # sha1 of each image file's bytes, parallel to images
+    decoded_now: int = 0  # images this load decoded; 0 when they all came from the decoded-image store
 
     @property
     def image_size(self) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automl_tl.activation_cache import PrefixActivations, PrefixIdentity, rows_as_float32
+from automl_tl.activation_cache import LivePrefix, PrefixActivations, PrefixIdentity, rows_as_float32, take_notices
 from automl_tl.activation_store import (
     ActivationKey,
     DiskStore,
@@ -32,8 +32,8 @@ class LinearBlocks(PrefixActivations):
         self.weights = weights
         self.block_runs: list[tuple[int, int]] = []
 
-    def normalised_images(self) -> np.ndarray:
-        return self.data.images.astype(np.float32) / 255.0
+    def normalise_batch(self, images: np.ndarray) -> np.ndarray:
+        return images.astype(np.float32) / 255.0
 
     def block_weights_digest(self, i: int) -> str:
         return arrays_digest([(str(i), np.asarray([self.weights[i]], np.float64))])
@@ -143,11 +143,45 @@ def test_the_store_stays_under_its_size_limit_evicting_the_least_recently_used(t
     assert len(store.entries()) == 2
 
 
-def test_an_entry_larger_than_the_whole_cache_stays_in_memory(tmp_path):
+def test_an_entry_the_cache_cannot_hold_runs_live_and_says_so_once(tmp_path):
+    take_notices()
     store = DiskStore(tmp_path / "tiny", max_bytes=10, dtype="float16")
-    prefix = LinearBlocks(store, synthetic_table(n_per_split=4, size=8), [2.0])
-    np.testing.assert_allclose(prefix.after_block(1), direct(prefix.data, [2.0], 1), rtol=1e-6)
-    assert store.entries() == []
+    data = synthetic_table(n_per_split=4, size=8)
+    prefix = LinearBlocks(store, data, [2.0, 3.0])
+    live = prefix.after_block(2)
+    assert isinstance(live, LivePrefix) and live.shape == (len(data.images), 8, 8, 3)
+    picked = np.array([5, 0, 3])
+    np.testing.assert_allclose(rows_as_float32(live, picked), direct(data, [2.0, 3.0], 2)[picked], rtol=1e-6)
+    prefix.after_block(2)
+    notices = take_notices()
+    assert len(notices) == 1 and "after block 2 of linear" in notices[0] and "AUTOML_TL_CACHE_GB" in notices[0]
+    assert store.entries() == [] and take_notices() == []
+    # Nothing the size of the data set was kept in memory: reading rows runs the blocks on those rows only.
+    prefix.block_runs.clear()
+    live[np.array([1, 2])]
+    assert prefix.block_runs == [(0, 2)]
+
+
+def test_the_limit_follows_the_free_disk(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import automl_tl.activation_store as activation_store
+
+    usage = namedtuple("usage", "total used free")
+    store = DiskStore(tmp_path / "disk", max_bytes=2**40, dtype="float32")
+    data = synthetic_table(n_per_split=4, size=8)
+    entry_bytes = len(data.images) * 8 * 8 * 3 * 4
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, activation_store.DISK_RESERVE + entry_bytes // 2))
+    assert not store.fits(entry_bytes)  # the disk, not the limit, is what is short
+    assert isinstance(LinearBlocks(store, data, [2.0]).after_block(1), LivePrefix)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 2**50))
+    assert store.fits(entry_bytes)
+    # Without AUTOML_TL_CACHE_GB the limit is half the disk the cache may use, within 1 and 64 GB.
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 10 * 2**30))
+    assert activation_store.default_cache_bytes(tmp_path / "new") == 5 * 2**30
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, 2**50))
+    assert activation_store.default_cache_bytes(tmp_path / "new") == 64 * 2**30
 
 
 def test_float16_storage_is_close_and_overflow_falls_back_to_float32(tmp_path):

@@ -1,4 +1,4 @@
-"""Safe image decoding: bytes in, a square uint8 RGB array out.
+"""Safe image decoding: bytes in, a square uint8 RGB array out, made square by a ``ResizeRule``.
 
 Every image a user hands us is untrusted. ``decode_image`` reads only the header
 before checking the pixel count against a cap, accepts only a few common formats
@@ -9,11 +9,14 @@ before checking the pixel count against a cap, accepts only a few common formats
 from __future__ import annotations
 
 import io
+import math
 import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ..types import ResizeRule
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 """File name endings that count as images when discovering data (case-insensitive)."""
@@ -21,8 +24,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_MAX_PIXELS = 40_000_000
 """Images with more pixels than this (width * height) are refused before decoding."""
 
-DECODER_VERSION = "pil-bilinear-rgb-1"
-"""Names how ``decode_image`` turns bytes into pixels; part of every activation cache key."""
+DECODER_VERSION = "pil-rgb-2"
+"""Names how ``decode_image`` turns bytes into pixels (with the resize rule's token, part of every
+decoded-image and activation key)."""
 
 DECODE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG covers MPO (camera multi-picture JPEG)
 """Formats the decoder will parse, whatever the file is called (a renamed WebP still works)."""
@@ -54,6 +58,7 @@ _ORIENTATION = {
 }
 
 _WHITE = (255, 255, 255)
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
 class BadImage(Exception):
@@ -66,17 +71,21 @@ def is_image_file(path: Path) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 rule: ResizeRule | None = None) -> np.ndarray:
     """Decode ``data`` into a uint8 array of shape (image_size, image_size, 3), RGB.
 
     The width * height from the header is checked against ``max_pixels`` before any
     pixel is decoded. Grayscale, palette, 16-bit, CMYK and images with alpha become
-    RGB (transparent areas are laid over white); the EXIF orientation is applied; the
-    image is stretched to a square with bilinear resampling. Raises ``BadImage`` for a
+    RGB (transparent areas are laid over white); the EXIF orientation is applied first;
+    then ``rule`` (by default: keep the aspect ratio, centre-crop) makes the square. A
+    JPEG is decoded at the smallest 1/2, 1/4 or 1/8 scale that still covers the output
+    (libjpeg's DCT scaling, through Pillow's draft mode). Raises ``BadImage`` for a
     corrupt, truncated, oversized or unsupported file.
     """
     if image_size < 1:
         raise ValueError(f"image_size must be at least 1, got {image_size}")
+    rule = rule or ResizeRule()
     try:
         with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as im:
             width, height = im.size
@@ -84,14 +93,12 @@ def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIX
                 raise BadImage(f"{width}x{height} pixels is over the cap of {max_pixels:,} pixels")
             orientation = _orientation(im)
             if im.format in ("JPEG", "MPO"):
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale; the result stays >= image_size.
-                im.draft(None, (image_size, image_size))
+                scale = _needed_scale(width, height, image_size, rule)
+                im.draft("RGB" if im.mode == "RGB" else None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
             rgb = _to_rgb(im)
-            if rgb.size != (image_size, image_size):
-                rgb = rgb.resize((image_size, image_size), Image.Resampling.BILINEAR)
             if orientation is not None:
                 rgb = rgb.transpose(orientation)
-            array = np.asarray(rgb, dtype=np.uint8)
+            array = np.asarray(_square(rgb, image_size, rule), dtype=np.uint8)
     except BadImage:
         raise
     except Image.DecompressionBombError:
@@ -103,6 +110,34 @@ def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIX
     if array.shape != (image_size, image_size, 3):  # defensive: Pillow should never do this
         raise BadImage(f"decoded to an unexpected shape {array.shape}")
     return array
+
+
+def _needed_scale(width: int, height: int, size: int, rule: ResizeRule) -> float:
+    """How much of the full resolution the output needs (the same for either orientation)."""
+    if rule.mode == "crop":
+        return size / (min(width, height) * rule.crop_pct)
+    if rule.mode == "pad":
+        return size / max(width, height)
+    return max(size / width, size / height)
+
+
+def _square(rgb: Image.Image, size: int, rule: ResizeRule) -> Image.Image:
+    """``rgb`` made an RGB ``size`` square by ``rule``, in one resampling pass."""
+    resample = _RESAMPLE[rule.interpolation]
+    width, height = rgb.size
+    if rule.mode == "stretch":
+        return rgb if rgb.size == (size, size) else rgb.resize((size, size), resample)
+    if rule.mode == "crop":
+        side = min(width, height) * rule.crop_pct  # the centre square of the source that becomes the output
+        left, top = (width - side) / 2.0, (height - side) / 2.0
+        if side == width == height == size:
+            return rgb
+        return rgb.resize((size, size), resample, box=(left, top, left + side, top + side))
+    scale = size / max(width, height)
+    inner = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = Image.new("RGB", (size, size), _WHITE)
+    canvas.paste(rgb if rgb.size == inner else rgb.resize(inner, resample), ((size - inner[0]) // 2, (size - inner[1]) // 2))
+    return canvas
 
 
 def to_model_input(images_uint8: np.ndarray) -> np.ndarray:

@@ -42,8 +42,8 @@ class KerasPrefix(PrefixActivations):
     def _tensor(self, k: int) -> Any:
         return self.base.input if k == 0 else self.cuts[k - 1]
 
-    def normalised_images(self) -> np.ndarray:
-        return normalised(self.data.images, self.mean, self.std)
+    def normalise_batch(self, images: np.ndarray) -> np.ndarray:
+        return normalised(images, self.mean, self.std)
 
     def block_weights_digest(self, i: int) -> str:
         # Blocks are cuts of one graph: the first link of the chain digests every weight of the

@@ -16,17 +16,22 @@ from automl_tl.types import ImageTable
 from .model import BlockStack
 
 
-def normalised_images(data: ImageTable, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """The whole table as a normalised float32 NCHW array. Each channel goes through a 256-entry
+def normalise_batch(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """uint8 NHWC images as a normalised float32 NCHW array. Each channel goes through a 256-entry
     lookup table of the same float32 arithmetic: bit-identical, and 4x faster than converting,
     transposing and scaling the whole array (0.26 s against 1.0 s for 10,000 images at 48 px)."""
-    n, height, width, _ = data.images.shape
+    n, height, width, _ = images.shape
     out = np.empty((n, 3, height, width), np.float32)
     levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
     for channel in range(3):
         table = (levels - np.float32(mean[channel])) / np.float32(std[channel])
-        np.take(table, data.images[..., channel], out=out[:, channel])
+        np.take(table, images[..., channel], out=out[:, channel])
     return out
+
+
+def normalised_images(data: ImageTable, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """The whole table at once (small tables only: tests and benchmarks); searches stream batches."""
+    return normalise_batch(np.asarray(data.images), mean, std)
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -69,8 +74,8 @@ class PrefixFeatures(PrefixActivations):
         self.stack, self.mean, self.std, self.device = stack, mean, std, device
         self.full_depth = full_depth  # the stack has every block, so pooling at its top applies post_pool
 
-    def normalised_images(self) -> np.ndarray:
-        return normalised_images(self.data, self.mean, self.std)
+    def normalise_batch(self, images: np.ndarray) -> np.ndarray:
+        return normalise_batch(images, self.mean, self.std)
 
     def block_weights_digest(self, i: int) -> str:
         return module_digest([self.stack.blocks[i]])

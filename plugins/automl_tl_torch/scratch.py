@@ -41,5 +41,6 @@ def small_cnn_spec() -> BackboneSpec:
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         weights=None,
+        crop_pct=None,  # trained here, on whatever the study's other backbones are fed
         description="3-block CNN trained from scratch (not pretrained)",
     )

