@@ -8,13 +8,13 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 # Settings of `make search` on the bundled sample: about 5 minutes of search on 2 CPU cores, plus setup.
 TRIALS     ?= 20
 EPOCHS     ?= 4
-IMAGE_SIZE ?= 48
+IMAGE_SIZE ?= auto
 # The backbones whose timing the README quotes; `automl-tl search` alone also searches installed plugins' backbones.
 BACKBONES  ?= mobilenet_v2,small_cnn
 STUDY      ?= sample
 EXPORT_DIR ?= exports/$(STUDY)
 
-.PHONY: setup search test bench bench-workers clean-studies postgres browser
+.PHONY: setup search test bench bench-workers clean-studies postgres browser stamps
 
 setup: $(STAMP)
 
@@ -36,7 +36,7 @@ search: setup
 	$(BIN)/automl-tl search --study $(STUDY) --trials $(TRIALS) --epochs $(EPOCHS) --image-size $(IMAGE_SIZE) --backbones '$(BACKBONES)'
 	$(BIN)/automl-tl export $(STUDY) --format onnx -o $(EXPORT_DIR) --overwrite
 
-test: setup postgres browser
+test: setup postgres browser stamps
 	$(BIN)/python -m pytest -q
 
 # The distributed tests start their own PostgreSQL server from Debian's packages (as root: installed here).
@@ -45,6 +45,13 @@ postgres:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	  else echo "PostgreSQL is not installed: the distributed tests will be skipped (sudo apt-get install postgresql)"; fi
+
+# Real colour images for the tests and the photo benchmark: Debian's tuxpaint stamps (as root: installed here).
+stamps:
+	@ls /usr/share/tuxpaint/stamps >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tuxpaint-stamps-default >/dev/null; \
+	  else echo "tuxpaint-stamps-default is not installed: the tests on real colour images will be skipped (sudo apt-get install tuxpaint-stamps-default)"; fi
 
 # Benchmarks (not part of CI): figures are ratios against baselines measured in the same run.
 # The search benchmark runs automl-tl (A) and a plain Optuna loop (B); B stops after BENCH_B_TIMEOUT seconds.

@@ -28,7 +28,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DEFAULT_EPOCHS = 4
-DEFAULT_IMAGE_SIZE = 48
+DEFAULT_IMAGE_SIZE = "auto"
 DEFAULT_TRIALS = 50
 
 
@@ -92,8 +92,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
-    if args.image_size < 16 or args.image_size > 1024:
-        raise UserError(f"--image-size {args.image_size}: choose between 16 and 1024 pixels.")
+    if args.image_size != "auto" and not 16 <= args.image_size <= 1024:
+        raise UserError(f"--image-size {args.image_size}: choose auto, or between 16 and 1024 pixels.")
     check_numbers(args)
     if args.study is not None:
         check_study_name(args.study)  # before any slow work; an empty name is refused, not replaced
@@ -114,16 +114,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     counts = {s: len(splits.indices(s)) for s in ("train", "val", "test")}
     console.print(f"[bold]Data[/] {escape(splits.source)}: {len(splits.class_names)} classes, "
                   f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
-    table = load_table(splits, args.image_size, max_pixels=args.max_pixels, show_progress=True)
+    with database_errors(storage_url(name, args.storage)):
+        size, rule, why = study_input(args, plugins, backbones, splits, storage_url(name, args.storage), name)
+    console.print(f"[bold]Input[/] {size} px ({escape(why)}); {escape(rule.describe())}")
+    table = load_table(splits, size, max_pixels=args.max_pixels, show_progress=True, rule=rule)
     if table.skipped:
         err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}")
     url = storage_url(name, args.storage)
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
     settings = SearchSettings(
         study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=args.trials,
-        epochs=args.epochs, image_size=args.image_size, backbones=backbones, data_location=str(Path(location).resolve()),
+        epochs=args.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
         smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
+        resize=rule, image_size_reason=why,
     )
     if args.workers is not None:
         with database_errors(url):
@@ -139,6 +143,40 @@ def cmd_search(args: argparse.Namespace) -> int:
         result = run_search(settings, plugins, table, console, on_ready=ready)
     _report_result(result, settings, plugins)
     return 0
+
+
+def study_input(args: argparse.Namespace, plugins: Any, backbones: list[str], splits: Any, url: str,
+                name: str) -> tuple[int, Any, str]:
+    """The study's image size, resize rule and the reason for the size. A study that exists keeps what it
+    began with under ``--image-size auto`` (an explicit size or ``--resize`` must match it, or the
+    fingerprint refuses the resume and says what changed)."""
+    from .data.resolution import AUTO, choose_image_size, native_size, study_rule, typical_shorter_side
+    from .study import recorded_input
+
+    specs = [plugins.backbone(n) for n in backbones]
+    rule, rule_why = study_rule(specs, args.resize_given or "crop")
+    recorded = recorded_input(url, name)
+    if recorded is not None:
+        size, recorded_rule = recorded
+        if args.resize_given is None:
+            rule = recorded_rule
+        if args.image_size == AUTO:
+            return size, rule, "the size the study began with"
+    if args.image_size != AUTO:
+        return int(args.image_size), rule, "--image-size"
+    resolution = choose_image_size(typical_shorter_side(splits.items), native_size(specs), len(splits.items),
+                                   args.timeout)
+    return resolution.image_size, rule, f"auto: {resolution.reason}; {rule_why}"
+
+
+def image_size_arg(text: str) -> str | int:
+    """``--image-size``: ``auto`` or a whole number of pixels (``cmd_search`` checks the range)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give auto or a whole number of pixels") from None
 
 
 def _report_result(result: Any, settings: Any, plugins: Any) -> None:
@@ -264,7 +302,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                    show_bars=not args.lines)
         settings.artifacts_remote = remote
         max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
-        table = load_table(splits, settings.image_size, max_pixels=max_pixels, show_progress=not args.lines)
+        table = load_table(splits, settings.image_size, max_pixels=max_pixels, show_progress=not args.lines,
+                           rule=settings.resize)
         if table.skipped:
             err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}")
         console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {escape(redact(url))}")
@@ -319,7 +358,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     counts = ", ".join(f"{k.lower()} {v}" for k, v in summary["counts"].items() if v)
-    console.print(f"[bold]Study {args.name!r}[/]: {counts or 'no trials'}")
+    console.print(f"[bold]Study {escape(repr(args.name))}[/]: {counts or 'no trials'}")
+    shown = summary["input"]
+    if shown["image_size"] is not None:
+        console.print(f"Input: {shown['image_size']} px ({escape(str(shown['why']))}); {escape(shown['rule'])}")
     best = summary["best_trial"]
     if best:
         attrs = best["user_attrs"]
@@ -421,7 +463,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
     location = _data_location(args.data)
     splits = plugins.dataset_for(location).discover(location)
-    table = load_table(splits, loaded.preprocessing.image_size, show_progress=True)
+    table = load_table(splits, loaded.preprocessing.image_size, show_progress=True, rule=loaded.preprocessing.rule)
     if table.skipped:
         err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))} They are not counted.",
                           highlight=False)
@@ -442,7 +484,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .leaderboard import ranked_trials
     from .report import write_report
     from .report.best_model import evaluate_best
-    from .study import SETTINGS_ATTR
+    from .study import SETTINGS_ATTR, study_rule_of
 
     study = _load_study(args.name, args.storage)
     plugins = _plugins(args)
@@ -461,7 +503,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         splits = plugins.dataset_for(location).discover(location)
         max_pixels = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("max_pixels", DEFAULT_MAX_PIXELS))
         table = load_table(splits, int(study.user_attrs.get("image_size", 48)), max_pixels=max_pixels,
-                           show_progress=False)
+                           show_progress=False, rule=study_rule_of(study.user_attrs))
         recorded = (study.user_attrs.get(FINGERPRINT_ATTR) or {}).get("data_manifest")
         if recorded and table.manifest_hash != recorded:
             warnings_.append(
@@ -550,6 +592,8 @@ def _add_trust_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .types import RESIZE_MODES
+
     parser = argparse.ArgumentParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
     parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -563,7 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--framework", default="torch", help="torch, keras or all (default %(default)s)")
     search.add_argument("--backbones", metavar="PATTERNS", help="comma-separated name patterns, e.g. 'mobilenet*,resnet18'")
     search.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs per trial, both phases together (default %(default)s)")
-    search.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE, help="square input size in pixels (default %(default)s)")
+    search.add_argument("--image-size", type=image_size_arg, default=DEFAULT_IMAGE_SIZE, metavar="auto|PX",
+                        help="square input size in pixels, or auto: from the images' typical size, the backbones' "
+                             "native size and --timeout (default %(default)s)")
+    search.add_argument("--resize", choices=RESIZE_MODES, default=None, dest="resize_given",
+                        help="how images become squares: crop (keep the aspect ratio, centre crop; default), pad "
+                             "(keep it, pad with white) or stretch")
     search.add_argument("--timeout", type=float, metavar="SEC", help="stop starting trials after this many seconds")
     search.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
     search.add_argument("--pruner", default=DEFAULT_PRUNER, choices=list(PRUNERS),

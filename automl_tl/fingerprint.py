@@ -8,12 +8,18 @@ from typing import Any, Mapping
 FINGERPRINT_ATTR = "fingerprint"
 
 
-def make_fingerprint(manifest_hash: str, space: Mapping[str, Any], epochs: int, image_size: int) -> dict[str, Any]:
+LEGACY_RESIZE = "stretch:1:bilinear"  # what studies made before resize rules did to every image
+
+
+def make_fingerprint(manifest_hash: str, space: Mapping[str, Any], epochs: int, image_size: int,
+                     resize: str = "crop:1:bilinear") -> dict[str, Any]:
+    """``resize`` is the study's ``ResizeRule.token()``."""
     return {
         "data_manifest": manifest_hash,
         "search_space": dict(space),
         "epochs": epochs,
         "image_size": image_size,
+        "resize": resize,
     }
 
 
@@ -38,5 +44,9 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     for key, label in (("epochs", "--epochs"), ("image_size", "--image-size")):
         if old.get(key) != new.get(key):
             changes.append(f"{label} changed from {old.get(key)} to {new.get(key)}")
+    before, after = old.get("resize", LEGACY_RESIZE), new.get("resize", LEGACY_RESIZE)
+    if before != after:
+        changes.append(f"the resize rule changed from {before} to {after} (--resize {str(before).split(':')[0]} "
+                       f"resumes it)")
     changes.extend(_space_changes(old.get("search_space", {}), new.get("search_space", {})))
     return changes

@@ -60,6 +60,16 @@ def failure_row(trial: FrozenTrial, retry: FrozenTrial | None) -> dict[str, Any]
     return {"trial": trial.number, "reason": reason, "retried_as": retry.number if retry else None}
 
 
+def study_input_summary(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The size the study trains at, why, and how images become squares."""
+    from .study import study_rule_of
+
+    rule = study_rule_of(attrs)
+    return {"image_size": attrs.get("image_size"), "why": attrs.get("image_size_reason") or "--image-size",
+            "resize": rule.mode, "crop_pct": rule.crop_pct, "interpolation": rule.interpolation,
+            "rule": rule.describe()}
+
+
 def study_summary(study: optuna.Study) -> dict[str, Any]:
     """Counts by state, best value, best params and best trial, as ``show --json`` prints them."""
     trials = study.get_trials(deepcopy=False)
@@ -83,5 +93,6 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
         } if best else None,
         "failures": failures,
         "smart_start": {str(t.number): t.user_attrs["smart_start"] for t in trials if "smart_start" in t.user_attrs},
+        "input": study_input_summary(study.user_attrs),
         "user_attrs": {k: v for k, v in study.user_attrs.items() if k != "fingerprint"},
     }

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .activation_cache import take_notices
 from .types import EpochResult, TrialConfig
 
 
@@ -71,3 +72,5 @@ class SearchProgress:
         self.progress.update(self.trials_task, info=self._best_text())
         self.progress.update(self.epoch_task, visible=False)
         self.console.print(line, highlight=False)
+        for notice in take_notices():  # said once per process, after the trial that met it
+            self.console.print(f"[yellow]note[/] {escape(notice)}", highlight=False)

@@ -33,7 +33,7 @@ from .admission import (BUDGET_ATTR, FINISHED_STATES, Heartbeat, PostgresAdmissi
                         SqliteAdmission, study_budget, wait_times)
 from .retries import MAX_RETRIES, fail_and_requeue
 from .storage import DEFAULT_HEARTBEAT_S, GRACE_HEARTBEATS, is_postgres, is_sqlite, open_storage, redact, sqlite_file
-from .types import ImageTable, TrialConfig
+from .types import ImageTable, ResizeRule, TrialConfig, rule_from_dict
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 KILLED = "the process running it was killed"
@@ -61,6 +61,8 @@ class SearchSettings:
     heartbeat_s: int = DEFAULT_HEARTBEAT_S
     artifacts_remote: str | None = None  # s3://bucket/prefix/<study> (the key's sub-folder inside) when artifacts are shared through S3
     max_pixels: int = 40_000_000  # images above this are skipped, which changes the manifest: workers must agree
+    resize: ResizeRule = field(default_factory=ResizeRule)  # how every image becomes a square (see data/resolution.py)
+    image_size_reason: str = ""  # why this size (``--image-size auto`` says what it saw)
     show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
 
 
@@ -134,6 +136,35 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
     return study
 
 
+def rule_dict(rule: ResizeRule) -> dict[str, Any]:
+    """A resize rule as a study records it (``rule_from_dict`` reads it back)."""
+    return {"resize": rule.mode, "crop_pct": float(rule.crop_pct), "interpolation": rule.interpolation}
+
+
+def study_rule_of(attrs: dict[str, Any]) -> ResizeRule:
+    """The resize rule a study's attributes record; a study from before rules stretched its images."""
+    recorded = attrs.get("resize") or attrs.get(SETTINGS_ATTR, {}).get("resize")
+    return rule_from_dict(recorded) if isinstance(recorded, dict) else ResizeRule("stretch")
+
+
+def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule] | None:
+    """The size and rule an existing study trains at, so that ``--image-size auto`` resumes it as it
+    began; None when there is no such study yet (nothing is created)."""
+    quiet_optuna()
+    if is_sqlite(storage_url):
+        path = sqlite_file(storage_url)
+        if path is None or not path.is_file():
+            return None
+    storage = open_storage(storage_url)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
+    if study_name not in names:
+        return None
+    attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+    if "image_size" not in attrs:
+        return None
+    return int(attrs["image_size"]), study_rule_of(attrs)
+
+
 def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
     if STUDY_KEY_ATTR not in study.user_attrs:  # made by an earlier version: its trials from now on are keyed
         study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
@@ -142,6 +173,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
             "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
             "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
             "heartbeat_s": settings.heartbeat_s, "max_pixels": settings.max_pixels,
+            "resize": rule_dict(settings.resize), "image_size_reason": settings.image_size_reason,
         })
     if "class_names" in study.user_attrs:
         return
@@ -151,6 +183,8 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
     study.set_user_attr("split_counts", counts)
     study.set_user_attr("epochs", settings.epochs)
     study.set_user_attr("image_size", settings.image_size)
+    study.set_user_attr("image_size_reason", settings.image_size_reason)
+    study.set_user_attr("resize", rule_dict(settings.resize))
     study.set_user_attr("artifacts", settings.artifacts_remote or str(settings.artifacts))
     study.set_user_attr("automl_tl_version", __version__)
 
@@ -287,7 +321,7 @@ class TrialRunner:
             "backbone": spec.name,
             "pretrained": spec.pretrained,
             "class_names": list(self.table.class_names),
-            "preprocessing": spec.preprocessing(self.settings.image_size).to_dict(),
+            "preprocessing": spec.preprocessing(self.settings.image_size, self.settings.resize).to_dict(),
             "metrics": attrs,
             "automl_tl_version": __version__,
         }
@@ -349,7 +383,8 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
     This runs once, before any worker starts trials; the budget is the study's total of
     finished (COMPLETE + PRUNED) trials, so raising it by d on resume adds exactly d trials."""
     space = search_space(settings.backbones, settings.epochs, settings.truncation)
-    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
+    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
+                                   settings.resize.token())
     check_writable(settings.artifacts)  # before the study exists: an unwritable folder leaves nothing behind
     study = open_study(settings, fingerprint)
     with storage_write():

@@ -25,7 +25,8 @@ from .fingerprint import FINGERPRINT_ATTR, make_fingerprint
 from .plugins import Plugins
 from .space import search_space, space_json
 from .storage import STORAGE_ENV, redact
-from .study import SETTINGS_ATTR, SearchResult, SearchSettings, finished_count, make_admission, open_study, work_on_study
+from .study import (SETTINGS_ATTR, SearchResult, SearchSettings, finished_count, make_admission, open_study, study_rule_of,
+                    work_on_study)
 from .types import ImageTable
 
 
@@ -38,6 +39,7 @@ class StoredStudy:
     settings: dict[str, Any]
     data_location: str
     artifacts: str
+    attrs: dict[str, Any]  # all of the study's user attributes
 
 
 def read_stored_study(name: str, url: str) -> StoredStudy:
@@ -62,7 +64,8 @@ def read_stored_study(name: str, url: str) -> StoredStudy:
             f"how to run its trials. Prepare it with: automl-tl search DATA --study {name} --storage URL --workers 0"
         )
     return StoredStudy(name=name, url=url, settings=dict(attrs[SETTINGS_ATTR]),
-                       data_location=str(attrs.get("data_location", "")), artifacts=str(attrs.get("artifacts", "")))
+                       data_location=str(attrs.get("data_location", "")), artifacts=str(attrs.get("artifacts", "")),
+                       attrs=dict(attrs))
 
 
 def worker_settings(stored: StoredStudy, plugins: Plugins, data_location: str, artifacts: Path,
@@ -80,6 +83,7 @@ def worker_settings(stored: StoredStudy, plugins: Plugins, data_location: str, a
         epochs=int(values["epochs"]), image_size=int(values["image_size"]), backbones=list(values["backbones"]),
         data_location=data_location, seed=int(values["seed"]), timeout=timeout, pruner=str(values["pruner"]),
         truncation=bool(values["truncation"]), smart_start=False, heartbeat_s=int(values["heartbeat_s"]),
+        resize=study_rule_of(stored.attrs), image_size_reason=str(values.get("image_size_reason", "")),
         show_bars=show_bars,
     )
 
@@ -87,7 +91,8 @@ def worker_settings(stored: StoredStudy, plugins: Plugins, data_location: str, a
 def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console) -> SearchResult:
     """Join the study, refusing if this worker's data or settings give a different fingerprint."""
     space = search_space(settings.backbones, settings.epochs, settings.truncation)
-    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size)
+    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
+                                   settings.resize.token())
     admission = make_admission(settings)
     try:
         study = open_study(settings, fingerprint, create=False)

@@ -58,15 +58,16 @@ def test_resume_adds_exactly_the_missing_trials(in_study, medium_sample):
 def test_export_both_formats_and_predict_the_trained_models_classes(in_study, medium_sample, tmp_path, capsys):
     study = load_study()
     best = max((t for t in study.get_trials() if t.state.name == "COMPLETE"), key=lambda t: t.value)
-    table = load_table(FolderDataset().discover(str(medium_sample)), 32, show_progress=False)
-    test_paths = [str(medium_sample / table.relpaths[i]) for i in table.splits["test"]]
-
     plugins = load_plugins()
     from automl_tl.artifacts import read_trial, study_folder, study_key
     from automl_tl.types import Preprocessing, TrialConfig
 
     key = study_key(study)
     artifact, meta = read_trial(study_folder(in_study / "e2e", key), best.number, "e2e", key)
+    rule = Preprocessing.from_dict(meta["preprocessing"]).rule  # MobileNetV2's own: centre crop of 0.875
+    assert rule.token() == "crop:0.875:bilinear"
+    table = load_table(FolderDataset().discover(str(medium_sample)), 32, show_progress=False, rule=rule)
+    test_paths = [str(medium_sample / table.relpaths[i]) for i in table.splits["test"]]
     adapter = plugins.framework("torch")
     model = adapter.load(plugins.backbone("mobilenet_v2"), artifact, 10, TrialConfig(**meta["config"]))
     batch = table.images[table.splits["test"]].astype(np.float32) / 255.0

@@ -1,0 +1,98 @@
+"""A study's input: the resolution chosen from the data (``--image-size auto``) and the resize rule.
+
+Every backbone of a study reads the same decoded images, so the size and the rule are decided
+once per study, from the images' typical size, the backbones' native size and the time budget,
+and recorded with the reason in the study and in every export's ``preprocessing.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+from PIL import Image
+
+from ..types import BackboneSpec, ImageItem, ResizeRule
+from .images import DECODE_FORMATS
+
+AUTO = "auto"
+NATIVE_UPSCALE = 2.0  # images at least 1/2 of the native size go to the native size (see docs/decisions.md)
+AUTO_MIN_SIZE = 48  # smaller images are blown up to this: below it, a stride-32 backbone's last blocks see 1x1 maps
+SIZE_STEP = 16
+PROBED_IMAGES = 200  # headers read to find the typical size (header only: no pixel is decoded)
+PIXELS_PER_CORE_SECOND = 0.45e6  # MobileNetV2 inference on one CPU core (measured: 0.91 Mpx/s on 2 cores at 224 px)
+COLD_SHARE = 0.25  # the first pass over the data (decode + one backbone) may take this share of --timeout
+BUDGET_SIZES = (224, 192, 160, 128, 112, 96, 80, 64, 48)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The size a study trains at, and why."""
+
+    image_size: int
+    reason: str
+    typical_side: int | None = None  # the median shorter side of the probed images
+
+
+def typical_shorter_side(items: Sequence[ImageItem], limit: int = PROBED_IMAGES) -> int | None:
+    """The median shorter side of up to ``limit`` images spread over the data set, from their headers."""
+    if not items:
+        return None
+    step = max(1, len(items) // limit)
+    sides = []
+    for item in items[::step][:limit]:
+        try:
+            with Image.open(item.path, formats=DECODE_FORMATS) as im:
+                sides.append(min(im.size))
+        except Exception:  # noqa: BLE001 - a bad file is reported when the images are decoded, not here
+            continue
+    return int(statistics.median(sides)) if sides else None
+
+
+def native_size(specs: Sequence[BackboneSpec]) -> int:
+    """The largest native input size of the pretrained backbones (of all, when none is pretrained)."""
+    pretrained = [s.default_image_size for s in specs if s.pretrained]
+    return max(pretrained or [s.default_image_size for s in specs] or [224])
+
+
+def choose_image_size(typical: int | None, native: int, n_images: int, timeout: float | None,
+                      cores: int | None = None) -> Resolution:
+    """``--image-size auto``: the backbones' native size for photos and for images at least half of it
+    (pretrained features are tuned to objects at that scale: on real colour images with a 152 px median
+    shorter side, 224 px beat 160 px); smaller images at their own size (rounded up to a multiple of 16,
+    at least 48), not blown up beyond need; and, under ``--timeout``,
+    no larger than lets one pass over the data take a quarter of the budget on this machine's cores."""
+    if typical is None:
+        size, why = native, f"image sizes unknown: the backbones' native {native} px"
+    elif typical * NATIVE_UPSCALE >= native:
+        size, why = native, f"images are typically {typical} px on the shorter side: the backbones' native {native} px"
+    else:
+        size = max(AUTO_MIN_SIZE, -(-typical // SIZE_STEP) * SIZE_STEP)
+        size = min(size, native)
+        why = f"images are typically {typical} px on the shorter side: {size} px, not blown up to the native {native} px"
+    if timeout is not None and n_images > 0:
+        cores = cores or os.cpu_count() or 1
+        affordable = COLD_SHARE * timeout * PIXELS_PER_CORE_SECOND * cores / n_images
+        if size * size > affordable:
+            smaller = next((s for s in BUDGET_SIZES if s < size and s * s <= affordable), AUTO_MIN_SIZE)
+            why += f"; {smaller} px so that a first pass over {n_images} images fits a quarter of --timeout {timeout:g}s"
+            size = smaller
+    return Resolution(size, why, typical)
+
+
+def study_rule(specs: Sequence[BackboneSpec], mode: str) -> tuple[ResizeRule, str]:
+    """The study's resize rule for ``mode``: the backbones' own crop share and interpolation when the
+    pretrained ones agree; otherwise the whole shorter side (crop share 1) and bilinear, and why."""
+    stated = {(s.crop_pct, s.interpolation) for s in specs if s.pretrained and s.crop_pct is not None}
+    if mode != "crop":
+        interpolations = {i for _, i in stated}
+        interpolation = interpolations.pop() if len(interpolations) == 1 else "bilinear"
+        return ResizeRule(mode, 1.0, interpolation), f"--resize {mode}"
+    if len(stated) == 1:
+        crop_pct, interpolation = stated.pop()
+        return ResizeRule("crop", crop_pct, interpolation), "as the pretrained weights were evaluated"
+    if not stated:
+        return ResizeRule("crop", 1.0, "bilinear"), "no backbone states a crop"
+    return ResizeRule("crop", 1.0, "bilinear"), "the backbones state different crops: the whole shorter side"
