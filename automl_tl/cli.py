@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = "auto"
 DEFAULT_IMAGE_SIZE = "auto"
 DEFAULT_TRIALS = 50
 
@@ -115,8 +116,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     console.print(f"[bold]Data[/] {escape(splits.source)}: {len(splits.class_names)} classes, "
                   f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
     with database_errors(storage_url(name, args.storage)):
-        size, rule, why = study_input(args, plugins, backbones, splits, storage_url(name, args.storage), name)
-    console.print(f"[bold]Input[/] {size} px ({escape(why)}); {escape(rule.describe())}")
+        chosen = study_input(args, plugins, backbones, splits, storage_url(name, args.storage), name)
+    size, rule = chosen.image_size, chosen.rule
+    console.print(f"[bold]Input[/] {size} px ({escape(chosen.size_why)}); {escape(rule.describe())}; "
+                  f"{chosen.epochs} epochs per trial at most ({escape(chosen.epochs_why)})")
     table = load_table(splits, size, max_pixels=args.max_pixels, show_progress=True, rule=rule)
     if table.skipped:
         err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}")
@@ -124,10 +127,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
     settings = SearchSettings(
         study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=args.trials,
-        epochs=args.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
+        epochs=chosen.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
         smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
-        resize=rule, image_size_reason=why,
+        resize=rule, image_size_reason=chosen.size_why,
     )
     if args.workers is not None:
         with database_errors(url):
@@ -145,38 +148,62 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class StudyInput:
+    """What ``search`` trains with: size, resize rule and epochs, and why."""
+
+    image_size: int
+    rule: Any
+    size_why: str
+    epochs: int
+    epochs_why: str
+
+
 def study_input(args: argparse.Namespace, plugins: Any, backbones: list[str], splits: Any, url: str,
-                name: str) -> tuple[int, Any, str]:
-    """The study's image size, resize rule and the reason for the size. A study that exists keeps what it
-    began with under ``--image-size auto`` (an explicit size or ``--resize`` must match it, or the
-    fingerprint refuses the resume and says what changed)."""
+                name: str) -> StudyInput:
+    """The study's image size, resize rule and epochs, with reasons. A study that exists keeps what it
+    began with under ``auto`` (an explicit value or ``--resize`` must match it, or the fingerprint
+    refuses the resume and says what changed)."""
     from .data.resolution import AUTO, choose_image_size, native_size, study_rule, typical_shorter_side
+    from .schedule import auto_epochs
     from .study import recorded_input
 
     specs = [plugins.backbone(n) for n in backbones]
     rule, rule_why = study_rule(specs, args.resize_given or "crop")
     recorded = recorded_input(url, name)
-    if recorded is not None:
-        size, recorded_rule = recorded
-        if args.resize_given is None:
-            rule = recorded_rule
-        if args.image_size == AUTO:
-            return size, rule, "the size the study began with"
+    if recorded is not None and args.resize_given is None:
+        rule = recorded[1]
+    began = "the study began with it"
+    if args.epochs != AUTO:
+        epochs, epochs_why = int(args.epochs), "--epochs"
+    elif recorded is not None:
+        epochs, epochs_why = recorded[2], began
+    else:
+        train = len(splits.indices("train"))
+        epochs, epochs_why = auto_epochs(train), f"auto: about 600 steps over {train} training images"
     if args.image_size != AUTO:
-        return int(args.image_size), rule, "--image-size"
-    resolution = choose_image_size(typical_shorter_side(splits.items), native_size(specs), len(splits.items),
-                                   args.timeout)
-    return resolution.image_size, rule, f"auto: {resolution.reason}; {rule_why}"
+        size, size_why = int(args.image_size), "--image-size"
+    elif recorded is not None:
+        size, size_why = recorded[0], began
+    else:
+        resolution = choose_image_size(typical_shorter_side(splits.items), native_size(specs), len(splits.items),
+                                       args.timeout)
+        size, size_why = resolution.image_size, f"auto: {resolution.reason}; {rule_why}"
+    return StudyInput(size, rule, size_why, epochs, epochs_why)
 
 
-def image_size_arg(text: str) -> str | int:
-    """``--image-size``: ``auto`` or a whole number of pixels (``cmd_search`` checks the range)."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give auto or a whole number of pixels") from None
+def auto_or_int(option: str) -> Callable[[str], str | int]:
+    """An argparse type: ``auto`` or a whole number (the command checks the range)."""
+
+    def parse(text: str) -> str | int:
+        if text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give auto or a whole number for {option}") from None
+
+    return parse
 
 
 def _report_result(result: Any, settings: Any, plugins: Any) -> None:
@@ -217,7 +244,7 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--timeout {timeout:g}: give a number of seconds above 0, or leave --timeout out to run "
                         f"until the budget of trials is met.")
     epochs = getattr(args, "epochs", None)
-    if epochs is not None and epochs < 1:
+    if isinstance(epochs, int) and epochs < 1:
         raise UserError(f"--epochs {epochs}: a trial needs at least one epoch.")
     heartbeat = getattr(args, "heartbeat", None)
     if heartbeat is not None and heartbeat < 1:
@@ -606,8 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="where trial weights are kept: a (shared) folder, or an S3-compatible bucket (default: studies/)")
     search.add_argument("--framework", default="torch", help="torch, keras or all (default %(default)s)")
     search.add_argument("--backbones", metavar="PATTERNS", help="comma-separated name patterns, e.g. 'mobilenet*,resnet18'")
-    search.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs per trial, both phases together (default %(default)s)")
-    search.add_argument("--image-size", type=image_size_arg, default=DEFAULT_IMAGE_SIZE, metavar="auto|PX",
+    search.add_argument("--epochs", type=auto_or_int("--epochs"), default=DEFAULT_EPOCHS, metavar="auto|N",
+                        help="the most epochs a trial trains, both phases together; auto: from 4 (large data) to 12 "
+                             "(small data), and the pruner stops trials that do not earn them (default %(default)s)")
+    search.add_argument("--image-size", type=auto_or_int("--image-size"), default=DEFAULT_IMAGE_SIZE, metavar="auto|PX",
                         help="square input size in pixels, or auto: from the images' typical size, the backbones' "
                              "native size and --timeout (default %(default)s)")
     search.add_argument("--resize", choices=RESIZE_MODES, default=None, dest="resize_given",

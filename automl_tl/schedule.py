@@ -19,6 +19,18 @@ import math
 
 from .types import TrialConfig
 
+AUTO_STEPS = 600  # optimiser steps a trial that earns them may take, over both phases
+AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 4, 12
+
+
+def auto_epochs(train_images: int, batch_size: int = 64) -> int:
+    """``--epochs auto``: enough epochs for about ``AUTO_STEPS`` optimiser steps, from 4 (large data:
+    many steps per epoch) to 12 (small data: a fixed 3 + 10 epoch recipe beat 4-epoch trials on 870
+    real colour images). Successive halving judges trials at epochs 1, 3 and 9 and at their switch, so
+    only the trials that earn it train the whole budget."""
+    steps_per_epoch = max(1, math.ceil(max(train_images, 1) / batch_size))
+    return int(min(AUTO_EPOCHS_MAX, max(AUTO_EPOCHS_MIN, math.ceil(AUTO_STEPS / steps_per_epoch))))
+
 
 def finetune_steps(config: TrialConfig, train_size: int) -> int:
     """Optimiser steps in the fine-tuning phase: one per batch, in every epoch from the switch on."""

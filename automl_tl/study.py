@@ -147,8 +147,8 @@ def study_rule_of(attrs: dict[str, Any]) -> ResizeRule:
     return rule_from_dict(recorded) if isinstance(recorded, dict) else ResizeRule("stretch")
 
 
-def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule] | None:
-    """The size and rule an existing study trains at, so that ``--image-size auto`` resumes it as it
+def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule, int] | None:
+    """The size, rule and epochs an existing study trains with, so that ``auto`` resumes it as it
     began; None when there is no such study yet (nothing is created)."""
     quiet_optuna()
     if is_sqlite(storage_url):
@@ -160,9 +160,9 @@ def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule] 
     if study_name not in names:
         return None
     attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
-    if "image_size" not in attrs:
+    if "image_size" not in attrs or "epochs" not in attrs:
         return None
-    return int(attrs["image_size"]), study_rule_of(attrs)
+    return int(attrs["image_size"]), study_rule_of(attrs), int(attrs["epochs"])
 
 
 def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:

@@ -86,7 +86,7 @@ def test_a_resumed_study_keeps_its_size_and_rule(tmp_path: Path, capsys: pytest.
     # auto on resume: the size and rule the study began with, whatever auto would choose today.
     assert main(["search", str(data), "--study", "r", *STUB[:-1], "2"]) == 0
     out = capsys.readouterr().out
-    assert "Input 32 px (the size the study began with)" in out and "padded" in out
+    assert "Input 32 px (the study began with it)" in out and "padded" in out
     # An explicit, different rule is refused, and the message says how to resume.
     assert main(["search", str(data), "--study", "r", *STUB[:-1], "3", "--resize", "stretch"]) == 2
     err = capsys.readouterr().err
@@ -100,3 +100,18 @@ def test_image_size_must_be_auto_or_a_size(tmp_path: Path, capsys: pytest.Captur
     for bad in ("8", "5000"):
         assert main(["search", str(tmp_path), "--image-size", bad]) == 2
         assert "choose auto, or between 16 and 1024" in capsys.readouterr().err
+
+
+def test_auto_epochs_give_small_data_more_epochs_and_resume_keeps_them(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from automl_tl.schedule import auto_epochs
+
+    assert [auto_epochs(n) for n in (30, 515, 7008, 9600, 50_000)] == [12, 12, 6, 4, 4]
+    data = photo_folder(tmp_path / "photos")
+    stub = ["--plugin", STUB_PLUGIN, "--framework", "stub", "--image-size", "16"]
+    assert main(["search", str(data), "--study", "e", "--trials", "1", *stub]) == 0
+    assert "12 epochs per trial at most (auto: about 600 steps over" in capsys.readouterr().out
+    assert main(["search", str(data), "--study", "e", "--trials", "2", *stub]) == 0
+    assert "12 epochs per trial at most (the study began with it)" in capsys.readouterr().out
+    assert main(["search", str(data), "--study", "e", "--trials", "3", *stub, "--epochs", "5"]) == 2
+    assert "--epochs changed from 12 to 5" in capsys.readouterr().err
