@@ -67,6 +67,31 @@ class KerasPrefix(PrefixActivations):
         return top.mean(axis=(1, 2)).astype(np.float32)
 
 
+class StreamedRows(keras.utils.PyDataset):
+    """Rows ``indices`` of cached (or live) activations, batch by batch as Keras asks for them; with
+    ``targets``, each batch comes with its labels and class weights."""
+
+    def __init__(self, sources: list[Any], indices: np.ndarray, choice: np.ndarray, batch_size: int) -> None:
+        super().__init__()
+        self.sources, self.indices, self.choice, self.batch_size = sources, indices, choice, batch_size
+        self.labels: np.ndarray | None = None
+        self.class_weights: np.ndarray | None = None
+
+    def targets(self, labels: np.ndarray, class_weights: np.ndarray) -> None:
+        self.labels, self.class_weights = labels, class_weights
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def __getitem__(self, i: int) -> Any:
+        rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        x = mixed_rows(self.sources, self.indices[rows], self.choice[rows])
+        if self.labels is None or self.class_weights is None:
+            return x
+        y = self.labels[self.indices[rows]]
+        return x, y, self.class_weights[y]
+
+
 class KerasTrialSession:
     """Implements automl_tl.types.TrialSession with compiled Keras training (``fit``)."""
 
@@ -82,6 +107,7 @@ class KerasTrialSession:
                       for table in views(data, config.augment)]
         self.features = self.views[0]  # the original images: validation, test and the only view without augmentation
         self.view_rng = np.random.default_rng(config.seed)
+        self.order_rng = np.random.default_rng(config.seed + 1)  # the order of streamed fine-tuning batches
         self.head = build_head(int(self.cuts[-1].shape[-1]), config.head_units, config.head_dropout, data.num_classes)
         start = self.base.input if self.frozen == 0 else self.cuts[self.frozen - 1]
         self.suffix = keras.Model(start, self.cuts[-1]) if self.frozen < self.n_blocks else None
@@ -113,19 +139,35 @@ class KerasTrialSession:
         self.trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="sparse_categorical_crossentropy")
         self.phase = phase
 
-    def _inputs(self, pristine: bool, split: str) -> np.ndarray:
+    def _sources(self, pristine: bool, split: str) -> list[Any]:
         training = split == "train"
-        sources = [view.pooled() if pristine else view.after_block(self.frozen)
-                   for view in (self.views if training else self.views[:1])]
-        indices = self.data.splits[split]
-        return mixed_rows(sources, indices, view_choice(len(indices), len(sources), self.view_rng))
+        return [view.pooled() if pristine else view.after_block(self.frozen)
+                for view in (self.views if training else self.views[:1])]
+
+    def _inputs(self, pristine: bool, split: str) -> Any:
+        """Pooled features (small) as one array; activations at the freeze point as batches read while
+        Keras trains or predicts, so the split is never held in memory at once."""
+        sources, indices = self._sources(pristine, split), self.data.splits[split]
+        choice = view_choice(len(indices), len(sources), self.view_rng)
+        if pristine:
+            return mixed_rows(sources, indices, choice)
+        if split == "train":
+            order = self.order_rng.permutation(len(indices))
+            indices, choice = indices[order], choice[order]
+        return StreamedRows(sources, indices, choice, self.config.batch_size if split == "train" else 256)
 
     def train_epoch(self) -> float:
         assert self.trainer is not None, "set_phase first"
         head_only = self.trainer is self.head
         train = self.data.splits["train"]
-        history = self.trainer.fit(self._inputs(head_only, "train"), self.data.labels[train], epochs=1,
-                                   batch_size=self.config.batch_size, shuffle=True, class_weight=self.class_weight, verbose=0)
+        inputs = self._inputs(head_only, "train")
+        if isinstance(inputs, StreamedRows):
+            weights = np.array([self.class_weight[int(c)] for c in range(self.data.num_classes)], np.float32)
+            inputs.targets(self.data.labels, weights)
+            history = self.trainer.fit(inputs, epochs=1, verbose=0)
+        else:
+            history = self.trainer.fit(inputs, self.data.labels[train], epochs=1, batch_size=self.config.batch_size,
+                                       shuffle=True, class_weight=self.class_weight, verbose=0)
         if not head_only:
             self.backbone_touched = True
         return float(history.history["loss"][-1])
@@ -136,6 +178,8 @@ class KerasTrialSession:
         if len(inputs) == 0:
             return np.zeros((0, self.data.num_classes), np.float32)
         model = self.head if pristine else self.finetune_model
+        if isinstance(inputs, StreamedRows):
+            return np.asarray(model.predict(inputs, verbose=0), dtype=np.float32)
         return np.asarray(model.predict(inputs, batch_size=256, verbose=0), dtype=np.float32)
 
     def snapshot(self) -> Any:
