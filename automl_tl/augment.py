@@ -29,10 +29,11 @@ def views(data: ImageTable, augment: str) -> list[ImageTable]:
 
 
 def mirrored(data: ImageTable) -> ImageTable:
-    """The table with every image mirrored left-right; its content hashes name the view."""
+    """The table with every image mirrored left-right; its content hashes name the view. The images are
+    a view of the original's (of its memory map): nothing is copied, each batch is mirrored as it is read."""
     return dataclasses.replace(
         data,
-        images=np.ascontiguousarray(data.images[:, :, ::-1, :]),
+        images=data.images[:, :, ::-1, :],
         content_hashes=tuple(f"{h}|hflip" for h in data.content_hashes),
         manifest_hash=f"{data.manifest_hash}|hflip" if data.manifest_hash else "",
     )
