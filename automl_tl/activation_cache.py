@@ -22,6 +22,7 @@ from .data.pages import release
 from .types import ImageTable
 
 
+BATCH_PIXELS_SIDE = 96
 POOLED_FLOAT32_BYTES = 512 * 2**20  # a few cut points' pooled features, kept in memory as float32 (the newest always)
 _POOLED_FLOAT32: "OrderedDict[ActivationKey, np.ndarray]" = OrderedDict()
 _NOTICES: list[str] = []
@@ -80,7 +81,7 @@ class LivePrefix:
         release(self.source)
         if inputs.ndim == len(self.shape) - 1:  # a single row
             return self.owner.run_batch(inputs[None], self.start, self.stop)[0]
-        step = self.owner.batch_size
+        step = self.owner.rows_per_batch()
         parts = [self.owner.run_batch(inputs[i : i + step], self.start, self.stop) for i in range(0, len(inputs), step)]
         return np.concatenate(parts) if parts else np.empty((0, *self.shape[1:]), np.float32)
 
@@ -113,7 +114,14 @@ class PrefixActivations(abc.ABC):
     below k that is already stored, never from the image when a block is there. Frameworks supply
     how to normalise the images, run blocks over a batch and pool a batch."""
 
-    batch_size = 128
+    batch_size = 128  # images per forward pass at up to BATCH_PIXELS_SIDE px; fewer for larger images
+
+    def rows_per_batch(self) -> int:
+        """Images per forward pass: ``batch_size`` up to 96 px, then fewer, so that a batch's largest
+        activations stay about the same size (at 224 px: 23 images, not 128 with 1.6 GB of activations)."""
+        side = max(int(self.data.image_size), 1)
+        scaled = int(self.batch_size * (BATCH_PIXELS_SIDE / side) ** 2)
+        return max(1, min(self.batch_size, max(8, scaled)))
 
     def __init__(self, store: ActivationStore, identity: PrefixIdentity, data: ImageTable, n_blocks: int) -> None:
         digest = table_digest(data)
@@ -264,8 +272,9 @@ class PrefixActivations(abc.ABC):
             raise ValueError("cannot compute activations for an empty table")
         writers: dict[int, Any] = {}
         try:
-            for start in range(0, len(inputs), self.batch_size):
-                batch = np.array(inputs[start : start + self.batch_size], dtype=np.float32)  # a writable copy
+            step = self.rows_per_batch()
+            for start in range(0, len(inputs), step):
+                batch = np.array(inputs[start : start + step], dtype=np.float32)  # a writable copy
                 release(inputs)
                 for depth, rows in fn(batch).items():
                     rows = np.asarray(rows, dtype=np.float32)

@@ -188,8 +188,9 @@ class TorchTrialSession:
         source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
         outputs = []
         with torch.no_grad():
-            for start in range(0, len(indices), 256):
-                inputs = rows(source, indices[start : start + 256])
+            step = 2 * self.features.rows_per_batch()  # 256 rows of small images, fewer of photos
+            for start in range(0, len(indices), step):
+                inputs = rows(source, indices[start : start + step])
                 logits = self._forward(channels_last(inputs.to(self.device)), pristine)
                 outputs.append(torch.softmax(logits, dim=1).cpu())
         if not outputs:
