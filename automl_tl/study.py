@@ -93,12 +93,13 @@ def fail_orphaned_trials(study: optuna.Study) -> list[str]:
     return [fail_and_requeue(study, trial._trial_id, KILLED) for trial in orphans]
 
 
-def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
-    """TPE, seeded by --seed. Workers sharing a study each get their own seed, or they would all
-    propose the same parameters at the same moment, and the constant liar keeps them from
-    crowding around trials that are still running."""
+def make_sampler(settings: SearchSettings, trials_before: int = 0) -> optuna.samplers.BaseSampler:
+    """TPE, seeded by --seed and by how many trials the study already has: a resumed study must not
+    draw its first run's random start-up trials again. Workers sharing a study each get their own
+    seed, or they would all propose the same parameters at the same moment, and the constant liar
+    keeps them from crowding around trials that are still running."""
     if not is_postgres(settings.storage_url):
-        return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=8)
+        return optuna.samplers.TPESampler(seed=(settings.seed + 7919 * trials_before) % 2**32, n_startup_trials=8)
     worker_seed = (settings.seed * 1_000_003 + os.getpid() * 7919 + time.time_ns()) % 2 ** 32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -114,6 +115,7 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
     if settings.study_name in existing:
         study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
         old = study.user_attrs.get(FINGERPRINT_ATTR)
         if old is not None:
             changes = describe_changes(old, fingerprint)

@@ -234,3 +234,20 @@ def test_the_fourth_interrupt_of_one_trial_says_it_is_not_queued_again(table, sm
     study = optuna.load_study(study_name="s", storage=storage_url("s", None))
     assert TrialState.WAITING not in states(study)
     assert "not queued again" in study.get_trials()[-1].user_attrs["fail_reason"]
+
+
+def test_a_resumed_study_does_not_draw_its_first_trials_again(small_sample, capsys):
+    import optuna
+
+    from automl_tl.cli import main
+    from automl_tl.storage import storage_url
+    from tests.conftest import STUB_PLUGIN
+
+    args = ["search", str(small_sample), "--study", "again", "--plugin", STUB_PLUGIN, "--framework", "stub",
+            "--epochs", "2", "--image-size", "16", "--no-smart-start"]
+    assert main([*args, "--trials", "2"]) == 0
+    assert main([*args, "--trials", "4"]) == 0
+    capsys.readouterr()
+    trials = optuna.load_study(study_name="again", storage=storage_url("again", None)).get_trials()
+    first, resumed = [t.params for t in trials[:2]], [t.params for t in trials[2:4]]
+    assert all(params not in first for params in resumed)
