@@ -9,7 +9,6 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -88,6 +87,7 @@ def select_backbones(plugins: Any, frameworks: list[str], patterns: str | None) 
 # -- commands -------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace) -> int:
     from .data.loader import describe_skipped, load_table
+    from .search_input import study_input
     from .storage import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
     from .study import SearchSettings, run_search
 
@@ -116,7 +116,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     console.print(f"[bold]Data[/] {escape(splits.source)}: {len(splits.class_names)} classes, "
                   f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
     with database_errors(storage_url(name, args.storage)):
-        chosen = study_input(args, plugins, backbones, splits, storage_url(name, args.storage), name)
+        chosen = study_input([plugins.backbone(n) for n in backbones], splits, storage_url(name, args.storage), name,
+                             image_size=args.image_size, epochs=args.epochs, resize=args.resize_given,
+                             timeout=args.timeout)
     size, rule = chosen.image_size, chosen.rule
     console.print(f"[bold]Input[/] {size} px ({escape(chosen.size_why)}); {escape(rule.describe())}; "
                   f"{chosen.epochs} epochs per trial at most ({escape(chosen.epochs_why)})")
@@ -146,50 +148,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         result = run_search(settings, plugins, table, console, on_ready=ready)
     _report_result(result, settings, plugins)
     return 0
-
-
-@dataclass(frozen=True)
-class StudyInput:
-    """What ``search`` trains with: size, resize rule and epochs, and why."""
-
-    image_size: int
-    rule: Any
-    size_why: str
-    epochs: int
-    epochs_why: str
-
-
-def study_input(args: argparse.Namespace, plugins: Any, backbones: list[str], splits: Any, url: str,
-                name: str) -> StudyInput:
-    """The study's image size, resize rule and epochs, with reasons. A study that exists keeps what it
-    began with under ``auto`` (an explicit value or ``--resize`` must match it, or the fingerprint
-    refuses the resume and says what changed)."""
-    from .data.resolution import AUTO, choose_image_size, native_size, study_rule, typical_shorter_side
-    from .schedule import auto_epochs
-    from .study import recorded_input
-
-    specs = [plugins.backbone(n) for n in backbones]
-    rule, rule_why = study_rule(specs, args.resize_given or "crop")
-    recorded = recorded_input(url, name)
-    if recorded is not None and args.resize_given is None:
-        rule = recorded[1]
-    began = "the study began with it"
-    if args.epochs != AUTO:
-        epochs, epochs_why = int(args.epochs), "--epochs"
-    elif recorded is not None:
-        epochs, epochs_why = recorded[2], began
-    else:
-        train = len(splits.indices("train"))
-        epochs, epochs_why = auto_epochs(train), f"auto: about 600 steps over {train} training images"
-    if args.image_size != AUTO:
-        size, size_why = int(args.image_size), "--image-size"
-    elif recorded is not None:
-        size, size_why = recorded[0], began
-    else:
-        resolution = choose_image_size(typical_shorter_side(splits.items), native_size(specs), len(splits.items),
-                                       args.timeout)
-        size, size_why = resolution.image_size, f"auto: {resolution.reason}; {rule_why}"
-    return StudyInput(size, rule, size_why, epochs, epochs_why)
 
 
 def auto_or_int(option: str) -> Callable[[str], str | int]:
