@@ -65,6 +65,7 @@ def test_report_test_the_page_is_self_contained_and_has_every_section(report_of)
     assert len(sources) >= 4 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
     assert "10: bear, bird" in page and re.search(r"train \d+, val \d+, test \d+", page)  # classes, split counts
+    assert "32 px (--image-size); shorter side resized (bilinear), centre square of 0.875 of it kept" in page
 
 
 def test_the_report_still_comes_out_when_the_data_has_moved(report_of, tmp_path):

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial
 
 from . import figures
 from ..errors import UserError
-from ..leaderboard import ranked_trials
+from ..leaderboard import ranked_trials, study_input_summary
 from .best_model import BestModelResults
 
 STYLE = """
@@ -53,6 +53,7 @@ def _duration(trials: list[FrozenTrial]) -> str:
 
 def summary_section(study: optuna.Study) -> str:
     attrs = study.user_attrs
+    shown = study_input_summary(attrs)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
     counts = attrs.get("split_counts", {})
@@ -64,6 +65,7 @@ def summary_section(study: optuna.Study) -> str:
         ["trials", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"],
         ["search took", _duration(trials) + " (first trial's start to last trial's end)"],
         ["epochs per trial, image size", html.escape(f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px")],
+        ["input", html.escape(f"{shown['image_size']} px ({shown['why']}); {shown['rule']}")],
     ]
     return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
 
