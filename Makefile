@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python bench/cache_precision.py
 	$(BIN)/python bench/schedule.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
+	$(BIN)/python bench/photos.py
 
 # The report's browser test opens it in Debian's headless Chromium (as root: installed here).
 browser:
