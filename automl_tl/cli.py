@@ -121,7 +121,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                              timeout=args.timeout)
     size, rule = chosen.image_size, chosen.rule
     console.print(f"[bold]Input[/] {size} px ({escape(chosen.size_why)}); {escape(rule.describe())}; "
-                  f"{chosen.epochs} epochs per trial at most ({escape(chosen.epochs_why)})")
+                  f"{chosen.epochs} epoch{'' if chosen.epochs == 1 else 's'} per trial at most ({escape(chosen.epochs_why)})")
     table = load_table(splits, size, max_pixels=args.max_pixels, show_progress=True, rule=rule)
     if table.skipped:
         err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}")
