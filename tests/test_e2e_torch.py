@@ -71,9 +71,14 @@ def test_export_both_formats_and_predict_the_trained_models_classes(in_study, me
     adapter = plugins.framework("torch")
     model = adapter.load(plugins.backbone("mobilenet_v2"), artifact, 10, TrialConfig(**meta["config"]))
     batch = table.images[table.splits["test"]].astype(np.float32) / 255.0
-    trained = adapter.predict_loaded(model, Preprocessing.from_dict(meta["preprocessing"]), batch).argmax(1)
+    probabilities = adapter.predict_loaded(model, Preprocessing.from_dict(meta["preprocessing"]), batch)
+    trained = probabilities.argmax(1)
     test_accuracy = float(np.mean(trained == table.labels[table.splits["test"]]))
-    assert test_accuracy == pytest.approx(best.user_attrs["test_accuracy"], abs=1e-9)
+    # The trial scored itself on float16 cached features; the reloaded model runs in float32 from the
+    # pixels. They agree exactly except where the top two classes are within float16's rounding.
+    top_two = np.sort(probabilities, axis=1)[:, -2:]
+    borderline = int(np.sum(top_two[:, 1] - top_two[:, 0] < 1e-3))
+    assert abs(test_accuracy - best.user_attrs["test_accuracy"]) <= borderline / len(trained) + 1e-9
 
     for fmt in ("onnx", "torchscript"):
         out = tmp_path / fmt
@@ -90,7 +95,7 @@ def test_export_both_formats_and_predict_the_trained_models_classes(in_study, me
         assert np.mean(predicted == trained) >= 0.99
         assert main(["evaluate", str(out), str(medium_sample), "--json", *trust]) == 0
         evaluated = json.loads(capsys.readouterr().out)
-        assert abs(evaluated["accuracy"] - best.user_attrs["test_accuracy"]) <= 0.01
+        assert abs(evaluated["accuracy"] - test_accuracy) <= 0.01  # the export is the reloaded trained model
 
 
 def test_export_refuses_a_non_empty_folder_and_overwrites_only_its_own(in_study, tmp_path, capsys):
