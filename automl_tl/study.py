@@ -138,11 +138,6 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
     return study
 
 
-def rule_dict(rule: ResizeRule) -> dict[str, Any]:
-    """A resize rule as a study records it (``rule_from_dict`` reads it back)."""
-    return {"resize": rule.mode, "crop_pct": float(rule.crop_pct), "interpolation": rule.interpolation}
-
-
 def study_rule_of(attrs: dict[str, Any]) -> ResizeRule:
     """The resize rule a study's attributes record; a study from before rules stretched its images."""
     recorded = attrs.get("resize") or attrs.get(SETTINGS_ATTR, {}).get("resize")
@@ -175,7 +170,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
             "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
             "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
             "heartbeat_s": settings.heartbeat_s, "max_pixels": settings.max_pixels,
-            "resize": rule_dict(settings.resize), "image_size_reason": settings.image_size_reason,
+            "resize": settings.resize.to_dict(), "image_size_reason": settings.image_size_reason,
         })
     if "class_names" in study.user_attrs:
         return
@@ -186,7 +181,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
     study.set_user_attr("epochs", settings.epochs)
     study.set_user_attr("image_size", settings.image_size)
     study.set_user_attr("image_size_reason", settings.image_size_reason)
-    study.set_user_attr("resize", rule_dict(settings.resize))
+    study.set_user_attr("resize", settings.resize.to_dict())
     study.set_user_attr("artifacts", settings.artifacts_remote or str(settings.artifacts))
     study.set_user_attr("automl_tl_version", __version__)
 

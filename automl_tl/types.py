@@ -46,6 +46,10 @@ class ResizeRule:
         if not 0.5 <= float(self.crop_pct) <= 1.0:
             raise ValueError(f"crop_pct must be between 0.5 and 1, not {self.crop_pct!r}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The rule as preprocessing.json and a study record it (``rule_from_dict`` reads it back)."""
+        return {"resize": self.mode, "crop_pct": float(self.crop_pct), "interpolation": self.interpolation}
+
     def token(self) -> str:
         """A short exact name, part of every decoded-image and activation key."""
         return f"{self.mode}:{float(self.crop_pct):g}:{self.interpolation}"
@@ -72,9 +76,7 @@ class Preprocessing:
     def to_dict(self) -> dict[str, Any]:
         return {
             "image_size": self.image_size,
-            "resize": self.rule.mode,
-            "crop_pct": float(self.rule.crop_pct),
-            "interpolation": self.rule.interpolation,
+            **self.rule.to_dict(),
             "resize_rule": self.rule.describe(),
             "exif_orientation": True,
             "transparency": "over white",
