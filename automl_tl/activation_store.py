@@ -16,8 +16,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Protocol
@@ -25,6 +23,7 @@ from typing import Iterable, Protocol
 import numpy as np
 
 from .data.image_store import CACHE_DIR_ENV, cache_dir
+from .data.pages import free_bytes, is_entry, new_array_file
 
 FORMAT_VERSION = 2  # bump when the layout of entries or the meaning of a key changes
 CACHE_GB_ENV = "AUTOML_TL_CACHE_GB"
@@ -146,13 +145,7 @@ class _DiskWriter:
 
     def __init__(self, store: "DiskStore", key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.store, self.key, self.dtype, self.shape = store, key, dtype, shape
-        store.root.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=store.root)
-        os.close(handle)
-        self.tmp = Path(name)
-        header = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
-        self.offset = int(header.offset)
-        del header
+        self.tmp, self.offset = new_array_file(store.root, shape, dtype)
         self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         self.fd: int | None = os.open(self.tmp, os.O_RDWR)
         self.overflowed = False
@@ -231,11 +224,7 @@ class DiskStore:
         (less ``DISK_RESERVE``) once older entries are evicted."""
         if nbytes > self.max_bytes:
             return False
-        try:
-            free = shutil.disk_usage(self.root if self.root.is_dir() else self.root.parent).free
-        except OSError:
-            return False
-        return nbytes + DISK_RESERVE <= free + self.bytes_used()
+        return nbytes + DISK_RESERVE <= free_bytes(self.root) + self.bytes_used()
 
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool = True) -> ActivationWriter:
         nbytes = int(np.prod(shape)) * self.dtype.itemsize
@@ -249,7 +238,7 @@ class DiskStore:
     def entries(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return [p for p in self.root.glob("*.npy") if not p.name.startswith(".partial-")]
+        return [p for p in self.root.glob("*.npy") if is_entry(p)]  # never a partial write, nor a file not ours
 
     def bytes_used(self) -> int:
         total = 0
@@ -270,11 +259,7 @@ class DiskStore:
             except FileNotFoundError:
                 pass
         total = sum(size for _, size, _ in stats)
-        try:
-            free = shutil.disk_usage(self.root).free
-        except OSError:
-            free = 0
-        budget = min(self.max_bytes, total + free - DISK_RESERVE) - extra
+        budget = min(self.max_bytes, total + free_bytes(self.root) - DISK_RESERVE) - extra
         for _, size, entry in sorted(stats):
             if total <= budget:
                 break
@@ -304,15 +289,8 @@ def default_cache_dir() -> Path:
 def default_cache_bytes(root: Path) -> int:
     """Half of the disk that the cache may use (its free space plus what it holds now), between 1 and
     64 GB: at 224 px an early block of one backbone over 50,000 images is several GB."""
-    probe = root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        free = shutil.disk_usage(probe).free
-    except OSError:
-        free = 0
     used = DiskStore(root, 0).bytes_used()
-    share = DEFAULT_CACHE_SHARE * (free + used)
+    share = DEFAULT_CACHE_SHARE * (free_bytes(root) + used)
     return int(min(max(share, DEFAULT_CACHE_MIN_GB * 2**30), DEFAULT_CACHE_MAX_GB * 2**30))
 
 

@@ -129,3 +129,22 @@ def test_reading_rows_releases_the_mapping(tmp_path: Path) -> None:
     release(mapped)
     release(np.zeros(3))  # not a mapping: nothing happens
     assert int(mapped[63, 255, 1023]) == 7  # still readable after its pages were dropped
+
+
+def test_eviction_and_clearing_never_touch_files_that_are_not_entries(tmp_path: Path) -> None:
+    from automl_tl.activation_store import DiskStore
+
+    data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
+    store.mkdir()
+    (store / "mine.json").write_text("{}")
+    (store / "mine.npy").write_bytes(b"the user's own file")
+    for size in (16, 20, 24, 28, 32, 36):  # more entries than are kept: the oldest are evicted
+        load(data, store, size=size)
+    assert len([p for p in store.glob("*.npy") if p.stem != "mine"]) == image_store.KEEP_ENTRIES
+    assert (store / "mine.json").is_file() and (store / "mine.npy").read_bytes() == b"the user's own file"
+    cache = DiskStore(tmp_path / "cache", max_bytes=1)
+    cache.root.mkdir()
+    (cache.root / "notes.npy").write_bytes(b"keep")
+    cache.evict()
+    cache.clear()
+    assert (cache.root / "notes.npy").read_bytes() == b"keep"

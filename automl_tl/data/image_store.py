@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from ..errors import UserError
 from ..types import ImageItem, ResizeRule
 from .images import DECODER_VERSION, BadImage, decode_image
+from .pages import free_bytes, is_entry, new_array_file
 
 STORE_VERSION = 1
 KEEP_ENTRIES = 4  # the most recently used entries kept; older ones are deleted when a new one is written
@@ -127,7 +126,7 @@ def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[i
     row_bytes = int(np.prod(row_shape))
     _check_space(root, len(todo) * row_bytes)
     reasons = dict(unreadable)
-    partial, offset = _new_array_file(root, (len(todo), *row_shape))
+    partial, offset = new_array_file(root, (len(todo), *row_shape), np.uint8)
     try:
         fd = os.open(partial, os.O_RDWR)
         try:
@@ -166,21 +165,10 @@ def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[i
     return StoredImages(pixels, kept, reasons, final, len(todo))
 
 
-def _new_array_file(root: Path, shape: tuple[int, ...]) -> tuple[Path, int]:
-    """A sparse ``.npy`` file of ``shape`` uint8 under a partial name, and where its data starts."""
-    root.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=root)
-    os.close(handle)
-    array = np.lib.format.open_memmap(name, mode="w+", dtype=np.uint8, shape=shape)
-    offset = int(array.offset)
-    del array
-    return Path(name), offset
-
-
 def _compact(root: Path, partial: Path, fd: int, offset: int, good_slots: list[int], row_shape: tuple[int, ...]) -> Path:
     """A new partial file with only the rows that decoded, copied in order; the old one is removed."""
     row_bytes = int(np.prod(row_shape))
-    compacted, new_offset = _new_array_file(root, (len(good_slots), *row_shape))
+    compacted, new_offset = new_array_file(root, (len(good_slots), *row_shape), np.uint8)
     out = os.open(compacted, os.O_RDWR)
     try:
         for new, slot in enumerate(good_slots):
@@ -193,7 +181,7 @@ def _compact(root: Path, partial: Path, fd: int, offset: int, good_slots: list[i
 
 def _check_space(root: Path, needed: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(root).free
+    free = free_bytes(root)
     if needed + DISK_RESERVE > free:
         raise UserError(
             f"Decoding these images needs {needed / 2**30:.1f} GB in {root}, and its disk has {free / 2**30:.1f} GB "
@@ -205,8 +193,8 @@ def _evict(root: Path, keep: str) -> None:
     """Keep the ``KEEP_ENTRIES`` most recently used entries (``keep`` always), delete the rest."""
     entries = []
     for sidecar in root.glob("*.json"):
-        if sidecar.name.startswith(".partial-"):
-            continue
+        if not is_entry(sidecar):
+            continue  # a partial write, or not ours
         try:
             entries.append((sidecar.stat().st_mtime, sidecar))
         except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""Reading memory-mapped arrays without letting them fill the resident set.
+"""Array files on disk, written and read without letting them fill the resident set.
 
 A read-only file mapping's pages count as this process's memory once touched, until the
 kernel needs them back. Streaming through a decoded-image store or an activation entry
@@ -10,8 +10,16 @@ kernel's page cache, so the next read of them is still a memory copy, not a disk
 from __future__ import annotations
 
 import mmap
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
+
+ENTRY_NAME = re.compile(r"^[0-9a-f]{40}$")
+"""The stem of every entry the stores write (a digest): the only files they ever evict or clear."""
 
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
@@ -32,3 +40,32 @@ def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     rows = np.array(array[start:stop])
     release(array)
     return rows
+
+
+def is_entry(path: Path) -> bool:
+    """Whether ``path`` is named like a store's own entry (``<40 hex digits>.npy`` or ``.json``), so that
+    eviction never deletes a file of the user's that happens to sit in the cache folder."""
+    return bool(ENTRY_NAME.match(path.stem)) and path.suffix in (".npy", ".json")
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the disk that holds ``path`` (or would: the nearest folder above it that exists)."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(shutil.disk_usage(probe).free)
+    except OSError:
+        return 0
+
+
+def new_array_file(folder: Path, shape: tuple[int, ...], dtype: np.dtype | type) -> tuple[Path, int]:
+    """A sparse ``.npy`` file of ``shape`` and ``dtype`` under a ``.partial-*`` name in ``folder``, and the
+    offset where its data starts: rows go in with ``os.pwrite`` and the file is renamed into place whole."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=folder)
+    os.close(handle)
+    header = np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
+    offset = int(header.offset)
+    del header
+    return Path(name), offset
