@@ -61,7 +61,6 @@ class StoredImages:
     pixels: np.ndarray  # read-only memory map, uint8 (kept, size, size, 3)
     kept: list[int]  # indices into the data set's items, parallel to pixels
     reasons: dict[int, str]  # index -> why that file is not an image we can use
-    path: Path
     decoded_now: int  # how many images this call decoded (0: all came from the store)
 
 
@@ -116,7 +115,7 @@ def _open(root: Path, key: str) -> StoredImages | None:
         os.utime(sidecar)  # recently used: kept when older entries are deleted
     except OSError:
         pass
-    return StoredImages(pixels, kept, {int(i): str(r) for i, r in meta.get("reasons", [])}, path, 0)
+    return StoredImages(pixels, kept, {int(i): str(r) for i, r in meta.get("reasons", [])}, 0)
 
 
 def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[int, str], image_size: int,
@@ -162,7 +161,7 @@ def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[i
         raise
     _evict(root, keep=key)
     pixels = np.load(final, mmap_mode="r")
-    return StoredImages(pixels, kept, reasons, final, len(todo))
+    return StoredImages(pixels, kept, reasons, len(todo))
 
 
 def _compact(root: Path, partial: Path, fd: int, offset: int, good_slots: list[int], row_shape: tuple[int, ...]) -> Path:

@@ -33,7 +33,6 @@ class Resolution:
 
     image_size: int
     reason: str
-    typical_side: int | None = None  # the median shorter side of the probed images
 
 
 def typical_shorter_side(items: Sequence[ImageItem], limit: int = PROBED_IMAGES) -> int | None:
@@ -79,7 +78,7 @@ def choose_image_size(typical: int | None, native: int, n_images: int, timeout: 
             smaller = next((s for s in BUDGET_SIZES if s < size and s * s <= affordable), AUTO_MIN_SIZE)
             why += f"; {smaller} px so that a first pass over {n_images} images fits a quarter of --timeout {timeout:g}s"
             size = smaller
-    return Resolution(size, why, typical)
+    return Resolution(size, why)
 
 
 def study_rule(specs: Sequence[BackboneSpec], mode: str) -> tuple[ResizeRule, str]:
