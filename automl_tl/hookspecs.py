@@ -12,7 +12,7 @@ from typing import Callable
 
 import pluggy
 
-from .types import BackboneSpec, DatasetAdapter, FrameworkAdapter
+from automl_tl.types import BackboneSpec, DatasetAdapter, FrameworkAdapter
 
 PROJECT = "automl_tl"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from .errors import UserError
+from automl_tl.errors import UserError
 
 
 def installed(name: str) -> bool:

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine import run_trial
-from .errors import UserError
-from .space import config_from_params
-from .types import BackboneSpec, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
+from automl_tl.training.engine import run_trial
+from automl_tl.errors import UserError
+from automl_tl.search.space import config_from_params
+from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
 
 
 def synthetic_table(n_per_split: int = 16, size: int = 16, classes: int = 2, seed: int = 0) -> ImageTable:

@@ -173,7 +173,7 @@ class TrialConfig:
     batch_size: int = 64
     seed: int = 0
     cut_fraction: float = 1.0  # the head reads pooled features after this share of the blocks
-    augment: str = "none"  # fixed training views: "none" or "hflip" (see automl_tl/augment.py)
+    augment: str = "none"  # fixed training views: "none" or "hflip" (see automl_tl/training/augment.py)
 
     def depth(self, n_blocks: int) -> int:
         """How many leading blocks the model keeps (the truncation cut point, at least one)."""

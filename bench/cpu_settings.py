@@ -29,13 +29,13 @@ def worker(threads: int, layout: str, image_size: int, images: int) -> dict[str,
     import torch
     from torch import nn
 
-    from automl_tl.plugins import load_plugins
+    from automl_tl.plugin.manager import load_plugins
     from automl_tl_torch.model import build_block_stack
 
     if threads:
         torch.set_num_threads(threads)
     if os.environ.get("BENCH_MALLOPT") == "1":
-        from automl_tl.memory import tune_allocator
+        from automl_tl.runtime.memory import tune_allocator
 
         assert tune_allocator(), "mallopt failed"
     torch.manual_seed(0)

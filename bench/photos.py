@@ -485,8 +485,8 @@ def part_rss(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def part_phases(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One mobilenet_v2 trial split by phase, cold (fresh activation cache) and warm (a second session)."""
-    from automl_tl.activation_store import store_from_env
-    from automl_tl.plugins import load_plugins
+    from automl_tl.cache.store import store_from_env
+    from automl_tl.plugin.manager import load_plugins
     from automl_tl.types import Phase, TrialConfig
 
     folder = photo_set(args.photo_root, args.phase_photos, args.seed)

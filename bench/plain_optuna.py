@@ -11,7 +11,7 @@ Two exceptions, because a user's loop would not have them:
   maps smaller than the kernel (automl_tl_torch/small_input_conv.py; bench/cpu_settings.py
   measures that change on its own);
 - B fine-tunes at a constant rate, as the Keras recipe does (compile with Adam(lr), fit),
-  where automl-tl anneals the fine-tuning rate along a half cosine (automl_tl/schedule.py;
+  where automl-tl anneals the fine-tuning rate along a half cosine (automl_tl/training/schedule.py;
   bench/schedule.py measures that change on its own). With --anneal, B anneals too.
 
     .venv/bin/python bench/plain_optuna.py DATA --storage sqlite:///b.db --trials 50 [--timeout SEC] [--anneal]
@@ -31,11 +31,11 @@ import torch
 from torch import nn
 
 from automl_tl.data import load_table
-from automl_tl.engine import effective_config
-from automl_tl.memory import resident_mb
-from automl_tl.plugins import load_plugins
-from automl_tl.schedule import cosine_factor, finetune_steps
-from automl_tl.space import config_from_trial, search_space
+from automl_tl.training.engine import effective_config
+from automl_tl.runtime.memory import resident_mb
+from automl_tl.plugin.manager import load_plugins
+from automl_tl.training.schedule import cosine_factor, finetune_steps
+from automl_tl.search.space import config_from_trial, search_space
 from automl_tl_torch.adapter import configure_cpu_threads
 from automl_tl_torch.cache import channels_last, normalised_images
 from automl_tl_torch.model import build_classifier

@@ -1,5 +1,5 @@
 """Does annealing the fine-tuning rate pay? Smart start's first plan over several seeds, with a
-constant fine-tuning rate (the recipe before automl_tl/schedule.py) and with the cosine.
+constant fine-tuning rate (the recipe before automl_tl/training/schedule.py) and with the cosine.
 
     .venv/bin/python bench/schedule.py [DATA] [--seeds 0,1,2,3] [--epochs 4] [--image-size 48]
 
@@ -22,13 +22,13 @@ import torchvision  # noqa: F401  (before anything that may import tensorflow)
 import numpy as np
 
 import automl_tl_torch.session as torch_session
-from automl_tl.activation_store import DiskStore
+from automl_tl.cache.store import DiskStore
 from automl_tl.data import load_table
 from automl_tl.data.sample import ensure_sample
-from automl_tl.engine import run_trial
-from automl_tl.plugins import load_plugins
-from automl_tl.schedule import cosine_factor
-from automl_tl.space import config_from_params
+from automl_tl.training.engine import run_trial
+from automl_tl.plugin.manager import load_plugins
+from automl_tl.training.schedule import cosine_factor
+from automl_tl.search.space import config_from_params
 from automl_tl_torch.adapter import configure_cpu_threads
 
 PLAN = {"backbone": "mobilenet_v2", "head_units": 256, "head_dropout": 0.2, "lr": 1e-3, "switch_epoch": 1,

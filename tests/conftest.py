@@ -9,7 +9,7 @@ import pytest
 import torchvision  # noqa: F401  (torchvision before anything that might pull in tensorflow)
 
 TESTS = Path(__file__).parent
-STUB_PLUGIN = str(TESTS / "stub_plugin.py")
+STUB_PLUGIN = str(TESTS / "plugins" / "stub_plugin.py")
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +66,7 @@ def stub_plugins():
     """Plugins with the built-ins plus the stub framework registered in code (no entry point)."""
     import importlib.util
 
-    from automl_tl.plugins import load_plugins
+    from automl_tl.plugin.manager import load_plugins
 
     spec = importlib.util.spec_from_file_location("stub_plugin_inline", STUB_PLUGIN)
     module = importlib.util.module_from_spec(spec)
@@ -77,7 +77,7 @@ def stub_plugins():
 @pytest.fixture(scope="session")
 def postgres_server():
     """One PostgreSQL server for the test run (see postgres_server.py); skipped only where none is installed."""
-    from .postgres_server import PostgresServer, postgres_bin
+    from tests.support.postgres_server import PostgresServer, postgres_bin
 
     if postgres_bin() is None:
         pytest.skip("PostgreSQL is not installed here; `make test` installs it from Debian's packages (make postgres)")

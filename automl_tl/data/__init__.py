@@ -7,12 +7,12 @@ sample data set is written by ``write_sample`` / ``ensure_sample``.
 
 from __future__ import annotations
 
-from .csv_manifest import CsvDataset
-from .folder import FolderDataset
-from .images import BadImage, decode_image
-from .loader import describe_skipped, load_table
-from .sample import default_sample_dir, ensure_sample, write_sample
-from .split import stable_split
+from automl_tl.data.csv_manifest import CsvDataset
+from automl_tl.data.folder import FolderDataset
+from automl_tl.data.images import BadImage, decode_image
+from automl_tl.data.loader import describe_skipped, load_table
+from automl_tl.data.sample import default_sample_dir, ensure_sample, write_sample
+from automl_tl.data.split import stable_split
 
 __all__ = [
     "BadImage",

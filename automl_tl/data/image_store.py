@@ -24,10 +24,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..types import ImageItem, ResizeRule
-from .images import DECODER_VERSION, BadImage, decode_image
-from .pages import free_bytes, is_entry, new_array_file
+from automl_tl.errors import UserError
+from automl_tl.types import ImageItem, ResizeRule
+from automl_tl.data.images import DECODER_VERSION, BadImage, decode_image
+from automl_tl.data.pages import free_bytes, is_entry, new_array_file
 
 STORE_VERSION = 1
 KEEP_ENTRIES = 4  # the most recently used entries kept; older ones are deleted when a new one is written

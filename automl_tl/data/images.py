@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..types import ResizeRule
+from automl_tl.types import ResizeRule
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 """File name endings that count as images when discovering data (case-insensitive)."""

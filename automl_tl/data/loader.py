@@ -8,10 +8,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..types import SPLITS, DataSplits, ImageTable, ResizeRule
-from .image_store import read_hashes, stored_images
-from .images import DEFAULT_MAX_PIXELS
+from automl_tl.errors import UserError
+from automl_tl.types import SPLITS, DataSplits, ImageTable, ResizeRule
+from automl_tl.data.image_store import read_hashes, stored_images
+from automl_tl.data.images import DEFAULT_MAX_PIXELS
 
 _SHOWN = 5  # how many bad files a message lists by name
 _SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}

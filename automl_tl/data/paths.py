@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from automl_tl.errors import UserError
 
 
 def resolve_under(root: Path, candidate: str | Path, *, context: str = "") -> Path:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..hookspecs import hookimpl
-from ..types import DatasetAdapter
-from .csv_manifest import CsvDataset
-from .folder import FolderDataset
+from automl_tl.hookspecs import hookimpl
+from automl_tl.types import DatasetAdapter
+from automl_tl.data.csv_manifest import CsvDataset
+from automl_tl.data.folder import FolderDataset
 
 
 @hookimpl

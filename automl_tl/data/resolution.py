@@ -14,8 +14,8 @@ from typing import Sequence
 
 from PIL import Image
 
-from ..types import BackboneSpec, ImageItem, ResizeRule
-from .images import DECODE_FORMATS
+from automl_tl.types import BackboneSpec, ImageItem, ResizeRule
+from automl_tl.data.images import DECODE_FORMATS
 
 AUTO = "auto"
 NATIVE_UPSCALE = 2.0  # images at least 1/2 of the native size go to the native size (see docs/decisions.md)

@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from ..errors import UserError
+from automl_tl.errors import UserError
 
 SAMPLE_NAME = "animal_mnist"
 SAMPLE_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")

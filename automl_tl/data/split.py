@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UserError
-from ..types import SPLITS, DataSplits, ImageItem
+from automl_tl.errors import UserError
+from automl_tl.types import SPLITS, DataSplits, ImageItem
 
 
 def path_unit_hash(relpath: str) -> float:

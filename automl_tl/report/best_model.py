@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from ..artifacts import read_trial, study_key
-from ..errors import UserError
-from ..plugins import Plugins
-from ..types import ImageTable, TrialConfig, Preprocessing
+from automl_tl.storage.artifacts import read_trial, study_key
+from automl_tl.errors import UserError
+from automl_tl.plugin.manager import Plugins
+from automl_tl.types import ImageTable, TrialConfig, Preprocessing
 
 BATCH = 256
 MAX_MISTAKES = 24
@@ -70,3 +70,42 @@ def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, arti
     wrong = np.flatnonzero(predicted != labels)[:MAX_MISTAKES]
     mistakes = [(table.images[indices[i]], class_names[labels[i]], class_names[predicted[i]]) for i in wrong]
     return BestModelResults(trial_number, class_names, matrix, precision, recall, mistakes)
+
+
+def evaluate_study_best(plugins: Plugins, study: optuna.Study, artifacts_option: str | None, data: str | None,
+                        warnings: list[str]) -> BestModelResults:
+    """The report's evaluation: the best trial's model on the test split of the study's data (or of ``data``).
+
+    Fetches the trial from the S3 mirror when the study's artifacts live there, and appends to ``warnings``
+    when the data is no longer what the study searched on."""
+    from automl_tl.data.images import DEFAULT_MAX_PIXELS
+    from automl_tl.data.loader import load_table
+    from automl_tl.deploy.export import fetch_remote_artifacts
+    from automl_tl.search.budget import ranked_trials
+    from automl_tl.search.fingerprint import FINGERPRINT_ATTR
+    from automl_tl.search.lifecycle import study_rule_of
+    from automl_tl.search.settings import SETTINGS_ATTR
+    from automl_tl.storage.artifacts import study_artifact_places
+
+    ranked = ranked_trials(study)
+    if not ranked:
+        raise UserError("the study has no completed trial yet")
+    local, remote = study_artifact_places(study, artifacts_option)
+    if remote:
+        fetch_remote_artifacts(remote, local, ranked[0].number)
+    location = data or study.user_attrs.get("data_location")
+    if not location:
+        raise UserError("the study does not record where its data is; pass --data")
+    splits = plugins.discover(location)
+    max_pixels = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("max_pixels", DEFAULT_MAX_PIXELS))
+    table = load_table(splits, int(study.user_attrs.get("image_size", 48)), max_pixels=max_pixels,
+                       show_progress=False, rule=study_rule_of(study.user_attrs))
+    recorded = (study.user_attrs.get(FINGERPRINT_ATTR) or {}).get("data_manifest")
+    if recorded and table.manifest_hash != recorded:
+        warnings.append(
+            f"The data in {splits.source} is not the data study {study.study_name!r} was searched on: images were "
+            f"added, removed, renamed, relabelled or edited since. The best model's test results in this report "
+            f"describe that data, not the study's own test split, and its test images may include images the "
+            f"model was trained on. Pass --data with the study's original data to report on it."
+        )
+    return evaluate_best(plugins, study, ranked[0].number, local, table)

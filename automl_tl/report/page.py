@@ -13,10 +13,11 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial
 
-from . import figures
-from ..errors import UserError
-from ..leaderboard import ranked_trials, study_input_summary
-from .best_model import BestModelResults
+import automl_tl.report.figures as figures
+from automl_tl.errors import UserError
+from automl_tl.report.leaderboard import study_input_summary
+from automl_tl.search.budget import ranked_trials
+from automl_tl.report.best_model import BestModelResults
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_store import MemoryStore, store_from_env
+from automl_tl.cache.store import MemoryStore, store_from_env
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 

@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from automl_tl.types import BackboneSpec, WeightsInfo
 
-OUTPUT = "<output>"
+from .cut_points import OUTPUT
+
 PIXELS_0_255 = ((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # models that rescale inside expect 0..255
 MINUS_ONE_TO_ONE = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # x / 127.5 - 1, Keras' MobileNetV2 preprocessing
 

@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # retracing notices are not the user's concern
 
-from .backbones import OUTPUT  # noqa: E402
+from .cut_points import OUTPUT, input_of  # noqa: E402
 
 TORCH_BN_EPSILON = 1e-5
 
@@ -73,8 +73,8 @@ def cut_tensors(model: Any, blocks: Sequence[str]) -> list[Any]:
     def tensor(name: str) -> Any:
         if name == OUTPUT:
             return model.output
-        if name.startswith("input:"):
-            return model.get_layer(name[len("input:"):]).input
+        if input_of(name) is not None:
+            return model.get_layer(input_of(name)).input
         return model.get_layer(name).output
 
     return [tensor(name) for name in blocks]

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_cache import PrefixActivations, PrefixIdentity
-from automl_tl.activation_store import ActivationStore, MemoryStore, arrays_digest
-from automl_tl.augment import mixed_rows, view_choice, views
+from automl_tl.cache.activations import PrefixActivations, PrefixIdentity
+from automl_tl.cache.store import ActivationStore, MemoryStore, arrays_digest
+from automl_tl.training.augment import mixed_rows, view_choice, views
 from automl_tl.errors import UserError
-from automl_tl.schedule import finetune_steps
+from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .model import build_head, cut_tensors, full_classifier, keras
@@ -134,7 +134,7 @@ class KerasTrialSession:
             self.trainer, lr = self.finetune_model, self.config.finetune_lr
         else:
             self.trainer, lr = self.head, self.config.lr if phase is Phase.HEAD else self.config.finetune_lr
-        if phase is Phase.FINETUNE:  # annealed to zero over the phase, as automl_tl.schedule defines
+        if phase is Phase.FINETUNE:  # annealed to zero over the phase, as automl_tl.training.schedule defines
             lr = keras.optimizers.schedules.CosineDecay(lr, finetune_steps(self.config, len(self.data.splits["train"])))
         self.trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="sparse_categorical_crossentropy")
         self.phase = phase

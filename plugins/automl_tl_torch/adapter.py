@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.activation_store import MemoryStore, store_from_env
+from automl_tl.cache.store import MemoryStore, store_from_env
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
 
 def configure_cpu_threads() -> None:
     """Use every core for intra-op work (torch's default can be lower inside containers), and
-    tune the allocator for training loops (see automl_tl.memory.tune_allocator)."""
+    tune the allocator for training loops (see automl_tl.runtime.memory.tune_allocator)."""
     import torch
 
-    from automl_tl.memory import tune_allocator
+    from automl_tl.runtime.memory import tune_allocator
 
     tune_allocator()
 

@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from automl_tl.activation_cache import PrefixActivations, PrefixIdentity, rows_as_float32
-from automl_tl.activation_store import ActivationStore, arrays_digest
+from automl_tl.cache.activations import PrefixActivations, PrefixIdentity, rows_as_float32
+from automl_tl.cache.store import ActivationStore, arrays_digest
 from automl_tl.types import ImageTable
 
 from .model import BlockStack

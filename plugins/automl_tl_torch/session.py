@@ -15,9 +15,9 @@ from torch import nn
 from automl_tl.errors import UserError
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
-from automl_tl.activation_store import ActivationStore, MemoryStore
-from automl_tl.augment import mixed_rows, view_choice, views
-from automl_tl.schedule import cosine_factor, finetune_steps
+from automl_tl.cache.store import ActivationStore, MemoryStore
+from automl_tl.training.augment import mixed_rows, view_choice, views
+from automl_tl.training.schedule import cosine_factor, finetune_steps
 
 from .cache import PrefixFeatures, channels_last, rows
 from .model import BlockStack, Classifier, build_classifier

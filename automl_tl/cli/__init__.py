@@ -1,0 +1,73 @@
+"""The command line: a thin layer over the core. Exit codes: 0 ok, 2 bad input, 1 internal error, 130 stopped.
+
+Each command lives in the module for its group (search, study, model, info); this module only turns
+what they raise into the one-paragraph messages and exit codes users see."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import warnings
+from typing import Callable, Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
+
+from rich.markup import escape  # noqa: E402
+
+from automl_tl.cli.common import err_console  # noqa: E402
+from automl_tl.cli.parser import build_parser  # noqa: E402
+from automl_tl.errors import UserError  # noqa: E402
+from automl_tl.runtime.interrupts import StoppedTrial, interrupts_as_keyboard_interrupt  # noqa: E402
+
+_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                       errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One paragraph for an OSError of the user's environment: the file, the error, what to do."""
+    files = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    where = f"{files}: " if files else ""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        where += "a file is in the way where a folder is needed: "
+    return (f"{where}{exc.strerror or exc}. Check that the file or folder named here is the one you meant, that "
+            f"you may write to it, and that its disk has free space; then run the command again.")
+
+
+def _without_secrets(message: str, args: argparse.Namespace) -> str:
+    """A last guard: no piece of the storage URL's password in an error, whatever path or part of the
+    URL the message quotes (a SQLite path made from a malformed URL holds the password too)."""
+    from automl_tl.storage.urls import STORAGE_ENV, scrub
+
+    for url in (getattr(args, "storage", None), os.environ.get(STORAGE_ENV)):
+        if url:
+            message = scrub(message, url)
+    return message
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        with interrupts_as_keyboard_interrupt(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+            return handler(args)
+    except UserError as exc:
+        err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(str(exc), args))}", highlight=False)
+        return 2
+    except OSError as exc:  # a last resort: the specific cases have their own messages
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(describe_os_error(exc), args))}", highlight=False)
+        return 2
+    except KeyboardInterrupt as exc:
+        detail = f" {exc.detail}" if isinstance(exc, StoppedTrial) else ""
+        err_console.print(f"Stopped.{escape(detail)} Finished trials are saved; run the same command again to resume.",
+                          highlight=False)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""What every command shares: the consoles, loading the plugins, finding the data and opening a study."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from automl_tl.errors import UserError
+from automl_tl.plugin.manager import Plugins
+from automl_tl.types import DataSplits, ImageTable, ResizeRule
+
+# Logs and pipes get a wide console so tables stay readable; a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def command_plugins(args: argparse.Namespace) -> Plugins:
+    """The installed plugins, and the plugin files this command names with --plugin."""
+    from automl_tl.plugin.manager import load_plugins
+
+    return load_plugins(plugin_files=getattr(args, "plugin", None) or [])
+
+
+def data_location(data: str | None) -> str:
+    """The data a command reads: the folder or CSV given, or the bundled sample."""
+    if data:
+        return data
+    from automl_tl.data.sample import ensure_sample
+
+    return str(ensure_sample())
+
+
+def read_images(splits: DataSplits, image_size: int, rule: ResizeRule, *, max_pixels: int | None = None,
+                show_progress: bool = True, skipped_note: str = "") -> ImageTable:
+    """Decode the splits' images at the study's size, warning once about the images that were skipped."""
+    from automl_tl.data.images import DEFAULT_MAX_PIXELS
+    from automl_tl.data.loader import describe_skipped, load_table
+
+    table = load_table(splits, image_size, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, show_progress=show_progress,
+                       rule=rule)
+    if table.skipped:
+        note = f" {skipped_note}" if skipped_note else ""
+        err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}{escape(note)}", highlight=False)
+    return table
+
+
+def load_study(name: str, storage: str | None) -> Any:
+    """An existing study, or a clear error; nothing is created (no database file, no folder)."""
+    import optuna
+
+    from automl_tl.search.lifecycle import quiet_optuna
+    from automl_tl.storage.urls import (check_study_name, explicit_storage, missing_database, open_storage, redact,
+                                        sqlite_path, storage_url)
+
+    quiet_optuna()
+    check_study_name(name)
+    if explicit_storage(storage) is None and not sqlite_path(name).is_file():
+        raise UserError(f"No study named {name!r}: {sqlite_path(name)} does not exist. `automl-tl studies` lists them.")
+    url = storage_url(name, storage)
+    missing = missing_database(url)  # opening it would create the file and its folders
+    if missing is not None:
+        raise missing
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        raise UserError(f"No study named {name!r} in {redact(url)}. `automl-tl studies` lists them.") from None
+
+
+def resolved(path: str) -> Path:
+    return Path(path).expanduser().resolve()

@@ -1,0 +1,163 @@
+"""The argument parser: every command, its options and their help."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+from automl_tl import __version__
+from automl_tl.cli.info_commands import cmd_backbones, cmd_plugins, cmd_sample_data
+from automl_tl.cli.model_commands import cmd_evaluate, cmd_export, cmd_predict
+from automl_tl.cli.search_commands import cmd_search, cmd_worker
+from automl_tl.cli.study_commands import cmd_report, cmd_show, cmd_studies
+from automl_tl.search.pruning import DEFAULT_PRUNER, PRUNERS
+from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
+
+DEFAULT_EPOCHS = "auto"
+DEFAULT_IMAGE_SIZE = "auto"
+DEFAULT_TRIALS = 50
+
+
+def auto_or_int(option: str) -> Callable[[str], str | int]:
+    """An argparse type: ``auto`` or a whole number (the command checks the range)."""
+
+    def parse(text: str) -> str | int:
+        if text.strip().lower() == "auto":
+            return "auto"
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give auto or a whole number for {option}") from None
+
+    return parse
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", metavar="FILE.py", help="load a single-file plugin (repeatable)")
+
+
+def _add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-model", action="store_true",
+                        help="also load formats that can run code when loaded (torchscript, savedmodel): only for an "
+                             "export you made yourself or whose maker you trust")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from automl_tl.types import RESIZE_MODES
+
+    parser = argparse.ArgumentParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
+    parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    search = sub.add_parser("search", help="run or resume a study")
+    search.add_argument("data", nargs="?", metavar="DATA", help="folder with one sub-folder per class, or a CSV manifest (default: the bundled sample)")
+    search.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="the study's total of finished trials (default %(default)s)")
+    search.add_argument("--study", help="study name (default: the data folder's name)")
+    search.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///studies/NAME.db)")
+    search.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="where trial weights are kept: a (shared) folder, or an S3-compatible bucket (default: studies/)")
+    search.add_argument("--framework", default="torch", help="torch, keras or all (default %(default)s)")
+    search.add_argument("--backbones", metavar="PATTERNS", help="comma-separated name patterns, e.g. 'mobilenet*,resnet18'")
+    search.add_argument("--epochs", type=auto_or_int("--epochs"), default=DEFAULT_EPOCHS, metavar="auto|N",
+                        help="the most epochs a trial trains, both phases together; auto: from 4 (large data) to 12 "
+                             "(small data), and the pruner stops trials that do not earn them (default %(default)s)")
+    search.add_argument("--image-size", type=auto_or_int("--image-size"), default=DEFAULT_IMAGE_SIZE, metavar="auto|PX",
+                        help="square input size in pixels, or auto: from the images' typical size, the backbones' "
+                             "native size and --timeout (default %(default)s)")
+    search.add_argument("--resize", choices=RESIZE_MODES, default=None, dest="resize_given",
+                        help="how images become squares: crop (keep the aspect ratio, centre crop; default), pad "
+                             "(keep it, pad with white) or stretch")
+    search.add_argument("--timeout", type=float, metavar="SEC", help="stop starting trials after this many seconds")
+    search.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
+    search.add_argument("--pruner", default=DEFAULT_PRUNER, choices=list(PRUNERS),
+                        help="halving: successive halving over epochs with a rung at the phase switch (default %(default)s)")
+    search.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
+                        help="search the cut point: the head may read earlier blocks' features (default on)")
+    search.add_argument("--smart-start", action=argparse.BooleanOptionalAction, default=True,
+                        help="start a new study with trials chosen from a quick profile of the data (default on)")
+    search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
+    search.add_argument("--workers", type=int, metavar="N",
+                        help="start N worker processes on the study (needs PostgreSQL when N > 1); 0 prepares the study for workers started elsewhere")
+    search.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="SEC",
+                        help="a new study's heartbeat: a worker silent for 3 heartbeats has its trial retried elsewhere (default %(default)s)")
+    _add_plugin_option(search)
+    search.set_defaults(func=cmd_search)
+
+    worker = sub.add_parser("worker", help="join a prepared study and run its trials until the budget is met")
+    worker.add_argument("--study", required=True, help="the study's name")
+    worker.add_argument("--storage", metavar="URL", help="the study's storage (or set AUTOML_TL_STORAGE, which keeps the password out of the process list)")
+    worker.add_argument("--data", metavar="DATA", help="where this machine has the data (default: where the study was created)")
+    worker.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="the shared artifacts (default: where the study records them)")
+    worker.add_argument("--timeout", type=float, metavar="SEC", help="stop taking trials after this many seconds")
+    worker.add_argument("--max-pixels", type=int, help="reject images larger than this many pixels (default: the study's)")
+    worker.add_argument("--lines", action="store_true", help="print one line per trial instead of live bars")
+    _add_plugin_option(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    show = sub.add_parser("show", help="summarise a study")
+    show.add_argument("name")
+    show.add_argument("--storage", metavar="URL")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    studies = sub.add_parser("studies", help="list studies")
+    studies.add_argument("--storage", metavar="URL")
+    studies.add_argument("--json", action="store_true")
+    studies.set_defaults(func=cmd_studies)
+
+    export = sub.add_parser("export", help="export a trained trial (the best by default)")
+    export.add_argument("name")
+    export.add_argument("--format", required=True, choices=["torchscript", "onnx", "keras", "savedmodel"])
+    export.add_argument("-o", "--output", required=True, metavar="DIR")
+    export.add_argument("--trial", type=int)
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier automl-tl export in the same folder")
+    export.add_argument("--storage", metavar="URL")
+    export.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
+    _add_plugin_option(export)
+    export.set_defaults(func=cmd_export)
+
+    predict = sub.add_parser("predict", help="classify images with an exported model")
+    predict.add_argument("model_dir", metavar="MODEL_DIR")
+    predict.add_argument("paths", nargs="+", metavar="PATH")
+    predict.add_argument("--top", type=int, default=3)
+    predict.add_argument("--json", action="store_true")
+    _add_trust_option(predict)
+    _add_plugin_option(predict)
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy of an exported model on a split of a data set")
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR")
+    evaluate.add_argument("data", nargs="?", metavar="DATA")
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--json", action="store_true")
+    _add_trust_option(evaluate)
+    _add_plugin_option(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a study")
+    report.add_argument("name")
+    report.add_argument("-o", "--output", default="report.html", metavar="FILE.html")
+    report.add_argument("--storage", metavar="URL")
+    report.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
+    report.add_argument("--data", metavar="DATA", help="where the data is now, if it moved since the search")
+    _add_plugin_option(report)
+    report.set_defaults(func=cmd_report)
+
+    backbones = sub.add_parser("backbones", help="list backbones and whether their weights are here")
+    backbones.add_argument("pattern", nargs="?")
+    backbones.add_argument("--framework")
+    backbones.add_argument("--json", action="store_true")
+    _add_plugin_option(backbones)
+    backbones.set_defaults(func=cmd_backbones)
+
+    plugins = sub.add_parser("plugins", help="list loaded plugins")
+    plugins.add_argument("--json", action="store_true")
+    _add_plugin_option(plugins)
+    plugins.set_defaults(func=cmd_plugins)
+
+    sample = sub.add_parser("sample-data", help="write the bundled sample as folder-per-class PNGs")
+    sample.add_argument("directory", nargs="?", metavar="DIR")
+    sample.set_defaults(func=cmd_sample_data)
+    return parser
+
+
+# OSErrors that come from the user's machine rather than from a bug: the last-resort net in main().

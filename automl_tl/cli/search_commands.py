@@ -1,0 +1,200 @@
+"""``search`` and ``worker``: run a study's trials, alone or as one of many workers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from automl_tl.cli.common import command_plugins, console, data_location, err_console, read_images
+from automl_tl.errors import UserError
+from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
+
+SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from automl_tl.distributed.loop import run_search
+    from automl_tl.distributed.workers import check_workers
+    from automl_tl.search.backbone_choice import chosen_frameworks, select_backbones
+    from automl_tl.search.settings import SearchSettings
+    from automl_tl.search.study_input import study_input
+    from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
+
+    if args.trials < 1:
+        raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
+    if args.image_size != "auto" and not 16 <= args.image_size <= 1024:
+        raise UserError(f"--image-size {args.image_size}: choose auto, or between 16 and 1024 pixels.")
+    check_numbers(args)
+    if args.study is not None:
+        check_study_name(args.study)  # before any slow work; an empty name is refused, not replaced
+    if args.workers is not None:
+        check_workers(args.workers, storage_url(args.study or "study", args.storage))
+    plugins = command_plugins(args)
+    frameworks = chosen_frameworks(plugins, args.framework)
+    backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
+    if skipped and args.backbones:
+        for line in skipped:
+            err_console.print(f"[yellow]skipping backbone[/] {escape(line)}")
+    elif skipped:
+        console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
+    location = data_location(args.data)
+    splits = plugins.discover(location)
+    name = check_study_name(args.study if args.study is not None else study_name_for(location))
+    check_database_place(storage_url(name, args.storage))  # before the images are read
+    counts = {s: len(splits.indices(s)) for s in ("train", "val", "test")}
+    console.print(f"[bold]Data[/] {escape(splits.source)}: {len(splits.class_names)} classes, "
+                  f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
+    with database_errors(storage_url(name, args.storage)):
+        chosen = study_input([plugins.backbone(n) for n in backbones], splits, storage_url(name, args.storage), name,
+                             image_size=args.image_size, epochs=args.epochs, resize=args.resize_given,
+                             timeout=args.timeout)
+    size, rule = chosen.image_size, chosen.rule
+    console.print(f"[bold]Input[/] {size} px ({escape(chosen.size_why)}); {escape(rule.describe())}; "
+                  f"{chosen.epochs} epoch{'' if chosen.epochs == 1 else 's'} per trial at most ({escape(chosen.epochs_why)})")
+    table = read_images(splits, size, rule, max_pixels=args.max_pixels)
+    url = storage_url(name, args.storage)
+    local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
+    settings = SearchSettings(
+        study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=args.trials,
+        epochs=chosen.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
+        seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
+        smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
+        resize=rule, image_size_reason=chosen.size_why,
+    )
+    if args.workers is not None:
+        with database_errors(url):
+            return search_with_workers(args, settings, plugins, table)
+
+    def ready(study: Any, finished: int) -> None:
+        from automl_tl.storage.urls import redact
+
+        console.print(f"[bold]Study[/] {name!r} in {escape(redact(url))}: {finished} finished, budget {args.trials}; "
+                      f"backbones: {escape(', '.join(backbones))}")
+
+    with database_errors(url):
+        result = run_search(settings, plugins, table, console, on_ready=ready)
+    report_result(result, settings, plugins)
+    return 0
+
+
+def report_result(result: Any, settings: Any, plugins: Any) -> None:
+    from automl_tl.report.leaderboard import leaderboard_table
+
+    name = settings.study_name
+    for note in result.notes:
+        console.print(escape(note))
+    console.print(leaderboard_table(result.study))
+    if result.stopped_by == "failures":
+        raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
+    if result.stopped_by == "timeout":
+        console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
+    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {escape(export_hint(result.study, plugins))}")
+
+
+def export_hint(study: Any, plugins: Any) -> str:
+    from automl_tl.search.budget import ranked_trials
+
+    best_format = "onnx"
+    ranked = ranked_trials(study)
+    if ranked and ranked[0].user_attrs.get("framework") in plugins.frameworks:
+        best_format = (plugins.framework(ranked[0].user_attrs["framework"]).export_formats or (best_format,))[0]
+    return f"Export the best with: automl-tl export {study.study_name} --format {best_format} -o exports/{study.study_name}"
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Numbers of ``search`` and ``worker`` that make no sense, refused before any study is made or data read."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise UserError(f"--seed {seed}: give a whole number from 0 to {SEED_LIMIT - 1} (the random generators "
+                        f"take 32-bit seeds).")
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:  # NaN too
+        raise UserError(f"--timeout {timeout:g}: give a number of seconds above 0, or leave --timeout out to run "
+                        f"until the budget of trials is met.")
+    epochs = getattr(args, "epochs", None)
+    if isinstance(epochs, int) and epochs < 1:
+        raise UserError(f"--epochs {epochs}: a trial needs at least one epoch.")
+    heartbeat = getattr(args, "heartbeat", None)
+    if heartbeat is not None and heartbeat < 1:
+        raise UserError(f"--heartbeat {heartbeat}: give at least 1 second (default {DEFAULT_HEARTBEAT_S}); a worker "
+                        f"silent for 3 heartbeats has its trial retried elsewhere.")
+    max_pixels = getattr(args, "max_pixels", None)
+    if max_pixels is not None and max_pixels < 1:
+        raise UserError(f"--max-pixels {max_pixels}: give the largest image size to accept, in pixels (width times "
+                        f"height, at least 1; default 40000000).")
+
+
+def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any) -> int:
+    """Prepare the study once, then start --workers N worker processes on it (0: prepare only)."""
+    from automl_tl.distributed.loop import make_admission
+    from automl_tl.distributed.workers import run_local_workers
+    from automl_tl.report.leaderboard import leaderboard_table
+    from automl_tl.search.lifecycle import prepare_study
+    from automl_tl.storage.urls import redact
+
+    admission = make_admission(settings)  # on SQLite this also refuses a second process
+    try:
+        study, _ = prepare_study(settings, plugins, table, console)
+    finally:
+        admission.close()
+    name, url = settings.study_name, settings.storage_url
+    if args.workers == 0:
+        console.print(f"Study {name!r} is ready in {escape(redact(url))} with a budget of {settings.trials} trials. Start "
+                      f"workers on any machine that reaches the database and the artifacts with:\n"
+                      f"  AUTOML_TL_STORAGE='{escape(redact(url))}' automl-tl worker --study {name}")
+        return 0
+    started = time.perf_counter()
+    codes = run_local_workers(args.workers, study, url, settings.data_location, list(args.plugin or []), console)
+    console.print(leaderboard_table(study))
+    failed = [code for code in codes if code != 0]
+    if failed:
+        raise UserError(
+            f"{len(failed)} of {len(codes)} workers stopped with an error (their messages are above). Finished trials "
+            f"are saved in the study; run the same command again to finish it."
+        )
+    console.print(f"{args.workers} workers finished the study in {time.perf_counter() - started:.0f}s. "
+                  f"{escape(export_hint(study, plugins))}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from automl_tl.distributed.workers import read_stored_study, run_worker, worker_settings
+    from automl_tl.storage.urls import (artifact_places, check_database_place, check_study_name, is_postgres, is_sqlite,
+                                        recorded_artifact_places, redact, sqlite_file, storage_url)
+
+    name = check_study_name(args.study)
+    check_numbers(args)
+    url = storage_url(name, args.storage)
+    if not (is_postgres(url) or is_sqlite(url)):
+        raise UserError(
+            f"--storage {redact(url)}: workers share a study through PostgreSQL, whose locks keep the budget exact "
+            f"and find killed workers. Use a postgresql:// URL (see 'Many machines' in the README)."
+        )
+    if is_sqlite(url) and sqlite_file(url) is not None and sqlite_file(url).is_file():
+        check_database_place(url)
+    with database_errors(url):
+        stored = read_stored_study(name, url)
+        plugins = command_plugins(args)
+        location = args.data or stored.data_location
+        splits = plugins.discover(location)
+        local, remote = (artifact_places(name, args.artifacts) if args.artifacts
+                         else recorded_artifact_places(name, stored.artifacts))
+        settings = worker_settings(stored, plugins, str(Path(location).resolve()), local, args.timeout,
+                                   show_bars=not args.lines, artifacts_remote=remote)
+        max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
+        table = read_images(splits, settings.image_size, settings.resize, max_pixels=max_pixels,
+                            show_progress=not args.lines)
+        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {escape(redact(url))}")
+        result = run_worker(settings, plugins, table, console)
+    for note in result.notes:
+        console.print(escape(note))
+    if result.stopped_by == "failures":
+        raise UserError(f"{settings.max_consecutive_failures} trials in a row failed on this worker; see `automl-tl show {name}`.")
+    console.print(f"Worker {os.getpid()} ran {result.ran} trial(s) in {result.seconds:.0f}s; study {name!r} "
+                  f"{'has met its budget' if result.stopped_by == 'budget' else 'stopped by --timeout'}.")
+    return 0

@@ -1,0 +1,134 @@
+"""Best (or chosen) trial -> its artifact -> the framework's exporter -> a parity check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from automl_tl.storage.artifacts import PARITY_FILE, STUDY_FILE, TRIAL_FILE, load_parity_images, read_trial, study_key, trial_dir
+from automl_tl.deploy.export_folder import check_replaceable, make_staging, move_into_place, write_marker
+from automl_tl.errors import UserError
+from automl_tl.search.budget import ranked_trials
+from automl_tl.plugin.manager import Plugins
+from automl_tl.types import Preprocessing, TrialConfig
+
+METADATA_FILE = "metadata.json"
+LABELS_FILE = "labels.json"
+PREPROCESSING_FILE = "preprocessing.json"
+PARITY_TOLERANCE = 1e-3
+
+
+@dataclass
+class ExportReport:
+    directory: Path
+    model_file: str
+    trial: int
+    max_difference: float
+    images_checked: int
+    same_classes: bool
+
+
+def choose_trial(study: optuna.Study, number: int | None) -> int:
+    if number is None:
+        ranked = ranked_trials(study)
+        if not ranked:
+            raise UserError(f"Study {study.study_name!r} has no completed trial to export yet. Run a search first.")
+        return ranked[0].number
+    matches = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    if not matches:
+        raise UserError(f"Study {study.study_name!r} has no trial {number}.")
+    if matches[0].state != TrialState.COMPLETE:
+        raise UserError(f"Trial {number} of study {study.study_name!r} is {matches[0].state.name}; only completed trials can be exported.")
+    return number
+
+
+def parity_check(reference: np.ndarray, exported: np.ndarray) -> tuple[float, bool]:
+    difference = float(np.max(np.abs(reference - exported))) if reference.size else 0.0
+    same = bool(np.array_equal(reference.argmax(axis=1), exported.argmax(axis=1)))
+    return difference, same
+
+
+def fetch_remote_artifacts(remote: str, local: Path, number: int) -> None:
+    """Download a trial's artifact folder and the study's parity images from an S3 mirror, unless here."""
+    from automl_tl.storage.mirror import S3Mirror
+
+    directory = trial_dir(local, number)
+    if all(path.is_file() for path in (directory / TRIAL_FILE, local / PARITY_FILE, local / STUDY_FILE)):
+        return
+    mirror = S3Mirror(remote)
+    mirror.pull_file(STUDY_FILE, local / STUDY_FILE)
+    if not (directory / TRIAL_FILE).is_file() and not mirror.pull_folder(directory.name, directory):
+        raise UserError(
+            f"Trial {number} has no saved artifact in {remote}/{directory.name}. Only completed trials keep their "
+            f"weights; pick another with --trial, or check --artifacts."
+        )
+    mirror.pull_file(PARITY_FILE, local / PARITY_FILE)
+
+
+def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,
+                 trial_number: int | None = None, overwrite: bool = False) -> ExportReport:
+    """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left."""
+    number = choose_trial(study, trial_number)
+    key = study_key(study)
+    artifact_dir, meta = read_trial(artifacts, number, study.study_name, key)
+    spec = plugins.backbone(meta["backbone"])
+    adapter = plugins.framework(meta["framework"])
+    if fmt not in adapter.export_formats:
+        raise UserError(f"--format {fmt}: the {adapter.name} adapter exports {', '.join(adapter.export_formats)}.")
+    config = TrialConfig(**meta["config"])
+    preprocessing = Preprocessing.from_dict(meta["preprocessing"])
+    class_names = list(meta["class_names"])
+    model = adapter.load(spec, artifact_dir, len(class_names), config)
+    check_replaceable(out_dir, overwrite)
+    staging = make_staging(out_dir)
+    try:
+        model_file = adapter.export(model, preprocessing, fmt, staging)
+        images = load_parity_images(artifacts, study.study_name, key)
+        if images is None:
+            images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)
+        batch = images.astype(np.float32) / 255.0
+        reference = adapter.predict_loaded(model, preprocessing, batch)
+        # The model this export just wrote itself: trusted, whatever its format.
+        exported = adapter.load_exported(staging, fmt, model_file, trusted=True).predict(batch)
+        difference, same = parity_check(reference, exported)
+        if difference > PARITY_TOLERANCE:
+            raise UserError(
+                f"The exported {fmt} model disagrees with the trained one by up to {difference:.2e} in probability "
+                f"(tolerance {PARITY_TOLERANCE}). Nothing was written; try another --format."
+            )
+        metadata: dict[str, Any] = {
+            "study": study.study_name,
+            "trial": number,
+            "params": meta["params"],
+            "framework": meta["framework"],
+            "backbone": meta["backbone"],
+            "pretrained": meta.get("pretrained", True),
+            "format": fmt,
+            "model_file": model_file,
+            "val_accuracy": meta["metrics"]["val_accuracy"],
+            "test_accuracy": meta["metrics"].get("test_accuracy"),
+            "metrics": meta["metrics"],
+            "parity": {"images": int(len(batch)), "max_abs_difference": difference, "same_classes": same},
+            "input": "float32 NHWC RGB in [0, 1] for predict; the model file itself takes NCHW in [0, 1] "
+                     "(torch) and normalises inside",
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "automl_tl_version": meta.get("automl_tl_version"),
+        }
+        (staging / LABELS_FILE).write_text(json.dumps(class_names, indent=2))
+        (staging / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2))
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        write_marker(staging)
+        check_replaceable(out_dir, overwrite)  # again: the folder may have changed while the model was exported
+        move_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportReport(out_dir, model_file, number, difference, int(len(batch)), same)

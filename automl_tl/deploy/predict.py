@@ -1,0 +1,77 @@
+"""Load an export folder and classify image files or folders with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from automl_tl.data.images import BadImage, decode_image, is_image_file
+from automl_tl.errors import UserError
+from automl_tl.deploy.model_folder import open_model, read_model_folder
+from automl_tl.plugin.manager import Plugins
+from automl_tl.types import ExportedModel, Preprocessing
+
+BATCH = 64
+
+
+@dataclass
+class LoadedExport:
+    model: ExportedModel
+    class_names: list[str]
+    preprocessing: Preprocessing
+    metadata: dict[str, Any]
+
+
+def load_export(plugins: Plugins, model_dir: Path, trusted: bool = False) -> LoadedExport:
+    """Open an export folder as untrusted input (see model_folder.py): its files are checked first, and a
+    format that can run code on load (TorchScript, SavedModel) is opened only when ``trusted``."""
+    folder = read_model_folder(model_dir)
+    model = open_model(plugins, folder, trusted)
+    return LoadedExport(model, folder.class_names, folder.preprocessing, folder.metadata)
+
+
+def image_paths(paths: list[str]) -> list[Path]:
+    """Files as given, folders searched recursively for images, in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p)))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UserError(f"{raw}: no such file or folder.")
+    if not found:
+        raise UserError(f"No images (.jpg, .jpeg, .png) found in {', '.join(paths)}.")
+    return found
+
+
+def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(paths), size):
+        yield paths[start : start + size]
+
+
+def predict_files(loaded: LoadedExport, paths: list[Path], top: int = 3) -> list[dict[str, Any]]:
+    """One result per path: the top classes with probabilities, or the reason it could not be read."""
+    results: list[dict[str, Any]] = []
+    size = loaded.preprocessing.image_size
+    top = max(1, min(top, len(loaded.class_names)))
+    for batch_paths in _batches(paths, BATCH):
+        arrays, kept = [], []
+        for path in batch_paths:
+            try:
+                arrays.append(decode_image(path.read_bytes(), size, rule=loaded.preprocessing.rule))
+                kept.append(path)
+            except (BadImage, OSError) as exc:
+                results.append({"path": str(path), "error": str(exc)})
+        if not arrays:
+            continue
+        probabilities = loaded.model.predict(np.stack(arrays).astype(np.float32) / 255.0)
+        for path, row in zip(kept, probabilities):
+            order = np.argsort(-row)[:top]
+            results.append({"path": str(path), "top": [{"label": loaded.class_names[i], "probability": float(row[i])} for i in order]})
+    order_of = {str(p): i for i, p in enumerate(paths)}
+    return sorted(results, key=lambda r: order_of[r["path"]])

@@ -1,0 +1,127 @@
+"""The loop every search process runs: take a trial slot, run the trial, until the study's budget is met.
+
+A single-process search and each of many workers on one PostgreSQL study run the same loop; only
+how slots are admitted differs (see admission.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from automl_tl.distributed.admission import (Heartbeat, PostgresAdmission, SingleProcessAdmission, SqliteAdmission,
+                                             wait_times)
+from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.interrupts import StoppedTrial, raise_if_interrupted, storage_write
+from automl_tl.search.budget import finished_count, study_budget
+from automl_tl.search.lifecycle import fail_orphaned_trials, prepare_study
+from automl_tl.search.progress import SearchProgress
+from automl_tl.search.retries import MAX_RETRIES
+from automl_tl.search.settings import SearchResult, SearchSettings
+from automl_tl.search.trial_runner import INTERRUPTED, TrialRunner
+from automl_tl.storage.artifacts import claim_folder, study_folder, study_key
+from automl_tl.storage.urls import GRACE_HEARTBEATS, is_postgres, is_sqlite, sqlite_file
+from automl_tl.types import ImageTable
+
+
+def make_admission(settings: SearchSettings) -> SingleProcessAdmission:
+    """How this process takes trial slots (see admission.py). Only PostgreSQL is shared by workers."""
+    if is_postgres(settings.storage_url):
+        return PostgresAdmission(settings.storage_url, settings.study_name)
+    path = sqlite_file(settings.storage_url) if is_sqlite(settings.storage_url) else None
+    return SqliteAdmission(path) if path is not None else SingleProcessAdmission()
+
+
+def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
+               on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
+    """Continue (or start) the study until it has ``settings.trials`` finished trials."""
+    admission = make_admission(settings)  # first: a second process on a SQLite study is refused before any write
+    try:
+        study, space = prepare_study(settings, plugins, table, console)
+        return work_on_study(study, settings, plugins, table, space, console, admission, on_ready)
+    finally:
+        admission.close()
+
+
+def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
+                  space: dict[str, Any], console: Console, admission: SingleProcessAdmission,
+                  on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
+    """Take trials from the study, as one of possibly many workers, until its budget is met."""
+    result = SearchResult(study=study)
+    key = study_key(study)
+    claim_folder(study_folder(settings.artifacts, key), settings.study_name, key)  # a worker's own folder, too
+    if not isinstance(admission, PostgresAdmission):  # one process per study: what is RUNNING was left by a killed one
+        orphans = fail_orphaned_trials(study)
+        if orphans:
+            requeued = sum("; queued again" in reason for reason in orphans)
+            given_up = f"; {len(orphans) - requeued} had been retried {MAX_RETRIES} times and were given up" \
+                if requeued < len(orphans) else ""
+            result.notes.append(f"{len(orphans)} trial(s) left running by a killed process were failed; "
+                                f"{requeued} queued again{given_up}.")
+    budget = study_budget(study, settings.trials)
+    finished = finished_count(study)
+    if on_ready is not None:
+        on_ready(study, finished)
+    if finished >= budget:
+        result.notes.append(
+            f"Study {settings.study_name!r} already has {finished} finished trials (budget {budget}); "
+            f"nothing to run. Raise --trials to add more."
+        )
+        return result
+    started = time.perf_counter()
+    deadline = started + settings.timeout if settings.timeout else None
+    best = study.best_value if any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) else None
+    failures_in_a_row = 0
+    poll_s = max(1.0, settings.heartbeat_s / 2)  # how often to look again while every slot is taken
+    pauses = wait_times(poll_s)
+    with SearchProgress(console, budget, finished, best, bars=settings.show_bars) as progress:
+        runner = TrialRunner(study, settings, plugins, table, space, progress)
+        while True:
+            raise_if_interrupted()
+            if deadline is not None and time.perf_counter() >= deadline:
+                result.stopped_by = "timeout"
+                break
+            budget = study_budget(study, settings.trials)
+            trial = None
+            try:
+                with storage_write():
+                    slots, trial = admission.admit(study, budget, GRACE_HEARTBEATS * settings.heartbeat_s)
+            except KeyboardInterrupt:  # arrived during admission: hand the trial back before stopping
+                if trial is not None:
+                    raise runner.give_back(trial, INTERRUPTED) from None
+                raise
+            progress.study_finished(slots.finished, budget)
+            if slots.done:
+                break
+            if trial is None:  # every remaining slot is held by a running trial of another worker
+                time.sleep(next(pauses))
+                continue
+            pauses = wait_times(poll_s)
+            try:
+                state = run_admitted(runner, trial, admission, settings.heartbeat_s)
+            except StoppedTrial:
+                raise
+            except KeyboardInterrupt:  # also one that arrived before the trial's own handler was in place
+                raise runner.give_back(trial, INTERRUPTED) from None
+            result.ran += 1
+            if state == TrialState.FAIL:
+                failures_in_a_row += 1
+                if failures_in_a_row >= settings.max_consecutive_failures:
+                    result.stopped_by = "failures"
+                    break
+            else:
+                failures_in_a_row = 0
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_admitted(runner: TrialRunner, trial: optuna.Trial, admission: SingleProcessAdmission, heartbeat_s: int) -> TrialState:
+    """Run one trial; on a shared database its heartbeat tells other workers it is alive."""
+    if not isinstance(admission, PostgresAdmission):
+        return runner.run(trial)
+    storage, trial_id = runner.study._storage, trial._trial_id
+    with Heartbeat(lambda: storage.record_heartbeat(trial_id), heartbeat_s):
+        return runner.run(trial)

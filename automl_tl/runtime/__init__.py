@@ -1,0 +1,1 @@
+"""Process-wide machinery: signal handling for graceful stops, allocator tuning and CPU budget."""

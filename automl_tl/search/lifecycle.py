@@ -1,0 +1,189 @@
+"""A study's life: create or resume it, check its fingerprint, record what workers need, and enqueue smart start."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.markup import escape
+
+from automl_tl import __version__
+from automl_tl.errors import UserError
+from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.interrupts import storage_write
+from automl_tl.search.budget import BUDGET_ATTR
+from automl_tl.search.fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
+from automl_tl.search.pruning import make_pruner
+from automl_tl.search.retries import fail_and_requeue
+from automl_tl.search.settings import SETTINGS_ATTR, SearchSettings
+from automl_tl.search.space import search_space, space_json
+from automl_tl.storage.artifacts import (PARITY_FILE, STUDY_FILE, STUDY_KEY_ATTR, check_writable, claim_folder,
+                                         new_study_key, remote_study_folder, save_parity_images, study_folder,
+                                         study_key)
+from automl_tl.storage.mirror import S3Mirror
+from automl_tl.storage.urls import is_postgres, is_sqlite, open_storage, redact, sqlite_file
+from automl_tl.types import ImageTable, ResizeRule, rule_from_dict
+
+KILLED = "the process running it was killed"
+
+
+def quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def fail_orphaned_trials(study: optuna.Study) -> list[str]:
+    """Trials left RUNNING in a SQLite study by a killed process: failed, and queued again.
+
+    Only safe while this process holds the study's lock file (see ``SqliteAdmission``). Returns what
+    was recorded for each: queued again, or given up after its last retry."""
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [fail_and_requeue(study, trial._trial_id, KILLED) for trial in orphans]
+
+
+def make_sampler(settings: SearchSettings, trials_before: int = 0) -> optuna.samplers.BaseSampler:
+    """TPE, seeded by --seed and by how many trials the study already has: a resumed study must not
+    draw its first run's random start-up trials again. Workers sharing a study each get their own
+    seed, or they would all propose the same parameters at the same moment, and the constant liar
+    keeps them from crowding around trials that are still running."""
+    if not is_postgres(settings.storage_url):
+        return optuna.samplers.TPESampler(seed=(settings.seed + 7919 * trials_before) % 2**32, n_startup_trials=8)
+    worker_seed = (settings.seed * 1_000_003 + os.getpid() * 7919 + time.time_ns()) % 2 ** 32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=worker_seed, n_startup_trials=8, constant_liar=True)
+
+
+def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create: bool = True) -> optuna.Study:
+    """Load the named study, or create it. A different fingerprint is refused with what changed."""
+    quiet_optuna()
+    storage = open_storage(settings.storage_url)
+    sampler = make_sampler(settings)
+    pruner = make_pruner(settings.pruner, settings.epochs)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
+    if settings.study_name in existing:
+        study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
+        old = study.user_attrs.get(FINGERPRINT_ATTR)
+        if old is not None:
+            changes = describe_changes(old, fingerprint)
+            if changes:
+                raise UserError(
+                    f"Study {settings.study_name!r} in {redact(settings.storage_url)} was created with a different "
+                    f"setup, so it cannot be resumed or joined: {'; '.join(changes)}. Use the original data and "
+                    f"settings, or start a new study with --study NEW_NAME."
+                )
+        # Every worker must judge staleness by the heartbeat the study was created with.
+        settings.heartbeat_s = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("heartbeat_s", settings.heartbeat_s))
+        return study
+    if not create:
+        raise UserError(f"No study named {settings.study_name!r} in {redact(settings.storage_url)}.")
+    study = optuna.create_study(
+        study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize"
+    )
+    study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
+    study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
+    return study
+
+
+def study_rule_of(attrs: dict[str, Any]) -> ResizeRule:
+    """The resize rule a study's attributes record; a study from before rules stretched its images."""
+    recorded = attrs.get("resize") or attrs.get(SETTINGS_ATTR, {}).get("resize")
+    return rule_from_dict(recorded) if isinstance(recorded, dict) else ResizeRule("stretch")
+
+
+def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule, int] | None:
+    """The size, rule and epochs an existing study trains with, so that ``auto`` resumes it as it
+    began; None when there is no such study yet (nothing is created)."""
+    quiet_optuna()
+    if is_sqlite(storage_url):
+        path = sqlite_file(storage_url)
+        if path is None or not path.is_file():
+            return None
+    storage = open_storage(storage_url)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
+    if study_name not in names:
+        return None
+    attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+    if "image_size" not in attrs or "epochs" not in attrs:
+        return None
+    return int(attrs["image_size"]), study_rule_of(attrs), int(attrs["epochs"])
+
+
+def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
+    if STUDY_KEY_ATTR not in study.user_attrs:  # made by an earlier version: its trials from now on are keyed
+        study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, {
+            "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
+            "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
+            "heartbeat_s": settings.heartbeat_s, "max_pixels": settings.max_pixels,
+            "resize": settings.resize.to_dict(), "image_size_reason": settings.image_size_reason,
+        })
+    if "class_names" in study.user_attrs:
+        return
+    counts = {name: int(len(idx)) for name, idx in table.splits.items()}
+    study.set_user_attr("class_names", list(table.class_names))
+    study.set_user_attr("data_location", settings.data_location)
+    study.set_user_attr("split_counts", counts)
+    study.set_user_attr("epochs", settings.epochs)
+    study.set_user_attr("image_size", settings.image_size)
+    study.set_user_attr("image_size_reason", settings.image_size_reason)
+    study.set_user_attr("resize", settings.resize.to_dict())
+    study.set_user_attr("artifacts", settings.artifacts_remote or str(settings.artifacts))
+    study.set_user_attr("automl_tl_version", __version__)
+
+
+def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
+                        space: dict[str, Any], console: Console) -> None:
+    """Profile the data once and enqueue the first trials of a new study (see smart_start.py)."""
+    from automl_tl.search.smart_start import PROFILE_ATTR, REASON_ATTR, profile_attrs, profile_data, start_trials
+
+    pretrained = [name for name in settings.backbones if plugins.backbone(name).pretrained]
+    if not pretrained:
+        console.print("Smart start skipped: no pretrained backbone to profile the data with.")
+        return
+    spec = plugins.backbone(pretrained[0])
+    with console.status(f"Profiling the data: frozen {escape(spec.name)} features and a linear probe (cached for the trials)..."):
+        profile = profile_data(plugins.framework(spec.framework), spec, table, space)
+    limit = min(4, max(1, settings.trials // 4))
+    trials = start_trials(profile, space, settings.epochs, settings.backbones, limit)
+    with storage_write():
+        study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
+        for trial in trials:
+            study.enqueue_trial(trial.params, user_attrs={REASON_ATTR: trial.reason})
+    console.print(f"[bold]Smart start[/] {escape(profile.describe())}. The first {len(trials)} trial(s) follow from that "
+                  f"(`automl-tl show {settings.study_name}` says why).")
+
+
+def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console) -> tuple[optuna.Study, dict[str, Any]]:
+    """Create or resume the study, record what workers need, set its budget, and enqueue smart start.
+
+    This runs once, before any worker starts trials; the budget is the study's total of
+    finished (COMPLETE + PRUNED) trials, so raising it by d on resume adds exactly d trials."""
+    space = search_space(settings.backbones, settings.epochs, settings.truncation)
+    fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
+                                   settings.resize.token())
+    check_writable(settings.artifacts)  # before the study exists: an unwritable folder leaves nothing behind
+    study = open_study(settings, fingerprint)
+    with storage_write():
+        record_study_attrs(study, settings, table)
+        study.set_user_attr(BUDGET_ATTR, settings.trials)
+    key = study_key(study)
+    folder = study_folder(settings.artifacts, key)
+    claim_folder(folder, settings.study_name, key)  # before any trial: a folder that cannot be written fails here
+    save_parity_images(folder, table)
+    remote = remote_study_folder(settings.artifacts_remote, key)
+    if remote:
+        mirror = S3Mirror(remote)
+        for name in (STUDY_FILE, PARITY_FILE):
+            mirror.push_file(folder / name, name)
+    if settings.smart_start and not study.get_trials(deepcopy=False):
+        enqueue_smart_start(study, settings, plugins, table, space, console)
+    return study, space

@@ -1,0 +1,183 @@
+"""Run one admitted trial through the training engine and tell Optuna how it ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from rich.markup import escape
+
+from automl_tl import __version__
+from automl_tl.errors import TrialFailure, UserError
+from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.interrupts import StoppedTrial, interrupt_handled, raise_if_interrupted, storage_write
+from automl_tl.runtime.memory import release_freed_memory, resident_mb
+from automl_tl.search.progress import SearchProgress
+from automl_tl.search.retries import fail_and_requeue
+from automl_tl.search.settings import SearchSettings
+from automl_tl.search.space import config_from_trial
+from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
+from automl_tl.storage.mirror import S3Mirror
+from automl_tl.training.engine import PruneTrial, TrialOutcome, effective_config, run_trial
+from automl_tl.types import ImageTable, TrialConfig
+
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
+
+
+def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
+    return {
+        "val_accuracy": outcome.val_accuracy,
+        "val_balanced_accuracy": outcome.val_balanced_accuracy,
+        "test_accuracy": outcome.test_accuracy,
+        "test_balanced_accuracy": outcome.test_balanced_accuracy,
+        "best_epoch": outcome.best_epoch,
+        "best_phase": outcome.best_phase.value,
+        "seconds": round(outcome.seconds, 2),
+        "rss_mb": round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
+    }
+
+
+def describe_config(config: TrialConfig, n_blocks: int, pretrained: bool = True) -> str:
+    frozen, depth = config.frozen_blocks(n_blocks), config.depth(n_blocks)
+    cut = f", cut at {depth}/{n_blocks}" if depth < n_blocks else ""
+    if not pretrained:
+        tuning = "from scratch"
+    elif config.finetunes(n_blocks):
+        tuning = f"fine-tune {depth - frozen}/{depth} blocks from epoch {config.switch_epoch + 1}"
+    else:
+        tuning = "head only"
+    return f"{config.backbone}{cut}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
+
+
+class TrialRunner:
+    """Runs one asked trial through the engine and tells the study how it ended."""
+
+    def __init__(self, study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
+                 space: dict[str, Any], progress: SearchProgress | None) -> None:
+        self.study, self.settings, self.plugins, self.table = study, settings, plugins, table
+        self.space, self.progress = space, progress
+        self.key = study_key(study)
+        self.folder = study_folder(settings.artifacts, self.key)
+        remote = remote_study_folder(settings.artifacts_remote, self.key)
+        self.mirror = S3Mirror(remote) if remote else None
+
+    def _report(self, number: int, state: str, value: float | None, text: str) -> None:
+        if self.progress is not None:
+            self.progress.trial_finished(number, state, value, text)
+
+    def give_back(self, trial: optuna.Trial, reason: str) -> StoppedTrial:
+        """Fail a trial that was stopped from outside and queue it again, so its slot is not lost.
+        Safe to call twice; a second Ctrl-C waits until it is done. Returns the interrupt to raise,
+        which says whether the trial was queued again."""
+        interrupt_handled()
+        with storage_write():
+            discard_partial(self.folder, trial.number)
+            recorded = fail_and_requeue(self.study, trial._trial_id, reason)
+        return StoppedTrial(f"Trial {trial.number} was {recorded}.")
+
+    def run(self, trial: optuna.Trial) -> TrialState:
+        """Run an admitted (already asked) trial to its end and tell the study.
+
+        If another worker found this trial's heartbeat stale (a long pause, a database blip), it
+        has failed the trial and queued a retry: this worker's result is dropped, and it goes on."""
+        try:
+            return self._run(trial)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError):
+            if not self.study._storage.get_trial(trial._trial_id).state.is_finished():
+                raise
+            discard_partial(self.folder, trial.number)
+            self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [red]taken over[/]: another worker "
+                         f"found its heartbeat stale and queued it again")
+            return TrialState.FAIL
+
+    def _run(self, trial: optuna.Trial) -> TrialState:
+        number = trial.number
+        try:
+            config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
+                                       image_size=self.settings.image_size, seed=self.settings.seed)
+            spec = self.plugins.backbone(config.backbone)
+            config = effective_config(spec, config)
+            adapter = self.plugins.framework(spec.framework)
+            trial.set_user_attr("framework", spec.framework)
+            trial.set_user_attr("pretrained", spec.pretrained)
+            trial.set_user_attr("frozen_blocks", config.frozen_blocks(len(spec.blocks)))
+            trial.set_user_attr("depth", config.depth(len(spec.blocks)))
+            trial.set_user_attr("blocks", len(spec.blocks))
+            if self.progress is not None:
+                self.progress.trial_started(number, config)
+
+            def on_epoch(result: Any) -> None:
+                raise_if_interrupted()
+                if self.progress is not None:
+                    self.progress.epoch_done(number, config, result)
+
+            def should_prune(result: Any) -> bool:
+                trial.report(result.val_accuracy, step=result.epoch + 1)  # steps are epochs completed
+                return trial.should_prune()
+
+            try:
+                outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
+                                    save_to=partial_dir(self.folder, number))
+            finally:
+                release_freed_memory()  # resident memory must not grow from trial to trial
+        except PruneTrial as pruned:
+            discard_partial(self.folder, number)
+            best = max(r.val_accuracy for r in pruned.history)
+            # The traceback holds the trial's frames, and with them its model and activations: drop it
+            # before measuring, or a pruned trial's memory would be counted against the next one.
+            pruned.__traceback__ = None
+            release_freed_memory()
+            with storage_write():
+                trial.set_user_attr("val_accuracy", best)
+                trial.set_user_attr("rss_mb", round(resident_mb(), 1))
+                self.study.tell(trial, state=TrialState.PRUNED)
+            self._report(number, "PRUNED", None, f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
+            return TrialState.PRUNED
+        except StoppedTrial:
+            raise
+        except KeyboardInterrupt:
+            raise self.give_back(trial, INTERRUPTED) from None
+        except Exception as exc:
+            discard_partial(self.folder, number)
+            reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
+            with storage_write():
+                trial.set_user_attr("fail_reason", reason[:2000])
+                self.study.tell(trial, state=TrialState.FAIL)
+            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {escape(reason[:300])}")
+            return TrialState.FAIL
+        attrs = outcome_attrs(outcome)
+        meta = {
+            "study": self.settings.study_name,
+            KEY_FIELD: self.key,
+            "trial": number,
+            "params": dict(trial.params),
+            "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "framework": spec.framework,
+            "backbone": spec.name,
+            "pretrained": spec.pretrained,
+            "class_names": list(self.table.class_names),
+            "preprocessing": spec.preprocessing(self.settings.image_size, self.settings.resize).to_dict(),
+            "metrics": attrs,
+            "automl_tl_version": __version__,
+        }
+        with storage_write():  # an interrupt here waits until the trial is told COMPLETE
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
+            final = finalize(self.folder, number, meta)
+            if self.mirror is not None:
+                try:
+                    self.mirror.push_folder(final, final.name)
+                except Exception as exc:  # a completed trial must have its artifact where every worker looks
+                    trial.set_user_attr("fail_reason", f"could not upload its artifacts to {self.mirror.url}: {exc}"[:2000])
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {escape(str(exc))}")
+                    return TrialState.FAIL
+            self.study.tell(trial, outcome.val_accuracy)
+
+        n_blocks = len(spec.blocks)
+        self._report(number, "COMPLETE", outcome.val_accuracy,
+                     f"trial {number:>3}  val acc [bold]{outcome.val_accuracy:.4f}[/] (epoch {outcome.best_epoch + 1}, "
+                     f"{outcome.best_phase.value})  test {outcome.test_accuracy:.4f}  {outcome.seconds:5.1f}s  "
+                     f"{escape(describe_config(config, n_blocks, spec.pretrained))}")
+        return TrialState.COMPLETE

@@ -1,0 +1,124 @@
+"""One trial, framework-neutral: phase 1 (head only), switch, phase 2 (fine-tune), keep the best epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from automl_tl.errors import TrialFailure
+from automl_tl.training.metrics import accuracy, balanced_accuracy
+from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig
+
+
+class PruneTrial(Exception):
+    """Raised when the pruner stops a trial; carries the epochs seen so far."""
+
+    def __init__(self, history: list[EpochResult]) -> None:
+        super().__init__(f"pruned after epoch {history[-1].epoch + 1}" if history else "pruned")
+        self.history = history
+
+
+@dataclass
+class TrialOutcome:
+    """What a finished trial kept: the weights of its best epoch and their scores."""
+
+    val_accuracy: float
+    val_balanced_accuracy: float
+    best_epoch: int
+    best_phase: Phase
+    test_accuracy: float
+    test_balanced_accuracy: float
+    history: list[EpochResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+EpochCallback = Callable[[EpochResult], None]
+PruneCheck = Callable[[EpochResult], bool]
+
+
+def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
+    """What a trial really runs: a backbone without pretrained weights has nothing to transfer,
+    so it trains every block from the first epoch (see ``TrialConfig.from_scratch``)."""
+    return config if spec.pretrained else config.from_scratch()
+
+
+def phase_schedule(config: TrialConfig, n_blocks: int) -> list[Phase]:
+    """The phase of each epoch. Without anything to fine-tune, every epoch trains the head."""
+    if not config.finetunes(n_blocks):
+        return [Phase.HEAD] * config.epochs
+    return [config.phase_at(epoch) for epoch in range(config.epochs)]
+
+
+def run_trial(
+    adapter: FrameworkAdapter,
+    spec: BackboneSpec,
+    config: TrialConfig,
+    data: ImageTable,
+    on_epoch: EpochCallback | None = None,
+    should_prune: PruneCheck | None = None,
+    save_to: Path | None = None,
+) -> TrialOutcome:
+    """Train one configuration and return the scores of the weights it keeps.
+
+    Validation accuracy is measured after every epoch on one step scale across both
+    phases. The weights of the best epoch are snapshotted and restored at the end, so
+    the trial's value, its test accuracy and its saved artifact all describe the same
+    weights, as checkpointing with early stopping does.
+    """
+    started = time.perf_counter()
+    config = effective_config(spec, config)
+    val_labels = data.labels[data.splits["val"]]
+    session = adapter.start_trial(spec, config, data)
+    history: list[EpochResult] = []
+    best: EpochResult | None = None
+    best_snapshot: Any = None
+    try:
+        current: Phase | None = None
+        for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))):
+            if phase is not current:
+                session.set_phase(phase)
+                current = phase
+            epoch_start = time.perf_counter()
+            loss = session.train_epoch()
+            if not math.isfinite(loss):
+                raise TrialFailure(
+                    f"the training loss became {loss} in epoch {epoch + 1} ({phase.value} phase); "
+                    f"the learning rate may be too high for this backbone"
+                )
+            probabilities = session.predict_split("val")
+            result = EpochResult(
+                epoch=epoch,
+                phase=phase,
+                train_loss=loss,
+                val_accuracy=accuracy(probabilities, val_labels),
+                val_balanced_accuracy=balanced_accuracy(probabilities, val_labels),
+                seconds=time.perf_counter() - epoch_start,
+            )
+            history.append(result)
+            if best is None or result.val_accuracy > best.val_accuracy:
+                best, best_snapshot = result, session.snapshot()
+            if on_epoch is not None:
+                on_epoch(result)
+            if should_prune is not None and should_prune(result):
+                raise PruneTrial(history)
+        assert best is not None
+        session.restore(best_snapshot)
+        test_labels = data.labels[data.splits["test"]]
+        test_probabilities = session.predict_split("test")
+        if save_to is not None:
+            session.save(save_to)
+        return TrialOutcome(
+            val_accuracy=best.val_accuracy,
+            val_balanced_accuracy=best.val_balanced_accuracy,
+            best_epoch=best.epoch,
+            best_phase=best.phase,
+            test_accuracy=accuracy(test_probabilities, test_labels),
+            test_balanced_accuracy=balanced_accuracy(test_probabilities, test_labels),
+            history=history,
+            seconds=time.perf_counter() - started,
+        )
+    finally:
+        session.close()

@@ -1,0 +1,19 @@
+"""How a Keras backbone names its block ends (cut points), for plugin authors and for the adapter.
+
+A block ends at a layer whose output is the only tensor that later layers read (a clean cut of the
+graph). A block end is written as one of:
+
+- ``LAYER``: the output of the layer of that name;
+- ``input:LAYER``: the tensor that layer ``LAYER`` reads, for a cut after an operation that is not a layer;
+- ``OUTPUT`` (``"<output>"``): the model's own output, which the last block always ends at.
+"""
+
+from __future__ import annotations
+
+OUTPUT = "<output>"
+INPUT_OF = "input:"
+
+
+def input_of(name: str) -> str | None:
+    """The layer whose input a cut point names, or None when it names a layer's output (or the model's)."""
+    return name[len(INPUT_OF):] if name.startswith(INPUT_OF) else None

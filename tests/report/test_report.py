@@ -1,0 +1,106 @@
+"""automl-tl report: one self-contained HTML page, rendered in a real browser; and the dashboard reads our studies."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import numpy as np
+import pytest
+
+from automl_tl.cli import main
+from automl_tl.report.best_model import confusion_matrix, precision_recall
+
+from tests.support.browser import chromium, open_page
+
+
+def test_confusion_matrix_and_per_class_precision_and_recall():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 0, 0])
+    matrix = confusion_matrix(labels, predicted, 3)
+    assert matrix.tolist() == [[1, 1, 0], [0, 2, 0], [2, 0, 0]]
+    precision, recall = precision_recall(matrix)
+    np.testing.assert_allclose(precision, [1 / 3, 2 / 3, 0.0])
+    np.testing.assert_allclose(recall, [0.5, 1.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory, small_sample):
+    """A real study: pretrained MobileNetV2 and the from-scratch CNN, a few trials on a slice of the sample."""
+    import os
+
+    studies = tmp_path_factory.mktemp("report_studies")
+    previous = os.environ.get("AUTOML_TL_STUDIES")
+    os.environ["AUTOML_TL_STUDIES"] = str(studies)
+    try:
+        assert main(["search", str(small_sample), "--study", "rep", "--trials", "5", "--epochs", "2", "--image-size", "32",
+                     "--backbones", "mobilenet_v2,small_cnn"]) == 0
+    finally:
+        if previous is None:
+            os.environ.pop("AUTOML_TL_STUDIES")
+        else:
+            os.environ["AUTOML_TL_STUDIES"] = previous
+    return studies
+
+
+@pytest.fixture
+def report_of(finished_study, monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOML_TL_STUDIES", str(finished_study))
+
+    def write(*extra: str) -> str:
+        out = tmp_path / "report.html"
+        assert main(["report", "rep", "-o", str(out), *extra]) == 0
+        return out.read_text()
+
+    return write
+
+
+def test_report_test_the_page_is_self_contained_and_has_every_section(report_of):
+    page = report_of()
+    for heading in ("Summary", "Leaderboard", "Optimisation history", "Parameter importances",
+                    "Freeze fraction and switch epoch, by backbone", "Best result per backbone",
+                    "Best model on the test split", "Precision and recall per class", "Misclassified test images"):
+        assert f">{heading}" in page, heading
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) >= 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
+    assert "10: bear, bird" in page and re.search(r"train \d+, val \d+, test \d+", page)  # classes, split counts
+    assert "32 px (--image-size); shorter side resized (bilinear), centre square of 0.875 of it kept" in page
+
+
+def test_the_report_still_comes_out_when_the_data_has_moved(report_of, tmp_path):
+    page = report_of("--data", str(tmp_path / "gone"))
+    assert "The best model could not be evaluated" in page and "does not exist" in page
+    assert ">Leaderboard" in page
+
+
+@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed here; `make test` installs Debian's chromium when it runs as root (make browser)")
+def test_the_report_renders_in_headless_chromium_with_all_images_and_no_console_error(report_of, tmp_path):
+    report_of()
+    shot = tmp_path / "report.png"
+    check = open_page(tmp_path / "report.html", shot)
+    assert check.title == "automl-tl: rep"
+    assert check.images >= 4 and check.broken_images == []
+    assert check.console_errors == []
+    assert shot.stat().st_size > 20_000
+
+
+def test_the_studies_database_opens_in_optuna_dashboard(finished_study):
+    dashboard = pytest.importorskip("optuna_dashboard")
+    app = dashboard.wsgi(f"sqlite:///{finished_study / 'rep.db'}")
+
+    def get(path: str) -> dict:
+        from wsgiref.util import setup_testing_defaults
+
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "wsgi.input": io.BytesIO()}
+        setup_testing_defaults(environ)
+        status: list[str] = []
+        body = app(environ, lambda code, headers, *exc_info: status.append(code))
+        assert status[0].startswith("200"), status
+        return json.loads(b"".join(body))
+
+    studies = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["rep"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert len(detail["trials"]) >= 5
+    assert any(attr["key"] == "test_accuracy" for t in detail["trials"] for attr in t["user_attrs"])

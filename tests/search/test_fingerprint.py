@@ -1,0 +1,18 @@
+from automl_tl.search.fingerprint import describe_changes, make_fingerprint
+from automl_tl.search.space import search_space, space_json
+
+
+def _fp(manifest="m", backbones=("a",), epochs=4, size=32):
+    return make_fingerprint(manifest, space_json(search_space(list(backbones), epochs)), epochs, size)
+
+
+def test_identical_fingerprints_have_no_changes():
+    assert describe_changes(_fp(), _fp()) == []
+
+
+def test_each_change_is_named():
+    assert any("data changed" in c for c in describe_changes(_fp(), _fp(manifest="other")))
+    assert any("--epochs changed from 4 to 5" in c for c in describe_changes(_fp(), _fp(epochs=5)))
+    assert any("--image-size changed from 32 to 64" in c for c in describe_changes(_fp(), _fp(size=64)))
+    changes = describe_changes(_fp(), _fp(backbones=("a", "b")))
+    assert any("'backbone'" in c for c in changes)

@@ -1,0 +1,103 @@
+"""Smart start: the data profile, the rules of thumb, and enqueued trials that say why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from automl_tl.search.smart_start import (
+    REASON_ATTR,
+    DataProfile,
+    middle_cut,
+    ridge_probe_accuracy,
+    start_trials,
+)
+from automl_tl.search.space import config_from_params, search_space
+from automl_tl.testing import synthetic_table
+
+from .test_study import settings, table  # noqa: F401  (fixture)
+
+SPACE = search_space(["mobilenet_v2", "small_cnn"], epochs=4)
+
+
+def profile(per_class: float, last: float, middle: float) -> DataProfile:
+    return DataProfile("mobilenet_v2", int(per_class * 10), 10, per_class, last, middle, middle_cut(SPACE))
+
+
+@pytest.mark.parametrize(
+    "per_class, last, middle, expect",
+    [
+        (30, 0.9, 0.7, lambda c: c.freeze_fraction == 1.0 and c.cut_fraction == 1.0),  # small, similar: freeze all
+        (700, 0.9, 0.7, lambda c: 0 < c.freeze_fraction <= 0.5 and c.switch_epoch == 1),  # large, similar: fine-tune more
+        (30, 0.6, 0.8, lambda c: c.cut_fraction < 1.0),  # small, different: earlier features
+        (700, 0.6, 0.8, lambda c: c.freeze_fraction <= 0.25 and c.switch_epoch == 1),  # large, different: fine-tune most
+    ],
+    ids=["small-similar", "large-similar", "small-different", "large-different"],
+)
+def test_the_rules_of_thumb_pick_the_second_trial(per_class, last, middle, expect):
+    trials = start_trials(profile(per_class, last, middle), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    first, second = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[:2])
+    assert first.freeze_fraction == 1.0 and first.head_units == 0, "the bottleneck recipe comes first: it is nearly free"
+    assert expect(second), trials[1]
+    for trial in trials:
+        assert set(trial.params) == set(SPACE)
+        for name, dist in SPACE.items():
+            assert dist._contains(dist.to_internal_repr(trial.params[name])), (name, trial.params[name])
+        assert "Data:" in trial.reason and "probe" in trial.reason
+
+
+def test_a_from_scratch_candidate_joins_only_when_the_data_is_unlike_the_source():
+    names = ["mobilenet_v2", "small_cnn"]
+    unlike = start_trials(profile(700, 0.6, 0.8), SPACE, 4, names, limit=4)
+    like = start_trials(profile(700, 0.9, 0.7), SPACE, 4, names, limit=4)
+    assert any(t.params["backbone"] == "small_cnn" for t in unlike)
+    assert not any(t.params["backbone"] == "small_cnn" for t in like)
+    assert len(start_trials(profile(700, 0.6, 0.8), SPACE, 4, names, limit=1)) == 1
+
+
+def test_without_truncation_no_trial_asks_for_a_cut():
+    space = search_space(["mobilenet_v2"], epochs=4, truncation=False)
+    trials = start_trials(DataProfile("mobilenet_v2", 300, 10, 30, 0.6, 0.8, middle_cut(space)), space, 4, ["mobilenet_v2"], 4)
+    assert all("cut_fraction" not in t.params for t in trials)
+
+
+def test_the_ridge_probe_separates_separable_features():
+    data = synthetic_table(n_per_split=30, size=8, classes=3)
+    features = np.eye(3)[data.labels] + np.random.default_rng(0).normal(0, 0.1, (len(data.labels), 3))
+    assert ridge_probe_accuracy(features, data) > 0.95
+    noise = np.random.default_rng(1).normal(size=(len(data.labels), 3))
+    assert ridge_probe_accuracy(noise, data) < 0.8
+
+
+def test_a_new_study_starts_with_enqueued_trials_that_say_why(stub_plugins, table, small_sample):  # noqa: F811
+    from automl_tl.distributed.loop import run_search
+    result = run_search(settings(small_sample, name="smart", trials=8, epochs=4), stub_plugins, table, Console(quiet=True))
+    trials = result.study.get_trials(deepcopy=False)
+    reasons = [t.user_attrs.get(REASON_ATTR) for t in trials]
+    assert reasons[0] and reasons[1], "the first trials come from smart start"
+    assert all(r is None for r in reasons[2:]), "then the sampler takes over"
+    assert trials[0].params["freeze_fraction"] == 1.0
+    assert result.study.user_attrs["data_profile"]["train_images"] == len(table.splits["train"])
+    resumed = run_search(settings(small_sample, name="smart", trials=10, epochs=4), stub_plugins, table, Console(quiet=True))
+    assert [t.user_attrs.get(REASON_ATTR) for t in resumed.study.get_trials(deepcopy=False)][8:] == [None, None], \
+        "a resumed study is not started again"
+
+
+def test_smart_start_can_be_turned_off(stub_plugins, table, small_sample):  # noqa: F811
+    from automl_tl.distributed.loop import run_search
+    result = run_search(settings(small_sample, name="plain", trials=2, smart_start=False), stub_plugins, table, Console(quiet=True))
+    assert all(REASON_ATTR not in t.user_attrs for t in result.study.get_trials(deepcopy=False))
+
+
+def test_a_close_call_hedges_with_the_other_sides_plan_and_tries_the_shorter_backbone_first():
+    trials = start_trials(profile(700, 0.906, 0.902), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    hedge, plan = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
+    assert hedge.cut_fraction < 1.0 and "close call" in trials[1].reason, "earlier features, from the other side, first"
+    assert plan.cut_fraction == 1.0 and plan.freeze_fraction == 0.5, "then large and similar's own plan"
+
+
+def test_a_clear_call_keeps_its_sides_order():
+    trials = start_trials(profile(700, 0.95, 0.80), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    first, second = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
+    assert (first.freeze_fraction, second.freeze_fraction) == (0.5, 0.2) and "close call" not in trials[2].reason

@@ -1,0 +1,71 @@
+import optuna
+import pytest
+
+from automl_tl.errors import UserError
+from automl_tl.search.space import config_from_params, config_from_trial, search_space, space_json
+from automl_tl.types import Phase, TrialConfig
+
+
+def test_space_has_every_recipe_parameter():
+    space = search_space(["a", "b"], epochs=5)
+    assert set(space) == {"backbone", "freeze_fraction", "head_units", "head_dropout", "lr",
+                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction", "augment"}
+    assert "cut_fraction" not in search_space(["a"], epochs=5, truncation=False)
+    assert space["switch_epoch"].high == 5 and space["switch_epoch"].low == 1
+    assert space["lr"].log and space["finetune_lr_ratio"].log
+
+
+def test_space_json_changes_with_backbones_and_epochs():
+    assert space_json(search_space(["a"], 4)) != space_json(search_space(["a", "b"], 4))
+    assert space_json(search_space(["a"], 4)) != space_json(search_space(["a"], 5))
+
+
+def test_empty_space_and_zero_epochs_are_user_errors():
+    with pytest.raises(UserError):
+        search_space([], 3)
+    with pytest.raises(UserError):
+        search_space(["a"], 0)
+
+
+def test_config_from_trial_uses_the_space():
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
+    trial = study.ask()
+    config = config_from_trial(trial, search_space(["a", "b"], 4), epochs=4, image_size=32, seed=3)
+    assert config.backbone in ("a", "b") and 1 <= config.switch_epoch <= 4
+    assert config.seed == 3 + trial.number and config.image_size == 32
+
+
+def _config(**changes):
+    params = dict(backbone="a", freeze_fraction=0.5, head_units=0, head_dropout=0.0, lr=1e-3,
+                  finetune_lr_ratio=0.1, switch_epoch=2)
+    params.update(changes)
+    return config_from_params(params, epochs=4, image_size=32)
+
+
+def test_freeze_fraction_is_a_share_of_blocks():
+    assert _config(freeze_fraction=0.5).frozen_blocks(10) == 5
+    assert _config(freeze_fraction=0.0).frozen_blocks(19) == 0
+    assert _config(freeze_fraction=1.0).frozen_blocks(19) == 19
+
+
+def test_phases_and_finetune_rate():
+    config = _config(switch_epoch=2)
+    assert [config.phase_at(e) for e in range(4)] == [Phase.HEAD, Phase.HEAD, Phase.FINETUNE, Phase.FINETUNE]
+    assert config.finetune_lr == pytest.approx(1e-4)
+    assert not _config(freeze_fraction=1.0).finetunes(10)
+    assert not _config(switch_epoch=4).finetunes(10)
+    assert isinstance(config, TrialConfig)
+
+
+def test_the_cut_point_truncates_and_the_freeze_fraction_is_a_share_of_the_kept_blocks():
+    config = _config(cut_fraction=0.5, freeze_fraction=0.5)
+    assert config.depth(20) == 10 and config.frozen_blocks(20) == 5
+    assert _config(cut_fraction=0.01).depth(19) == 1, "at least one block is kept"
+    assert not _config(cut_fraction=0.5, freeze_fraction=1.0).finetunes(20)
+    assert _config(cut_fraction=0.5, freeze_fraction=0.5, switch_epoch=1).finetunes(20)
+
+
+def test_a_from_scratch_trial_trains_every_block_from_the_first_epoch():
+    scratch = _config(freeze_fraction=0.8, switch_epoch=2, finetune_lr_ratio=0.1, cut_fraction=0.5).from_scratch()
+    assert scratch.frozen_blocks(3) == 0 and scratch.depth(3) == 3
+    assert scratch.phase_at(0).value == "finetune" and scratch.finetune_lr == scratch.lr
