@@ -1,23 +1,36 @@
 """The whole extension contract of automl-tl.
 
-A plugin is a module with functions decorated by ``automl_tl.hookimpl`` whose
-names match the specs below. Installed packages announce such a module through
-the ``automl_tl`` entry-point group; the built-in PyTorch adapter and dataset
-adapters are loaded exactly that way.
+A plugin is a module with functions decorated by ``@hookimpl`` (``from automl_tl.hookspecs import
+hookimpl``) whose names match the specs below; a function named like a hook but not decorated is
+never called, and loading warns about it. Installed packages announce such a module through the
+``automl_tl`` entry-point group; the built-in PyTorch adapter and dataset adapters are loaded exactly
+that way. ``--plugin FILE.py`` loads a single file.
+
+automl-tl calls each hook through pluggy once per plugin that implements it, so that it knows which
+plugin registered what and can skip a plugin whose hook raises without losing the others. Plugins are
+asked in the order they were loaded; ``@hookimpl(tryfirst=True)`` / ``(trylast=True)`` move one to the
+front or the back. A hook wrapper (``@hookimpl(wrapper=True)``) in a plugin that does not implement the
+hook itself runs around every plugin's call; in one that does, around that plugin's own call.
+Everything registered is checked as it arrives (``automl_tl.plugin.spec_checks``): a spec that cannot
+work is a ``UserError`` naming the plugin, the backbone and the field to fix.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 
 from automl_tl.types import BackboneSpec, DatasetAdapter, FrameworkAdapter
 
+__all__ = ["PROJECT", "hookimpl", "hookspec", "register_backbones", "register_datasets", "register_frameworks"]
+
 PROJECT = "automl_tl"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
+"""Marks the hook specifications below (automl-tl's own; plugins do not need it)."""
 hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Marks a plugin's hook implementation: ``@hookimpl`` above ``def register_backbones(register): ...``."""
 
 
 @hookspec
@@ -41,6 +54,12 @@ def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
     framework's model, its ordered block names, feature dimension, input size and
     normalisation, and a ``WeightsInfo`` saying where the weights come from and whether
     they are available offline. A name registered twice is an error naming both plugins.
+
+    ``register`` checks the spec at once: distinct non-empty block names, a positive
+    ``feature_dim``, ``mean`` and ``std`` of three numbers each on 0..1 pixels, a callable
+    factory. Where the adapter builds the model it checks that every block names a part of it
+    and that ``feature_dim`` is the real width of its pooled features. Each failure is a
+    ``UserError`` saying what to write instead.
     """
 
 
@@ -50,5 +69,9 @@ def register_datasets(register: Callable[[DatasetAdapter], None]) -> None:
 
     Call ``register(adapter)`` with an ``automl_tl.types.DatasetAdapter``. For a DATA
     argument, the first adapter whose ``claims(location)`` is true reads it with
-    ``discover(location)``, which returns ``DataSplits`` or raises ``UserError``.
+    ``discover(location)``, which returns ``DataSplits`` or raises ``UserError``
+    (``automl_tl.data.split.make_splits`` builds the ``DataSplits`` from the items found).
+    The core checks what ``discover`` returns: at least two classes, a non-empty training
+    and validation split, one split entry per item, labels in range and a training image
+    for every class; anything else is a ``UserError`` naming the adapter.
     """

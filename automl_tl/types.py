@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+__all__ = [
+    "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_MODES", "SPLITS",
+    "BackboneSpec", "DataSplits", "DatasetAdapter", "EpochResult", "ExportedModel", "FrameworkAdapter", "ImageItem",
+    "ImageTable", "Phase", "Preprocessing", "ResizeRule", "TrialConfig", "TrialSession", "WeightsInfo", "rule_from_dict",
+]
+
 SPLITS = ("train", "val", "test")
+"""The split names, in order: training, validation (chooses between trials), test (judges the chosen model)."""
 
 
 class Phase(str, enum.Enum):
@@ -87,8 +95,8 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Preprocessing":
-        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]), rule_from_dict(data))  # type: ignore[arg-type]
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
+        return cls(int(data["image_size"]), tuple(data["mean"]), tuple(data["std"]), rule_from_dict(data))
 
 
 def rule_from_dict(data: Mapping[str, Any]) -> ResizeRule:
@@ -132,7 +140,6 @@ class BackboneSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     weights: WeightsInfo | None = None
-    description: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
     # How the weights were evaluated (timm's pretrained config): centre crop share and interpolation.
     # None: no preference (a from-scratch network), the study's other backbones decide.
@@ -190,7 +197,7 @@ class TrialConfig:
     def phase_at(self, epoch: int) -> Phase:
         return Phase.HEAD if epoch < self.switch_epoch else Phase.FINETUNE
 
-    def from_scratch(self) -> "TrialConfig":
+    def from_scratch(self) -> TrialConfig:
         """The same trial for a backbone without pretrained weights: nothing is frozen and every
         block learns from the first epoch at the trial's learning rate (no transfer phase)."""
         from dataclasses import replace
@@ -204,7 +211,13 @@ class TrialConfig:
 
 @dataclass(frozen=True)
 class ImageItem:
-    """One labelled image: its resolved path, its path relative to the data root, its class index."""
+    """One labelled image, as a dataset adapter finds it.
+
+    ``path``: the image file, resolved (absolute). ``relpath``: its path relative to the data root in
+    POSIX form (``"cat/001.jpg"``); it names the image in messages and reports, and ``stable_split``
+    hashes it, so it must be the same on every machine. ``label``: the index of its class in
+    ``DataSplits.class_names``, from 0.
+    """
 
     path: Path
     relpath: str
@@ -213,7 +226,15 @@ class ImageItem:
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Everything a dataset adapter found: classes, items and a stable split."""
+    """Everything a dataset adapter found: classes, items and a stable split; what ``discover`` returns.
+
+    ``root``: the folder the items' ``relpath`` is relative to. ``source``: a short description for
+    messages (``"folder /data/pets"``). ``class_names``: the classes, in label order (at least two).
+    ``items``: the ``ImageItem`` s. ``split``: parallel to ``items``, each ``"train"``, ``"val"`` or
+    ``"test"``. Build it with ``automl_tl.data.split.make_splits``, which applies ``stable_split`` and
+    refuses classes too small to split. The core checks what an adapter returns (two classes or more,
+    non-empty train and val splits, labels in range) before it reads an image.
+    """
 
     root: Path
     source: str
@@ -222,11 +243,13 @@ class DataSplits:
     split: tuple[str, ...]  # parallel to items: "train", "val" or "test"
 
     def indices(self, name: str) -> list[int]:
+        """The positions in ``items`` of the split ``name`` (``"train"``, ``"val"`` or ``"test"``)."""
         return [i for i, s in enumerate(self.split) if s == name]
 
     def counts(self) -> dict[str, dict[str, int]]:
+        """Images per split and class: ``counts()["train"]["cat"]``."""
         table = {s: {c: 0 for c in self.class_names} for s in SPLITS}
-        for item, s in zip(self.items, self.split):
+        for item, s in zip(self.items, self.split, strict=True):
             table[s][self.class_names[item.label]] += 1
         return table
 
@@ -362,5 +385,3 @@ class DatasetAdapter(Protocol):
     def discover(self, location: str) -> DataSplits:
         """Find classes and images under ``location``; raise UserError on bad input."""
 
-
-BackboneList = Sequence[BackboneSpec]

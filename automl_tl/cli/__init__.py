@@ -10,7 +10,7 @@ import errno
 import os
 import sys
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
 
@@ -20,6 +20,7 @@ from automl_tl.cli.common import err_console  # noqa: E402
 from automl_tl.cli.parser import build_parser  # noqa: E402
 from automl_tl.errors import UserError  # noqa: E402
 from automl_tl.runtime.interrupts import StoppedTrial, interrupts_as_keyboard_interrupt  # noqa: E402
+from automl_tl.runtime.memory import tune_allocator  # noqa: E402
 
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                        errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
@@ -46,13 +47,35 @@ def _without_secrets(message: str, args: argparse.Namespace) -> str:
     return message
 
 
+def _show_plugin_warnings(previous: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` for the CLI: a plugin's warning is one escaped line on stderr, not
+    Python's file-and-source-line format; any other warning is shown as before."""
+    from automl_tl.plugin.manager import PluginWarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: object) -> None:
+        if isinstance(category, type) and issubclass(category, PluginWarning):
+            err_console.print(f"[yellow]warning[/] {escape(_plain(str(message)))}", highlight=False)
+        else:
+            previous(message, category, filename, lineno, *rest)
+
+    return show
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code. The process is the CLI's own, so its allocator is
+    tuned for training loops here (a host program that imports automl-tl keeps its own settings)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         with interrupts_as_keyboard_interrupt(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
+            warnings.showwarning = _show_plugin_warnings(warnings.showwarning)  # restored by catch_warnings
             return handler(args)
     except UserError as exc:
         err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(str(exc), args))}", highlight=False)

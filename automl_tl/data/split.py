@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from automl_tl.errors import UserError
 from automl_tl.types import SPLITS, DataSplits, ImageItem
+
+__all__ = ["make_splits", "path_unit_hash", "stable_split"]
 
 
 def path_unit_hash(relpath: str) -> float:
@@ -82,19 +84,25 @@ def _donor(members: list[int], split: list[str], exclude: str) -> str:
 
 def make_splits(root: Path, source: str, class_names: tuple[str, ...], items: tuple[ImageItem, ...],
                 val_fraction: float, test_fraction: float) -> DataSplits:
-    """DataSplits for discovered items, with the stable split applied.
+    """DataSplits for discovered items, with the stable split applied: what a dataset adapter's
+    ``discover`` returns.
 
-    Every class needs an image in each split it is split into (train, and val and test when their
-    fractions are above zero): a smaller class is refused, naming it and its count."""
+    ``root`` is the folder the items' ``relpath`` is relative to, ``source`` a short description for
+    messages (``"csv /data/labels.csv"``), ``class_names`` the classes in label order and ``items`` the
+    ``ImageItem`` s found. ``val_fraction`` and ``test_fraction`` are the shares ``stable_split`` sends
+    to validation and test (the built-in adapters use 0.15 each). Every class needs an image in each
+    split it is split into (train, and val and test when their fractions are above zero): a smaller
+    class is refused with a ``UserError`` naming it and its count."""
     uses = ["training"] + ["validation"] * (val_fraction > 0) + ["test"] * (test_fraction > 0)
     needed = len(uses)
     counts = Counter(item.label for item in items)
     small = [(name, counts[label]) for label, name in enumerate(class_names) if counts[label] < needed]
     if small:
         listed = ", ".join(f"{name!r} ({count} image{'' if count == 1 else 's'})" for name, count in small)
+        each = ", ".join(uses[:-1]) + " and " + uses[-1] if len(uses) > 1 else uses[0]
         raise UserError(
             f"In {source}, class(es) {listed} have too few images: each class needs at least {needed}, one each for "
-            f"{', '.join(uses[:-1]) + ' and ' + uses[-1] if len(uses) > 1 else uses[0]}, or it would be trained on or judged by nothing. Add images to "
+            f"{each}, or it would be trained on or judged by nothing. Add images to "
             f"{'that class' if len(small) == 1 else 'those classes'}, or remove {'it' if len(small) == 1 else 'them'}."
         )
     split = stable_split([item.relpath for item in items], [item.label for item in items], val_fraction, test_fraction)

@@ -1,25 +1,46 @@
-"""The plugin manager: entry-point plugins (built-ins included), explicit plugin files, registries."""
+"""The plugin manager: entry-point plugins (built-ins included), explicit plugin files, registries.
+
+Plugins are collected through pluggy's own hook calls, once per plugin and hook, so that what each
+plugin registers is recorded as its own, a plugin whose hook raises is skipped alone, hook wrappers
+run and ``add_hookcall_monitoring`` sees every call. What they register is checked on the way in
+(``spec_checks``), and what a dataset adapter returns on the way out (``data_checks``)."""
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import pluggy
 
 from automl_tl import hookspecs
 from automl_tl.errors import UserError
 from automl_tl.import_order import torchvision_before_tensorflow
+from automl_tl.plugin.data_checks import check_splits
 from automl_tl.plugin.registry import Registry
+from automl_tl.plugin.spec_checks import check_backbone_spec, check_dataset_adapter, check_framework_adapter
 from automl_tl.types import BackboneSpec, DatasetAdapter, DataSplits, FrameworkAdapter
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "LOAD_ENV",
+    "TRACE_ENV",
+    "PluginWarning",
+    "Plugins",
+    "installed_entry_points",
+    "load_plugin_file",
+    "load_plugins",
+    "plugin_rows",
+]
 
 ENTRY_POINT_GROUP = "automl_tl"
 LOAD_ENV = "AUTOML_TL_LOAD_PLUGINS"
@@ -40,21 +61,29 @@ class Plugins:
     datasets: Registry[DatasetAdapter] = field(default_factory=lambda: Registry("dataset adapter"))
     failures: dict[str, str] = field(default_factory=dict)  # plugin name -> error
     sources: dict[str, str] = field(default_factory=dict)  # plugin name -> where it came from
+    notices: dict[str, str] = field(default_factory=dict)  # plugin name -> why it may register less than meant
 
     def framework(self, name: str) -> FrameworkAdapter:
+        """The framework adapter registered as ``name``, or a ``UserError`` that names the failed plugins."""
         with self.naming_failed_plugins():
             return self.frameworks.get(name)
 
     def backbone(self, name: str) -> BackboneSpec:
+        """The backbone registered as ``name``, or a ``UserError`` that names the failed plugins."""
         with self.naming_failed_plugins():
             return self.backbones.get(name)
 
     def failed_plugins_hint(self) -> str:
-        """A sentence naming the plugins that failed to load, which may provide what is missing."""
-        if not self.failures:
-            return ""
-        listed = "; ".join(f"{name} ({error})" for name, error in self.failures.items())
-        return f" Plugins that failed to load, and may provide it: {listed}."
+        """A sentence naming the plugins that failed to load, or loaded with a warning, which may provide
+        what is missing."""
+        hint = ""
+        if self.failures:
+            listed = "; ".join(f"{name} ({error})" for name, error in self.failures.items())
+            hint += f" Plugins that failed to load, and may provide it: {listed}."
+        if self.notices:
+            listed = "; ".join(f"{name} ({notice})" for name, notice in self.notices.items())
+            hint += f" Plugins that loaded with a warning: {listed}."
+        return hint
 
     @contextmanager
     def naming_failed_plugins(self) -> Iterator[None]:
@@ -65,10 +94,14 @@ class Plugins:
             raise UserError(f"{exc}{self.failed_plugins_hint()}") from None
 
     def discover(self, location: str) -> DataSplits:
-        """The labelled images at ``location``, as the dataset adapter that claims it finds them."""
-        return self.dataset_for(location).discover(location)
+        """The labelled images at ``location``, as the dataset adapter that claims it finds them, checked
+        (``data_checks.check_splits``): two classes or more, non-empty train and validation splits,
+        labels in range. Whatever is wrong is a ``UserError`` naming the adapter and its plugin."""
+        adapter = self.dataset_for(location)
+        return check_splits(adapter.discover(location), adapter.name, self.datasets.owner(adapter.name), location)
 
     def dataset_for(self, location: str) -> DatasetAdapter:
+        """The first registered dataset adapter that claims ``location``; a ``UserError`` when none does."""
         if "\x00" in location:
             raise UserError(
                 f"DATA {location!r} contains a NUL byte (\\x00), which no file name can hold. Check how the "
@@ -79,7 +112,7 @@ class Plugins:
                 f"DATA {location} does not exist. Pass a folder with one sub-folder per class "
                 f"(DATA/cat/1.jpg, DATA/dog/2.png, ...) or a CSV manifest with path,label columns."
             )
-        for name, adapter in self.datasets.items():
+        for _name, adapter in self.datasets.items():
             if adapter.claims(location):
                 return adapter
         raise UserError(
@@ -156,24 +189,102 @@ def load_plugin_file(path: str | Path) -> ModuleType:
     return module
 
 
-def _collect(plugins: Plugins, hook_name: str, registry: Registry[Any]) -> None:
-    hook = getattr(plugins.manager.hook, hook_name)
-    trace = bool(os.environ.get(TRACE_ENV))
-    for impl in hook.get_hookimpls():
-        owner = impl.plugin_name
+def _callers_in_order(impls: Sequence[pluggy.HookImpl]) -> list[tuple[object, str]]:
+    """The plugins that implement a hook (wrappers aside), each once: ``tryfirst`` ones first, then the
+    rest in the order they were loaded, ``trylast`` ones last."""
+    plain = [impl for impl in impls if not (impl.wrapper or impl.hookwrapper)]
+    plain.sort(key=lambda impl: 0 if impl.tryfirst else 2 if impl.trylast else 1)
+    seen: list[tuple[object, str]] = []
+    for impl in plain:
+        if not any(plugin is impl.plugin for plugin, _ in seen):
+            seen.append((impl.plugin, impl.plugin_name))
+    return seen
+
+
+def _collect(plugins: Plugins, hook_name: str, add: Callable[[Any, str], None]) -> None:
+    """Call ``hook_name`` once per plugin that implements it, through pluggy (``subset_hook_caller``
+    leaves the other implementing plugins out of each call), with a ``register`` that passes each item
+    and that plugin's name to ``add``. Wrappers of plugins that do not implement the hook themselves run
+    around every plugin's call; a plugin's own wrapper runs around its own call."""
+    manager = plugins.manager
+    callers = _callers_in_order(getattr(manager.hook, hook_name).get_hookimpls())
+    for plugin, owner in callers:
 
         def register(item: Any, _owner: str = owner) -> None:
-            registry.add(item.name, item, _owner)
+            add(item, _owner)
 
-        if trace:
-            print(f"[automl-tl hook] {hook_name} -> plugin {owner}", file=sys.stderr)
+        others = [other for other, _ in callers if other is not plugin]
         try:
-            impl.function(register=register)
-        except UserError:
-            raise
+            manager.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
+        except UserError as exc:
+            # A plugin the user named (--plugin, or in code) is theirs to fix now. An installed one that
+            # registers a bad spec is skipped like one that fails to import, so it cannot break every
+            # command, and it is named when its backbone is asked for.
+            if not plugins.sources.get(owner, "").startswith("entry point "):
+                raise
+            plugins.failures[owner] = str(exc)
+            warnings.warn(f"Plugin {owner!r} was skipped: {exc}", PluginWarning, stacklevel=2)
         except Exception as exc:
             plugins.failures[owner] = f"{hook_name} raised {type(exc).__name__}: {exc}"
             warnings.warn(f"Plugin {owner!r} raised in {hook_name} and was skipped: {exc}", PluginWarning, stacklevel=2)
+
+
+def _trace_hook_calls(manager: pluggy.PluginManager) -> None:
+    """Print each hook call and the plugins it calls on stderr (``AUTOML_TL_TRACE_HOOKS=1``)."""
+
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
+        called = ", ".join(dict.fromkeys(impl.plugin_name for impl in impls if not (impl.wrapper or impl.hookwrapper)))
+        print(f"[automl-tl hook] {hook_name} -> plugin {called}", file=sys.stderr)
+
+    def after(outcome: Any, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
+        pass
+
+    manager.add_hookcall_monitoring(before, after)
+
+
+def _undecorated_hooks(manager: pluggy.PluginManager, plugin: object) -> dict[str, str]:
+    """Functions of ``plugin`` named like a hook, or nearly, that lack ``@hookimpl`` (so pluggy ignores
+    them), each with the hook it is named after."""
+    hooks = [name for name, caller in vars(manager.hook).items() if isinstance(caller, pluggy.HookCaller) and caller.has_spec()]
+    found = {}
+    for attr in dir(plugin):
+        if attr.startswith("_") or not callable(getattr(plugin, attr, None)):
+            continue
+        if manager.parse_hookimpl_opts(plugin, attr) is not None:
+            continue
+        close = [attr] if attr in hooks else difflib.get_close_matches(attr, hooks, n=1, cutoff=0.85)
+        if close and attr.startswith("register_"):
+            found[attr] = close[0]
+    return found
+
+
+def _warn_undecorated(plugins: Plugins, name: str, plugin: object) -> None:
+    """Warn about hook functions the plugin defines without ``@hookimpl``: they would register nothing."""
+    missing = _undecorated_hooks(plugins.manager, plugin)
+    if not missing:
+        return
+    functions = ", ".join(f"{attr}()" for attr in missing)
+    renames = "".join(f" {attr} is not a hook's name: call it {hook}." for attr, hook in missing.items() if attr != hook)
+    plugins.notices[name] = f"{functions} not decorated with @hookimpl, so never called"
+    warnings.warn(
+        f"Plugin {name!r} ({plugins.sources.get(name, 'registered in code')}) defines {functions} without "
+        f"@hookimpl, so pluggy never calls it and it registers nothing. Decorate it with @hookimpl, imported "
+        f"with `from automl_tl.hookspecs import hookimpl`.{renames}",
+        PluginWarning,
+        stacklevel=3,
+    )
+
+
+def _hashable(name: str, plugin: object) -> object:
+    """``plugin``, or for an unhashable namespace (a ``types.SimpleNamespace``) a module holding the same
+    attributes: pluggy's subset hook calls keep plugins in a set."""
+    try:
+        hash(plugin)
+        return plugin
+    except TypeError:
+        module = ModuleType(f"automl_tl_plugin_{name}")
+        module.__dict__.update(vars(plugin))
+        return module
 
 
 def load_plugins(
@@ -198,10 +309,12 @@ def load_plugins(
         plugins.sources.setdefault(name, "registered in code")
         candidates.append((name, obj))
     for name, obj in candidates:
+        obj = _hashable(name, obj)
         try:
             manager.register(obj, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise UserError(f"Plugin {name!r} could not be registered: {exc}") from None
+        _warn_undecorated(plugins, name, obj)
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -209,9 +322,19 @@ def load_plugins(
             f"Plugin {exc.plugin!r} implements a hook that automl-tl does not define: {exc}. "
             f"Check the hook's name against automl_tl.hookspecs."
         ) from None
-    _collect(plugins, "register_frameworks", plugins.frameworks)
-    _collect(plugins, "register_backbones", plugins.backbones)
-    _collect(plugins, "register_datasets", plugins.datasets)
+    if os.environ.get(TRACE_ENV):
+        _trace_hook_calls(manager)
+
+    def checked(check: Callable[[Any, str], Any], registry: Registry[Any]) -> Callable[[Any, str], None]:
+        def add(item: Any, owner: str) -> None:
+            item = check(item, owner)
+            registry.add(item.name, item, owner)
+
+        return add
+
+    _collect(plugins, "register_frameworks", checked(check_framework_adapter, plugins.frameworks))
+    _collect(plugins, "register_backbones", checked(check_backbone_spec, plugins.backbones))
+    _collect(plugins, "register_datasets", checked(check_dataset_adapter, plugins.datasets))
     return plugins
 
 
@@ -231,9 +354,10 @@ def plugin_rows(plugins: Plugins) -> list[dict[str, Any]]:
                 "datasets": [n for n in plugins.datasets if plugins.datasets.owner(n) == name],
             }
         )
+    for row in rows:
+        if row["name"] in plugins.notices:
+            row["warning"] = plugins.notices[row["name"]]
     for name, error in plugins.failures.items():
         rows.append({"name": name, "source": "failed", "error": error, "hooks": [], "frameworks": [], "backbones": [], "datasets": []})
     return rows
 
-
-RegisterFn = Callable[[Any], None]

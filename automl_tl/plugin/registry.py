@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 from automl_tl.errors import UserError
+
+__all__ = ["DuplicateNameError", "Registry"]
 
 T = TypeVar("T")
 
@@ -28,6 +31,7 @@ class Registry(Generic[T]):
         self._owners: dict[str, str] = {}
 
     def add(self, name: str, item: T, owner: str) -> None:
+        """Add ``item`` as ``name``, registered by the plugin ``owner``; a name taken already is an error."""
         if not isinstance(name, str) or not name:
             raise UserError(f"Plugin {owner!r} registered a {self.kind} without a name.")
         if name in self._items:
@@ -40,6 +44,7 @@ class Registry(Generic[T]):
         self._owners[name] = owner
 
     def get(self, name: str) -> T:
+        """The item registered as ``name``; an unknown name is a ``UserError`` with close matches."""
         try:
             return self._items[name]
         except KeyError:
@@ -49,6 +54,7 @@ class Registry(Generic[T]):
             raise UserError(f"Unknown {self.kind} {name!r}.{hint} Known: {known}.") from None
 
     def owner(self, name: str) -> str:
+        """The name of the plugin that registered ``name``."""
         return self._owners[name]
 
     def names(self, patterns: str | list[str] | None = None) -> list[str]:
@@ -69,4 +75,5 @@ class Registry(Generic[T]):
         return len(self._items)
 
     def items(self) -> list[tuple[str, T]]:
+        """(name, item) pairs in registration order."""
         return list(self._items.items())

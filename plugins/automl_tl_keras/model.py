@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from automl_tl.import_order import torchvision_before_tensorflow
 
@@ -15,6 +16,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # retracing notices are not the user's concern
+
+from automl_tl.plugin.spec_checks import find_blocks  # noqa: E402
 
 from .cut_points import OUTPUT, input_of  # noqa: E402
 
@@ -77,7 +80,7 @@ def cut_tensors(model: Any, blocks: Sequence[str]) -> list[Any]:
             return model.get_layer(input_of(name)).input
         return model.get_layer(name).output
 
-    return [tensor(name) for name in blocks]
+    return find_blocks(blocks, tensor, lambda: [layer.name for layer in model.layers])
 
 
 def build_head(feature_dim: int, hidden_units: int, dropout: float, num_classes: int) -> Any:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 
 from automl_tl.errors import UserError
+from automl_tl.plugin.spec_checks import check_feature_dim, find_blocks
 from automl_tl.types import BackboneSpec, TrialConfig
 
 from .small_input_conv import pad_small_inputs
@@ -89,16 +91,24 @@ def build_block_stack(spec: BackboneSpec, pretrained: bool, depth: int | None = 
         raise
     pad_small_inputs(model)
     depth = len(spec.blocks) if depth is None else depth
-    blocks = [_module_at(model, path) for path in spec.blocks[:depth]]
     full = depth == len(spec.blocks)
-    post_pool = [_module_at(model, path) for path in spec.options.get("post_pool", [])] if full else []
-    return BlockStack(blocks, post_pool)
+    paths = [*spec.blocks[:depth], *(spec.options.get("post_pool", []) if full else [])]
+    found = find_blocks(paths, partial(_module_at, model), lambda: dict(model.named_modules()), spec.name)
+    stack = BlockStack(found[:depth], found[depth:])
+    if full:  # the declared feature_dim must be what the whole backbone gives
+        check_feature_dim(spec, lambda: pooled_width(stack))
+    return stack
 
 
 def feature_dim(spec: BackboneSpec, stack: BlockStack) -> int:
     """Width of the pooled features: declared for the whole backbone, measured for a truncated one."""
     if len(stack.blocks) == len(spec.blocks):
         return spec.feature_dim
+    return pooled_width(stack)
+
+
+def pooled_width(stack: BlockStack) -> int:
+    """The width of ``stack``'s pooled features, measured on a 64x64 probe."""
     probe = torch.zeros(1, 3, 64, 64)
     was_training = stack.training
     with torch.no_grad():
@@ -133,6 +143,9 @@ class NormalisedClassifier(nn.Module):
         self.classifier = classifier
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.classifier((x - self.mean) / self.std), dim=1)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import pytest
 
+import tests.plugins.torch_inline as torch_inline
 from automl_tl.cli import main
 from automl_tl.errors import UserError
 from automl_tl.hookspecs import hookimpl
 from automl_tl.plugin.manager import LOAD_ENV, load_plugins
-
-import tests.plugins.torch_inline as torch_inline
 from tests.conftest import STUB_PLUGIN
 
 
@@ -115,3 +115,27 @@ def test_a_broken_installed_plugin_is_skipped_with_a_warning_and_named_when_its_
     assert main(["search", str(small_sample), "--backbones", "resnext_broken", "--trials", "1"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "matches no backbone" in err and "broken_nets" in err and "Traceback" not in err
+
+
+def test_an_installed_plugin_with_a_bad_spec_is_skipped_and_named_and_the_rest_still_loads(monkeypatch):
+    """One broken third-party package must not break every command: its plugin is skipped with a
+    warning, like one that fails to import, and named when its backbone is asked for."""
+    import automl_tl.plugin.manager as plugin_module
+    from automl_tl.plugin.manager import PluginWarning
+
+    bad = types.ModuleType("bad_nets_plugin")
+    bad.register_backbones = hookimpl(lambda register: register(dataclasses.replace(torch_inline.tiny_spec(), name="bad_net", mean=0.45)))
+    real = plugin_module._entry_point_modules
+
+    def with_bad(failures, sources):
+        sources["bad_nets"] = "entry point bad_nets_plugin (bad-nets 1.0)"
+        return [*real(failures, sources), ("bad_nets", bad)]
+
+    monkeypatch.setattr(plugin_module, "_entry_point_modules", with_bad)
+    with pytest.warns(PluginWarning, match=r"'bad_nets' was skipped.*mean=0.45"):
+        plugins = load_plugins()
+    assert "mobilenet_v2" in plugins.backbones
+    with pytest.raises(UserError, match=r"Unknown backbone 'bad_net'.*bad_nets.*mean=0.45"):
+        plugins.backbone("bad_net")
+    with pytest.raises(UserError, match="mean=0.45"):  # the same spec from a plugin the user names is refused at once
+        load_plugins(extra=[("mine", bad)], entry_points=False)
