@@ -23,24 +23,23 @@ import argparse
 import copy
 import time
 
-import torchvision  # noqa: F401  (before anything that may import tensorflow)
-
 import numpy as np
 import optuna
 import torch
+import torchvision  # noqa: F401  (before anything that may import tensorflow)
 from torch import nn
 
+from automl_tl.cache.activations import normalise_images
 from automl_tl.data import load_table
-from automl_tl.training.engine import effective_config
-from automl_tl.runtime.memory import resident_mb
 from automl_tl.plugin.manager import load_plugins
-from automl_tl.training.schedule import cosine_factor, finetune_steps
+from automl_tl.runtime.memory import resident_mb
 from automl_tl.search.space import config_from_trial, search_space
+from automl_tl.training.engine import effective_config
+from automl_tl.training.schedule import finetune_steps
 from automl_tl_torch.adapter import configure_cpu_threads
-from automl_tl_torch.cache import channels_last, normalised_images
+from automl_tl_torch.cache import channels_last
 from automl_tl_torch.model import build_classifier
 from automl_tl_torch.small_input_conv import restore_stock_convolutions
-
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -64,7 +63,7 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
     restore_stock_convolutions(model)
     blocks = model.backbone.blocks
     frozen = config.frozen_blocks(len(spec.blocks))
-    inputs = normalised_images(table, spec.mean, spec.std)
+    inputs = normalise_images(table.images, spec.mean, spec.std, channels_first=True)
     split = {name: (inputs[idx], table.labels[idx]) for name, idx in table.splits.items()}
     train_x, train_y = split["train"]
     loss_fn = nn.CrossEntropyLoss()
@@ -89,7 +88,7 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
             scheduler = None
             if finetune and args.anneal:
                 total = finetune_steps(config, len(train_y))
-                scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
+                scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         model.train()
         for block in blocks[: frozen if finetune else len(blocks)]:
             block.eval()  # frozen blocks keep BatchNorm in inference mode
@@ -111,7 +110,7 @@ def train_trial(trial: optuna.Trial, plugins, table, space, args) -> float:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if scheduler is not None:
+            if scheduler is not None and scheduler.last_epoch < total:
                 scheduler.step()
         val = accuracy(model, *split["val"])
         if val > best_val:

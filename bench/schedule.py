@@ -17,18 +17,17 @@ import json
 import tempfile
 from pathlib import Path
 
-import torchvision  # noqa: F401  (before anything that may import tensorflow)
-
 import numpy as np
+import torch
+import torchvision  # noqa: F401  (before anything that may import tensorflow)
 
 import automl_tl_torch.session as torch_session
 from automl_tl.cache.store import DiskStore
 from automl_tl.data import load_table
 from automl_tl.data.sample import ensure_sample
-from automl_tl.training.engine import run_trial
 from automl_tl.plugin.manager import load_plugins
-from automl_tl.training.schedule import cosine_factor
 from automl_tl.search.space import config_from_params
+from automl_tl.training.engine import run_trial
 from automl_tl_torch.adapter import configure_cpu_threads
 
 PLAN = {"backbone": "mobilenet_v2", "head_units": 256, "head_dropout": 0.2, "lr": 1e-3, "switch_epoch": 1,
@@ -41,8 +40,8 @@ RECIPES = {  # name: (annealed, finetune_lr_ratio)
 }
 
 
-def constant_factor(step: int, total: int) -> float:
-    return 1.0
+def constant_rate(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
 def main() -> None:
@@ -60,10 +59,11 @@ def main() -> None:
     spec = plugins.backbone(PLAN["backbone"])
     adapter = plugins.framework(spec.framework)
     adapter.cache = DiskStore(Path(tempfile.mkdtemp(prefix="automl-tl-schedule-")), 2**34)
+    cosine = torch_session.anneal
     seeds = [int(seed) for seed in args.seeds.split(",")]
     results: dict[str, object] = {"plan": PLAN, "epochs": args.epochs, "image_size": args.image_size, "recipes": {}}
     for name, (annealed, ratio) in RECIPES.items():
-        torch_session.cosine_factor = cosine_factor if annealed else constant_factor
+        torch_session.anneal = cosine if annealed else constant_rate
         rows = []
         for seed in seeds:
             config = config_from_params({**PLAN, "finetune_lr_ratio": ratio}, epochs=args.epochs,
@@ -76,7 +76,7 @@ def main() -> None:
         vals = [row["val"] for row in rows]
         results["recipes"][name] = {"runs": rows, "mean_val": round(float(np.mean(vals)), 4), "worst_val": min(vals),
                                     "mean_test": round(float(np.mean([row["test"] for row in rows])), 4)}
-    torch_session.cosine_factor = cosine_factor
+    torch_session.anneal = cosine
     Path(args.out).write_text(json.dumps(results, indent=2))
     print()
     for name, row in results["recipes"].items():

@@ -20,18 +20,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from automl_tl.distributed.optuna_tables import schema_mismatches, stale_running_trials
 from automl_tl.errors import UserError
 from automl_tl.search.budget import FINISHED_STATES
 from automl_tl.search.retries import STALE_REASON, fail_and_requeue
-
 
 
 @dataclass
@@ -107,17 +108,6 @@ def advisory_key(study_name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-# RUNNING trials whose heartbeat is older than the grace period, or that have none at all. Every
-# admission writes the first heartbeat before it releases the lock, so under the lock a trial with
-# none belongs to a worker that died in those few milliseconds. Optuna writes heartbeats with the
-# database's clock (a timestamp without time zone), so they are compared with LOCALTIMESTAMP.
-STALE_SQL = (
-    "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-    "WHERE t.study_id = :study_id AND t.state = 'RUNNING' "
-    "AND (h.trial_id IS NULL OR h.heartbeat < LOCALTIMESTAMP - make_interval(secs => :grace))"
-)
-
-
 class PostgresAdmission(SingleProcessAdmission):
     """Admission across processes and machines through a PostgreSQL advisory lock."""
 
@@ -137,6 +127,7 @@ class PostgresAdmission(SingleProcessAdmission):
 
             raise cannot_open(url, exc) from None
         self._text = sqlalchemy.text
+        self._schema_checked = False
 
     @contextmanager
     def _locked(self) -> Iterator[Any]:
@@ -145,13 +136,25 @@ class PostgresAdmission(SingleProcessAdmission):
         try:
             connection.execute(self._text("SELECT pg_advisory_lock(:key)"), {"key": self.key})
             connection.commit()
+            if not self._schema_checked:
+                self._check_schema(connection)
             yield connection
         finally:
             connection.close()
 
+    def _check_schema(self, connection: Any) -> None:
+        """Once per process: Optuna's tables still have what automl_tl.distributed.optuna_tables reads."""
+        problems = schema_mismatches(connection)
+        if problems:
+            raise UserError(
+                f"The study's database does not have the Optuna tables that automl-tl's admission reads: "
+                f"{'; '.join(problems)}. Optuna {optuna.__version__} is not the major version automl-tl was tested "
+                f"with: install the Optuna version that automl-tl's pyproject.toml pins, then run again."
+            )
+        self._schema_checked = True
+
     def _fail_stale(self, connection: Any, study: optuna.Study, grace_s: float) -> None:
-        rows = connection.execute(self._text(STALE_SQL), {"study_id": study._study_id, "grace": grace_s}).fetchall()
-        for (trial_id,) in rows:
+        for trial_id in stale_running_trials(connection, study._study_id, grace_s):
             fail_and_requeue(study, trial_id, STALE_REASON)
 
     def admit(self, study: optuna.Study, budget: int, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
@@ -159,7 +162,8 @@ class PostgresAdmission(SingleProcessAdmission):
             self._fail_stale(connection, study, grace_s)
             slots, trial = self._count_and_ask(study, budget)
             if trial is not None:
-                study._storage.record_heartbeat(trial._trial_id)
+                storage: Any = study._storage  # an RDBStorage (maybe cached): it records heartbeats
+                storage.record_heartbeat(trial._trial_id)
             return slots, trial
 
     def close(self) -> None:
@@ -181,7 +185,7 @@ class Heartbeat:
             except Exception:  # the database is away; the trial's next storage write reports it
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -1,9 +1,14 @@
-"""The report's pictures, drawn with matplotlib and embedded as PNG data URIs (no network needed to view)."""
+"""The report's pictures, embedded as PNG data URIs (no network needed to view): Optuna's own
+matplotlib plots where Optuna draws the figure (history, importances), matplotlib for the rest
+(by backbone, confusion matrix, misclassified images)."""
 
 from __future__ import annotations
 
 import base64
 import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -34,7 +39,7 @@ def image_data_uri(image: np.ndarray, scale: int = 3) -> str:
     from PIL import Image
 
     picture = Image.fromarray(image.astype(np.uint8))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -47,44 +52,61 @@ def trial_value(trial: optuna.trial.FrozenTrial) -> float | None:
     return trial.user_attrs.get("val_accuracy") if trial.state == TrialState.PRUNED else None
 
 
-def history(study: optuna.Study) -> str:
+@contextmanager
+def _optuna_plot() -> Iterator[None]:
+    """Around one of optuna.visualization.matplotlib's plots: they switch pyplot's global style to
+    ggplot and warn that they are experimental; both stay inside the block."""
     plt = _pyplot()
-    trials = [t for t in study.get_trials(deepcopy=False) if trial_value(t) is not None]
-    figure, axis = plt.subplots(figsize=(7.5, 3.6))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    axis.scatter([t.number for t in complete], [t.value for t in complete], s=18, label="complete", color="#1f77b4")
-    axis.scatter([t.number for t in pruned], [trial_value(t) for t in pruned], s=18, marker="x", color=PRUNED_COLOUR,
-                 label="pruned (best epoch seen)")
-    if complete:
-        numbers = [t.number for t in complete]
-        axis.step(numbers, np.maximum.accumulate([t.value for t in complete]), where="post", color="#d62728",
-                  label="best so far")
-    axis.set_xlabel("trial")
-    axis.set_ylabel("validation accuracy")
-    axis.legend(loc="lower right", fontsize=8)
-    axis.grid(alpha=0.3)
-    return png_data_uri(figure)
+    with plt.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", "No artists with labels", UserWarning)  # a study with no complete trial
+        yield
+
+
+def history(study: optuna.Study) -> str:
+    """Optuna's optimisation history (complete trials and the best so far), plus each pruned trial
+    at the best validation accuracy it reached, which Optuna's plot leaves out."""
+    _pyplot()
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    with _optuna_plot():
+        axis = plot_optimization_history(study, target_name="validation accuracy")
+        pruned = [(t.number, value) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+                  if (value := trial_value(t)) is not None]
+        if pruned:
+            numbers, values = zip(*pruned, strict=True)
+            axis.scatter(numbers, values, marker="x", color=PRUNED_COLOUR, label="pruned (best epoch seen)")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(loc="lower right", fontsize=8)
+        figure: Any = axis.figure
+        figure.set_size_inches(7.5, 3.6)
+        return png_data_uri(figure)
 
 
 def importances(study: optuna.Study) -> str | None:
-    """Parameter importances (PED-ANOVA); None when the study has too few complete trials to tell."""
+    """Optuna's parameter importances (PED-ANOVA); None when the study has too few complete trials to tell."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 3:
         return None
-    try:  # PED-ANOVA: built into Optuna, no scikit-learn needed (the default evaluator differs across versions)
-        values = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-    except Exception:  # too little variation to tell: the report says so instead
-        return None
-    if not values:
-        return None
-    plt = _pyplot()
-    names = list(values)[::-1]
-    figure, axis = plt.subplots(figsize=(7.5, 0.35 * len(names) + 1.0))
-    axis.barh(names, [values[name] for name in names], color="#1f77b4")
-    axis.set_xlabel("importance for validation accuracy (PED-ANOVA)")
-    axis.grid(alpha=0.3, axis="x")
-    return png_data_uri(figure)
+    _pyplot()
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    names = {name for trial in complete for name in trial.params}
+    with _optuna_plot(), _pyplot().rc_context({"figure.figsize": (7.5, 0.35 * len(names) + 1.4)}):
+        try:  # PED-ANOVA: built into Optuna, no scikit-learn needed (the default evaluator differs across versions)
+            axis = plot_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+                                          target_name="validation accuracy")
+        except Exception:  # too little variation to tell: the report says so instead
+            _pyplot().close("all")
+            return None
+        if not axis.patches:  # no parameter has an importance
+            _pyplot().close(axis.figure)
+            return None
+        legend = axis.get_legend()
+        if legend is not None:
+            legend.remove()  # one objective: the x label names it
+        axis.set_xlabel("importance for validation accuracy (PED-ANOVA)")
+        return png_data_uri(axis.figure)
 
 
 def by_backbone(study: optuna.Study) -> str:
@@ -100,12 +122,13 @@ def by_backbone(study: optuna.Study) -> str:
             points = [(t.params[param], trial_value(t)) for t in trials
                       if t.params["backbone"] == backbone and param in t.params]
             if points:
-                x, y = zip(*points)
+                x, y = zip(*points, strict=True)
                 axis.scatter(x, y, s=18, color=colours(index % 10), label=backbone, alpha=0.8)
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("validation accuracy")
-    axes[1].legend(fontsize=8, loc="lower right")
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=8, loc="lower right")
     return png_data_uri(figure)
 
 

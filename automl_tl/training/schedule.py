@@ -9,8 +9,10 @@ against a constant third of that rate; annealing from the third alone did not he
 (bench/schedule.py measures all four combinations).
 
 The head-only phase keeps a constant rate: it prepares the head for the switch, or it is a
-whole cached trial, where the extra steps are nearly free. Every adapter applies the same
-factor, once per optimiser step, so the recipe is the same in PyTorch and Keras.
+whole cached trial, where the extra steps are nearly free. Each adapter uses its framework's own
+schedule, stepped once per optimiser step over ``finetune_steps``: ``CosineAnnealingLR`` in PyTorch,
+``keras.optimizers.schedules.CosineDecay`` in Keras. Both give the rate
+``lr * (1 + cos(pi * min(step, total) / total)) / 2``, so the recipe is the same in both.
 """
 
 from __future__ import annotations
@@ -35,10 +37,3 @@ def auto_epochs(train_images: int, batch_size: int = 64) -> int:
 def finetune_steps(config: TrialConfig, train_size: int) -> int:
     """Optimiser steps in the fine-tuning phase: one per batch, in every epoch from the switch on."""
     return max(1, (config.epochs - config.switch_epoch) * math.ceil(train_size / config.batch_size))
-
-
-def cosine_factor(step: int, total: int) -> float:
-    """The share of the fine-tuning rate to use at ``step`` (0-based) of ``total``: 1 at the
-    first step, falling along a half cosine, and 0 from ``total`` on."""
-    progress = min(max(step, 0), total) / max(total, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import pickle
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from automl_tl.errors import UserError
-from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
-
 from automl_tl.cache.store import ActivationStore, MemoryStore
+from automl_tl.errors import UserError
 from automl_tl.training.augment import mixed_rows, view_choice, views
-from automl_tl.training.schedule import cosine_factor, finetune_steps
+from automl_tl.training.schedule import finetune_steps
+from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .cache import PrefixFeatures, channels_last, rows
 from .model import BlockStack, Classifier, build_classifier
-from .numpy_head import NumpyHeadTrainer, head_layout, one_blas_thread
 
 WEIGHTS_FILE = "weights.pt"
 LAYOUT_FILE = "layout.json"
@@ -32,6 +32,28 @@ def set_batchnorm_inference(module: nn.Module) -> None:
     for sub in module.modules():
         if isinstance(sub, nn.modules.batchnorm._BatchNorm):
             sub.eval()
+
+
+def anneal(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The fine-tuning phase's rate: a half cosine from the phase's rate down to zero over
+    ``total_steps`` optimiser steps (automl_tl.training.schedule says why)."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=0.0)
+
+
+@contextlib.contextmanager
+def one_intra_op_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block. A head-only step on cached features is a
+    64-row batch through one or two linear layers: more threads only add hand-offs, and on a busy
+    machine they wait on each other (bench/numpy_head.py: 25 s on two threads against 1.6 s on one,
+    for the same 256-unit head, while other processes ran)."""
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
 
 
 def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -55,7 +77,9 @@ class TorchTrialSession:
         # A trial that never fine-tunes never changes the backbone: it may use the prototype's blocks as they are.
         share = prototype is not None and not config.finetunes(len(spec.blocks))
         self.model: Classifier = build_classifier(spec, data.num_classes, config, pretrained=spec.pretrained,
-                                                  prototype=prototype, share=share).to(device, memory_format=torch.channels_last)
+                                                  prototype=prototype, share=share)
+        # torch's stubs leave out the memory_format keyword that Module.to accepts with a device
+        self.model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.n_blocks = len(self.model.backbone.blocks)  # the blocks kept: all, or up to the cut point
         self.frozen = config.frozen_blocks(len(spec.blocks))
         # Pretrained prefixes are the same in every trial; a from-scratch backbone's exist once.
@@ -70,27 +94,23 @@ class TorchTrialSession:
         self.phase: Phase | None = None
         self.backbone_touched = False  # True once any backbone weight has left its pretrained value
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None  # the fine-tuning phase's annealing
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # the fine-tuning phase's annealing
+        self.anneal_steps = 0  # the scheduler's steps; the rate stays at zero after them
         self._inputs: list[np.ndarray] | None = None
         self._head_inputs: torch.Tensor | None = None
-        self._numpy_head: NumpyHeadTrainer | None = None
-        self._numpy_views: np.ndarray | None = None  # (views, N, D) pooled features for the numpy head
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
         trainable: list[nn.Parameter] = list(self.model.head.parameters())
-        self._numpy_head, self._head_inputs, self._numpy_views = None, None, None
+        self._head_inputs = None
         if phase is Phase.HEAD:
             # Pooled features are small: keep them on the device, so head-only epochs never leave it.
             self._inputs = [view.pooled_float32() for view in self.views]
             stacked = np.stack(self._inputs) if len(self._inputs) > 1 else self._inputs[0][None]  # (views, N, D)
-            if self.device.type == "cpu" and head_layout(self.model.head) is not None:
-                self._numpy_head = NumpyHeadTrainer(self.model.head, self.config.lr, self.data.class_weights(),
-                                                    self.config.seed)
-                self._numpy_views = stacked
-            else:
+            with warnings.catch_warnings():  # the shared pooled features are read-only, and only read here
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
                 self._head_inputs = torch.from_numpy(stacked).to(self.device)
             lr = self.config.lr
         else:
@@ -104,8 +124,8 @@ class TorchTrialSession:
         self.optimizer = adam(trainable, lr)
         self.scheduler = None
         if phase is Phase.FINETUNE:
-            total = finetune_steps(self.config, len(self.data.splits["train"]))
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: cosine_factor(step, total))
+            self.anneal_steps = finetune_steps(self.config, len(self.data.splits["train"]))
+            self.scheduler = anneal(self.optimizer, self.anneal_steps)
         self.phase = phase
 
     def _train_mode(self) -> None:
@@ -128,16 +148,24 @@ class TorchTrialSession:
         train_idx = torch.from_numpy(self.data.splits["train"])
         order = train_idx[torch.randperm(len(train_idx), generator=self.generator)].numpy()
         choice = view_choice(len(order), len(self._inputs), self.view_rng)
-        if self._numpy_head is not None:
-            return self._numpy_head_epoch(order, choice)
         self._train_mode()
         head_only = self.phase is Phase.HEAD
+        with one_intra_op_thread() if head_only and self.device.type == "cpu" else contextlib.nullcontext():
+            total, count = self._epoch_steps(order, choice, head_only)
+        if not head_only:
+            self.backbone_touched = True
+        return total / max(count, 1)
+
+    def _epoch_steps(self, order: np.ndarray, choice: np.ndarray, head_only: bool) -> tuple[float, int]:
+        """One optimiser step per batch of ``order``: the summed loss and the rows it covered."""
+        assert self.optimizer is not None and self._inputs is not None
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
             batch = order[start : start + self.config.batch_size]
             if len(batch) < 2 and count:
                 continue  # a lone sample breaks BatchNorm in training mode
             if head_only:
+                assert self._head_inputs is not None
                 rows_index = torch.from_numpy(batch).to(self.device)
                 view_index = torch.from_numpy(choice[start : start + len(batch)]).to(self.device)
                 x = self._head_inputs[view_index, rows_index]
@@ -148,38 +176,16 @@ class TorchTrialSession:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
+            if self.scheduler is not None and self.scheduler.last_epoch < self.anneal_steps:
+                self.scheduler.step()  # CosineAnnealingLR would climb again after T_max
             total += float(loss.detach()) * len(batch)
             count += len(batch)
-        if not head_only:
-            self.backbone_touched = True
-        return total / max(count, 1)
-
-    def _numpy_head_epoch(self, order: np.ndarray, choice: np.ndarray) -> float:
-        """A head-only epoch on the CPU through NumpyHeadTrainer (the same batches, maths and Adam)."""
-        assert self._numpy_head is not None and self._numpy_views is not None
-        # Rows are gathered batch by batch, so no epoch-sized copy is allocated (36 MB on the sample).
-        views = self._numpy_views[0] if len(self._numpy_views) == 1 else None
-        total, count = 0.0, 0
-        with one_blas_thread():
-            for start in range(0, len(order), self.config.batch_size):
-                stop = min(start + self.config.batch_size, len(order))
-                if stop - start < 2 and count:
-                    continue
-                batch = order[start:stop]
-                x = views[batch] if views is not None else self._numpy_views[choice[start:stop], batch]
-                total += self._numpy_head.step(x, self.data.labels[batch]) * (stop - start)
-                count += stop - start
-        self._numpy_head.write_back()
-        return total / max(count, 1)
+        return total, count
 
     # -- evaluation -----------------------------------------------------------------------
     def predict_split(self, split: str) -> np.ndarray:
         pristine = not self.backbone_touched
         indices = self.data.splits[split]
-        if pristine and self._numpy_head is not None and self._inputs is not None:
-            return self._numpy_head.predict(self._inputs[0][indices])  # no torch module runs
         self.model.eval()
         if pristine and self._head_inputs is not None:  # pooled features already on the device
             with torch.no_grad():
@@ -232,7 +238,7 @@ class TorchTrialSession:
 
     def close(self) -> None:
         self.optimizer = self.scheduler = None
-        self._inputs = self._head_inputs = self._numpy_views = None
+        self._inputs = self._head_inputs = None
 
 
 def _brief(exc: BaseException) -> str:
@@ -241,9 +247,11 @@ def _brief(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Classifier:
-    """Rebuild a saved trial: the pretrained backbone, then the saved (fine-tuned) weights over it."""
-    model = build_classifier(spec, num_classes, config, pretrained=spec.pretrained)
+def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig,
+                 prototype: BlockStack | None = None) -> Classifier:
+    """Rebuild a saved trial: the pretrained backbone (a copy of ``prototype`` when given), then the saved
+    (fine-tuned) weights over it."""
+    model = build_classifier(spec, num_classes, config, pretrained=spec.pretrained, prototype=prototype)
     path = directory / WEIGHTS_FILE
     again = "Export another trial with --trial, or run the trial again."
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""The Keras adapter anneals fine-tuning with the same cosine as automl_tl.training.schedule (and PyTorch)."""
+"""The Keras adapter anneals fine-tuning with Keras' CosineDecay: the same half cosine as PyTorch's CosineAnnealingLR."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import pytest
 
 pytest.importorskip("keras", reason="the keras extra is not installed")
 
-from automl_tl.training.schedule import cosine_factor, finetune_steps  # noqa: E402
 from automl_tl.search.space import config_from_params  # noqa: E402
+from automl_tl.training.schedule import finetune_steps  # noqa: E402
 from automl_tl.types import Phase  # noqa: E402
 from automl_tl_keras.adapter import KerasAdapter  # noqa: E402
-
 from tests.plugins.keras_inline import tiny_keras_spec  # noqa: E402
 from tests.plugins.torch_inline import random_table  # noqa: E402
+
+
+def cosine_factor(step: int, total: int) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
 def current_lr(session) -> float:

@@ -19,9 +19,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import STUB_PLUGIN
 from automl_tl.search.retries import MAX_RETRIES
-
+from tests.conftest import STUB_PLUGIN
 from tests.support.postgres_server import PASSWORD
 
 pytestmark = pytest.mark.postgres

@@ -1,25 +1,42 @@
-"""Open a page in headless Chromium (Debian's package) through the DevTools protocol: wait for it to
-load, ask whether every image decoded, collect console errors, and take a screenshot."""
+"""Open a page in headless Chromium (Debian's package) through Selenium and Debian's chromedriver:
+wait for it to load, ask whether every image decoded, collect console errors, and take a screenshot.
+
+Both binaries come from Debian (``make browser``). Selenium is given their paths, so it never starts
+Selenium Manager, which would try to download a driver (there is no network on the build machines).
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
-import subprocess
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0", "--window-size=1200,3400"]
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WINDOW = (1200, 3400)  # tall enough for a report's screenshot in one piece
+SYSTEM_CHROMEDRIVER = "/usr/bin/chromedriver"  # Debian's chromium-driver
 
 
 def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromedriver() -> str | None:
+    """Debian's chromium-driver, which matches Debian's chromium; else any chromedriver on PATH."""
+    return SYSTEM_CHROMEDRIVER if Path(SYSTEM_CHROMEDRIVER).is_file() else shutil.which("chromedriver")
+
+
+def browser_missing() -> str | None:
+    """Why the browser test cannot run here (one sentence), or None when it can."""
+    if chromium() is None or chromedriver() is None:
+        return ("Chromium or its driver is not installed here; `make test` installs Debian's chromium and "
+                "chromium-driver when it runs as root (make browser)")
+    try:
+        import selenium  # noqa: F401
+    except ModuleNotFoundError:
+        return "Selenium is not installed: pip install -e '.[dev]'"
+    return None
 
 
 @dataclass
@@ -30,83 +47,29 @@ class PageCheck:
     title: str = ""
 
 
-def _devtools_port(profile: Path, timeout: float = 30) -> int:
-    marker = profile / "DevToolsActivePort"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if marker.is_file() and marker.read_text().strip():
-            return int(marker.read_text().splitlines()[0])
-        time.sleep(0.1)
-    raise TimeoutError("Chromium did not open its DevTools port")
-
-
-class DevTools:
-    def __init__(self, socket_url: str) -> None:
-        import websocket
-
-        self.socket = websocket.create_connection(socket_url, timeout=30, suppress_origin=True)
-        self.next_id = 0
-        self.events: list[dict] = []
-
-    def call(self, method: str, **params: object) -> dict:
-        self.next_id += 1
-        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == self.next_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message.get("result", {})
-            self.events.append(message)
-
-    def wait_for(self, method: str, timeout: float = 30) -> None:
-        if any(e.get("method") == method for e in self.events):
-            return
-        self.socket.settimeout(timeout)
-        while True:
-            message = json.loads(self.socket.recv())
-            self.events.append(message)
-            if message.get("method") == method:
-                return
-
-
-def console_errors(events: list[dict]) -> list[str]:
-    errors = []
-    for event in events:
-        params = event.get("params", {})
-        if event.get("method") == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
-        elif event.get("method") == "Runtime.exceptionThrown":
-            errors.append(params.get("exceptionDetails", {}).get("text", "exception"))
-        elif event.get("method") == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-            errors.append(params["entry"].get("text", ""))
-    return errors
+IMAGES_SCRIPT = "return Array.from(document.images).map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0}))"
 
 
 def open_page(path: Path, screenshot: Path) -> PageCheck:
+    """Load ``path`` (a local HTML file) and report on it; a screenshot of the window goes to ``screenshot``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     profile = Path(tempfile.mkdtemp(prefix="automl-tl-chromium-"))
-    process = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium())
+    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages, for get_log
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver()), options=options)
     try:
-        port = _devtools_port(profile)
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
-        page = next(t for t in targets if t.get("type") == "page")
-        tools = DevTools(page["webSocketDebuggerUrl"])
-        for domain in ("Page", "Runtime", "Log"):
-            tools.call(f"{domain}.enable")
-        tools.call("Page.navigate", url=path.resolve().as_uri())
-        tools.wait_for("Page.loadEventFired")
-        script = ("JSON.stringify({title: document.title, images: Array.from(document.images).map("
-                  "i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0}))})")
-        result = json.loads(tools.call("Runtime.evaluate", expression=script, returnByValue=True)["result"]["value"])
-        shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
-        return PageCheck(images=len(result["images"]), broken_images=[i["alt"] for i in result["images"] if not i["ok"]],
-                         console_errors=console_errors(tools.events), title=result["title"])
+        driver.set_page_load_timeout(60)
+        driver.get(path.resolve().as_uri())  # returns once the load event has fired
+        images = driver.execute_script(IMAGES_SCRIPT)
+        errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        screenshot.write_bytes(driver.get_screenshot_as_png())
+        return PageCheck(images=len(images), broken_images=[i["alt"] for i in images if not i["ok"]],
+                         console_errors=errors, title=driver.title)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

@@ -1,18 +1,16 @@
-"""The head-only phase on the CPU as a tight numpy loop: the same maths as the torch head and Adam.
+"""The numpy head-only loop that automl-tl used on the CPU until bench/numpy_head.py measured it,
+kept here as that benchmark's reference (docs/decisions.md, "The head-only phase is plain torch").
 
-A head-only epoch on cached features is a few hundred tiny steps (a 64 x 1280 batch through one
-or two linear layers). On a CPU, torch's per-operation overhead is most of such a step; numpy
-does the same arithmetic several times faster, which is what makes a cached head-only trial a
-small share of one forward pass. The torch head stays the source of truth: its weights are read
-when the phase starts and written back after every epoch, so evaluation, snapshots and the
-fine-tuning phase see exactly what was trained.
+A hand-written forward and backward pass of the head (dropout, linear[, ReLU, dropout, linear])
+with class-weighted cross-entropy, and Adam on one flat buffer: the same maths as torch's head
+and ``torch.optim.Adam``, without torch's per-operation overhead.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -142,5 +140,5 @@ class NumpyHeadTrainer:
         """Copy the trained arrays into the torch head."""
         with torch.no_grad():
             tensors = [p for linear in self.linears for p in (linear.weight, linear.bias)]
-            for tensor, array in zip(tensors, self.params):
+            for tensor, array in zip(tensors, self.params, strict=True):
                 tensor.copy_(torch.from_numpy(array))
