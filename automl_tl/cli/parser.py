@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 from automl_tl import __version__
+from automl_tl.cli.cache_commands import cmd_cache
 from automl_tl.cli.info_commands import cmd_backbones, cmd_plugins, cmd_sample_data
 from automl_tl.cli.model_commands import cmd_evaluate, cmd_export, cmd_predict
 from automl_tl.cli.search_commands import cmd_search, cmd_worker
@@ -42,6 +43,13 @@ def _add_trust_option(parser: argparse.ArgumentParser) -> None:
                              "export you made yourself or whose maker you trust")
 
 
+def _add_test_per_trial_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--test-per-trial", action="store_true",
+                        help="also show every trial's test accuracy. By default only the chosen model's (the best by "
+                             "validation accuracy) is shown: choosing among trials by test accuracy would make it an "
+                             "optimistic estimate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from automl_tl.types import RESIZE_MODES
 
@@ -50,11 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     search = sub.add_parser("search", help="run or resume a study")
-    search.add_argument("data", nargs="?", metavar="DATA", help="folder with one sub-folder per class, or a CSV manifest (default: the bundled sample)")
+    search.add_argument("data", nargs="?", metavar="DATA",
+                        help="folder with one sub-folder per class, or a CSV manifest (default: the bundled sample)")
     search.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="the study's total of finished trials (default %(default)s)")
     search.add_argument("--study", help="study name (default: the data folder's name)")
     search.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///studies/NAME.db)")
-    search.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="where trial weights are kept: a (shared) folder, or an S3-compatible bucket (default: studies/)")
+    search.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX",
+                        help="where trial weights are kept: a (shared) folder, or an S3-compatible bucket (default: studies/)")
     search.add_argument("--framework", default="torch", help="torch, keras or all (default %(default)s)")
     search.add_argument("--backbones", metavar="PATTERNS", help="comma-separated name patterns, e.g. 'mobilenet*,resnet18'")
     search.add_argument("--epochs", type=auto_or_int("--epochs"), default=DEFAULT_EPOCHS, metavar="auto|N",
@@ -76,17 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start a new study with trials chosen from a quick profile of the data (default on)")
     search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
     search.add_argument("--workers", type=int, metavar="N",
-                        help="start N worker processes on the study (needs PostgreSQL when N > 1); 0 prepares the study for workers started elsewhere")
+                        help="start N worker processes on the study (needs PostgreSQL when N > 1); 0 prepares the study for "
+                             "workers started elsewhere")
     search.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="SEC",
-                        help="a new study's heartbeat: a worker silent for 3 heartbeats has its trial retried elsewhere (default %(default)s)")
+                        help="a new study's heartbeat: a worker silent for 3 heartbeats has its trial retried elsewhere "
+                             "(default %(default)s)")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
 
     worker = sub.add_parser("worker", help="join a prepared study and run its trials until the budget is met")
     worker.add_argument("--study", required=True, help="the study's name")
-    worker.add_argument("--storage", metavar="URL", help="the study's storage (or set AUTOML_TL_STORAGE, which keeps the password out of the process list)")
+    worker.add_argument("--storage", metavar="URL",
+                        help="the study's storage (or set AUTOML_TL_STORAGE, which keeps the password out of the process list)")
     worker.add_argument("--data", metavar="DATA", help="where this machine has the data (default: where the study was created)")
-    worker.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help="the shared artifacts (default: where the study records them)")
+    worker.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX",
+                        help="the shared artifacts (default: where the study records them)")
     worker.add_argument("--timeout", type=float, metavar="SEC", help="stop taking trials after this many seconds")
     worker.add_argument("--max-pixels", type=int, help="reject images larger than this many pixels (default: the study's)")
     worker.add_argument("--lines", action="store_true", help="print one line per trial instead of live bars")
@@ -96,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summarise a study")
     show.add_argument("name")
     show.add_argument("--storage", metavar="URL")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_test_per_trial_option(show)
     show.set_defaults(func=cmd_show)
 
     studies = sub.add_parser("studies", help="list studies")
@@ -139,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--storage", metavar="URL")
     report.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
     report.add_argument("--data", metavar="DATA", help="where the data is now, if it moved since the search")
+    _add_test_per_trial_option(report)
     _add_plugin_option(report)
     report.set_defaults(func=cmd_report)
 
@@ -157,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample-data", help="write the bundled sample as folder-per-class PNGs")
     sample.add_argument("directory", nargs="?", metavar="DIR")
     sample.set_defaults(func=cmd_sample_data)
+
+    cache = sub.add_parser("cache", help="where the activation and decoded-image caches are and their size")
+    cache.add_argument("--clear", action="store_true",
+                       help="delete the caches' entries (only files automl-tl wrote); they are made again when needed")
+    cache.add_argument("--json", action="store_true")
+    cache.set_defaults(func=cmd_cache)
     return parser
 
 

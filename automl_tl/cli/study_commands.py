@@ -27,10 +27,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     best = summary["best_trial"]
     if best:
         attrs = best["user_attrs"]
-        console.print(f"Best trial {best['number']}: val acc {best['value']:.4f}, test acc {attrs.get('test_accuracy', float('nan')):.4f}, "
-                      f"balanced val acc {attrs.get('val_balanced_accuracy', float('nan')):.4f}")
+        console.print(f"Best trial {best['number']} (the chosen model): val acc {best['value']:.4f}, "
+                      f"balanced val acc {attrs.get('val_balanced_accuracy', float('nan')):.4f}, "
+                      f"test acc {attrs.get('test_accuracy', float('nan')):.4f}")
         console.print("Best params: " + escape(", ".join(f"{k}={v}" for k, v in best["params"].items())))
-    console.print(leaderboard_table(study))
+    console.print(leaderboard_table(study, test_per_trial=args.test_per_trial, chosen_caption=False))
+    if not args.test_per_trial:
+        console.print("Test accuracy is shown for the chosen model only (--test-per-trial shows every trial's).",
+                      style="dim", highlight=False)
     for number, reason in summary["smart_start"].items():
         console.print(f"[cyan]smart start[/] trial {number}: {escape(reason)}")
     for failure in summary["failures"][-5:]:
@@ -41,8 +45,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
-    from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, studies_dir
     from automl_tl.search.lifecycle import quiet_optuna
+    from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, studies_dir
     quiet_optuna()
     chosen = explicit_storage(args.storage)
     missing = missing_database(chosen) if chosen else None  # opening it would create the file and its folders
@@ -66,24 +70,32 @@ def cmd_studies(args: argparse.Namespace) -> int:
     for column in ("study", "trials", "best val acc", "best backbone", "storage"):
         table.add_column(column)
     for row in rows:
-        table.add_row(escape(row["study"]), str(row["trials"]),
+        table.add_row(escape(str(row["study"])), str(row["trials"]),
                       f"{row['best_value']:.4f}" if row["best_value"] is not None else "-",
-                      escape(str(row["best_backbone"] or "-")), escape(row["storage"]))
+                      escape(str(row["best_backbone"] or "-")), escape(str(row["storage"])))
     console.print(table)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from automl_tl.cli.plugin_files import check_study_backbones
     from automl_tl.report import write_report
-    from automl_tl.report.best_model import evaluate_study_best
+    from automl_tl.report.best_model import BestModelResults, evaluate_study_best
+    from automl_tl.search.budget import ranked_trials
 
     study = load_study(args.name, args.storage)
     plugins = command_plugins(args)
     warnings: list[str] = []
     output = resolved(args.output)
+
+    def evaluate() -> BestModelResults:
+        ranked = ranked_trials(study)
+        needed = [ranked[0].params.get("backbone", "")] if ranked else []
+        warnings.extend(check_study_backbones(plugins, study.user_attrs, needed, args.plugin or []))
+        return evaluate_study_best(plugins, study, args.artifacts, args.data, warnings)
+
     with console.status("Drawing the report and evaluating the best model on the test split ..."):
-        write_report(study, output, lambda: evaluate_study_best(plugins, study, args.artifacts, args.data, warnings),
-                     warnings)
+        write_report(study, output, evaluate, warnings, test_per_trial=args.test_per_trial)
     for text in warnings:
         err_console.print(f"[yellow]warning[/] {escape(text)}", highlight=False)
     console.print(f"Report of study {args.name!r} written to [bold]{escape(str(output))}[/] (one self-contained HTML file)")

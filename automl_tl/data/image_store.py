@@ -17,17 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from automl_tl.errors import UserError
-from automl_tl.types import ImageItem, ResizeRule
 from automl_tl.data.images import DECODER_VERSION, BadImage, decode_image
 from automl_tl.data.pages import free_bytes, is_entry, new_array_file
+from automl_tl.errors import UserError
+from automl_tl.runtime.threads import usable_cpus
+from automl_tl.types import ImageItem, ResizeRule
 
 STORE_VERSION = 1
 KEEP_ENTRIES = 4  # the most recently used entries kept; older ones are deleted when a new one is written
@@ -50,8 +51,8 @@ def image_store_dir() -> Path:
 
 
 def decode_workers() -> int:
-    """Threads that decode: one per core."""
-    return max(1, os.cpu_count() or 1)
+    """Threads that decode: one per CPU this process may use (its affinity and CPU quota)."""
+    return usable_cpus()
 
 
 @dataclass

@@ -7,15 +7,15 @@ and recorded with the reason in the study and in every export's ``preprocessing.
 
 from __future__ import annotations
 
-import os
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from PIL import Image
 
-from automl_tl.types import BackboneSpec, ImageItem, ResizeRule
 from automl_tl.data.images import DECODE_FORMATS
+from automl_tl.runtime.threads import usable_cpus
+from automl_tl.types import BackboneSpec, ImageItem, ResizeRule
 
 AUTO = "auto"
 NATIVE_UPSCALE = 2.0  # images at least 1/2 of the native size go to the native size (see docs/decisions.md)
@@ -72,7 +72,7 @@ def choose_image_size(typical: int | None, native: int, n_images: int, timeout: 
         size = min(size, native)
         why = f"images are typically {typical} px on the shorter side: {size} px, not blown up to the native {native} px"
     if timeout is not None and n_images > 0:
-        cores = cores or os.cpu_count() or 1
+        cores = cores or usable_cpus()
         affordable = COLD_SHARE * timeout * PIXELS_PER_CORE_SECOND * cores / n_images
         if size * size > affordable:
             smaller = next((s for s in BUDGET_SIZES if s < size and s * s <= affordable), AUTO_MIN_SIZE)

@@ -17,10 +17,29 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) else "-"
 
 
-def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
-    table = Table(title=f"Leaderboard of study {escape(repr(study.study_name))} (top {top} completed trials)")
-    for column in ("#", "val acc", "test acc", "bal. acc", "framework", "backbone", "pretrained", "depth",
-                   "frozen", "head", "lr", "ft ratio", "switch", "BN", "secs"):
+def chosen_test_line(study: optuna.Study) -> str | None:
+    """The test accuracy of the chosen model (the best by validation accuracy), said as what it is:
+    the one estimate the test split gives; None before a trial completes."""
+    ranked = ranked_trials(study)
+    if not ranked or not isinstance(ranked[0].user_attrs.get("test_accuracy"), (int, float)):
+        return None
+    best = ranked[0]
+    return (f"Chosen model: trial {best.number} (best validation accuracy {best.value:.4f}), test accuracy "
+            f"{best.user_attrs['test_accuracy']:.4f}. Choose by validation accuracy: the test split is for this one "
+            f"estimate.")
+
+
+def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool = False,
+                      chosen_caption: bool = True) -> Table:
+    """The best ``top`` completed trials by validation accuracy. Test accuracy is left out per trial unless
+    ``test_per_trial``: ranking trials by it would make it a second validation set. ``chosen_caption``
+    says the chosen model's test accuracy under the table."""
+    caption = chosen_test_line(study) if chosen_caption else None
+    table = Table(title=f"Leaderboard of study {escape(repr(study.study_name))} (top {top} completed trials)",
+                  caption=escape(caption) if caption else None)
+    columns = ["#", "val acc", *(["test acc"] if test_per_trial else []), "bal. acc", "framework", "backbone",
+               "pretrained", "depth", "frozen", "head", "lr", "ft ratio", "switch", "BN", "secs"]
+    for column in columns:
         table.add_column(column, justify="right" if column not in ("framework", "backbone") else "left")
     for trial in ranked_trials(study)[:top]:
         p, a = trial.params, trial.user_attrs
@@ -31,7 +50,7 @@ def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
         table.add_row(
             str(trial.number),
             _fmt(trial.value, ".4f"),
-            _fmt(a.get("test_accuracy"), ".4f"),
+            *([_fmt(a.get("test_accuracy"), ".4f")] if test_per_trial else []),
             _fmt(a.get("val_balanced_accuracy"), ".4f"),
             escape(str(a.get("framework", "?"))),
             escape(str(p.get("backbone"))),
@@ -40,8 +59,8 @@ def leaderboard_table(study: optuna.Study, top: int = 10) -> Table:
             transfer(escape(f"{a.get('frozen_blocks', '?')}/{depth}")),
             escape(str(p.get("head_units") or "linear")),
             _fmt(p.get("lr"), ".1e"),
-            transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),
-            transfer(escape(str(p.get("switch_epoch")))),
+            transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),  # "-" where the trial does not fine-tune
+            transfer(escape(str(p.get("switch_epoch", "-")))),
             escape(str(p.get("unfrozen_bn", "-"))),
             _fmt(a.get("seconds"), ".0f"),
         )

@@ -6,18 +6,19 @@ import html
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
 import automl_tl.report.figures as figures
 from automl_tl.errors import UserError
+from automl_tl.report.best_model import BestModelResults
 from automl_tl.report.leaderboard import study_input_summary
 from automl_tl.search.budget import ranked_trials
-from automl_tl.report.best_model import BestModelResults
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -71,13 +72,20 @@ def summary_section(study: optuna.Study) -> str:
     return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
 
 
-def leaderboard_section(study: optuna.Study, top: int = 15) -> str:
+TEST_NOTE = ('<p class="note">Test accuracy is shown for the chosen model only (below): choosing among trials by it '
+             'would make it an optimistic estimate. <code>automl-tl report --test-per-trial</code> shows every '
+             'trial\'s.</p>')
+
+
+def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool = False) -> str:
+    """The best trials by validation accuracy; their test accuracy only with ``test_per_trial``."""
     rows = []
     for trial in ranked_trials(study)[:top]:
         p, a = trial.params, trial.user_attrs
         pretrained = a.get("pretrained", True)
         rows.append([
-            _cell(trial.number), _cell(trial.value, ".4f"), _cell(a.get("test_accuracy", "-"), ".4f"),
+            _cell(trial.number), _cell(trial.value, ".4f"),
+            *([_cell(a.get("test_accuracy", "-"), ".4f")] if test_per_trial else []),
             _cell(p.get("backbone")),
             "<td>yes</td>" if pretrained else '<td class="scratch">no, trained from scratch</td>',
             _cell(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
@@ -85,17 +93,21 @@ def leaderboard_section(study: optuna.Study, top: int = 15) -> str:
             _cell(p.get("head_units") or "linear"), _cell(p.get("lr", "-"), ".1e"),
             _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(a.get("seconds", "-"), ".0f"),
         ])
-    headers = ["#", "val acc", "test acc", "backbone", "pretrained", "depth", "frozen", "head", "lr", "switch", "secs"]
+    headers = ["#", "val acc", *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth", "frozen",
+               "head", "lr", "switch", "secs"]
     return f"<h2>Leaderboard</h2>{_table(headers, rows) if rows else '<p>No completed trial yet.</p>'}"
 
 
-def per_backbone_section(study: optuna.Study) -> str:
+def per_backbone_section(study: optuna.Study, test_per_trial: bool = False) -> str:
+    """Each backbone's best trial by validation accuracy; its test accuracy only with ``test_per_trial``."""
     best: dict[str, FrozenTrial] = {}
     for trial in ranked_trials(study):
         best.setdefault(str(trial.params.get("backbone")), trial)
-    rows = [[_cell(name), _cell(t.value, ".4f"), _cell(t.user_attrs.get("test_accuracy", "-"), ".4f"), _cell(t.number),
+    rows = [[_cell(name), _cell(t.value, ".4f"),
+             *([_cell(t.user_attrs.get("test_accuracy", "-"), ".4f")] if test_per_trial else []), _cell(t.number),
              _cell("yes" if t.user_attrs.get("pretrained", True) else "no, from scratch")] for name, t in best.items()]
-    return "<h2>Best result per backbone</h2>" + _table(["backbone", "best val acc", "its test acc", "trial", "pretrained"], rows)
+    headers = ["backbone", "best val acc", *(["its test acc"] if test_per_trial else []), "trial", "pretrained"]
+    return "<h2>Best result per backbone</h2>" + _table(headers, rows)
 
 
 def _img(uri: str, alt: str) -> str:
@@ -131,18 +143,19 @@ def best_model_section(results: BestModelResults | None, reason: str = "") -> st
 
 
 def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "",
-           warnings: Sequence[str] = ()) -> str:
+           warnings: Sequence[str] = (), test_per_trial: bool = False) -> str:
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
     body = (f"<h1>Study {html.escape(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
             + "".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings)
-            + summary_section(study) + leaderboard_section(study) + plots_section(study)
-            + per_backbone_section(study) + best_model_section(best, best_reason))
+            + summary_section(study) + leaderboard_section(study, test_per_trial=test_per_trial)
+            + ("" if test_per_trial else TEST_NOTE) + plots_section(study)
+            + per_backbone_section(study, test_per_trial) + best_model_section(best, best_reason))
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>automl-tl: "
             f"{html.escape(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
 
 
 def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None],
-                 warnings: Sequence[str] = ()) -> Path:
+                 warnings: Sequence[str] = (), test_per_trial: bool = False) -> Path:
     """Write the page atomically: a half-written report never replaces a good one, and a failed write
     leaves nothing behind. ``warnings`` (which ``evaluate`` may still add to) head the page."""
     if output.is_dir():
@@ -151,7 +164,7 @@ def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestM
         best, reason = evaluate(), ""
     except Exception as exc:  # the rest of the report is still worth having
         best, reason = None, f"The best model could not be evaluated: {exc}"
-    page = render(study, best, reason, warnings)
+    page = render(study, best, reason, warnings, test_per_trial)
     partial = None
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

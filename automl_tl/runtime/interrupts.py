@@ -8,8 +8,9 @@ interrupt still stops the run there, instead of waiting for a second Ctrl-C."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 _state = {"critical": 0, "pending": False, "signalled": False, "installed": 0}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+from typing import Any
 
 
 def resident_mb() -> float:
@@ -21,13 +22,12 @@ def resident_mb() -> float:
 def release_freed_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``), so the
     memory a finished trial used does not stay counted against the search."""
-    import ctypes
     import gc
 
     gc.collect()
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            _glibc().malloc_trim(0)
         except (OSError, AttributeError):
             pass  # not glibc: nothing to trim
 
@@ -37,17 +37,25 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 ALLOCATOR_ENV = "AUTOML_TL_MALLOC_TUNING"
 
 
+def _glibc() -> Any:
+    """The C library, through which the allocator is tuned and trimmed (OSError where it is not glibc)."""
+    import ctypes
+
+    return ctypes.CDLL("libc.so.6")
+
+
 def tune_allocator() -> bool:
     """Keep freed memory in the heap between training steps instead of returning it to the OS
     and faulting it in again: large mmap and trim thresholds and a generous top pad (glibc only;
     ``AUTOML_TL_MALLOC_TUNING=0`` turns it off). ``bench/cpu_settings.py`` measures the gain.
-    Returns whether the settings were applied. ``release_freed_memory`` still trims between trials."""
-    import ctypes
+    Returns whether the settings were applied. ``release_freed_memory`` still trims between trials.
 
+    This changes the whole process's allocator, so only the CLI's own processes call it (its
+    ``main``, which workers run too); a program that imports automl-tl as a library keeps its own."""
     if os.environ.get(ALLOCATOR_ENV, "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL("libc.so.6")
+        libc = _glibc()
         settings = ((_M_MMAP_THRESHOLD, 32 * 2**20), (_M_TRIM_THRESHOLD, 1024 * 2**20), (_M_TOP_PAD, 256 * 2**20))
         return all(libc.mallopt(param, value) == 1 for param, value in settings)
     except (OSError, AttributeError):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
+
+from automl_tl.search.space import SPACE_LAYOUT
 
 FINGERPRINT_ATTR = "fingerprint"
+FLAT_LAYOUT = "flat"  # what studies made before the conditional space asked: every parameter of every trial
 
 
 LEGACY_RESIZE = "stretch:1:bilinear"  # what studies made before resize rules did to every image
@@ -13,10 +17,12 @@ LEGACY_RESIZE = "stretch:1:bilinear"  # what studies made before resize rules di
 
 def make_fingerprint(manifest_hash: str, space: Mapping[str, Any], epochs: int, image_size: int,
                      resize: str = "crop:1:bilinear") -> dict[str, Any]:
-    """``resize`` is the study's ``ResizeRule.token()``."""
+    """``resize`` is the study's ``ResizeRule.token()``. ``space_layout`` names how trials are asked the
+    space's parameters (see search/space.py): the same distributions asked another way are another search."""
     return {
         "data_manifest": manifest_hash,
         "search_space": dict(space),
+        "space_layout": SPACE_LAYOUT,
         "epochs": epochs,
         "image_size": image_size,
         "resize": resize,
@@ -48,5 +54,19 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     if before != after:
         changes.append(f"the resize rule changed from {before} to {after} (--resize {str(before).split(':')[0]} "
                        f"resumes it)")
-    changes.extend(_space_changes(old.get("search_space", {}), new.get("search_space", {})))
+    layout_before, layout_after = old.get("space_layout", FLAT_LAYOUT), new.get("space_layout", FLAT_LAYOUT)
+    if layout_before != layout_after:
+        # Its parameters' ranges differ too, as a consequence: listing them would only obscure why.
+        changes.append(_layout_change(layout_before, layout_after))
+    else:
+        changes.extend(_space_changes(old.get("search_space", {}), new.get("search_space", {})))
     return changes
+
+
+def _layout_change(before: str, after: str) -> str:
+    if before == FLAT_LAYOUT:
+        return ("the study was made by an earlier automl-tl, whose search space asked every trial every parameter; "
+                "this version asks a trial only the parameters it uses (nothing about fine-tuning for a head-only "
+                "trial, nothing about transfer for a backbone trained from scratch), which is a different search. "
+                "The old study can still be shown, reported and exported")
+    return f"the search space's layout changed from {before!r} to {after!r}"

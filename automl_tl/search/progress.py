@@ -34,7 +34,7 @@ class SearchProgress:
     def _best_text(self) -> str:
         return f"best val acc {self.best:.4f}" if self.best is not None else "best val acc -"
 
-    def __enter__(self) -> "SearchProgress":
+    def __enter__(self) -> SearchProgress:
         if self.bars:
             self.progress.start()
         return self
@@ -61,7 +61,8 @@ class SearchProgress:
         self.progress.update(
             self.epoch_task,
             completed=result.epoch + 1,
-            info=f"{escape(config.backbone)} · {result.phase.value} · epoch {result.epoch + 1}/{config.epochs} · val acc {result.val_accuracy:.4f}",
+            info=f"{escape(config.backbone)} · {result.phase.value} · epoch {result.epoch + 1}/{config.epochs} · "
+                 f"val acc {result.val_accuracy:.4f}",
         )
 
     def trial_finished(self, number: int, state: str, value: float | None, line: str) -> None:

@@ -19,12 +19,14 @@ well by the probe and is the smaller model. Each enqueued trial records why in i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from automl_tl.search.space import ShapeOf, ask_params, unknown_shape
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable
 
 SMALL_PER_CLASS = 100  # fewer training images per class than this is "small" data
@@ -126,6 +128,12 @@ def _fit(space: Mapping[str, BaseDistribution], params: dict[str, Any]) -> dict[
     return fitted
 
 
+def _planned(space: Mapping[str, BaseDistribution], params: dict[str, Any], shape_of: ShapeOf) -> dict[str, Any]:
+    """A plan as the trial will be asked it: fitted into the space, without the parameters it does not use."""
+    fitted = _fit(space, params)
+    return ask_params(space, lambda name, dist: fitted[name], shape_of)
+
+
 def _default(dist: BaseDistribution) -> Any:
     if isinstance(dist, CategoricalDistribution):
         return dist.choices[0]
@@ -135,8 +143,9 @@ def _default(dist: BaseDistribution) -> Any:
 
 
 def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], epochs: int,
-                 backbones: list[str], limit: int) -> list[StartTrial]:
-    """The first trials for this data, most promising first, at most ``limit``."""
+                 backbones: list[str], limit: int, shape_of: ShapeOf = unknown_shape) -> list[StartTrial]:
+    """The first trials for this data, most promising first, at most ``limit``. Each holds only the
+    parameters the conditional space asks of it (see ``space.ask_params``), each inside its range."""
     base = {"backbone": profile.backbone, "head_units": 0, "head_dropout": 0.0, "lr": 3e-3,
             "finetune_lr_ratio": 0.1, "switch_epoch": epochs, "unfrozen_bn": "train", "cut_fraction": 1.0, "augment": "none",
             "freeze_fraction": 1.0}
@@ -175,7 +184,7 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
     if scratch and not profile.similar:
         trials.append(({"backbone": scratch[0], "lr": 3e-3, "head_units": 128, "head_dropout": 0.1},
                        "unlike the source data: a small CNN from scratch shows whether transfer pays at all"))
-    chosen = [StartTrial(_fit(space, {**base, **changes}), f"{why}. Data: {about}.") for changes, why in trials]
+    chosen = [StartTrial(_planned(space, {**base, **changes}, shape_of), f"{why}. Data: {about}.") for changes, why in trials]
     unique: list[StartTrial] = []
     for trial in chosen:
         if all(trial.params != other.params for other in unique):

@@ -1,9 +1,23 @@
-"""The search space as data: Optuna distributions, and a TrialConfig from a trial."""
+"""The search space as data: Optuna distributions, asked define-by-run, and a TrialConfig from a trial.
+
+The space is conditional: a trial is asked only the parameters that change what it trains.
+
+- Every trial: ``backbone``, ``head_units``, ``head_dropout``, ``lr``, ``augment``.
+- A backbone trained from scratch trains every block from the first epoch: it is asked ``unfrozen_bn``
+  too, and nothing about transfer (cut point, freezing, phase switch, fine-tuning rate).
+- A pretrained backbone: ``cut_fraction`` (with truncation) and ``freeze_fraction``. Only when that
+  leaves a block to fine-tune is it asked ``switch_epoch`` (1 to epochs - 1: switching after the
+  last epoch is not fine-tuning), ``finetune_lr_ratio`` and ``unfrozen_bn``. ``freeze_fraction == 1``
+  is thus the one encoding of "train the head only"; a flat space had a second one in
+  ``switch_epoch == epochs``, and asked a head-only trial three parameters it ignores.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.distributions import (
@@ -14,33 +28,68 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from automl_tl.training.augment import AUGMENTATIONS
 from automl_tl.errors import UserError
-from automl_tl.types import TrialConfig
+from automl_tl.training.augment import AUGMENTATIONS
+from automl_tl.types import BackboneSpec, TrialConfig
 
 HEAD_UNITS = (0, 128, 256, 512)
 UNFROZEN_BN_MODES = ("train", "frozen")
-
+SPACE_LAYOUT = "conditional"  # recorded in the fingerprint: studies before it asked every trial every parameter
 
 CUT_FRACTIONS = FloatDistribution(0.5, 1.0, step=0.125)
+EVERY_TRIAL = ("head_units", "head_dropout", "lr", "augment")
+FINE_TUNING = ("switch_epoch", "finetune_lr_ratio", "unfrozen_bn")
+
+
+@dataclass(frozen=True)
+class BackboneShape:
+    """What the space must know of a backbone to ask a trial only what it uses: whether it is
+    pretrained, and its number of blocks (None: unknown, so only ``freeze_fraction == 1`` freezes all)."""
+
+    pretrained: bool = True
+    blocks: int | None = None
+
+    @classmethod
+    def of(cls, spec: BackboneSpec) -> BackboneShape:
+        """The shape of a registered backbone."""
+        return cls(spec.pretrained, len(spec.blocks))
+
+
+ShapeOf = Callable[[str], BackboneShape]
+
+
+def unknown_shape(name: str) -> BackboneShape:
+    """The shape assumed without the backbones at hand: pretrained, with blocks not counted."""
+    return BackboneShape()
+
+
+def shapes_from(backbone: Callable[[str], BackboneSpec]) -> ShapeOf:
+    """A ``ShapeOf`` from a spec lookup such as ``Plugins.backbone``."""
+    return lambda name: BackboneShape.of(backbone(name))
 
 
 def search_space(backbones: Sequence[str], epochs: int, truncation: bool = True) -> dict[str, BaseDistribution]:
-    """Every parameter means the same thing for every backbone, so this never changes mid-study.
-    With ``truncation``, the cut point is searched too: the head reads pooled features after
-    ``cut_fraction`` of the blocks (earlier features can transfer better to unlike data)."""
+    """Every parameter a trial may be asked, each with the one distribution it is asked from (which
+    of them a trial is asked, ``ask_params`` decides). Every parameter means the same thing for every
+    backbone, so this never changes mid-study. With ``truncation``, the cut point is searched too: the
+    head reads pooled features after ``cut_fraction`` of the blocks (earlier features can transfer
+    better to unlike data). A one-epoch trial cannot fine-tune after a head phase: it is asked nothing
+    about fine-tuning."""
     if not backbones:
         raise UserError("The search space has no backbone. Check --backbones and `automl-tl backbones`.")
     if epochs < 1:
         raise UserError(f"--epochs {epochs}: a trial needs at least one epoch.")
+    transfer: dict[str, BaseDistribution] = {} if epochs == 1 else {
+        "freeze_fraction": FloatDistribution(0.0, 1.0, step=0.05),
+        "switch_epoch": IntDistribution(1, epochs - 1),
+        "finetune_lr_ratio": FloatDistribution(0.01, 1.0, log=True),
+    }
     return {
         "backbone": CategoricalDistribution(list(backbones)),
-        "freeze_fraction": FloatDistribution(0.0, 1.0, step=0.05),
         "head_units": CategoricalDistribution(list(HEAD_UNITS)),
         "head_dropout": FloatDistribution(0.0, 0.5, step=0.05),
         "lr": FloatDistribution(1e-4, 3e-2, log=True),
-        "finetune_lr_ratio": FloatDistribution(0.01, 1.0, log=True),
-        "switch_epoch": IntDistribution(1, epochs),
+        **transfer,
         "unfrozen_bn": CategoricalDistribution(list(UNFROZEN_BN_MODES)),
         **({"cut_fraction": CUT_FRACTIONS} if truncation else {}),
         "augment": CategoricalDistribution(list(AUGMENTATIONS)),
@@ -65,18 +114,51 @@ def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     raise TypeError(f"unsupported distribution for {name}: {dist!r}")
 
 
+def leaves_blocks_to_fine_tune(params: Mapping[str, Any], shape: BackboneShape) -> bool:
+    """Whether the cut point and freeze fraction in ``params`` leave at least one block unfrozen."""
+    freeze = float(params.get("freeze_fraction", 1.0))
+    if shape.blocks is None:
+        return freeze < 1.0
+    probe = TrialConfig(backbone="", freeze_fraction=freeze, head_units=0, head_dropout=0.0, lr=0.0, finetune_lr_ratio=1.0,
+                        switch_epoch=0, epochs=1, image_size=1, cut_fraction=float(params.get("cut_fraction", 1.0)))
+    return probe.frozen_blocks(shape.blocks) < probe.depth(shape.blocks)
+
+
+def ask_params(space: Mapping[str, BaseDistribution], choose: Callable[[str, BaseDistribution], Any],
+               shape_of: ShapeOf = unknown_shape) -> dict[str, Any]:
+    """The parameters of one trial, define-by-run: ``choose(name, distribution)`` gives each value
+    (a trial's suggestion, or a planned value), and only the parameters the trial uses are asked."""
+    params: dict[str, Any] = {}
+
+    def ask(*names: str) -> None:
+        for name in names:
+            if name in space:
+                params[name] = choose(name, space[name])
+
+    ask("backbone", *EVERY_TRIAL)
+    shape = shape_of(str(params["backbone"]))
+    if not shape.pretrained:
+        ask("unfrozen_bn")  # every block trains from the first epoch; nothing is transferred
+        return params
+    ask("cut_fraction", "freeze_fraction")
+    if "freeze_fraction" in params and leaves_blocks_to_fine_tune(params, shape):
+        ask(*FINE_TUNING)
+    return params
+
+
 def config_from_params(
     params: Mapping[str, Any], *, epochs: int, image_size: int, seed: int = 0, batch_size: int = 64
 ) -> TrialConfig:
-    """Turn a parameter dict (a trial's params) into a TrialConfig."""
+    """Turn a parameter dict (a trial's params) into a TrialConfig. A parameter the trial was not
+    asked takes the value that means "not used": everything frozen, no switch, no cut."""
     return TrialConfig(
         backbone=str(params["backbone"]),
-        freeze_fraction=float(params["freeze_fraction"]),
+        freeze_fraction=float(params.get("freeze_fraction", 1.0)),
         head_units=int(params["head_units"]),
         head_dropout=float(params["head_dropout"]),
         lr=float(params["lr"]),
-        finetune_lr_ratio=float(params["finetune_lr_ratio"]),
-        switch_epoch=int(params["switch_epoch"]),
+        finetune_lr_ratio=float(params.get("finetune_lr_ratio", 1.0)),
+        switch_epoch=int(params.get("switch_epoch", epochs)),
         epochs=epochs,
         image_size=image_size,
         unfrozen_bn=str(params.get("unfrozen_bn", "train")),
@@ -88,7 +170,9 @@ def config_from_params(
 
 
 def config_from_trial(
-    trial: optuna.Trial, space: Mapping[str, BaseDistribution], *, epochs: int, image_size: int, seed: int = 0
+    trial: optuna.Trial, space: Mapping[str, BaseDistribution], *, epochs: int, image_size: int, seed: int = 0,
+    shape_of: ShapeOf = unknown_shape,
 ) -> TrialConfig:
-    params = {name: suggest(trial, name, dist) for name, dist in space.items()}
+    """Ask ``trial`` the parameters it uses (see ``ask_params``) and make its TrialConfig."""
+    params = ask_params(space, lambda name, dist: suggest(trial, name, dist), shape_of)
     return config_from_params(params, epochs=epochs, image_size=image_size, seed=seed + trial.number)

@@ -9,20 +9,22 @@ from typing import Any
 import numpy as np
 
 from automl_tl.cache.store import MemoryStore, store_from_env
+from automl_tl.errors import UserError
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
+from .weights import weights_errors
+
 
 def configure_cpu_threads() -> None:
-    """Use every core for intra-op work (torch's default can be lower inside containers), and
-    tune the allocator for training loops (see automl_tl.runtime.memory.tune_allocator)."""
+    """One intra-op thread per CPU this process may use (its affinity and its container's quota;
+    ``AUTOML_TL_THREADS`` overrides). The allocator is tuned by the CLI only, never in a host
+    program that imports automl-tl (see automl_tl.runtime.memory.tune_allocator)."""
     import torch
 
-    from automl_tl.runtime.memory import tune_allocator
+    from automl_tl.runtime.threads import usable_cpus
 
-    tune_allocator()
-
-    wanted = int(os.environ.get("AUTOML_TL_THREADS", "0")) or (os.cpu_count() or 1)
+    wanted = int(os.environ.get("AUTOML_TL_THREADS", "0")) or usable_cpus()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
 
@@ -31,12 +33,13 @@ class TorchAdapter:
     """Implements automl_tl.types.FrameworkAdapter with torchvision backbones."""
 
     name = "torch"
-    export_formats = ("onnx", "torchscript")  # first is the one suggested to users
-    safe_formats = ("onnx",)  # onnxruntime runs no code from the file; torch.jit.load can
+    export_formats: tuple[str, ...] = ("onnx", "torchscript")  # first is the one suggested to users
+    safe_formats: tuple[str, ...] = ("onnx",)  # onnxruntime runs no code from the file; torch.jit.load can
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
         self._prototypes: dict[str, Any] = {}  # pretrained backbones, built and loaded once per process
+        self._digests: dict[str, str] = {}  # the prototypes' weight digests, each checked against a second build
 
     def is_installed(self) -> bool:
         return installed("torch") and installed("torchvision")
@@ -64,8 +67,35 @@ class TorchAdapter:
         if spec.name not in self._prototypes:
             from .model import build_block_stack
 
-            self._prototypes[spec.name] = build_block_stack(spec, pretrained=True).eval()
+            with weights_errors(spec):
+                self._prototypes[spec.name] = build_block_stack(spec, pretrained=True).eval()
         return self._prototypes[spec.name]
+
+    def backbone_digest(self, spec: BackboneSpec) -> str | None:
+        """A digest of the pretrained weights trials of ``spec`` start from and ``load`` rebuilds onto (the
+        prototype's parameters and buffers, in order); None for a from-scratch backbone. The first call
+        per backbone builds it a second time: a factory that ignores ``pretrained=True`` (new random
+        weights on every build) is refused here, before a trial trains on weights no export can rebuild."""
+        if not spec.pretrained:
+            return None
+        if spec.name not in self._digests:
+            from .cache import module_digest
+            from .model import build_block_stack
+
+            digest = module_digest([self.prototype(spec)])
+            with weights_errors(spec):
+                again = module_digest([build_block_stack(spec, pretrained=True)])
+            if again != digest:
+                raise UserError(
+                    f"Backbone {spec.name!r}: two builds with pretrained=True gave different weights (digests "
+                    f"{digest[:12]} and {again[:12]}), so its factory ignores pretrained=True or loads weights that "
+                    f"change from build to build. A trial saves only what it trained, and export rebuilds the rest "
+                    f"from the factory: the exported model would not be the one that was scored. Make "
+                    f"factory(True) load the same pretrained weights every time, or register the backbone without "
+                    f"`weights` to train it from scratch."
+                )
+            self._digests[spec.name] = digest
+        return self._digests[spec.name]
 
     def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
         import torch
@@ -74,16 +104,22 @@ class TorchAdapter:
         from .model import build_block_stack
 
         configure_cpu_threads()
-        stack = build_block_stack(spec, pretrained=spec.pretrained).to(self.device, memory_format=torch.channels_last)
+        with weights_errors(spec):
+            stack = build_block_stack(spec, pretrained=spec.pretrained)
+        stack = stack.to(self.device).to(memory_format=torch.channels_last)
         # A from-scratch backbone is new random weights each time: its activations must not be shared.
         store = self.cache if spec.pretrained else MemoryStore()
         features = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, self.device)
         return np.asarray(features.pooled(block), dtype=np.float32)
 
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
+        """The saved trial over a copy of the prototype: the very weights ``backbone_digest`` describes."""
+        import torch
+
         from .session import load_trained
 
-        return load_trained(spec, directory, num_classes, config)
+        model = load_trained(spec, directory, num_classes, config, prototype=self.prototype(spec))
+        return model.cpu().to(memory_format=torch.contiguous_format)  # trials may have moved the prototype
 
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
         import torch

@@ -16,3 +16,12 @@ def test_each_change_is_named():
     assert any("--image-size changed from 32 to 64" in c for c in describe_changes(_fp(), _fp(size=64)))
     changes = describe_changes(_fp(), _fp(backbones=("a", "b")))
     assert any("'backbone'" in c for c in changes)
+
+
+def test_a_study_from_before_the_conditional_space_is_refused_with_one_clear_reason():
+    old = _fp()
+    del old["space_layout"]  # fingerprints written before the conditional space have no layout
+    old["search_space"]["switch_epoch"]["attributes"]["high"] = 4  # and a switch epoch that reached the last epoch
+    (change,) = describe_changes(old, _fp())
+    assert "earlier automl-tl" in change and "only the parameters it uses" in change, change
+    assert "switch_epoch" not in change, "the range that follows from the layout is not listed as a change of its own"

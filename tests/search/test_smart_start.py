@@ -13,12 +13,13 @@ from automl_tl.search.smart_start import (
     ridge_probe_accuracy,
     start_trials,
 )
-from automl_tl.search.space import config_from_params, search_space
+from automl_tl.search.space import BackboneShape, ask_params, config_from_params, search_space
 from automl_tl.testing import synthetic_table
 
 from .test_study import settings, table  # noqa: F401  (fixture)
 
 SPACE = search_space(["mobilenet_v2", "small_cnn"], epochs=4)
+SHAPES = {"mobilenet_v2": BackboneShape(pretrained=True, blocks=19), "small_cnn": BackboneShape(pretrained=False, blocks=3)}
 
 
 def profile(per_class: float, last: float, middle: float) -> DataProfile:
@@ -36,29 +37,49 @@ def profile(per_class: float, last: float, middle: float) -> DataProfile:
     ids=["small-similar", "large-similar", "small-different", "large-different"],
 )
 def test_the_rules_of_thumb_pick_the_second_trial(per_class, last, middle, expect):
-    trials = start_trials(profile(per_class, last, middle), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    trials = start_trials(profile(per_class, last, middle), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4, shape_of=SHAPES.__getitem__)
     first, second = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[:2])
     assert first.freeze_fraction == 1.0 and first.head_units == 0, "the bottleneck recipe comes first: it is nearly free"
     assert expect(second), trials[1]
     for trial in trials:
-        assert set(trial.params) == set(SPACE)
-        for name, dist in SPACE.items():
-            assert dist._contains(dist.to_internal_repr(trial.params[name])), (name, trial.params[name])
+        asked = ask_params(SPACE, lambda name, dist, params=trial.params: params[name], SHAPES.__getitem__)
+        assert asked == trial.params, "exactly the parameters the conditional space asks of such a trial"
+        for name, value in trial.params.items():
+            assert SPACE[name]._contains(SPACE[name].to_internal_repr(value)), (name, value)
         assert "Data:" in trial.reason and "probe" in trial.reason
 
 
 def test_a_from_scratch_candidate_joins_only_when_the_data_is_unlike_the_source():
     names = ["mobilenet_v2", "small_cnn"]
-    unlike = start_trials(profile(700, 0.6, 0.8), SPACE, 4, names, limit=4)
-    like = start_trials(profile(700, 0.9, 0.7), SPACE, 4, names, limit=4)
+    unlike = start_trials(profile(700, 0.6, 0.8), SPACE, 4, names, limit=4, shape_of=SHAPES.__getitem__)
+    like = start_trials(profile(700, 0.9, 0.7), SPACE, 4, names, limit=4, shape_of=SHAPES.__getitem__)
     assert any(t.params["backbone"] == "small_cnn" for t in unlike)
     assert not any(t.params["backbone"] == "small_cnn" for t in like)
-    assert len(start_trials(profile(700, 0.6, 0.8), SPACE, 4, names, limit=1)) == 1
+    assert len(start_trials(profile(700, 0.6, 0.8), SPACE, 4, names, limit=1, shape_of=SHAPES.__getitem__)) == 1
+
+
+@pytest.mark.parametrize("per_class, last, middle", [(30, 0.9, 0.7), (700, 0.9, 0.7), (30, 0.6, 0.8), (700, 0.6, 0.8)])
+def test_planned_trials_hold_only_what_they_use(per_class, last, middle):
+    for trial in start_trials(profile(per_class, last, middle), SPACE, 4, list(SHAPES), limit=4, shape_of=SHAPES.__getitem__):
+        config = config_from_params(trial.params, epochs=4, image_size=48)
+        if trial.params["backbone"] == "small_cnn":
+            assert not {"freeze_fraction", "switch_epoch", "finetune_lr_ratio", "cut_fraction"} & set(trial.params)
+        elif not config.finetunes(19):
+            assert not {"switch_epoch", "finetune_lr_ratio", "unfrozen_bn"} & set(trial.params), trial
+        else:
+            assert trial.params["switch_epoch"] < 4, "a switch after the last epoch would be head-only twice over"
+
+
+def test_a_one_epoch_study_plans_no_fine_tuning():
+    space = search_space(["mobilenet_v2"], epochs=1)
+    trials = start_trials(profile(700, 0.6, 0.8), space, 1, ["mobilenet_v2"], limit=4, shape_of=SHAPES.__getitem__)
+    assert trials and all("switch_epoch" not in t.params and "freeze_fraction" not in t.params for t in trials)
 
 
 def test_without_truncation_no_trial_asks_for_a_cut():
     space = search_space(["mobilenet_v2"], epochs=4, truncation=False)
-    trials = start_trials(DataProfile("mobilenet_v2", 300, 10, 30, 0.6, 0.8, middle_cut(space)), space, 4, ["mobilenet_v2"], 4)
+    trials = start_trials(DataProfile("mobilenet_v2", 300, 10, 30, 0.6, 0.8, middle_cut(space)), space, 4, ["mobilenet_v2"], 4,
+                          SHAPES.__getitem__)
     assert all("cut_fraction" not in t.params for t in trials)
 
 
@@ -91,13 +112,13 @@ def test_smart_start_can_be_turned_off(stub_plugins, table, small_sample):  # no
 
 
 def test_a_close_call_hedges_with_the_other_sides_plan_and_tries_the_shorter_backbone_first():
-    trials = start_trials(profile(700, 0.906, 0.902), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    trials = start_trials(profile(700, 0.906, 0.902), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4, shape_of=SHAPES.__getitem__)
     hedge, plan = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
     assert hedge.cut_fraction < 1.0 and "close call" in trials[1].reason, "earlier features, from the other side, first"
     assert plan.cut_fraction == 1.0 and plan.freeze_fraction == 0.5, "then large and similar's own plan"
 
 
 def test_a_clear_call_keeps_its_sides_order():
-    trials = start_trials(profile(700, 0.95, 0.80), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4)
+    trials = start_trials(profile(700, 0.95, 0.80), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4, shape_of=SHAPES.__getitem__)
     first, second = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
     assert (first.freeze_fraction, second.freeze_fraction) == (0.5, 0.2) and "close call" not in trials[2].reason

@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from automl_tl.errors import UserError
-from automl_tl.search.space import config_from_params, config_from_trial, search_space, space_json
+from automl_tl.search.space import BackboneShape, ask_params, config_from_params, config_from_trial, search_space, space_json
 from automl_tl.types import Phase, TrialConfig
 
 
@@ -11,7 +11,7 @@ def test_space_has_every_recipe_parameter():
     assert set(space) == {"backbone", "freeze_fraction", "head_units", "head_dropout", "lr",
                           "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction", "augment"}
     assert "cut_fraction" not in search_space(["a"], epochs=5, truncation=False)
-    assert space["switch_epoch"].high == 5 and space["switch_epoch"].low == 1
+    assert space["switch_epoch"].high == 4 and space["switch_epoch"].low == 1, "switching after the last epoch is not fine-tuning"
     assert space["lr"].log and space["finetune_lr_ratio"].log
 
 
@@ -31,7 +31,7 @@ def test_config_from_trial_uses_the_space():
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     trial = study.ask()
     config = config_from_trial(trial, search_space(["a", "b"], 4), epochs=4, image_size=32, seed=3)
-    assert config.backbone in ("a", "b") and 1 <= config.switch_epoch <= 4
+    assert config.backbone in ("a", "b") and 1 <= config.switch_epoch <= 4  # 4: not asked, the trial trains its head only
     assert config.seed == 3 + trial.number and config.image_size == 32
 
 
@@ -69,3 +69,73 @@ def test_a_from_scratch_trial_trains_every_block_from_the_first_epoch():
     scratch = _config(freeze_fraction=0.8, switch_epoch=2, finetune_lr_ratio=0.1, cut_fraction=0.5).from_scratch()
     assert scratch.frozen_blocks(3) == 0 and scratch.depth(3) == 3
     assert scratch.phase_at(0).value == "finetune" and scratch.finetune_lr == scratch.lr
+
+
+FINE_TUNING = {"switch_epoch", "finetune_lr_ratio", "unfrozen_bn"}
+TRANSFER = {"freeze_fraction", "switch_epoch", "finetune_lr_ratio", "cut_fraction"}
+
+
+def planned(space, shape, **values):
+    """The parameters ``ask_params`` asks, each answered from ``values`` (or the distribution's low end)."""
+    asked = []
+
+    def choose(name, dist):
+        asked.append(name)
+        return values.get(name, dist.choices[0] if hasattr(dist, "choices") else dist.low)
+
+    params = ask_params(space, choose, lambda name: shape)
+    assert list(params) == asked
+    return params
+
+
+def test_a_backbone_trained_from_scratch_is_asked_nothing_about_transfer():
+    params = planned(search_space(["scratch"], 4), BackboneShape(pretrained=False, blocks=3))
+    assert set(params) == {"backbone", "head_units", "head_dropout", "lr", "augment", "unfrozen_bn"}
+    assert not TRANSFER & set(params)
+
+
+def test_a_head_only_trial_is_asked_nothing_about_fine_tuning():
+    space = search_space(["a"], 4)
+    head_only = planned(space, BackboneShape(True, 19), freeze_fraction=1.0)
+    assert head_only["freeze_fraction"] == 1.0 and not FINE_TUNING & set(head_only)
+    fine_tuning = planned(space, BackboneShape(True, 19), freeze_fraction=0.5)
+    assert FINE_TUNING <= set(fine_tuning)
+
+
+def test_a_freeze_fraction_that_rounds_to_every_kept_block_is_head_only():
+    space = search_space(["a"], 4)
+    assert not FINE_TUNING & set(planned(space, BackboneShape(True, 3), cut_fraction=1.0, freeze_fraction=0.9))  # 3 of 3
+    assert FINE_TUNING <= set(planned(space, BackboneShape(True, 3), cut_fraction=1.0, freeze_fraction=0.8))  # 2 of 3
+    cut = planned(space, BackboneShape(True, 8), cut_fraction=0.5, freeze_fraction=0.9)  # round(3.6) = 4 of 4 kept
+    assert not FINE_TUNING & set(cut)
+    assert FINE_TUNING <= set(planned(space, BackboneShape(True, None), cut_fraction=1.0, freeze_fraction=0.95)), "unknown"
+
+
+def test_one_epoch_leaves_nothing_to_fine_tune():
+    space = search_space(["a"], 1)
+    assert not {"freeze_fraction", "switch_epoch", "finetune_lr_ratio"} & set(space)
+    assert not FINE_TUNING & set(planned(space, BackboneShape(True, 19)))
+    assert not config_from_params(planned(space, BackboneShape(True, 19)), epochs=1, image_size=8).finetunes(19)
+
+
+def test_sampled_trials_carry_only_the_parameters_they_use_and_one_encoding_of_head_only():
+    """What a flat space wasted: every trial asked every parameter, so TPE modelled ones it ignored."""
+    shapes = {"net": BackboneShape(True, 19), "cnn": BackboneShape(False, 3)}
+    space = search_space(list(shapes), 4)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(60):
+        trial = study.ask()
+        config = config_from_trial(trial, space, epochs=4, image_size=8, shape_of=shapes.__getitem__)
+        if not shapes[config.backbone].pretrained:
+            assert not TRANSFER & set(trial.params), trial.params
+        elif config.finetunes(19):
+            assert FINE_TUNING <= set(trial.params) and trial.params["switch_epoch"] < 4
+        else:
+            assert trial.params["freeze_fraction"] == 1.0 and not FINE_TUNING & set(trial.params), trial.params
+        study.tell(trial, 0.5)
+
+
+def test_a_parameter_a_trial_was_not_asked_means_not_used():
+    config = config_from_params(dict(backbone="a", head_units=0, head_dropout=0.0, lr=1e-3), epochs=4, image_size=8)
+    assert config.freeze_fraction == 1.0 and config.switch_epoch == 4 and config.cut_fraction == 1.0
+    assert not config.finetunes(10)

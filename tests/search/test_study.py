@@ -7,12 +7,14 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.data import FolderDataset, load_table
-from automl_tl.errors import UserError
-from automl_tl.storage.urls import artifacts_dir, storage_url
 from automl_tl.distributed.loop import run_search
+from automl_tl.errors import UserError
 from automl_tl.search.settings import SearchSettings
+from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
+from automl_tl.storage.urls import artifacts_dir, storage_url
+
+
 def settings(data, name="s", trials=4, epochs=3, **changes):
     values = dict(study_name=name, storage_url=storage_url(name, None), artifacts=artifacts_dir(name),
                   trials=trials, epochs=epochs, image_size=16, backbones=["stub_net"], data_location=str(data))
@@ -153,9 +155,9 @@ def test_changed_data_is_refused_on_resume(stub_plugins, small_sample, tmp_path)
 
 def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_on(table, small_sample, monkeypatch):
     """As if this worker paused past the grace period: someone failed its trial and queued a retry."""
-    from automl_tl.search.retries import fail_and_requeue
     import tests.plugins.stub_plugin as stub_plugin
     from automl_tl.plugin.manager import load_plugins
+    from automl_tl.search.retries import fail_and_requeue
 
     calls = {"n": 0}
     original = stub_plugin.StubSession.train_epoch
