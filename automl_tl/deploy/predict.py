@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from automl_tl.data.images import BadImage, decode_image, is_image_file
-from automl_tl.errors import UserError
+from automl_tl.data.images import BadImage, decode_image, is_image_file, to_model_input
 from automl_tl.deploy.model_folder import open_model, read_model_folder
+from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.types import ExportedModel, Preprocessing
 
-BATCH = 64
+BATCH = 64  # images per forward pass when predicting
 
 
 @dataclass
@@ -49,6 +50,15 @@ def image_paths(paths: list[str]) -> list[Path]:
     return found
 
 
+def predict_rows(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, indices: np.ndarray,
+                 num_classes: int, batch_size: int = BATCH) -> np.ndarray:
+    """Class probabilities of ``images[indices]`` (uint8), ``batch_size`` rows at a time: each batch goes
+    through ``to_model_input`` and then ``predict``. An empty ``indices`` gives an empty (0, num_classes) array."""
+    outputs = [np.asarray(predict(to_model_input(images[indices[start : start + batch_size]])))
+               for start in range(0, len(indices), batch_size)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, num_classes), dtype=np.float32)
+
+
 def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(paths), size):
         yield paths[start : start + size]
@@ -69,7 +79,7 @@ def predict_files(loaded: LoadedExport, paths: list[Path], top: int = 3) -> list
                 results.append({"path": str(path), "error": str(exc)})
         if not arrays:
             continue
-        probabilities = loaded.model.predict(np.stack(arrays).astype(np.float32) / 255.0)
+        probabilities = loaded.model.predict(to_model_input(np.stack(arrays)))
         for path, row in zip(kept, probabilities):
             order = np.argsort(-row)[:top]
             results.append({"path": str(path), "top": [{"label": loaded.class_names[i], "probability": float(row[i])} for i in order]})

@@ -9,17 +9,21 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from automl_tl.storage.artifacts import read_trial, study_key
+from automl_tl.deploy.export import check_backbone_weights
+from automl_tl.deploy.predict import predict_rows
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
-from automl_tl.types import ImageTable, TrialConfig, Preprocessing
+from automl_tl.storage.artifacts import read_trial, study_key
+from automl_tl.training.metrics import confusion_matrix
+from automl_tl.types import ImageTable, Preprocessing, TrialConfig
 
-BATCH = 256
 MAX_MISTAKES = 24
 
 
 @dataclass
 class BestModelResults:
+    """The best trial's model on the test split: its confusion matrix, per-class scores and first mistakes."""
+
     trial: int
     class_names: list[str]
     confusion: np.ndarray  # rows: true class, columns: predicted class
@@ -31,12 +35,6 @@ class BestModelResults:
     def accuracy(self) -> float:
         total = self.confusion.sum()
         return float(np.trace(self.confusion) / total) if total else 0.0
-
-
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
-    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
 
 
 def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +57,14 @@ def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, arti
     adapter = plugins.framework(meta["framework"])
     class_names = list(meta["class_names"])
     model = adapter.load(spec, directory, len(class_names), TrialConfig(**meta["config"]))
+    check_backbone_weights(adapter, spec, meta)
     preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     indices = np.asarray(table.splits["test"])
-    outputs = [adapter.predict_loaded(model, preprocessing, table.images[indices[i:i + BATCH]].astype(np.float32) / 255.0)
-               for i in range(0, len(indices), BATCH)]
-    predicted = np.concatenate(outputs).argmax(axis=1) if outputs else np.zeros(0, dtype=np.int64)
+    probabilities = predict_rows(lambda batch: adapter.predict_loaded(model, preprocessing, batch), table.images,
+                                 indices, len(class_names))
+    predicted = probabilities.argmax(axis=1)
     labels = table.labels[indices]
-    matrix = confusion_matrix(labels, predicted, len(class_names))
+    matrix = confusion_matrix(labels=labels, predicted=predicted, num_classes=len(class_names))
     precision, recall = precision_recall(matrix)
     wrong = np.flatnonzero(predicted != labels)[:MAX_MISTAKES]
     mistakes = [(table.images[indices[i]], class_names[labels[i]], class_names[predicted[i]]) for i in wrong]

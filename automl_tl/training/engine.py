@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from automl_tl.errors import TrialFailure
 from automl_tl.training.metrics import accuracy, balanced_accuracy
@@ -31,12 +32,14 @@ class TrialOutcome:
     best_phase: Phase
     test_accuracy: float
     test_balanced_accuracy: float
+    config: TrialConfig  # what the trial really ran: ``effective_config`` of the one asked for
     history: list[EpochResult] = field(default_factory=list)
     seconds: float = 0.0
 
 
 EpochCallback = Callable[[EpochResult], None]
 PruneCheck = Callable[[EpochResult], bool]
+StartCallback = Callable[[TrialConfig], None]
 
 
 def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
@@ -60,9 +63,12 @@ def run_trial(
     on_epoch: EpochCallback | None = None,
     should_prune: PruneCheck | None = None,
     save_to: Path | None = None,
+    on_start: StartCallback | None = None,
 ) -> TrialOutcome:
     """Train one configuration and return the scores of the weights it keeps.
 
+    The trial runs ``effective_config(spec, config)``; ``on_start`` is called with it before the
+    adapter prepares anything, and the outcome records it, so no caller needs to work it out again.
     Validation accuracy is measured after every epoch on one step scale across both
     phases. The weights of the best epoch are snapshotted and restored at the end, so
     the trial's value, its test accuracy and its saved artifact all describe the same
@@ -70,6 +76,8 @@ def run_trial(
     """
     started = time.perf_counter()
     config = effective_config(spec, config)
+    if on_start is not None:
+        on_start(config)
     val_labels = data.labels[data.splits["val"]]
     session = adapter.start_trial(spec, config, data)
     history: list[EpochResult] = []
@@ -117,6 +125,7 @@ def run_trial(
             best_phase=best.phase,
             test_accuracy=accuracy(test_probabilities, test_labels),
             test_balanced_accuracy=balanced_accuracy(test_probabilities, test_labels),
+            config=config,
             history=history,
             seconds=time.perf_counter() - started,
         )

@@ -6,6 +6,7 @@ import numpy as np
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose most probable class is the label (0 for no rows)."""
     if len(labels) == 0:
         return 0.0
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
@@ -20,7 +21,9 @@ def balanced_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(recalls))
 
 
-def confusion_matrix(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+def confusion_matrix(*, labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class): rows are ``labels``, columns ``predicted``. Keyword-only,
+    so the two label arrays can never be passed the wrong way round."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
     return matrix

@@ -42,5 +42,4 @@ def small_cnn_spec() -> BackboneSpec:
         std=(0.5, 0.5, 0.5),
         weights=None,
         crop_pct=None,  # trained here, on whatever the study's other backbones are fed
-        description="3-block CNN trained from scratch (not pretrained)",
     )

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from automl_tl.cache.activations import normalise_images
+from automl_tl.cache.store import DiskStore
 from automl_tl.search.space import config_from_params
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from automl_tl_torch.backbones import torchvision_backbones
-from automl_tl.cache.store import DiskStore
-from automl_tl_torch.cache import PrefixFeatures, normalised_images
+from automl_tl_torch.cache import PrefixFeatures
 from automl_tl_torch.model import build_block_stack
 from automl_tl_torch.session import load_trained
-
 from tests.plugins.torch_inline import random_table, tiny_spec
 
 
@@ -62,7 +62,7 @@ def test_cached_prefix_equals_direct_computation_and_reuses_the_deepest_block(tm
     stack = build_block_stack(spec, pretrained=True).eval()
     store = DiskStore(tmp_path, 2**30, "float32")
     features = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu"))
-    images = torch.from_numpy(normalised_images(data, spec.mean, spec.std))
+    images = torch.from_numpy(normalise_images(data.images, spec.mean, spec.std, channels_first=True))
     with torch.no_grad():
         direct = stack.run_blocks(images, 0, 3).numpy()
         pooled = stack.forward(images).numpy()
@@ -84,7 +84,7 @@ def test_changed_torch_weights_give_fresh_activations(tmp_path):
         next(stack.blocks[0].parameters()).mul_(1.5)  # e.g. a new weights file under the same name
     after = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, torch.device("cpu")).pooled()
     with torch.no_grad():
-        expected = stack.forward(torch.from_numpy(normalised_images(data, spec.mean, spec.std))).numpy()
+        expected = stack.forward(torch.from_numpy(normalise_images(data.images, spec.mean, spec.std, channels_first=True))).numpy()
     np.testing.assert_allclose(after, expected, atol=1e-5)
     assert not np.allclose(before, after)
     for name in ("running_mean", "running_var"):
@@ -175,15 +175,6 @@ def test_imbalanced_classes_get_a_class_weighted_loss():
     weights = session.loss_fn.weight.cpu().numpy()
     np.testing.assert_allclose(weights, data.class_weights())
     assert weights[1] > weights[0]
-
-
-def test_normalised_images_match_the_plain_formula():
-    table = random_table()
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    expected = (table.images.astype(np.float32) / 255.0 - np.float32(mean)) / np.float32(std)
-    got = normalised_images(table, mean, std)
-    assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
-    np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-6)
 
 
 def test_weights_digest_of_a_new_model_is_never_a_freed_models():

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automl_tl.training.engine import PruneTrial, phase_schedule, run_trial
 from automl_tl.errors import TrialFailure
 from automl_tl.search.space import config_from_params
+from automl_tl.training.engine import PruneTrial, phase_schedule, run_trial
 from automl_tl.types import ImageTable, Phase
-
 from tests.plugins.stub_plugin import stub_spec
 
 
@@ -116,5 +115,8 @@ def test_pruning_stops_the_trial_and_keeps_history():
 
 def test_a_from_scratch_backbone_trains_every_block_from_the_first_epoch():
     session = ScriptedSession([0.5, 0.6, 0.7, 0.8])
-    outcome = run_trial(ScriptedAdapter(session), stub_spec(pretrained=False), config(switch=2), table())
+    started = []
+    outcome = run_trial(ScriptedAdapter(session), stub_spec(pretrained=False), config(switch=2), table(),
+                        on_start=started.append)
     assert [r.phase for r in outcome.history] == [Phase.FINETUNE] * 4
+    assert started == [outcome.config] and outcome.config == config(switch=2).from_scratch()

@@ -14,8 +14,10 @@ def test_accuracy_and_balanced_accuracy_differ_on_imbalanced_predictions():
 
 
 def test_confusion_matrix_counts_true_by_predicted():
-    matrix = confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2)
-    assert matrix.tolist() == [[1, 1], [0, 1]]
+    matrix = confusion_matrix(labels=np.array([0, 0, 1]), predicted=np.array([0, 1, 1]), num_classes=2)
+    assert matrix.tolist() == [[1, 1], [0, 1]]  # rows: true class; one image of class 0 was called 1
+    with pytest.raises(TypeError):
+        confusion_matrix(np.array([0]), np.array([0]), 1)  # type: ignore[misc]  # keyword-only: no order to mix up
 
 
 def test_class_weights_are_inverse_frequency_and_one_when_balanced():

