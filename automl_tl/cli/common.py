@@ -54,8 +54,7 @@ def load_study(name: str, storage: str | None) -> Any:
     import optuna
 
     from automl_tl.search.lifecycle import quiet_optuna
-    from automl_tl.storage.urls import (check_study_name, explicit_storage, missing_database, open_storage, redact,
-                                        sqlite_path, storage_url)
+    from automl_tl.storage.urls import check_study_name, explicit_storage, missing_database, open_storage, redact, sqlite_path, storage_url
 
     quiet_optuna()
     check_study_name(name)

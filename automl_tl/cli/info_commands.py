@@ -31,8 +31,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         here = "from scratch" if not row["pretrained"] else ("[green]yes[/]" if row["weights_available"] else "[red]no[/]")
-        table.add_row(escape(row["name"]), escape(row["framework"]), str(row["blocks"]), str(row["feature_dim"]), here,
-                      escape(row["weights"]), escape(str(row["plugin"])))
+        table.add_row(escape(str(row["name"])), escape(str(row["framework"])), str(row["blocks"]), str(row["feature_dim"]),
+                      here, escape(str(row["weights"])), escape(str(row["plugin"])))
     console.print(table)
     return 0
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from automl_tl.cli.common import command_plugins, console, data_location, load_study, read_images, resolved
+from automl_tl.cli.common import command_plugins, console, data_location, err_console, load_study, read_images, resolved
+from automl_tl.cli.plugin_files import check_study_backbones
 from automl_tl.errors import UserError
 
 
@@ -21,6 +22,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     plugins = command_plugins(args)
     out_dir = resolved(args.output)
     number = choose_trial(study, args.trial)
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    for line in check_study_backbones(plugins, study.user_attrs, [trial.params.get("backbone", "")], args.plugin or []):
+        err_console.print(f"[yellow]warning[/] {escape(line)}", highlight=False)
     if remote:
         with console.status(f"Downloading trial {number}'s artifacts from {escape(remote)} ..."):
             fetch_remote_artifacts(remote, local, number)

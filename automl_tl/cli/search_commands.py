@@ -11,6 +11,7 @@ from typing import Any
 from rich.markup import escape
 
 from automl_tl.cli.common import command_plugins, console, data_location, err_console, read_images
+from automl_tl.cli.plugin_files import check_study_backbones, record_plugin_files
 from automl_tl.errors import UserError
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
 
@@ -73,6 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     def ready(study: Any, finished: int) -> None:
         from automl_tl.storage.urls import redact
 
+        record_plugin_files(study, plugins, args.plugin or [])
         console.print(f"[bold]Study[/] {name!r} in {escape(redact(url))}: {finished} finished, budget {args.trials}; "
                       f"backbones: {escape(', '.join(backbones))}")
 
@@ -140,6 +142,7 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
     admission = make_admission(settings)  # on SQLite this also refuses a second process
     try:
         study, _ = prepare_study(settings, plugins, table, console)
+        record_plugin_files(study, plugins, args.plugin or [])
     finally:
         admission.close()
     name, url = settings.study_name, settings.storage_url
@@ -164,8 +167,17 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from automl_tl.distributed.workers import read_stored_study, run_worker, worker_settings
-    from automl_tl.storage.urls import (artifact_places, check_database_place, check_study_name, is_postgres, is_sqlite,
-                                        recorded_artifact_places, redact, sqlite_file, storage_url)
+    from automl_tl.storage.urls import (
+        artifact_places,
+        check_database_place,
+        check_study_name,
+        is_postgres,
+        is_sqlite,
+        recorded_artifact_places,
+        redact,
+        sqlite_file,
+        storage_url,
+    )
 
     name = check_study_name(args.study)
     check_numbers(args)
@@ -175,11 +187,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             f"--storage {redact(url)}: workers share a study through PostgreSQL, whose locks keep the budget exact "
             f"and find killed workers. Use a postgresql:// URL (see 'Many machines' in the README)."
         )
-    if is_sqlite(url) and sqlite_file(url) is not None and sqlite_file(url).is_file():
+    database = sqlite_file(url) if is_sqlite(url) else None
+    if database is not None and database.is_file():
         check_database_place(url)
     with database_errors(url):
         stored = read_stored_study(name, url)
         plugins = command_plugins(args)
+        for line in check_study_backbones(plugins, stored.attrs, stored.settings["backbones"], args.plugin or []):
+            err_console.print(f"[yellow]warning[/] {escape(line)}", highlight=False)
         location = args.data or stored.data_location
         splits = plugins.discover(location)
         local, remote = (artifact_places(name, args.artifacts) if args.artifacts

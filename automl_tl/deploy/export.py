@@ -13,12 +13,14 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from automl_tl.storage.artifacts import PARITY_FILE, STUDY_FILE, TRIAL_FILE, load_parity_images, read_trial, study_key, trial_dir
+from automl_tl.data.images import to_model_input
 from automl_tl.deploy.export_folder import check_replaceable, make_staging, move_into_place, write_marker
 from automl_tl.errors import UserError
-from automl_tl.search.budget import ranked_trials
 from automl_tl.plugin.manager import Plugins
-from automl_tl.types import Preprocessing, TrialConfig
+from automl_tl.search.budget import ranked_trials
+from automl_tl.search.trial_runner import DIGEST_FIELD, backbone_weights_digest
+from automl_tl.storage.artifacts import PARITY_FILE, STUDY_FILE, TRIAL_FILE, load_parity_images, read_trial, study_key, trial_dir
+from automl_tl.types import BackboneSpec, FrameworkAdapter, Preprocessing, TrialConfig
 
 METADATA_FILE = "metadata.json"
 LABELS_FILE = "labels.json"
@@ -48,6 +50,25 @@ def choose_trial(study: optuna.Study, number: int | None) -> int:
     if matches[0].state != TrialState.COMPLETE:
         raise UserError(f"Trial {number} of study {study.study_name!r} is {matches[0].state.name}; only completed trials can be exported.")
     return number
+
+
+def check_backbone_weights(adapter: FrameworkAdapter, spec: BackboneSpec, meta: dict[str, Any]) -> None:
+    """Refuse a trial rebuilt onto other pretrained weights than it trained on: the trial saved only
+    what it trained (its head, its fine-tuned blocks), so the rest must be the very same weights.
+    A trial saved before digests were recorded is trusted as before."""
+    recorded = meta.get(DIGEST_FIELD)
+    if not recorded:
+        return
+    rebuilt = backbone_weights_digest(adapter, spec)
+    if rebuilt is None or rebuilt == recorded:
+        return
+    raise UserError(
+        f"Trial {meta.get('trial')} trained on other pretrained weights of backbone {spec.name!r} than the ones "
+        f"rebuilt here (weights digest {str(recorded)[:12]} then, {rebuilt[:12]} now). The trial saved only what it "
+        f"trained, so its model cannot be rebuilt onto these weights: the weights file changed (another version, "
+        f"another --plugin file), or the backbone's factory ignores pretrained=True. Restore the weights the search "
+        f"used, or run the search again with the weights here."
+    )
 
 
 def parity_check(reference: np.ndarray, exported: np.ndarray) -> tuple[float, bool]:
@@ -87,6 +108,7 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
     preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     class_names = list(meta["class_names"])
     model = adapter.load(spec, artifact_dir, len(class_names), config)
+    check_backbone_weights(adapter, spec, meta)
     check_replaceable(out_dir, overwrite)
     staging = make_staging(out_dir)
     try:
@@ -94,7 +116,7 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
         images = load_parity_images(artifacts, study.study_name, key)
         if images is None:
             images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)
-        batch = images.astype(np.float32) / 255.0
+        batch = to_model_input(images)
         reference = adapter.predict_loaded(model, preprocessing, batch)
         # The model this export just wrote itself: trusted, whatever its format.
         exported = adapter.load_exported(staging, fmt, model_file, trusted=True).predict(batch)
@@ -111,6 +133,7 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
             "framework": meta["framework"],
             "backbone": meta["backbone"],
             "pretrained": meta.get("pretrained", True),
+            DIGEST_FIELD: meta.get(DIGEST_FIELD),
             "format": fmt,
             "model_file": model_file,
             "val_accuracy": meta["metrics"]["val_accuracy"],

@@ -22,10 +22,19 @@ from automl_tl.search.fingerprint import FINGERPRINT_ATTR, describe_changes, mak
 from automl_tl.search.pruning import make_pruner
 from automl_tl.search.retries import fail_and_requeue
 from automl_tl.search.settings import SETTINGS_ATTR, SearchSettings
-from automl_tl.search.space import search_space, space_json
-from automl_tl.storage.artifacts import (PARITY_FILE, STUDY_FILE, STUDY_KEY_ATTR, check_writable, claim_folder,
-                                         new_study_key, remote_study_folder, save_parity_images, study_folder,
-                                         study_key)
+from automl_tl.search.space import search_space, shapes_from, space_json
+from automl_tl.storage.artifacts import (
+    PARITY_FILE,
+    STUDY_FILE,
+    STUDY_KEY_ATTR,
+    check_writable,
+    claim_folder,
+    new_study_key,
+    remote_study_folder,
+    save_parity_images,
+    study_folder,
+    study_key,
+)
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.urls import is_postgres, is_sqlite, open_storage, redact, sqlite_file
 from automl_tl.types import ImageTable, ResizeRule, rule_from_dict
@@ -153,7 +162,7 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
     with console.status(f"Profiling the data: frozen {escape(spec.name)} features and a linear probe (cached for the trials)..."):
         profile = profile_data(plugins.framework(spec.framework), spec, table, space)
     limit = min(4, max(1, settings.trials // 4))
-    trials = start_trials(profile, space, settings.epochs, settings.backbones, limit)
+    trials = start_trials(profile, space, settings.epochs, settings.backbones, limit, shapes_from(plugins.backbone))
     with storage_write():
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
         for trial in trials:

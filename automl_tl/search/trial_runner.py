@@ -16,13 +16,25 @@ from automl_tl.runtime.memory import release_freed_memory, resident_mb
 from automl_tl.search.progress import SearchProgress
 from automl_tl.search.retries import fail_and_requeue
 from automl_tl.search.settings import SearchSettings
-from automl_tl.search.space import config_from_trial
+from automl_tl.search.space import config_from_trial, shapes_from
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
-from automl_tl.training.engine import PruneTrial, TrialOutcome, effective_config, run_trial
-from automl_tl.types import ImageTable, TrialConfig
+from automl_tl.training.engine import PruneTrial, TrialOutcome, run_trial
+from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
+DIGEST_FIELD = "backbone_digest"  # in trial.json and the trial's attributes: the pretrained weights it trained on
+
+
+def backbone_weights_digest(adapter: FrameworkAdapter, spec: BackboneSpec) -> str | None:
+    """The digest of the pretrained weights ``spec``'s trials start from, from the adapter's optional
+    ``backbone_digest(spec)``; None for a from-scratch backbone or an adapter without one. Export refuses
+    to rebuild a trial onto weights with another digest."""
+    digest_of = getattr(adapter, "backbone_digest", None)
+    if digest_of is None or not spec.pretrained:
+        return None
+    digest = digest_of(spec)
+    return str(digest) if digest else None
 
 
 def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
@@ -95,17 +107,18 @@ class TrialRunner:
         number = trial.number
         try:
             config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
-                                       image_size=self.settings.image_size, seed=self.settings.seed)
+                                       image_size=self.settings.image_size, seed=self.settings.seed,
+                                       shape_of=shapes_from(self.plugins.backbone))
             spec = self.plugins.backbone(config.backbone)
-            config = effective_config(spec, config)
             adapter = self.plugins.framework(spec.framework)
             trial.set_user_attr("framework", spec.framework)
             trial.set_user_attr("pretrained", spec.pretrained)
-            trial.set_user_attr("frozen_blocks", config.frozen_blocks(len(spec.blocks)))
-            trial.set_user_attr("depth", config.depth(len(spec.blocks)))
             trial.set_user_attr("blocks", len(spec.blocks))
             if self.progress is not None:
                 self.progress.trial_started(number, config)
+            digest = backbone_weights_digest(adapter, spec)  # once per trial; refuses a factory that ignores pretrained
+            if digest is not None:
+                trial.set_user_attr(DIGEST_FIELD, digest)
 
             def on_epoch(result: Any) -> None:
                 raise_if_interrupted()
@@ -116,9 +129,13 @@ class TrialRunner:
                 trial.report(result.val_accuracy, step=result.epoch + 1)  # steps are epochs completed
                 return trial.should_prune()
 
+            def on_start(effective: TrialConfig) -> None:  # what run_trial really runs (effective_config)
+                trial.set_user_attr("frozen_blocks", effective.frozen_blocks(len(spec.blocks)))
+                trial.set_user_attr("depth", effective.depth(len(spec.blocks)))
+
             try:
                 outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
-                                    save_to=partial_dir(self.folder, number))
+                                    save_to=partial_dir(self.folder, number), on_start=on_start)
             finally:
                 release_freed_memory()  # resident memory must not grow from trial to trial
         except PruneTrial as pruned:
@@ -132,7 +149,8 @@ class TrialRunner:
                 trial.set_user_attr("val_accuracy", best)
                 trial.set_user_attr("rss_mb", round(resident_mb(), 1))
                 self.study.tell(trial, state=TrialState.PRUNED)
-            self._report(number, "PRUNED", None, f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
+            self._report(number, "PRUNED", None,
+                         f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
             return TrialState.PRUNED
         except StoppedTrial:
             raise
@@ -147,6 +165,7 @@ class TrialRunner:
             self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {escape(reason[:300])}")
             return TrialState.FAIL
         attrs = outcome_attrs(outcome)
+        config = outcome.config
         meta = {
             "study": self.settings.study_name,
             KEY_FIELD: self.key,
@@ -156,6 +175,7 @@ class TrialRunner:
             "framework": spec.framework,
             "backbone": spec.name,
             "pretrained": spec.pretrained,
+            DIGEST_FIELD: digest,
             "class_names": list(self.table.class_names),
             "preprocessing": spec.preprocessing(self.settings.image_size, self.settings.resize).to_dict(),
             "metrics": attrs,
@@ -178,6 +198,6 @@ class TrialRunner:
         n_blocks = len(spec.blocks)
         self._report(number, "COMPLETE", outcome.val_accuracy,
                      f"trial {number:>3}  val acc [bold]{outcome.val_accuracy:.4f}[/] (epoch {outcome.best_epoch + 1}, "
-                     f"{outcome.best_phase.value})  test {outcome.test_accuracy:.4f}  {outcome.seconds:5.1f}s  "
+                     f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
                      f"{escape(describe_config(config, n_blocks, spec.pretrained))}")
         return TrialState.COMPLETE

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from automl_tl.cache.store import MemoryStore, store_from_env
+from automl_tl.errors import UserError
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
@@ -16,11 +17,12 @@ class KerasAdapter:
     """Implements automl_tl.types.FrameworkAdapter with keras.applications backbones."""
 
     name = "keras"
-    export_formats = ("keras", "savedmodel")  # first is the one suggested to users
-    safe_formats = ("keras",)  # loaded with safe_mode; tf.saved_model.load runs the SavedModel's graph as given
+    export_formats: tuple[str, ...] = ("keras", "savedmodel")  # first is the one suggested to users
+    safe_formats: tuple[str, ...] = ("keras",)  # loaded with safe_mode; tf.saved_model.load runs the SavedModel's graph as given
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
+        self._digests: dict[str, str] = {}  # backbone -> the weights digest of its first pretrained build here
 
     def is_installed(self) -> bool:
         return installed("keras") and installed("tensorflow")
@@ -28,13 +30,46 @@ class KerasAdapter:
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
         from .session import KerasTrialSession
 
-        return KerasTrialSession(spec, config, data, self.cache)
+        return KerasTrialSession(spec, config, data, self.cache, check_base=self._same_weights(spec))
+
+    def _same_weights(self, spec: BackboneSpec) -> Any:
+        """A check for each pretrained build of ``spec``: the first one's weights digest is recorded, every
+        later one must match it. A factory that ignores ``pretrained=True`` is refused at its second build."""
+
+        def check(base: Any) -> None:
+            from .session import weights_digest
+
+            digest = weights_digest(base)
+            first = self._digests.setdefault(spec.name, digest)
+            if digest != first:
+                raise UserError(
+                    f"Backbone {spec.name!r}: two builds with pretrained=True gave different weights (digests "
+                    f"{first[:12]} and {digest[:12]}), so its factory ignores pretrained=True or loads weights that "
+                    f"change from build to build. A trial saves only what it trained, and export rebuilds the rest "
+                    f"from the factory: the exported model would not be the one that was scored. Make "
+                    f"factory(True) load the same pretrained weights every time, or register the backbone without "
+                    f"`weights` to train it from scratch."
+                )
+
+        return check
+
+    def backbone_digest(self, spec: BackboneSpec) -> str | None:
+        """A digest of the pretrained weights every build of ``spec`` in this process starts from (trials,
+        ``load``, features); None for a from-scratch backbone. The first call builds the backbone once, so
+        a factory that ignores ``pretrained=True`` is refused by the trial's own build that follows."""
+        if not spec.pretrained:
+            return None
+        if spec.name not in self._digests:
+            from .session import build_base
+
+            build_base(spec, self._same_weights(spec))
+        return self._digests[spec.name]
 
     def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
         from .model import cut_tensors
-        from .session import KerasPrefix
+        from .session import KerasPrefix, build_base
 
-        base = spec.factory(spec.pretrained)
+        base = build_base(spec, self._same_weights(spec))
         # A from-scratch backbone is new random weights each time: its activations must not be shared.
         store = self.cache if spec.pretrained else MemoryStore()
         prefix = KerasPrefix(store, spec.name, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
@@ -43,12 +78,12 @@ class KerasAdapter:
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         from .session import load_trained
 
-        return load_trained(spec, directory, num_classes, config)
+        return load_trained(spec, directory, num_classes, config, check_base=self._same_weights(spec))
 
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
-        from .session import normalised
+        from automl_tl.cache.activations import normalise_images
 
-        inputs = normalised(batch * 255.0, preprocessing.mean, preprocessing.std)
+        inputs = normalise_images(batch, preprocessing.mean, preprocessing.std)
         return np.asarray(model.predict(inputs, batch_size=64, verbose=0), dtype=np.float32)
 
     def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:

@@ -10,8 +10,9 @@ keras.applications sets itself are used (auto-numbered names such as ``re_lu_3``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from automl_tl.types import BackboneSpec, WeightsInfo
 
@@ -104,11 +105,12 @@ def _spec(app: str, blocks: list[str], dim: int, weights_name: str, scaling: tup
     ported = ported_normalisation(weights_name) if options.get("torch_port") else None
     mean, std = (tuple(ported["mean"]), tuple(ported["std"])) if ported else scaling
     return BackboneSpec(
-        name=app, framework="keras", factory=keras_factory(app, bool(ported), bool(options.get("caffe"))), blocks=tuple(blocks), feature_dim=dim,
-        default_image_size=224, mean=mean, std=std,  # type: ignore[arg-type]
+        name=app, framework="keras", factory=keras_factory(app, bool(ported), bool(options.get("caffe"))),
+        blocks=tuple(blocks), feature_dim=dim,
+        default_image_size=224, mean=mean, std=std,
         weights=WeightsInfo(source=f"keras.applications.{app}(weights='imagenet')" + (" (ported from torchvision)" if ported else ""),
                             is_available=weights_file(weights_name), where=f"Keras cache ({keras_models_dir()})"),
-        description=f"keras.applications {app}", options={"app": app, **options},
+        options={"app": app, **options},
     )
 
 

@@ -5,7 +5,7 @@ Importing this module does not import TensorFlow; the adapter does, lazily, afte
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from automl_tl.hookspecs import hookimpl
 from automl_tl.types import BackboneSpec, FrameworkAdapter

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -117,9 +118,8 @@ def write_legacy_h5(path: Path, pairs: list[tuple[Any, list[np.ndarray]]]) -> No
 
 def port_mobilenet_v2(torch_checkpoint: Path, target_dir: Path | None = None) -> list[Path]:
     """Write both Keras files (with and without the ImageNet top) and their sidecars."""
-    import torch
-
     import keras
+    import torch
 
     target_dir = target_dir or keras_models_dir()
     target_dir.mkdir(parents=True, exist_ok=True)

@@ -4,15 +4,17 @@ cached activations at the freeze point through the unfrozen suffix of the backbo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from automl_tl.cache.activations import PrefixActivations, PrefixIdentity
+from automl_tl.cache.activations import PrefixActivations, PrefixIdentity, normalise_images
 from automl_tl.cache.store import ActivationStore, MemoryStore, arrays_digest
-from automl_tl.training.augment import mixed_rows, view_choice, views
 from automl_tl.errors import UserError
+from automl_tl.training.augment import mixed_rows, view_choice, views
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
@@ -20,12 +22,58 @@ from .model import build_head, cut_tensors, full_classifier, keras
 
 WEIGHTS_FILE = "weights.npz"
 LAYOUT_FILE = "layout.json"
-BATCH = 128
 FINETUNE_BN_MOMENTUM = 0.9  # torch's default (its momentum 0.1 weighs the new batch)
 
 
-def normalised(images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    return ((images.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).astype(np.float32)
+BaseCheck = Callable[[Any], None]  # called with each freshly built pretrained backbone, before it is used
+
+# What keras.utils.get_file and h5py say when weights cannot be downloaded or read.
+WEIGHTS_FAILURE_SIGNS = ("URL fetch failure", "Incomplete or corrupted file", "Unable to open file",
+                         "Unable to synchronously open", "truncated file")
+
+
+def weights_digest(model: Any) -> str:
+    """A digest of a Keras model's weights, by position, shape, dtype and value. Layer names are left
+    out: Keras numbers unnamed layers anew on every build."""
+    return arrays_digest((str(i), np.asarray(w.numpy())) for i, w in enumerate(model.weights))
+
+
+def weights_failure(spec: BackboneSpec, exc: BaseException) -> UserError:
+    """The one-paragraph error for pretrained weights that could not be downloaded or read."""
+    from .port_weights import keras_models_dir
+
+    detail = " ".join(str(exc).split())[:300] or "no detail"
+    source = spec.weights.source if spec.weights else "its factory"
+    place = f"{keras_models_dir()}/"
+    return UserError(
+        f"The pretrained weights of backbone {spec.name!r} ({source}) could not be downloaded or read: "
+        f"{type(exc).__name__}: {detail}. Keras downloads them on first use into {place}, which needs network "
+        f"access once. Run the command again where the network is reachable, or copy the weights file into {place} "
+        f"($KERAS_HOME/models/) yourself; a damaged or half-downloaded file there is refused as well: delete it "
+        f"first. `automl-tl backbones` says whether the weights are here."
+    )
+
+
+@contextmanager
+def weights_errors(spec: BackboneSpec) -> Iterator[None]:
+    """Building ``spec``'s pretrained model inside this block: weights that fail to arrive become ``weights_failure``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        if spec.pretrained and (isinstance(exc, OSError) or any(sign in str(exc) for sign in WEIGHTS_FAILURE_SIGNS)):
+            raise weights_failure(spec, exc) from None
+        raise
+
+
+def build_base(spec: BackboneSpec, check: BaseCheck | None = None) -> Any:
+    """``spec``'s backbone from its factory (pretrained when it has weights), shown to ``check`` first."""
+    with weights_errors(spec):
+        base = spec.factory(spec.pretrained)
+    if check is not None and spec.pretrained:
+        check(base)
+    return base
 
 
 class KerasPrefix(PrefixActivations):
@@ -43,7 +91,7 @@ class KerasPrefix(PrefixActivations):
         return self.base.input if k == 0 else self.cuts[k - 1]
 
     def normalise_batch(self, images: np.ndarray) -> np.ndarray:
-        return normalised(images, self.mean, self.std)
+        return normalise_images(images, self.mean, self.std)
 
     def block_weights_digest(self, i: int) -> str:
         # Blocks are cuts of one graph: the first link of the chain digests every weight of the
@@ -95,10 +143,11 @@ class StreamedRows(keras.utils.PyDataset):
 class KerasTrialSession:
     """Implements automl_tl.types.TrialSession with compiled Keras training (``fit``)."""
 
-    def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable, store: ActivationStore) -> None:
+    def __init__(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable, store: ActivationStore,
+                 check_base: BaseCheck | None = None) -> None:
         keras.utils.set_random_seed(config.seed)
         self.spec, self.config, self.data = spec, config, data
-        self.base = spec.factory(spec.pretrained)
+        self.base = build_base(spec, check_base)
         self.cuts = cut_tensors(self.base, spec.blocks)[: config.depth(len(spec.blocks))]
         self.n_blocks = len(self.cuts)  # the blocks kept: all, or up to the cut point
         self.frozen = config.frozen_blocks(len(spec.blocks))
@@ -208,9 +257,10 @@ class KerasTrialSession:
         self.trainer = self.finetune_model = None
 
 
-def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
+def load_trained(spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig,
+                 check_base: BaseCheck | None = None) -> Any:
     """Rebuild a saved trial: the pretrained backbone, the saved layers over it, the head."""
-    base = spec.factory(spec.pretrained)
+    base = build_base(spec, check_base)
     top = cut_tensors(base, spec.blocks)[config.depth(len(spec.blocks)) - 1]
     head = build_head(int(top.shape[-1]), config.head_units, config.head_dropout, num_classes)
     path = directory / WEIGHTS_FILE

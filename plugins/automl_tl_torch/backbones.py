@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from automl_tl.types import BackboneSpec, WeightsInfo
+from automl_tl.types import BackboneSpec
 
-from .weights import cached_file, is_cached
-
-
-@functools.lru_cache(maxsize=None)
-def weights_url(model_name: str, weights_name: str) -> str:
-    from torchvision.models import get_model_weights
-
-    return get_model_weights(model_name)[weights_name].url
+from .weights import torchvision_weights
 
 
 def torchvision_factory(model_name: str, weights_name: str) -> Callable[[bool], Any]:
@@ -29,14 +22,6 @@ def torchvision_factory(model_name: str, weights_name: str) -> Callable[[bool], 
     return build
 
 
-def torchvision_weights(model_name: str, weights_name: str) -> WeightsInfo:
-    return WeightsInfo(
-        source=f"torchvision {model_name}(weights={weights_name!r})",
-        is_available=lambda: is_cached(weights_url(model_name, weights_name)),
-        where=f"torch hub cache ({cached_file('x').parent})",
-    )
-
-
 def numbered(prefix: str, count: int) -> list[str]:
     return [f"{prefix}.{i}" for i in range(count)]
 
@@ -46,7 +31,10 @@ def nested(prefix: str, sizes: dict[int, int]) -> list[str]:
     return [f"{prefix}{stage}.{i}" for stage, count in sizes.items() for i in range(count)]
 
 
-def _spec(name: str, weights_name: str, blocks: list[str], feature_dim: int, **options: Any) -> BackboneSpec:
+def _spec(name: str, weights_name: str, blocks: list[str], feature_dim: int, *, crop_pct: float = 0.875,
+          interpolation: str = "bilinear", **options: Any) -> BackboneSpec:
+    """``crop_pct`` and ``interpolation``: the evaluation transform of those weights (torchvision's
+    ``weights.transforms()``: crop size over resize size)."""
     return BackboneSpec(
         name=name,
         framework="torch",
@@ -55,8 +43,9 @@ def _spec(name: str, weights_name: str, blocks: list[str], feature_dim: int, **o
         feature_dim=feature_dim,
         default_image_size=224,
         weights=torchvision_weights(name, weights_name),
-        description=f"torchvision {name}, ImageNet {weights_name}",
         options=options,
+        crop_pct=crop_pct,
+        interpolation=interpolation,
     )
 
 
@@ -88,6 +77,8 @@ def torchvision_backbones() -> list[BackboneSpec]:
         _spec("mobilenet_v3_large", "IMAGENET1K_V1", numbered("features", 17), 960),
         _spec("efficientnet_b0", "IMAGENET1K_V1", efficientnet_blocks, 1280),
         _spec("resnet18", "IMAGENET1K_V1", [RESNET_STEM, *nested("layer", {1: 2, 2: 2, 3: 2, 4: 2})], 512),
-        _spec("resnet50", "IMAGENET1K_V1", [RESNET_STEM, *nested("layer", {1: 3, 2: 4, 3: 6, 4: 3})], 2048),
+        # V2 (80.9% top-1 against V1's 76.1%), evaluated at resize 232, centre crop 224, bilinear
+        _spec("resnet50", "IMAGENET1K_V2", [RESNET_STEM, *nested("layer", {1: 3, 2: 4, 3: 6, 4: 3})], 2048,
+              crop_pct=224 / 232),
         _spec("convnext_tiny", "IMAGENET1K_V1", _convnext_blocks(CONVNEXT_TINY_DEPTHS), 768, post_pool=["classifier.0"]),
     ]

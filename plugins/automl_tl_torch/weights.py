@@ -1,12 +1,20 @@
-"""Where torchvision keeps pretrained weights, and seeding that cache from offline packages."""
+"""Where torchvision keeps pretrained weights, what a plugin declares about them, seeding that cache from
+offline packages, and the error a failed download becomes."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
+import pickle
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from automl_tl.errors import UserError
+from automl_tl.types import BackboneSpec, WeightsInfo
 
 
 def hub_checkpoint_dir() -> Path:
@@ -27,7 +35,71 @@ def cached_file(url: str) -> Path:
 
 
 def is_cached(url: str) -> bool:
+    """True when torch hub's cache already holds the file downloaded from ``url``."""
     return cached_file(url).is_file()
+
+
+@functools.cache
+def weights_url(model_name: str, weights_name: str) -> str:
+    """The download address of torchvision's ``weights_name`` weights of ``model_name`` (imports torchvision)."""
+    from torchvision.models import get_model_weights
+
+    return get_model_weights(model_name)[weights_name].url
+
+
+def hub_weights(url: str, source: str) -> WeightsInfo:
+    """``WeightsInfo`` for weights that torch hub downloads from ``url`` on first use
+    (``torch.hub.load_state_dict_from_url``): available once the file is in its cache."""
+    return WeightsInfo(source=f"{source} ({url})", is_available=lambda: is_cached(url), where=str(cached_file(url)))
+
+
+def torchvision_weights(model_name: str, weights_name: str) -> WeightsInfo:
+    """``WeightsInfo`` for a torchvision model built with ``weights=weights_name``: available once the
+    file is in torch hub's cache. torchvision is imported only when availability is asked."""
+    return WeightsInfo(
+        source=f"torchvision {model_name}(weights={weights_name!r})",
+        is_available=lambda: is_cached(weights_url(model_name, weights_name)),
+        where=f"torch hub cache ({hub_checkpoint_dir()})",
+    )
+
+
+def is_weights_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while a factory built a pretrained model, is its weights failing to
+    arrive: no network, an HTTP error, a download whose hash is wrong, a damaged or missing file."""
+    if isinstance(exc, (OSError, EOFError, pickle.UnpicklingError)):  # URLError and HTTPError are OSErrors
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        sign in text for sign in ("invalid hash value", "PytorchStreamReader", "central directory", "unexpected EOF"))
+
+
+def weights_failure(spec: BackboneSpec, exc: BaseException) -> UserError:
+    """The one-paragraph error for pretrained weights that could not be downloaded or read."""
+    detail = " ".join(str(exc).split())[:300] or "no detail"
+    url = getattr(exc, "url", None) or getattr(exc, "filename", None)  # HTTPError knows its address
+    source = spec.weights.source if spec.weights else "its factory"
+    place = f"{hub_checkpoint_dir()}/"
+    return UserError(
+        f"The pretrained weights of backbone {spec.name!r} ({source}) could not be downloaded or read"
+        f"{f' from {url}' if url else ''}: {type(exc).__name__}: {detail}. Weights are downloaded on first use into "
+        f"torch hub's cache, {place}, which needs network access once. Run the command again where the network "
+        f"is reachable, or copy the weights file into {place} ($TORCH_HOME/hub/checkpoints/) yourself; a damaged or "
+        f"half-downloaded file there is refused as well: delete it first. `automl-tl backbones` says whether the "
+        f"weights are here."
+    )
+
+
+@contextmanager
+def weights_errors(spec: BackboneSpec) -> Iterator[None]:
+    """Building ``spec``'s pretrained model inside this block: a download that fails becomes ``weights_failure``."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        if spec.pretrained and is_weights_failure(exc):
+            raise weights_failure(spec, exc) from None
+        raise
 
 
 # Offline packages that ship torchvision checkpoint files: (module, path inside it, file name).
