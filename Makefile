@@ -14,7 +14,7 @@ BACKBONES  ?= mobilenet_v2,small_cnn
 STUDY      ?= sample
 EXPORT_DIR ?= exports/$(STUDY)
 
-.PHONY: setup search test bench bench-workers clean-studies postgres browser stamps
+.PHONY: setup search test lint bench bench-workers clean-studies postgres browser stamps
 
 setup: $(STAMP)
 
@@ -36,8 +36,13 @@ search: setup
 	$(BIN)/automl-tl search --study $(STUDY) --trials $(TRIALS) --epochs $(EPOCHS) --image-size $(IMAGE_SIZE) --backbones '$(BACKBONES)'
 	$(BIN)/automl-tl export $(STUDY) --format onnx -o $(EXPORT_DIR) --overwrite
 
-test: setup postgres browser stamps
+test: setup postgres browser stamps lint
 	$(BIN)/python -m pytest -q
+
+# The linter and the type checker, on the package and its framework plugins; any finding fails `make test`.
+lint: setup
+	$(BIN)/ruff check automl_tl plugins tests bench
+	$(BIN)/mypy
 
 # The distributed tests start their own PostgreSQL server from Debian's packages (as root: installed here).
 postgres:
@@ -62,15 +67,17 @@ bench: setup
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
 	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/numpy_head.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
 	$(BIN)/python bench/photos.py
 
-# The report's browser test opens it in Debian's headless Chromium (as root: installed here).
+# The report's browser test opens it in Debian's headless Chromium through Selenium and Debian's
+# chromedriver, never a downloaded one (as root: both installed here).
 browser:
-	@command -v chromium >/dev/null || \
+	@{ command -v chromium && test -x /usr/bin/chromedriver; } >/dev/null || \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
-	  else echo "Chromium is not installed: the report's browser test will be skipped (sudo apt-get install chromium)"; fi
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "Chromium or chromium-driver is not installed: the report's browser test will be skipped (sudo apt-get install chromium chromium-driver)"; fi
 
 # Many workers on one PostgreSQL study: 1 worker, 4 workers, 4 with one SIGKILLed again and again.
 bench-workers: setup postgres

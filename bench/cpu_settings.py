@@ -24,9 +24,8 @@ MALLOC = {"MALLOC_MMAP_THRESHOLD_": "10000000000", "MALLOC_TRIM_THRESHOLD_": "10
 
 
 def worker(threads: int, layout: str, image_size: int, images: int) -> dict[str, float]:
-    import torchvision  # noqa: F401
-
     import torch
+    import torchvision  # noqa: F401
     from torch import nn
 
     from automl_tl.plugin.manager import load_plugins

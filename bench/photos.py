@@ -37,15 +37,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
-
-import torchvision  # noqa: F401  (before anything that may import tensorflow)
+from typing import Any
 
 import numpy as np
 import PIL
 import torch
+import torchvision  # noqa: F401  (before anything that may import tensorflow)
 from PIL import Image
 from rich.console import Console
 from rich.markup import escape
@@ -53,12 +54,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/photos.py` from the repository root
 
-from bench.photo_set import STAMPS_ROOT, stamps_available, write_photo_set, write_stamps_folder  # noqa: E402
-
 from automl_tl.data import FolderDataset, load_table  # noqa: E402
 from automl_tl.data.image_store import read_hashes, stored_images  # noqa: E402
 from automl_tl.data.images import DEFAULT_MAX_PIXELS, decode_image  # noqa: E402
 from automl_tl.types import ResizeRule  # noqa: E402
+from bench.photo_set import STAMPS_ROOT, stamps_available, write_photo_set, write_stamps_folder  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -193,7 +193,7 @@ class CliRun:
     def tail(self, n: int = 30) -> str:
         return "\n".join(line for _, line in self.lines[-n:])
 
-    def check(self) -> "CliRun":
+    def check(self) -> CliRun:
         if self.returncode != 0:
             raise RuntimeError(f"{' '.join(self.argv)} exited with {self.returncode}:\n{self.tail()}")
         return self
@@ -508,11 +508,11 @@ def part_phases(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             console.print(f"[bold]phases[/] {run}")
             times: dict[str, float] = {}
             times["start_trial"], session = timed(lambda: adapter.start_trial(spec, config, table))
-            times["set_phase_head"], _ = timed(lambda: session.set_phase(Phase.HEAD))
+            times["set_phase_head"], _ = timed(partial(session.set_phase, Phase.HEAD))
             times["head_epoch"], _ = timed(session.train_epoch)
-            times["set_phase_finetune"], _ = timed(lambda: session.set_phase(Phase.FINETUNE))
+            times["set_phase_finetune"], _ = timed(partial(session.set_phase, Phase.FINETUNE))
             times["finetune_epoch"], _ = timed(session.train_epoch)
-            times["predict_val"], probs = timed(lambda: session.predict_split("val"))
+            times["predict_val"], probs = timed(partial(session.predict_split, "val"))
             val = table.splits["val"]
             times["val_accuracy"] = round(float(np.mean(np.argmax(probs, 1) == table.labels[val])), 4)
             session.close()
@@ -531,7 +531,6 @@ def part_phases(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "cache_hits": getattr(adapter.cache, "hits", None), "cache_misses": getattr(adapter.cache, "misses", None),
         }
         result["ratio_cold_vs_warm"]["total"] = ratio(result["total_s"]["cold"], result["total_s"]["warm"])
-        del table
     finally:
         if previous is None:
             os.environ.pop("AUTOML_TL_CACHE_DIR", None)

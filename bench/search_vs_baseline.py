@@ -26,21 +26,21 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import torchvision  # noqa: F401  (before anything that may import tensorflow)
-
 import numpy as np
 import optuna
 import torch
+import torchvision  # noqa: F401  (before anything that may import tensorflow)
 from optuna.trial import TrialState
 
+from automl_tl.cache.activations import normalise_images
 from automl_tl.cache.store import DiskStore
 from automl_tl.data import load_table
 from automl_tl.data.sample import ensure_sample
-from automl_tl.training.engine import run_trial
 from automl_tl.plugin.manager import load_plugins
 from automl_tl.search.space import config_from_params
+from automl_tl.training.engine import run_trial
 from automl_tl_torch.adapter import configure_cpu_threads
-from automl_tl_torch.cache import PrefixFeatures, channels_last, normalised_images
+from automl_tl_torch.cache import PrefixFeatures, channels_last
 from automl_tl_torch.model import build_block_stack
 
 BENCH = Path(__file__).resolve().parent
@@ -84,7 +84,7 @@ def forward_pass_seconds(spec, table) -> float:
     """One forward pass of the training set through the whole backbone (no cache), as B pays each epoch."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     stack = build_block_stack(spec, pretrained=spec.pretrained).eval().to(device, memory_format=torch.channels_last)
-    images = normalised_images(table, spec.mean, spec.std)[table.splits["train"]]
+    images = normalise_images(table.images, spec.mean, spec.std, channels_first=True)[table.splits["train"]]
     with torch.no_grad():  # one warm-up batch: kernel selection and first-call costs are not the pass
         stack(channels_last(torch.from_numpy(images[:128]).to(device)))
     if device.type == "cuda":
@@ -217,9 +217,11 @@ def report(f: dict, b_budget: int, out: str) -> None:
     print(f"(A) automl-tl search --trials {f['trials']}: {f['a_wall_s']:.0f}s wall ({f['a_per_trial_s']}s/trial, {f['a_pruned']} pruned)")
     short = "" if f["b_trials"] >= b_budget else f"  [stopped by its time limit: {f['b_trials']} of {b_budget} trials]"
     rate = "annealed like A's" if f.get("b_anneals") else "constant, the Keras recipe"
-    print(f"(B) plain Optuna, fine-tuning rate {rate}, {f['b_trials']} trials: {f['b_wall_s']:.0f}s wall ({f['b_per_trial_s']}s/trial){short}")
+    print(f"(B) plain Optuna, fine-tuning rate {rate}, {f['b_trials']} trials: {f['b_wall_s']:.0f}s wall "
+          f"({f['b_per_trial_s']}s/trial){short}")
     print(f"B/A wall time: {f['b_over_a_wall']}x; per trial: {f['b_per_trial_s'] / max(f['a_per_trial_s'], 1e-9):.1f}x")
-    print(f"best val: A {f['a_best_val']:.4f}, B {f['b_best_val']:.4f}; test acc of the best trial: A {f['a_test_acc']:.4f}, B {f['b_test_acc']:.4f}")
+    print(f"best val: A {f['a_best_val']:.4f}, B {f['b_best_val']:.4f}; "
+          f"test acc of the best trial: A {f['a_test_acc']:.4f}, B {f['b_test_acc']:.4f}")
     a_time = "never" if f["a_time_to_b_best_s"] is None else f"{f['a_time_to_b_best_s']}s"
     print(f"time to first reach B's best val ({f['b_best_val']:.4f}): A {a_time}, B {f['b_time_to_b_best_s']}s "
           f"(A/B = {f['a_over_b_time_to_b_best']})")

@@ -23,7 +23,6 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
-
 from tests.postgres_server import PostgresServer  # noqa: E402
 
 STUB = str(ROOT / "tests" / "stub_plugin.py")
@@ -86,8 +85,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "workers.json"))
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from automl_tl.data.sample import write_sample
     import tempfile
+
+    from automl_tl.data.sample import write_sample
 
     data = str(write_sample(Path(tempfile.mkdtemp()) / "animal_mnist", limit_per_class=20, progress=False))
     env = {**os.environ, "STUB_EPOCH_SECONDS": str(args.epoch_seconds), "PYTHONUNBUFFERED": "1",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 import torchvision  # noqa: F401  (torchvision before anything that might pull in tensorflow)
 
 TESTS = Path(__file__).parent

@@ -6,11 +6,11 @@ import csv
 import os
 from pathlib import Path
 
-from automl_tl.errors import UserError
-from automl_tl.types import DataSplits, ImageItem
 from automl_tl.data.images import IMAGE_SUFFIXES
 from automl_tl.data.paths import resolve_under
 from automl_tl.data.split import make_splits
+from automl_tl.errors import UserError
+from automl_tl.types import DataSplits, ImageItem
 
 
 class CsvDataset:

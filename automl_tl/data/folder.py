@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from automl_tl.errors import UserError
-from automl_tl.types import DataSplits, ImageItem
 from automl_tl.data.images import IMAGE_SUFFIXES, is_image_file
 from automl_tl.data.paths import resolve_under
 from automl_tl.data.split import make_splits
+from automl_tl.errors import UserError
+from automl_tl.types import DataSplits, ImageItem
 
 _LAYOUT = "one sub-folder per class with the images inside, e.g. {root}/cat/1.jpg and {root}/dog/2.png"
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from automl_tl.errors import UserError
-from automl_tl.types import SPLITS, DataSplits, ImageTable, ResizeRule
 from automl_tl.data.image_store import read_hashes, stored_images
 from automl_tl.data.images import DEFAULT_MAX_PIXELS
+from automl_tl.errors import UserError
+from automl_tl.types import SPLITS, DataSplits, ImageTable, ResizeRule
 
 _SHOWN = 5  # how many bad files a message lists by name
 _SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}

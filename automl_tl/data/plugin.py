@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from automl_tl.hookspecs import hookimpl
-from automl_tl.types import DatasetAdapter
 from automl_tl.data.csv_manifest import CsvDataset
 from automl_tl.data.folder import FolderDataset
+from automl_tl.hookspecs import hookimpl
+from automl_tl.types import DatasetAdapter
 
 
 @hookimpl

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import os
 import pickle
 import shutil
@@ -26,31 +27,29 @@ _LABEL_FILE = "animal_label_version_3.gz"
 _INSTALL_HINT = "Install it with `pip install --no-deps animal-mnist` (or `make setup`)."
 
 
+def _numpy_helper(module: str, old_module: str, name: str) -> Any:
+    """A numpy unpickling helper from wherever this numpy version keeps it (numpy 2's ``_core`` or 1.x's ``core``)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):  # pragma: no cover - numpy 1.x
+        return getattr(importlib.import_module(old_module), name)
+
+
 def _reconstruct() -> Any:
     """numpy's array-unpickling helper, from wherever this numpy version keeps it."""
-    try:
-        from numpy._core.multiarray import _reconstruct as found  # numpy >= 2
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct as found
-    return found
+    return _numpy_helper("numpy._core.multiarray", "numpy.core.multiarray", "_reconstruct")
 
 
 def _scalar() -> Any:
     """numpy's scalar-unpickling helper (used by 0-d values such as a dtype's fill)."""
-    try:
-        from numpy._core.multiarray import scalar as found
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import scalar as found
-    return found
+    return _numpy_helper("numpy._core.multiarray", "numpy.core.multiarray", "scalar")
 
 
 def _frombuffer() -> Any:
     """numpy's helper for arrays pickled with protocol 5."""
-    try:
-        from numpy._core.numeric import _frombuffer as found
-    except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.numeric import _frombuffer as found
-    return found
+    return _numpy_helper("numpy._core.numeric", "numpy.core.numeric", "_frombuffer")
 
 
 _ALLOWED = {
@@ -79,7 +78,7 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         return factory()
 
 
-def load_numpy_pickle(stream: IO[bytes]) -> Any:
+def load_numpy_pickle(stream: io.BufferedIOBase | IO[bytes]) -> Any:
     """Unpickle ``stream`` with ``NumpyOnlyUnpickler``."""
     return NumpyOnlyUnpickler(stream).load()
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.errors import UserError
 from automl_tl.deploy.export import LABELS_FILE, METADATA_FILE, PREPROCESSING_FILE
+from automl_tl.errors import UserError
 from automl_tl.types import INTERPOLATIONS, RESIZE_MODES, ExportedModel, FrameworkAdapter, Preprocessing, ResizeRule
 
 LEGACY_RESIZE_TEXT = "bilinear, to a square"  # what preprocessing.json said before resize rules

@@ -6,14 +6,14 @@ how slots are admitted differs (see admission.py)."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
-from automl_tl.distributed.admission import (Heartbeat, PostgresAdmission, SingleProcessAdmission, SqliteAdmission,
-                                             wait_times)
+from automl_tl.distributed.admission import Heartbeat, PostgresAdmission, SingleProcessAdmission, SqliteAdmission, wait_times
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import StoppedTrial, raise_if_interrupted, storage_write
 from automl_tl.search.budget import finished_count, study_budget
@@ -122,6 +122,7 @@ def run_admitted(runner: TrialRunner, trial: optuna.Trial, admission: SingleProc
     """Run one trial; on a shared database its heartbeat tells other workers it is alive."""
     if not isinstance(admission, PostgresAdmission):
         return runner.run(trial)
-    storage, trial_id = runner.study._storage, trial._trial_id
+    storage: Any = runner.study._storage  # an RDBStorage, which records heartbeats (Optuna's BaseHeartbeat)
+    trial_id = trial._trial_id
     with Heartbeat(lambda: storage.record_heartbeat(trial_id), heartbeat_s):
         return runner.run(trial)

@@ -19,16 +19,15 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from automl_tl.search.budget import study_budget
-from automl_tl.errors import UserError
-from automl_tl.search.fingerprint import FINGERPRINT_ATTR, make_fingerprint
-from automl_tl.plugin.manager import Plugins
-from automl_tl.search.space import search_space, space_json
-from automl_tl.storage.urls import STORAGE_ENV, is_postgres, redact
 from automl_tl.distributed.loop import make_admission, work_on_study
-from automl_tl.search.budget import finished_count
+from automl_tl.errors import UserError
+from automl_tl.plugin.manager import Plugins
+from automl_tl.search.budget import finished_count, study_budget
+from automl_tl.search.fingerprint import FINGERPRINT_ATTR, make_fingerprint
 from automl_tl.search.lifecycle import open_study, study_rule_of
 from automl_tl.search.settings import SETTINGS_ATTR, SearchResult, SearchSettings
+from automl_tl.search.space import search_space, space_json
+from automl_tl.storage.urls import STORAGE_ENV, is_postgres, redact
 from automl_tl.types import ImageTable
 
 
@@ -48,7 +47,8 @@ def read_stored_study(name: str, url: str) -> StoredStudy:
     """The settings ``search`` recorded when it created the study; a clear error if there is none."""
     from automl_tl.storage.urls import is_sqlite, open_storage, sqlite_file
 
-    missing_file = is_sqlite(url) and sqlite_file(url) is not None and not sqlite_file(url).is_file()
+    database = sqlite_file(url) if is_sqlite(url) else None
+    missing_file = database is not None and not database.is_file()
     try:
         if missing_file:  # opening it would leave an empty database behind
             raise KeyError(name)
@@ -120,12 +120,7 @@ def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
 def cli_command() -> list[str]:
     """How to start automl-tl again with this interpreter, without the working directory on sys.path
     (``-P``), so a worker never imports a module or plugin from the folder it was started in."""
-    if sys.version_info >= (3, 11):
-        return [sys.executable, "-P", "-m", "automl_tl"]
-    script = Path(sys.executable).with_name("automl-tl")  # the console script puts its own folder first
-    if not script.is_file():
-        raise UserError(f"Cannot start workers: the automl-tl command is not installed beside {sys.executable}.")
-    return [str(script)]
+    return [sys.executable, "-P", "-m", "automl_tl"]
 
 
 def worker_command(name: str, data_location: str, plugin_files: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ the best-so-far values of every other trial that reached the same step.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import optuna
 from optuna.pruners import BasePruner

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from automl_tl.data.resolution import AUTO, choose_image_size, native_size, study_rule, typical_shorter_side
-from automl_tl.training.schedule import auto_epochs
 from automl_tl.search.lifecycle import recorded_input
+from automl_tl.training.schedule import auto_epochs
 from automl_tl.types import BackboneSpec, DataSplits, ResizeRule
 
 

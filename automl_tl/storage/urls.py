@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from automl_tl.errors import UserError
@@ -179,8 +180,9 @@ def open_storage(url: str) -> Any:
     """An Optuna storage for ``url``, with a clear error when it cannot be reached."""
     import optuna
 
-    if is_sqlite(url) and sqlite_file(url) is not None:
-        make_database_folder(sqlite_file(url))
+    database = sqlite_file(url) if is_sqlite(url) else None
+    if database is not None:
+        make_database_folder(database)
     try:
         return optuna.storages.get_storage(url)
     except ModuleNotFoundError as exc:

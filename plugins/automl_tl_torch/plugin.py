@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from automl_tl.hookspecs import hookimpl
 from automl_tl.types import BackboneSpec, FrameworkAdapter

@@ -18,7 +18,8 @@ class PrePaddedConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` that zero-pads an input smaller than its kernel itself before convolving."""
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        pad_h, pad_w = self.padding  # type: ignore[misc]  (pad_small_inputs only converts tuple padding)
+        assert isinstance(self.padding, tuple), "pad_small_inputs only converts tuple padding"
+        pad_h, pad_w = int(self.padding[0]), int(self.padding[1])
         extent_h = self.dilation[0] * (self.kernel_size[0] - 1) + 1
         extent_w = self.dilation[1] * (self.kernel_size[1] - 1) + 1
         if input.shape[-2] >= extent_h and input.shape[-1] >= extent_w:
@@ -40,5 +41,6 @@ def restore_stock_convolutions(module: nn.Module) -> nn.Module:
     """Undo pad_small_inputs, in place (the benchmarks' baselines use torchvision's modules as shipped)."""
     for child in module.modules():
         if type(child) is PrePaddedConv2d:
-            child.__class__ = nn.Conv2d
+            stock: nn.Module = child  # typed as a plain module: its class is about to change
+            stock.__class__ = nn.Conv2d
     return module

@@ -14,7 +14,6 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_tl.cli import main
-
 from tests.conftest import STUB_PLUGIN
 
 STUB = ["--plugin", STUB_PLUGIN, "--framework", "stub", "--epochs", "2", "--image-size", "16"]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from automl_tl.cli import main
-
 from tests.conftest import STUB_PLUGIN
 from tests.support.images import make_class_tree, write_image
 

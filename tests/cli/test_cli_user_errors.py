@@ -14,7 +14,6 @@ import pytest
 
 from automl_tl.cli import main
 from automl_tl.errors import UserError
-
 from tests.conftest import STUB_PLUGIN
 from tests.support.images import make_class_tree, write_image
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from automl_tl.cli import main
-
 from tests.conftest import STUB_PLUGIN
 from tests.support.images import make_class_tree, write_image
 

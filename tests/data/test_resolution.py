@@ -10,7 +10,6 @@ import pytest
 from automl_tl.cli import main
 from automl_tl.data.resolution import AUTO_MIN_SIZE, choose_image_size, native_size, study_rule, typical_shorter_side
 from automl_tl.types import BackboneSpec, ImageItem, ResizeRule, WeightsInfo
-
 from tests.conftest import STUB_PLUGIN
 from tests.support.images import write_image
 

@@ -35,11 +35,11 @@ def wide_photo(stamp: Path, out: Path) -> Path:
 
 
 def test_stamps_at_auto_resolution_through_export_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from automl_tl.storage.artifacts import read_trial, study_folder, study_key
     from automl_tl.data import FolderDataset
     from automl_tl.data.loader import load_table
-    from automl_tl.search.budget import ranked_trials
     from automl_tl.plugin.manager import load_plugins
+    from automl_tl.search.budget import ranked_trials
+    from automl_tl.storage.artifacts import read_trial, study_folder, study_key
     from automl_tl.storage.urls import storage_url
     from automl_tl.types import Preprocessing, TrialConfig
 

@@ -11,8 +11,8 @@ pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 from moto import mock_aws  # noqa: E402
 
-from automl_tl.storage.mirror import S3Mirror  # noqa: E402
 from automl_tl.errors import UserError  # noqa: E402
+from automl_tl.storage.mirror import S3Mirror  # noqa: E402
 
 
 @pytest.fixture
@@ -57,13 +57,14 @@ def test_a_missing_bucket_is_a_clear_error(bucket):
 
 
 def test_a_search_uploads_completed_trials_and_another_machine_fetches_them(bucket, stub_plugins, small_sample, tmp_path):
+    from optuna.trial import TrialState
+
     from automl_tl.data import FolderDataset, load_table
-    from automl_tl.storage.artifacts import read_trial, remote_study_folder, study_key
     from automl_tl.deploy.export import fetch_remote_artifacts
-    from automl_tl.storage.urls import artifact_places, storage_url
     from automl_tl.distributed.loop import run_search
     from automl_tl.search.settings import SearchSettings
-    from optuna.trial import TrialState
+    from automl_tl.storage.artifacts import read_trial, remote_study_folder, study_key
+    from automl_tl.storage.urls import artifact_places, storage_url
 
     local, remote = artifact_places("s3s", "s3://models/shared")
     assert remote == "s3://models/shared/s3s"

@@ -7,7 +7,6 @@ import pytest
 
 from automl_tl.cli import main
 from automl_tl.storage.urls import STORAGE_ENV, redact, scrub
-
 from tests.conftest import STUB_PLUGIN
 
 STUB = ["--plugin", STUB_PLUGIN, "--framework", "stub", "--epochs", "1", "--image-size", "16", "--no-smart-start"]

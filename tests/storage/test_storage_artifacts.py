@@ -1,12 +1,19 @@
 import numpy as np
 import pytest
 
-from automl_tl.storage.artifacts import (claim_folder, discard_partial, finalize, load_parity_images, partial_dir, read_trial,
-                                save_parity_images, trial_dir)
 from automl_tl.errors import UserError
 from automl_tl.runtime.interrupts import storage_write
+from automl_tl.storage.artifacts import (
+    claim_folder,
+    discard_partial,
+    finalize,
+    load_parity_images,
+    partial_dir,
+    read_trial,
+    save_parity_images,
+    trial_dir,
+)
 from automl_tl.storage.urls import check_study_name, redact, storage_url, study_name_for
-
 from tests.plugins.torch_inline import random_table
 
 
