@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TrialFailure", "UserError"]
+__all__ = ["TrialFailure", "UserError", "weights_unavailable"]
 
 
 class UserError(Exception):
@@ -23,3 +23,18 @@ class TrialFailure(Exception):
     The study records the trial as failed with this message and goes on. An adapter
     may raise it from a trial session to fail the trial with a message of its own.
     """
+
+
+def weights_unavailable(backbone: str, source: str, exc: BaseException, *, downloader: str, place: str,
+                        place_env: str, url: str | None = None) -> UserError:
+    """The one-paragraph error for pretrained weights that could not be downloaded or read, for any framework:
+    ``downloader`` says who downloads them (e.g. "torch hub"), ``place`` is the folder they go to and
+    ``place_env`` how users move it (e.g. "$TORCH_HOME/hub/checkpoints/")."""
+    detail = " ".join(str(exc).split())[:300] or "no detail"
+    return UserError(
+        f"The pretrained weights of backbone {backbone!r} ({source}) could not be downloaded or read"
+        f"{f' from {url}' if url else ''}: {type(exc).__name__}: {detail}. {downloader} downloads them on first use "
+        f"into {place}, which needs network access once. Run the command again where the network is reachable, or "
+        f"copy the weights file into {place} ({place_env}) yourself; a damaged or half-downloaded file there is "
+        f"refused as well: delete it first. `automl-tl backbones` says whether the weights are here."
+    )

@@ -146,21 +146,22 @@ def _adapter_problems(adapter: object, protocol: type, kind: str) -> list[str]:
     return problems
 
 
+def _checked_adapter(adapter: object, owner: str, protocol: type, kind: str, hook: str) -> None:
+    problems = _adapter_problems(adapter, protocol, kind)
+    if problems:
+        raise BackboneSpecError(f"Plugin {owner!r} registered a {kind} ({type(adapter).__name__}) with "
+                                f"{'; '.join(problems)}. Fix the object its {hook} registers.")
+
+
 def check_framework_adapter(adapter: object, owner: str) -> FrameworkAdapter:
     """``adapter`` if it has a name and every member of ``FrameworkAdapter``; else a ``BackboneSpecError``."""
-    problems = _adapter_problems(adapter, FrameworkAdapter, "framework adapter")
-    if problems:
-        raise BackboneSpecError(f"Plugin {owner!r} registered a framework adapter ({type(adapter).__name__}) with "
-                                f"{'; '.join(problems)}. Fix the object its register_frameworks registers.")
+    _checked_adapter(adapter, owner, FrameworkAdapter, "framework adapter", "register_frameworks")
     return adapter  # type: ignore[return-value]
 
 
 def check_dataset_adapter(adapter: object, owner: str) -> DatasetAdapter:
     """``adapter`` if it has a name, ``claims`` and ``discover``; else a ``BackboneSpecError``."""
-    problems = _adapter_problems(adapter, DatasetAdapter, "dataset adapter")
-    if problems:
-        raise BackboneSpecError(f"Plugin {owner!r} registered a dataset adapter ({type(adapter).__name__}) with "
-                                f"{'; '.join(problems)}. Fix the object its register_datasets registers.")
+    _checked_adapter(adapter, owner, DatasetAdapter, "dataset adapter", "register_datasets")
     return adapter  # type: ignore[return-value]
 
 

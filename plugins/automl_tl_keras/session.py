@@ -13,7 +13,7 @@ import numpy as np
 
 from automl_tl.cache.activations import PrefixActivations, PrefixIdentity, normalise_images
 from automl_tl.cache.store import ActivationStore, MemoryStore, arrays_digest
-from automl_tl.errors import UserError
+from automl_tl.errors import UserError, weights_unavailable
 from automl_tl.training.augment import mixed_rows, view_choice, views
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
@@ -42,16 +42,8 @@ def weights_failure(spec: BackboneSpec, exc: BaseException) -> UserError:
     """The one-paragraph error for pretrained weights that could not be downloaded or read."""
     from .port_weights import keras_models_dir
 
-    detail = " ".join(str(exc).split())[:300] or "no detail"
-    source = spec.weights.source if spec.weights else "its factory"
-    place = f"{keras_models_dir()}/"
-    return UserError(
-        f"The pretrained weights of backbone {spec.name!r} ({source}) could not be downloaded or read: "
-        f"{type(exc).__name__}: {detail}. Keras downloads them on first use into {place}, which needs network "
-        f"access once. Run the command again where the network is reachable, or copy the weights file into {place} "
-        f"($KERAS_HOME/models/) yourself; a damaged or half-downloaded file there is refused as well: delete it "
-        f"first. `automl-tl backbones` says whether the weights are here."
-    )
+    return weights_unavailable(spec.name, spec.weights.source if spec.weights else "its factory", exc,
+                               downloader="Keras", place=f"{keras_models_dir()}/", place_env="$KERAS_HOME/models/")
 
 
 @contextmanager

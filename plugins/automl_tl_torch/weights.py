@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from automl_tl.errors import UserError
+from automl_tl.errors import UserError, weights_unavailable
 from automl_tl.types import BackboneSpec, WeightsInfo
 
 
@@ -75,18 +75,10 @@ def is_weights_failure(exc: BaseException) -> bool:
 
 def weights_failure(spec: BackboneSpec, exc: BaseException) -> UserError:
     """The one-paragraph error for pretrained weights that could not be downloaded or read."""
-    detail = " ".join(str(exc).split())[:300] or "no detail"
     url = getattr(exc, "url", None) or getattr(exc, "filename", None)  # HTTPError knows its address
-    source = spec.weights.source if spec.weights else "its factory"
-    place = f"{hub_checkpoint_dir()}/"
-    return UserError(
-        f"The pretrained weights of backbone {spec.name!r} ({source}) could not be downloaded or read"
-        f"{f' from {url}' if url else ''}: {type(exc).__name__}: {detail}. Weights are downloaded on first use into "
-        f"torch hub's cache, {place}, which needs network access once. Run the command again where the network "
-        f"is reachable, or copy the weights file into {place} ($TORCH_HOME/hub/checkpoints/) yourself; a damaged or "
-        f"half-downloaded file there is refused as well: delete it first. `automl-tl backbones` says whether the "
-        f"weights are here."
-    )
+    return weights_unavailable(spec.name, spec.weights.source if spec.weights else "its factory", exc,
+                               downloader="Torch hub", place=f"{hub_checkpoint_dir()}/",
+                               place_env="$TORCH_HOME/hub/checkpoints/", url=url)
 
 
 @contextmanager
