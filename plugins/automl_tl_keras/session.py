@@ -185,14 +185,15 @@ class KerasTrialSession:
         return [view.pooled() if pristine else view.after_block(self.frozen)
                 for view in (self.views if training else self.views[:1])]
 
-    def _inputs(self, pristine: bool, split: str) -> Any:
+    def _inputs(self, pristine: bool, split: str, shuffle: bool = False) -> Any:
         """Pooled features (small) as one array; activations at the freeze point as batches read while
-        Keras trains or predicts, so the split is never held in memory at once."""
+        Keras trains or predicts, so the split is never held in memory at once. Only training shuffles:
+        predictions come in the split's own order, row for row with its labels."""
         sources, indices = self._sources(pristine, split), self.data.splits[split]
         choice = view_choice(len(indices), len(sources), self.view_rng)
         if pristine:
             return mixed_rows(sources, indices, choice)
-        if split == "train":
+        if shuffle:
             order = self.order_rng.permutation(len(indices))
             indices, choice = indices[order], choice[order]
         return StreamedRows(sources, indices, choice, self.config.batch_size if split == "train" else 256)
@@ -201,7 +202,7 @@ class KerasTrialSession:
         assert self.trainer is not None, "set_phase first"
         head_only = self.trainer is self.head
         train = self.data.splits["train"]
-        inputs = self._inputs(head_only, "train")
+        inputs = self._inputs(head_only, "train", shuffle=True)
         if isinstance(inputs, StreamedRows):
             weights = np.array([self.class_weight[int(c)] for c in range(self.data.num_classes)], np.float32)
             inputs.targets(self.data.labels, weights)
