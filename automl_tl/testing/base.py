@@ -80,6 +80,10 @@ class ConformanceBase(abc.ABC):
 
     @pytest.fixture(autouse=True)
     def _conformance_environment(self, conformance_cache_folder: Path) -> Iterator[None]:
+        spec = self.make_spec()
+        if spec.pretrained and spec.weights is not None and not spec.weights_available():
+            pytest.skip(f"{spec.name}: its pretrained weights are not here ({spec.weights.where or spec.weights.source}); "
+                        f"download them once (see `automl-tl backbones`) to run the conformance suite on it")
         with suite_environment(conformance_cache_folder, self.cache_dtype):
             yield
 

@@ -66,8 +66,17 @@ def same_arrays(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
 
 @contextmanager
 def refusals_named(backbone: str, step: str) -> Iterator[None]:
-    """A ``UserError`` raised inside (the adapter refusing the backbone) fails the check, naming the step."""
+    """An error raised inside (the adapter refusing the backbone, or the framework failing on it) fails
+    the check with a message naming the backbone and the step; the suite's own failures pass through."""
     try:
         yield
+    except AssertionError:
+        raise
     except UserError as exc:
         raise ConformanceFailure(f"{backbone}: {step} raised UserError: {exc}") from exc
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:500]
+        raise ConformanceFailure(
+            f"{backbone}: {step} raised {type(exc).__name__}: {detail} (the suite trains at its class's image_size, "
+            f"16 px by default: a backbone that needs larger inputs sets image_size = 32 or more on its test class)"
+        ) from exc

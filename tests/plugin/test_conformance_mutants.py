@@ -120,3 +120,33 @@ def test_the_suite_uses_its_own_cache_folder_and_restores_the_callers_settings(m
         assert os.environ["AUTOML_TL_THREADS"] == "1"
     assert not folder.exists() and not (tmp_path / "mine").exists()
     assert {name: os.environ.get(name) for name in mine} == mine and "AUTOML_TL_CACHE_GB" not in os.environ
+
+
+class CrashesInTheFramework(tm.TorchAdapter):
+    """An adapter whose framework fails on the backbone (as a model too deep for 16 px inputs does)."""
+
+    def start_trial(self, spec, config, data):  # noqa: ANN001, ANN201
+        raise ValueError("Negative dimension size caused by subtracting 3 from 2")
+
+
+def test_a_framework_error_fails_the_check_naming_the_backbone_and_the_image_size(tmp_path):
+    with pytest.raises(ConformanceFailure) as failed:
+        run_check(torch_suite(CrashesInTheFramework), "test_head_phase_trains_only_the_head", tmp_path)
+    message = str(failed.value)
+    assert message.startswith(f"{tiny_spec().name}: ") and "ValueError: Negative dimension" in message
+    assert "image_size" in message
+
+
+def test_a_backbone_whose_weights_are_not_here_is_skipped_with_the_reason():
+    import dataclasses
+
+    from automl_tl.types import WeightsInfo
+
+    def absent() -> Any:
+        return dataclasses.replace(tiny_spec(), weights=WeightsInfo(source="somewhere", is_available=lambda: False,
+                                                                   where="/nowhere/w.pth"))
+
+    suite = torch_suite(spec=absent)()
+    fixture = type(suite)._conformance_environment.__wrapped__  # the autouse fixture's own function
+    with pytest.raises(pytest.skip.Exception, match="weights are not here.*/nowhere/w.pth"):
+        next(fixture(suite, Path("/tmp")))
