@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["TrialFailure", "UserError", "weights_unavailable"]
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+__all__ = ["TrialFailure", "UserError", "weights_failures_as", "weights_unavailable"]
 
 
 class UserError(Exception):
@@ -38,3 +41,18 @@ def weights_unavailable(backbone: str, source: str, exc: BaseException, *, downl
         f"copy the weights file into {place} ({place_env}) yourself; a damaged or half-downloaded file there is "
         f"refused as well: delete it first. `automl-tl backbones` says whether the weights are here."
     )
+
+
+@contextmanager
+def weights_failures_as(is_failure: Callable[[BaseException], bool],
+                        make_error: Callable[[BaseException], UserError]) -> Iterator[None]:
+    """Inside this block, an exception that ``is_failure`` says is about weights that could not arrive
+    becomes ``make_error(exc)``; a ``UserError`` and any other exception (a bug) pass through."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        if is_failure(exc):
+            raise make_error(exc) from None
+        raise

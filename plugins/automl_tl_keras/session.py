@@ -4,8 +4,8 @@ cached activations at the freeze point through the unfrozen suffix of the backbo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from automl_tl.cache.activations import PrefixActivations, PrefixIdentity, normalise_images
 from automl_tl.cache.store import ActivationStore, MemoryStore, arrays_digest
-from automl_tl.errors import UserError, weights_unavailable
+from automl_tl.errors import UserError, weights_failures_as, weights_unavailable
 from automl_tl.training.augment import mixed_rows, view_choice, views
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
@@ -46,17 +46,11 @@ def weights_failure(spec: BackboneSpec, exc: BaseException) -> UserError:
                                downloader="Keras", place=f"{keras_models_dir()}/", place_env="$KERAS_HOME/models/")
 
 
-@contextmanager
-def weights_errors(spec: BackboneSpec) -> Iterator[None]:
+def weights_errors(spec: BackboneSpec) -> AbstractContextManager[None]:
     """Building ``spec``'s pretrained model inside this block: weights that fail to arrive become ``weights_failure``."""
-    try:
-        yield
-    except UserError:
-        raise
-    except Exception as exc:
-        if spec.pretrained and (isinstance(exc, OSError) or any(sign in str(exc) for sign in WEIGHTS_FAILURE_SIGNS)):
-            raise weights_failure(spec, exc) from None
-        raise
+    return weights_failures_as(
+        lambda exc: spec.pretrained and (isinstance(exc, OSError) or any(sign in str(exc) for sign in WEIGHTS_FAILURE_SIGNS)),
+        lambda exc: weights_failure(spec, exc))
 
 
 def build_base(spec: BackboneSpec, check: BaseCheck | None = None) -> Any:

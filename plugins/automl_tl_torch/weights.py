@@ -9,11 +9,10 @@ import importlib.util
 import os
 import pickle
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from automl_tl.errors import UserError, weights_unavailable
+from automl_tl.errors import UserError, weights_failures_as, weights_unavailable
 from automl_tl.types import BackboneSpec, WeightsInfo
 
 
@@ -81,17 +80,9 @@ def weights_failure(spec: BackboneSpec, exc: BaseException) -> UserError:
                                place_env="$TORCH_HOME/hub/checkpoints/", url=url)
 
 
-@contextmanager
-def weights_errors(spec: BackboneSpec) -> Iterator[None]:
+def weights_errors(spec: BackboneSpec) -> AbstractContextManager[None]:
     """Building ``spec``'s pretrained model inside this block: a download that fails becomes ``weights_failure``."""
-    try:
-        yield
-    except UserError:
-        raise
-    except Exception as exc:
-        if spec.pretrained and is_weights_failure(exc):
-            raise weights_failure(spec, exc) from None
-        raise
+    return weights_failures_as(lambda exc: spec.pretrained and is_weights_failure(exc), lambda exc: weights_failure(spec, exc))
 
 
 # Offline packages that ship torchvision checkpoint files: (module, path inside it, file name).
