@@ -181,6 +181,9 @@ class TrialConfig:
     seed: int = 0
     cut_fraction: float = 1.0  # the head reads pooled features after this share of the blocks
     augment: str = "none"  # fixed training views: "none" or "hflip" (see automl_tl/training/augment.py)
+    # Per-block fine-tuning rates (Caffe's lr_mult, fastai's discriminative rates, timm's layer decay): the
+    # top trained block learns at ``finetune_lr``, each block below it at ``block_lr_decay`` times the one above.
+    block_lr_decay: float = 1.0
 
     def depth(self, n_blocks: int) -> int:
         """How many leading blocks the model keeps (the truncation cut point, at least one)."""
@@ -202,7 +205,7 @@ class TrialConfig:
         block learns from the first epoch at the trial's learning rate (no transfer phase)."""
         from dataclasses import replace
 
-        return replace(self, freeze_fraction=0.0, switch_epoch=0, finetune_lr_ratio=1.0, cut_fraction=1.0)
+        return replace(self, freeze_fraction=0.0, switch_epoch=0, finetune_lr_ratio=1.0, cut_fraction=1.0, block_lr_decay=1.0)
 
     @property
     def finetune_lr(self) -> float:

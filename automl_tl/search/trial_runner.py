@@ -19,6 +19,7 @@ from automl_tl.search.settings import SearchSettings
 from automl_tl.search.space import config_from_trial, shapes_from
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
+from automl_tl.storage.predictions import SplitPredictions, save_predictions
 from automl_tl.training.engine import PruneTrial, TrialOutcome, run_trial
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
@@ -181,6 +182,10 @@ class TrialRunner:
             "metrics": attrs,
             "automl_tl_version": __version__,
         }
+        save_predictions(partial_dir(self.folder, number), {
+            split: SplitPredictions(probabilities, self.table.splits[split], self.table.labels[self.table.splits[split]])
+            for split, probabilities in (("val", outcome.val_probabilities), ("test", outcome.test_probabilities))
+            if probabilities is not None})
         with storage_write():  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)

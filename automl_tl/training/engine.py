@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from automl_tl.errors import TrialFailure
 from automl_tl.training.metrics import accuracy, balanced_accuracy
 from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig
@@ -35,6 +37,10 @@ class TrialOutcome:
     config: TrialConfig  # what the trial really ran: ``effective_config`` of the one asked for
     history: list[EpochResult] = field(default_factory=list)
     seconds: float = 0.0
+    # The kept weights' class probabilities, row for row with data.splits["val"] and ["test"]: what
+    # ensembles of trials are selected on and judged by (automl_tl.storage.predictions keeps them).
+    val_probabilities: np.ndarray | None = None
+    test_probabilities: np.ndarray | None = None
 
 
 EpochCallback = Callable[[EpochResult], None]
@@ -83,6 +89,7 @@ def run_trial(
     history: list[EpochResult] = []
     best: EpochResult | None = None
     best_snapshot: Any = None
+    best_probabilities: np.ndarray | None = None
     try:
         current: Phase | None = None
         for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))):
@@ -107,7 +114,7 @@ def run_trial(
             )
             history.append(result)
             if best is None or result.val_accuracy > best.val_accuracy:
-                best, best_snapshot = result, session.snapshot()
+                best, best_snapshot, best_probabilities = result, session.snapshot(), probabilities
             if on_epoch is not None:
                 on_epoch(result)
             if should_prune is not None and should_prune(result):
@@ -128,6 +135,8 @@ def run_trial(
             config=config,
             history=history,
             seconds=time.perf_counter() - started,
+            val_probabilities=np.asarray(best_probabilities, dtype=np.float32),
+            test_probabilities=np.asarray(test_probabilities, dtype=np.float32),
         )
     finally:
         session.close()
