@@ -33,6 +33,21 @@ def auto_or_int(option: str) -> Callable[[str], str | int]:
     return parse
 
 
+def auto_or_off_or_int(option: str) -> Callable[[str], str | int]:
+    """An argparse type: ``auto``, ``off`` or a whole number (the command checks the range)."""
+    number = auto_or_int(option)
+
+    def parse(text: str) -> str | int:
+        if text.strip().lower() == "off":
+            return "off"
+        try:
+            return number(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give auto, off or a whole number for {option}") from None
+
+    return parse
+
+
 def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", metavar="FILE.py", help="load a single-file plugin (repeatable)")
 
@@ -91,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="SEC",
                         help="a new study's heartbeat: a worker silent for 3 heartbeats has its trial retried elsewhere "
                              "(default %(default)s)")
+    search.add_argument("--max-latency-ms", type=float, metavar="MS",
+                        help="only train architectures whose exported model classifies one image within this many "
+                             "milliseconds on this machine's CPU (measured once per architecture, cached)")
+    search.add_argument("--cv", type=auto_or_off_or_int("--cv"), default="auto", metavar="auto|off|K",
+                        help="score trials by K-fold cross-validation over the training and validation images; auto: "
+                             "5 folds when the validation split is small (under 300 images), else off (default %(default)s)")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
 
@@ -121,9 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a trained trial (the best by default)")
     export.add_argument("name")
-    export.add_argument("--format", required=True, choices=["torchscript", "onnx", "keras", "savedmodel"])
+    export.add_argument("--format", required=True, choices=["torchscript", "onnx", "keras", "savedmodel", "tflite"])
     export.add_argument("-o", "--output", required=True, metavar="DIR")
     export.add_argument("--trial", type=int)
+    export.add_argument("--ensemble", type=auto_or_int("--ensemble"), metavar="auto|K",
+                        help="export one model averaging several trials, chosen by greedy forward selection with "
+                             "replacement on their validation probabilities; K: that many selection rounds")
+    export.add_argument("--max-latency-ms", type=float, metavar="MS",
+                        help="export the most accurate trial (or ensemble) whose batch-1 CPU latency is within this limit")
+    export.add_argument("--quantize", choices=["int8"],
+                        help="int8 weights and activations, calibrated on training images (onnx, tflite)")
+    export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
+                        help="refuse a quantized export that loses more than this many points of validation "
+                             "accuracy against the float model (default %(default)s)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier automl-tl export in the same folder")
     export.add_argument("--storage", metavar="URL")
     export.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")

@@ -94,26 +94,70 @@ def fetch_remote_artifacts(remote: str, local: Path, number: int) -> None:
     mirror.pull_file(PARITY_FILE, local / PARITY_FILE)
 
 
+@dataclass
+class ExportSource:
+    """What an export writes: one trained model (a trial's, or one graph averaging several trials') with
+    the adapter that exports it, its input rule, its classes and what metadata.json says of where it came from."""
+
+    adapter: FrameworkAdapter
+    model: Any
+    preprocessing: Preprocessing
+    class_names: list[str]
+    trial: int  # the trial it is (for an ensemble: its best member)
+    metadata: dict[str, Any]  # study, trial(s), params, backbone, scores ...
+
+
+def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number: int) -> ExportSource:
+    """A completed trial's saved model, rebuilt onto the pretrained weights it trained on (nothing is retrained)."""
+    artifact_dir, meta = read_trial(artifacts, number, study.study_name, study_key(study))
+    spec = plugins.backbone(meta["backbone"])
+    adapter = plugins.framework(meta["framework"])
+    config = TrialConfig(**meta["config"])
+    class_names = list(meta["class_names"])
+    model = adapter.load(spec, artifact_dir, len(class_names), config)
+    check_backbone_weights(adapter, spec, meta)
+    metadata: dict[str, Any] = {
+        "study": study.study_name,
+        "trial": number,
+        "params": meta["params"],
+        "framework": meta["framework"],
+        "backbone": meta["backbone"],
+        "pretrained": meta.get("pretrained", True),
+        DIGEST_FIELD: meta.get(DIGEST_FIELD),
+        "val_accuracy": meta["metrics"]["val_accuracy"],
+        "test_accuracy": meta["metrics"].get("test_accuracy"),
+        "metrics": meta["metrics"],
+        "automl_tl_version": meta.get("automl_tl_version"),
+    }
+    return ExportSource(adapter, model, Preprocessing.from_dict(meta["preprocessing"]), class_names, number, metadata)
+
+
+def check_format(adapter: FrameworkAdapter, fmt: str) -> None:
+    if fmt not in adapter.export_formats:
+        raise UserError(f"--format {fmt}: the {adapter.name} adapter exports {', '.join(adapter.export_formats)}.")
+
+
 def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,
                  trial_number: int | None = None, overwrite: bool = False) -> ExportReport:
     """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left."""
     number = choose_trial(study, trial_number)
-    key = study_key(study)
-    artifact_dir, meta = read_trial(artifacts, number, study.study_name, key)
-    spec = plugins.backbone(meta["backbone"])
-    adapter = plugins.framework(meta["framework"])
-    if fmt not in adapter.export_formats:
-        raise UserError(f"--format {fmt}: the {adapter.name} adapter exports {', '.join(adapter.export_formats)}.")
-    config = TrialConfig(**meta["config"])
-    preprocessing = Preprocessing.from_dict(meta["preprocessing"])
-    class_names = list(meta["class_names"])
-    model = adapter.load(spec, artifact_dir, len(class_names), config)
-    check_backbone_weights(adapter, spec, meta)
+    _, meta = read_trial(artifacts, number, study.study_name, study_key(study))
+    check_format(plugins.framework(meta["framework"]), fmt)
+    source = trial_source(plugins, study, artifacts, number)
+    return write_export(source, fmt, out_dir, load_parity_images(artifacts, study.study_name, study_key(study)), overwrite)
+
+
+def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: np.ndarray | None,
+                 overwrite: bool = False) -> ExportReport:
+    """Write ``source`` in ``fmt`` into ``out_dir``: staged beside it, checked against the model it came
+    from on ``parity_images`` (random images without them), and moved into place whole."""
+    check_format(source.adapter, fmt)
+    adapter, model, preprocessing = source.adapter, source.model, source.preprocessing
     check_replaceable(out_dir, overwrite)
     staging = make_staging(out_dir)
     try:
         model_file = adapter.export(model, preprocessing, fmt, staging)
-        images = load_parity_images(artifacts, study.study_name, key)
+        images = parity_images
         if images is None:
             images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)
         batch = to_model_input(images)
@@ -127,25 +171,15 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
                 f"(tolerance {PARITY_TOLERANCE}). Nothing was written; try another --format."
             )
         metadata: dict[str, Any] = {
-            "study": study.study_name,
-            "trial": number,
-            "params": meta["params"],
-            "framework": meta["framework"],
-            "backbone": meta["backbone"],
-            "pretrained": meta.get("pretrained", True),
-            DIGEST_FIELD: meta.get(DIGEST_FIELD),
+            **source.metadata,
             "format": fmt,
             "model_file": model_file,
-            "val_accuracy": meta["metrics"]["val_accuracy"],
-            "test_accuracy": meta["metrics"].get("test_accuracy"),
-            "metrics": meta["metrics"],
             "parity": {"images": int(len(batch)), "max_abs_difference": difference, "same_classes": same},
             "input": "float32 NHWC RGB in [0, 1] for predict; the model file itself takes NCHW in [0, 1] "
                      "(torch) and normalises inside",
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "automl_tl_version": meta.get("automl_tl_version"),
         }
-        (staging / LABELS_FILE).write_text(json.dumps(class_names, indent=2))
+        (staging / LABELS_FILE).write_text(json.dumps(source.class_names, indent=2))
         (staging / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2))
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         write_marker(staging)
@@ -154,4 +188,4 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportReport(out_dir, model_file, number, difference, int(len(batch)), same)
+    return ExportReport(out_dir, model_file, source.trial, difference, int(len(batch)), same)

@@ -38,6 +38,8 @@ class SearchSettings:
     resize: ResizeRule = field(default_factory=ResizeRule)  # how every image becomes a square (see data/resolution.py)
     image_size_reason: str = ""  # why this size (``--image-size auto`` says what it saw)
     show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
+    max_latency_ms: float | None = None  # --max-latency-ms: architectures slower than this at batch 1 are not trained
+    cv_folds: int = 0  # --cv: score each trial by k-fold cross-validation over train and val (0: the single val split)
 
 
 @dataclass
