@@ -148,7 +148,7 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
     parameters the conditional space asks of it (see ``space.ask_params``), each inside its range."""
     base = {"backbone": profile.backbone, "head_units": 0, "head_dropout": 0.0, "lr": 3e-3,
             "finetune_lr_ratio": 0.1, "switch_epoch": epochs, "unfrozen_bn": "train", "cut_fraction": 1.0, "augment": "none",
-            "freeze_fraction": 1.0}
+            "freeze_fraction": 1.0, "block_lr_decay": 1.0}  # the single fine-tuning rate: bench/block_lr.py says why
     cut = profile.middle_cut
     about = profile.describe()
     head = {"head_units": 256, "head_dropout": 0.2, "lr": 1e-3}

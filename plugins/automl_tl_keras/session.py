@@ -18,6 +18,7 @@ from automl_tl.training.augment import mixed_rows, view_choice, views
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
+from .block_rates import finetune_adam
 from .model import build_head, cut_tensors, full_classifier, keras
 
 WEIGHTS_FILE = "weights.npz"
@@ -171,7 +172,11 @@ class KerasTrialSession:
             self.trainer, lr = self.head, self.config.lr if phase is Phase.HEAD else self.config.finetune_lr
         if phase is Phase.FINETUNE:  # annealed to zero over the phase, as automl_tl.training.schedule defines
             lr = keras.optimizers.schedules.CosineDecay(lr, finetune_steps(self.config, len(self.data.splits["train"])))
-        self.trainer.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="sparse_categorical_crossentropy")
+        if phase is Phase.FINETUNE and self.suffix is not None:  # each trained block at its own rate (block_rates.py)
+            optimizer = finetune_adam(self.base, self.cuts, self.frozen, self.config, lr)
+        else:
+            optimizer = keras.optimizers.Adam(learning_rate=lr)
+        self.trainer.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
         self.phase = phase
 
     def _sources(self, pristine: bool, split: str) -> list[Any]:

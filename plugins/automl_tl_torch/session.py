@@ -17,6 +17,7 @@ from torch import nn
 from automl_tl.cache.store import ActivationStore, MemoryStore
 from automl_tl.errors import UserError
 from automl_tl.training.augment import mixed_rows, view_choice, views
+from automl_tl.training.block_rates import block_rates
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
@@ -56,9 +57,13 @@ def one_intra_op_thread() -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+ParamGroups = list[dict[str, Any]]  # torch's parameter groups: {"params": [...], "lr": rate}
+
+
+def adam(params: list[nn.Parameter] | ParamGroups, lr: float) -> torch.optim.Optimizer:
     """Adam as one fused kernel where torch has it for the device: head-only epochs on cached
-    features are hundreds of tiny steps, where per-operation overhead is most of the cost."""
+    features are hundreds of tiny steps, where per-operation overhead is most of the cost. ``params``
+    are parameters, or parameter groups that may each set their own ``lr`` (``lr`` is the default)."""
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
@@ -103,7 +108,6 @@ class TorchTrialSession:
     def set_phase(self, phase: Phase) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
-        trainable: list[nn.Parameter] = list(self.model.head.parameters())
         self._head_inputs = None
         if phase is Phase.HEAD:
             # Pooled features are small: keep them on the device, so head-only epochs never leave it.
@@ -113,20 +117,32 @@ class TorchTrialSession:
                 warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
                 self._head_inputs = torch.from_numpy(stacked).to(self.device)
             lr = self.config.lr
+            groups: ParamGroups = [{"params": list(self.model.head.parameters())}]
         else:
             self._inputs = [view.after_block(self.frozen) for view in self.views]
-            for block in self.model.backbone.blocks[self.frozen :]:
-                trainable.extend(block.parameters())
-            trainable.extend(self.model.backbone.post_pool.parameters())
             lr = self.config.finetune_lr
-        for p in trainable:
-            p.requires_grad_(True)
-        self.optimizer = adam(trainable, lr)
+            groups = self._finetune_groups()
+        for group in groups:
+            for p in group["params"]:
+                p.requires_grad_(True)
+        self.optimizer = adam(groups, lr)
         self.scheduler = None
         if phase is Phase.FINETUNE:
             self.anneal_steps = finetune_steps(self.config, len(self.data.splits["train"]))
             self.scheduler = anneal(self.optimizer, self.anneal_steps)
         self.phase = phase
+
+    def _finetune_groups(self) -> ParamGroups:
+        """The head and the post-pool layers at the fine-tuning rate, then one group per trained block at
+        its own rate (automl_tl/training/block_rates.py): the annealing scales each from its own rate."""
+        top = [*self.model.head.parameters(), *self.model.backbone.post_pool.parameters()]
+        groups: ParamGroups = [{"params": top, "lr": self.config.finetune_lr}]
+        rates = block_rates(self.config, self.frozen, self.n_blocks)
+        for block, rate in zip(self.model.backbone.blocks[self.frozen :], rates, strict=True):
+            params = list(block.parameters())
+            if params:  # a block of parameter-free layers has nothing to learn
+                groups.append({"params": params, "lr": rate})
+        return groups
 
     def _train_mode(self) -> None:
         self.model.eval()

@@ -25,3 +25,11 @@ def test_a_study_from_before_the_conditional_space_is_refused_with_one_clear_rea
     (change,) = describe_changes(old, _fp())
     assert "earlier automl-tl" in change and "only the parameters it uses" in change, change
     assert "switch_epoch" not in change, "the range that follows from the layout is not listed as a change of its own"
+
+
+def test_a_study_from_before_per_block_rates_is_refused_naming_what_is_now_searched():
+    old = _fp()
+    del old["search_space"]["block_lr_decay"]
+    (change,) = describe_changes(old, _fp())
+    assert "'block_lr_decay' was added" in change and "per-block fine-tuning rates" in change, change
+    assert "shown, reported and exported" in change

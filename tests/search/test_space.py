@@ -9,7 +9,9 @@ from automl_tl.types import Phase, TrialConfig
 def test_space_has_every_recipe_parameter():
     space = search_space(["a", "b"], epochs=5)
     assert set(space) == {"backbone", "freeze_fraction", "head_units", "head_dropout", "lr",
-                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction", "augment"}
+                          "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction", "augment", "block_lr_decay"}
+    decay = space["block_lr_decay"]
+    assert (decay.low, decay.high, decay.step) == (0.7, 1.0, 0.05), "1, the single rate, is on the grid"
     assert "cut_fraction" not in search_space(["a"], epochs=5, truncation=False)
     assert space["switch_epoch"].high == 4 and space["switch_epoch"].low == 1, "switching after the last epoch is not fine-tuning"
     assert space["lr"].log and space["finetune_lr_ratio"].log
@@ -130,12 +132,37 @@ def test_sampled_trials_carry_only_the_parameters_they_use_and_one_encoding_of_h
             assert not TRANSFER & set(trial.params), trial.params
         elif config.finetunes(19):
             assert FINE_TUNING <= set(trial.params) and trial.params["switch_epoch"] < 4
+            trained = config.depth(19) - config.frozen_blocks(19)
+            assert ("block_lr_decay" in trial.params) == (trained > 1), trial.params
+            assert config.block_lr_decay == trial.params.get("block_lr_decay", 1.0)
         else:
             assert trial.params["freeze_fraction"] == 1.0 and not FINE_TUNING & set(trial.params), trial.params
         study.tell(trial, 0.5)
 
 
+def test_the_block_rate_decay_is_asked_only_when_two_blocks_or_more_fine_tune():
+    space = search_space(["a"], 4)
+    two_of_three = planned(space, BackboneShape(True, 3), cut_fraction=1.0, freeze_fraction=0.3)  # round(0.9) = 1 frozen
+    assert two_of_three["block_lr_decay"] == 0.7
+    assert config_from_params(two_of_three, epochs=4, image_size=8).block_lr_decay == 0.7
+    one_of_three = planned(space, BackboneShape(True, 3), cut_fraction=1.0, freeze_fraction=0.8)  # round(2.4) = 2 frozen
+    assert "block_lr_decay" not in one_of_three and FINE_TUNING <= set(one_of_three), "one block: nothing below it to slow"
+    assert "block_lr_decay" not in planned(space, BackboneShape(True, 19), freeze_fraction=1.0), "head only"
+    assert "block_lr_decay" in planned(space, BackboneShape(True, None), cut_fraction=1.0, freeze_fraction=0.95), "unknown"
+
+
 def test_a_parameter_a_trial_was_not_asked_means_not_used():
     config = config_from_params(dict(backbone="a", head_units=0, head_dropout=0.0, lr=1e-3), epochs=4, image_size=8)
     assert config.freeze_fraction == 1.0 and config.switch_epoch == 4 and config.cut_fraction == 1.0
+    assert config.block_lr_decay == 1.0, "the single fine-tuning rate"
     assert not config.finetunes(10)
+
+
+def test_a_trial_is_described_with_its_block_rate_decay_only_when_it_has_one():
+    from automl_tl.search.trial_runner import describe_config
+
+    assert "per block down" not in describe_config(_config(freeze_fraction=0.5, switch_epoch=1), 10)
+    decayed = describe_config(_config(freeze_fraction=0.5, switch_epoch=1, block_lr_decay=0.7), 10)
+    assert "fine-tune 5/10 blocks from epoch 2, rate x0.7 per block down" in decayed, decayed
+    assert "per block down" not in describe_config(_config(freeze_fraction=0.9, switch_epoch=1, block_lr_decay=0.7), 10), \
+        "one block fine-tuned: no block below it"
