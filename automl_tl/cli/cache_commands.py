@@ -1,4 +1,5 @@
-"""``cache``: where the activation cache and the decoded-image store are, what they hold, and clearing them."""
+"""``cache``: where the activation cache, the decoded-image store and the measured latencies are, what they
+hold, and clearing them."""
 
 from __future__ import annotations
 
@@ -32,17 +33,21 @@ def cmd_cache(args: argparse.Namespace) -> int:
     """Show each cache's folder, entries and size; with ``--clear``, delete automl-tl's own entries only."""
     from automl_tl.cache.store import clear_folder, folder_usage, store_from_env
     from automl_tl.data.image_store import CACHE_DIR_ENV, KEEP_ENTRIES
+    from automl_tl.search.latency import LatencyCache
 
     folders = cache_folders()
+    latency = LatencyCache()  # one JSON file of measurements, not a folder of entries
+    paths = {**{name: str(path) for name, path in folders.items()}, "latency": str(latency.path)}
     if args.clear:
         removed = {name: clear_folder(path) for name, path in folders.items()}
+        removed["latency"] = latency.clear()
         if args.json:
-            print(json.dumps([{"cache": name, "path": str(folders[name]), "removed_entries": usage.entries,
+            print(json.dumps([{"cache": name, "path": paths[name], "removed_entries": usage.entries,
                                "removed_bytes": usage.bytes} for name, usage in removed.items()], indent=2))
             return 0
         for name, usage in removed.items():
             console.print(f"{name}: removed {usage.entries} entries ({_size(usage.bytes)}) from "
-                          f"{escape(str(folders[name]))}", highlight=False)
+                          f"{escape(paths[name])}", highlight=False)
         console.print("Files there that automl-tl did not write were left alone.", highlight=False)
         return 0
     store = store_from_env()  # the limit and dtype the next search would use (checks the settings too)
@@ -53,6 +58,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         if name == "activations":
             row.update(limit_bytes=store.max_bytes, dtype=store.dtype.name)
         rows.append(row)
+    held = latency.usage()
+    rows.append({"cache": "latency", "path": paths["latency"], "entries": held.entries, "bytes": held.bytes})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -60,7 +67,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     for column in ("cache", "folder", "entries", "size", "limit"):
         table.add_column(column)
     for row in rows:
-        limit = f"{_size(row['limit_bytes'])}, {row['dtype']}" if "limit_bytes" in row else f"the newest {KEEP_ENTRIES} kept"
+        limit = (f"{_size(row['limit_bytes'])}, {row['dtype']}" if "limit_bytes" in row else
+                 "one per architecture and machine" if row["cache"] == "latency" else f"the newest {KEEP_ENTRIES} kept")
         table.add_row(row["cache"], escape(row["path"]), str(row["entries"]), _size(row["bytes"]), limit)
     console.print(table)
     console.print("`automl-tl cache --clear` deletes these entries; they are made again when needed.", highlight=False)

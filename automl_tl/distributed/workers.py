@@ -100,6 +100,8 @@ def worker_settings(stored: StoredStudy, plugins: Plugins, data_location: str, a
         truncation=bool(values["truncation"]), smart_start=False, heartbeat_s=int(values["heartbeat_s"]),
         resize=study_rule_of(stored.attrs), image_size_reason=str(values.get("image_size_reason", "")),
         show_bars=show_bars,
+        max_latency_ms=float(values["max_latency_ms"]) if values.get("max_latency_ms") is not None else None,
+        cv_folds=int(values.get("cv_folds", 0)),  # a study from before --cv scored trials on the val split
     )
 
 
@@ -107,7 +109,7 @@ def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
     """Join the study, refusing if this worker's data or settings give a different fingerprint."""
     space = search_space(settings.backbones, settings.epochs, settings.truncation)
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
-                                   settings.resize.token())
+                                   settings.resize.token(), settings.cv_folds)
     admission = make_admission(settings)
     try:
         study = open_study(settings, fingerprint, create=False)

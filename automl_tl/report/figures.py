@@ -1,6 +1,6 @@
 """The report's pictures, embedded as PNG data URIs (no network needed to view): Optuna's own
 matplotlib plots where Optuna draws the figure (history, importances), matplotlib for the rest
-(by backbone, confusion matrix, misclassified images)."""
+(by backbone, accuracy against latency, confusion matrix, misclassified images)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,66 @@ def by_backbone(study: optuna.Study) -> str:
     if axes[1].get_legend_handles_labels()[0]:
         axes[1].legend(fontsize=8, loc="lower right")
     return png_data_uri(figure)
+
+
+def study_latency_limit(study: optuna.Study) -> float | None:
+    """The --max-latency-ms the study's last search ran with (recorded for its workers), or None."""
+    from automl_tl.search.settings import SETTINGS_ATTR
+
+    limit = study.user_attrs.get(SETTINGS_ATTR, {}).get("max_latency_ms")
+    return float(limit) if isinstance(limit, (int, float)) else None
+
+
+def accuracy_latency_figure(study: optuna.Study) -> Any:
+    """Validation accuracy against batch-1 latency (the exported model on the search machine's CPU) of each
+    completed trial, one colour per backbone, with the Pareto front (no trial both faster and more accurate)
+    drawn as a staircase and labelled with trial numbers, and the study's latency limit if it has one.
+    None when no completed trial has a measured latency."""
+    from automl_tl.search.latency import pareto_front, timed_trials
+
+    timed = timed_trials(study.get_trials(deepcopy=False))
+    if not timed:
+        return None
+    plt = _pyplot()
+    colours = plt.get_cmap("tab10")
+    figure, axis = plt.subplots(figsize=(7.5, 3.8))
+    backbones = sorted({str(t.params.get("backbone")) for t, _ in timed})
+    for index, backbone in enumerate(backbones):
+        points = [(latency, t.value) for t, latency in timed if str(t.params.get("backbone")) == backbone]
+        x, y = zip(*points, strict=True)
+        axis.scatter(x, y, s=20, color=colours(index % 10), alpha=0.8, label=backbone)
+    front = [timed[i] for i in pareto_front([(latency, float(t.value or 0.0)) for t, latency in timed])]
+    front_x = [latency for _, latency in front]
+    front_y = [float(t.value or 0.0) for t, _ in front]
+    axis.plot(front_x, front_y, drawstyle="steps-post", color="#222222", linewidth=1, label="Pareto front")
+    axis.scatter(front_x, front_y, s=70, facecolors="none", edgecolors="#222222", linewidths=1.2)
+    for (trial, latency), value in zip(front, front_y, strict=True):
+        axis.annotate(str(trial.number), (latency, value), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    limit = study_latency_limit(study)
+    if limit is not None:
+        axis.axvline(limit, linestyle="--", color="#b00020", linewidth=1, label=f"limit {limit:g} ms")
+    latencies = [latency for _, latency in timed] + ([limit] if limit is not None else [])
+    if max(latencies) / min(latencies) > 20:
+        axis.set_xscale("log")
+    axis.set_xlabel("latency at batch 1, ms (exported model, search machine's CPU)")
+    axis.set_ylabel("validation accuracy")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """Write ``figure`` to ``path`` in the format its extension names (png, svg, pdf ...), then close it."""
+    try:
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+    finally:
+        _pyplot().close(figure)
+
+
+def accuracy_latency(study: optuna.Study) -> str | None:
+    """``accuracy_latency_figure`` as a PNG data URI, or None when no completed trial has a measured latency."""
+    figure = accuracy_latency_figure(study)
+    return png_data_uri(figure) if figure is not None else None
 
 
 def confusion(matrix: np.ndarray, class_names: list[str]) -> str:
