@@ -77,13 +77,9 @@ def evaluate_study_best(plugins: Plugins, study: optuna.Study, artifacts_option:
 
     Fetches the trial from the S3 mirror when the study's artifacts live there, and appends to ``warnings``
     when the data is no longer what the study searched on."""
-    from automl_tl.data.images import DEFAULT_MAX_PIXELS
-    from automl_tl.data.loader import load_table
     from automl_tl.deploy.export import fetch_remote_artifacts
     from automl_tl.search.budget import ranked_trials
-    from automl_tl.search.fingerprint import FINGERPRINT_ATTR
-    from automl_tl.search.lifecycle import study_rule_of
-    from automl_tl.search.settings import SETTINGS_ATTR
+    from automl_tl.search.study_data import study_data
     from automl_tl.storage.artifacts import study_artifact_places
 
     ranked = ranked_trials(study)
@@ -92,19 +88,12 @@ def evaluate_study_best(plugins: Plugins, study: optuna.Study, artifacts_option:
     local, remote = study_artifact_places(study, artifacts_option)
     if remote:
         fetch_remote_artifacts(remote, local, ranked[0].number)
-    location = data or study.user_attrs.get("data_location")
-    if not location:
-        raise UserError("the study does not record where its data is; pass --data")
-    splits = plugins.discover(location)
-    max_pixels = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("max_pixels", DEFAULT_MAX_PIXELS))
-    table = load_table(splits, int(study.user_attrs.get("image_size", 48)), max_pixels=max_pixels,
-                       show_progress=False, rule=study_rule_of(study.user_attrs))
-    recorded = (study.user_attrs.get(FINGERPRINT_ATTR) or {}).get("data_manifest")
-    if recorded and table.manifest_hash != recorded:
+    loaded = study_data(plugins, study.user_attrs, study.study_name, data)
+    if loaded.changed:
         warnings.append(
-            f"The data in {splits.source} is not the data study {study.study_name!r} was searched on: images were "
+            f"The data in {loaded.location} is not the data study {study.study_name!r} was searched on: images were "
             f"added, removed, renamed, relabelled or edited since. The best model's test results in this report "
             f"describe that data, not the study's own test split, and its test images may include images the "
             f"model was trained on. Pass --data with the study's original data to report on it."
         )
-    return evaluate_best(plugins, study, ranked[0].number, local, table)
+    return evaluate_best(plugins, study, ranked[0].number, local, loaded.table)

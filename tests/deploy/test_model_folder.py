@@ -210,7 +210,7 @@ def test_a_savedmodel_is_refused_without_trust_before_tensorflow_is_touched(expo
     flat = " ".join(text.split())
     assert code == 2 and "Traceback" not in text, text
     assert "metadata.json" in flat and "savedmodel" in flat and "--trust-model" in flat and "can run code" in flat
-    assert "keras format" in flat  # what to ask for instead
+    assert "keras or tflite format" in flat  # what to ask for instead
     if not tensorflow_was_loaded:
         assert "tensorflow" not in sys.modules, "the refusal must come before anything is loaded"
 
