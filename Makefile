@@ -67,6 +67,10 @@ bench: setup
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
 	$(BIN)/python bench/schedule.py
+	$(BIN)/python bench/block_lr.py
+	$(BIN)/python bench/ensemble.py --data sample
+	$(BIN)/python bench/ensemble.py --data stamps --trials 20 --epochs 6 --image-size 96
+	$(BIN)/python bench/small_data_cv.py
 	$(BIN)/python bench/numpy_head.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
 	$(BIN)/python bench/photos.py
