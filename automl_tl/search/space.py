@@ -42,7 +42,8 @@ CUT_FRACTIONS = FloatDistribution(0.5, 1.0, step=0.125)
 EVERY_TRIAL = ("head_units", "head_dropout", "lr", "augment")
 FINE_TUNING = ("switch_epoch", "finetune_lr_ratio", "unfrozen_bn", "block_lr_decay")
 # In steps of 0.05, so that 1 (the single rate of studies before it) is a value TPE can draw and smart start can plan.
-# From 0.7: with ten trained blocks 0.5 leaves the lowest at 0.002 of the rate, frozen in all but name (bench/block_lr.py: 0.6 cost 10 % on the sample).
+# From 0.7: with ten trained blocks 0.5 leaves the lowest at 0.002 of the rate, frozen in all but name
+# (bench/block_lr.py: 0.6 cost 10 % on the sample).
 BLOCK_LR_DECAYS = FloatDistribution(0.7, 1.0, step=0.05)
 
 
