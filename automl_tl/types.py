@@ -342,6 +342,13 @@ class FrameworkAdapter(Protocol):
     ``safe_formats`` is the part of it that loads without running code stored in the file (ONNX in
     onnxruntime, ``.keras`` in safe mode). An export folder may come from anyone: the core opens the
     other formats (TorchScript, SavedModel) only when the user vouches for the folder (``--trust-model``).
+
+    Optional, for ``export --quantize int8``: ``quantize_formats`` (the formats it can quantize) and
+    ``quantize(model, preprocessing, fmt, out_dir, model_file, calibration) -> str``, which writes the
+    int8 form of the float export ``out_dir / model_file`` (or of ``model``, converted again) beside it
+    and returns its file name; ``calibration`` is a list of float32 NHWC [0, 1] batches of training
+    images. ``load_exported`` must open that file in ``fmt`` too. The core measures it against the float
+    model and keeps only one of the two (see automl_tl/deploy/quantize.py).
     """
 
     name: str

@@ -24,6 +24,8 @@ def isolated_studies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_act
     monkeypatch.setenv("AUTOML_TL_STUDIES", str(studies))
     monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(shared_activation_cache))
     monkeypatch.delenv("AUTOML_TL_LOAD_PLUGINS", raising=False)
+    # Small test samples would be cross-validated by default (K + 1 trainings a trial); tests of --cv ask for it.
+    monkeypatch.setenv("AUTOML_TL_CV", "off")
     return studies
 
 
@@ -52,6 +54,7 @@ def small_cnn_exports(small_sample: Path, shared_activation_cache: Path, tmp_pat
     root = tmp_path_factory.mktemp("small_cnn_exports")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOML_TL_STUDIES", str(root / "studies"))
+        patch.setenv("AUTOML_TL_CV", "off")
         patch.setenv("AUTOML_TL_CACHE_DIR", str(shared_activation_cache))
         assert main(["search", str(small_sample), "--study", "mf", "--trials", "1", "--epochs", "1",
                      "--image-size", "16", "--backbones", "small_cnn", "--seed", "0"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 
@@ -21,6 +22,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     local, remote = study_artifact_places(study, args.artifacts)
     plugins = command_plugins(args)
     out_dir = resolved(args.output)
+    quantize = quantize_request(args, study, plugins)
+    if args.ensemble is not None:
+        if args.trial is not None:
+            raise UserError("--trial and --ensemble: give one. --trial exports that trial alone; --ensemble selects "
+                            "several trials and exports their average.")
+        return export_ensemble_command(args, study, plugins, local, remote, out_dir, quantize)
+    if args.max_latency_ms is not None:
+        if args.trial is not None:
+            raise UserError("--trial and --max-latency-ms: give one. --trial exports that trial whatever its latency; "
+                            "--max-latency-ms picks the most accurate trial within the limit.")
+        args.trial = trial_within_latency(study, args.max_latency_ms)
     number = choose_trial(study, args.trial)
     trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
     for line in check_study_backbones(plugins, study.user_attrs, [trial.params.get("backbone", "")], args.plugin or []):
@@ -28,12 +40,104 @@ def cmd_export(args: argparse.Namespace) -> int:
     if remote:
         with console.status(f"Downloading trial {number}'s artifacts from {escape(remote)} ..."):
             fetch_remote_artifacts(remote, local, number)
-    report = export_trial(plugins, study, local, args.format, out_dir, number, overwrite=args.overwrite)
+    report = export_trial(plugins, study, local, args.format, out_dir, number, overwrite=args.overwrite,
+                          quantize=quantize)
     console.print(f"Exported trial {report.trial} of {args.name!r} as {args.format} to [bold]{escape(str(report.directory))}[/]")
+    print_export_report(report)
+    return 0
+
+
+def trial_within_latency(study: Any, limit_ms: float) -> int:
+    """``export --max-latency-ms``: the most accurate completed trial within the limit, said with why."""
+    from automl_tl.search.latency import fastest_accurate
+
+    check_latency_limit(limit_ms)
+    chosen, why = fastest_accurate(study.get_trials(deepcopy=False), limit_ms)
+    if chosen is None:
+        raise UserError(f"--max-latency-ms {limit_ms:g}: {why}. Raise the limit, or search for faster architectures "
+                        f"with `automl-tl search --max-latency-ms {limit_ms:g}`; nothing was written.")
+    console.print(f"Chosen by --max-latency-ms: {escape(why)}", highlight=False)
+    return int(chosen.number)
+
+
+def check_latency_limit(limit_ms: float) -> None:
+    if not (limit_ms > 0 and limit_ms < float("inf")):
+        raise UserError(f"--max-latency-ms {limit_ms:g}: give a positive number of milliseconds.")
+
+
+def export_ensemble_command(args: argparse.Namespace, study: Any, plugins: Any, local: Path, remote: str | None,
+                            out_dir: Path, quantize: Any = None) -> int:
+    """``export --ensemble``: select, say what was selected and why, export one model."""
+    from automl_tl.deploy.ensemble_export import export_ensemble
+    from automl_tl.deploy.export import fetch_remote_artifacts
+    from automl_tl.search.budget import ranked_trials
+    from automl_tl.search.ensemble import LIBRARY_SIZE
+
+    ranked = ranked_trials(study)[:LIBRARY_SIZE]
+    backbones = sorted({str(t.params.get("backbone", "")) for t in ranked})
+    for line in check_study_backbones(plugins, study.user_attrs, backbones, args.plugin or []):
+        err_console.print(f"[yellow]warning[/] {escape(line)}", highlight=False)
+    if remote:
+        with console.status(f"Downloading the best {len(ranked)} trials' artifacts from {escape(remote)} ..."):
+            for trial in ranked:
+                fetch_remote_artifacts(remote, local, trial.number)
+    if args.max_latency_ms is not None:
+        check_latency_limit(args.max_latency_ms)
+    with console.status("Selecting the ensemble and building its graph ..."):
+        report, ensemble = export_ensemble(plugins, study, local, args.format, out_dir, args.ensemble, args.overwrite,
+                                           max_latency_ms=args.max_latency_ms, quantize=quantize)
+    single = f"trial {ensemble.best_single} alone: val acc {ensemble.best_single_val_accuracy:.4f}"
+    if ensemble.size == 1:
+        console.print(f"Ensemble selection kept {single} (no other trial improved it), so it is exported as a single model.")
+    else:
+        console.print(f"Ensemble of {escape(ensemble.describe())}: val acc [bold]{ensemble.val_accuracy:.4f}[/] against "
+                      f"the best {single}.")
+    if args.max_latency_ms is not None:
+        console.print(f"Within --max-latency-ms {args.max_latency_ms:g}: only trials measured within it took part, and the "
+                      f"members' batch-1 latencies sum to {ensemble.latency_bound_ms:.2f} ms at most (their shared "
+                      f"pretrained prefix runs once, so the ensemble is faster than that).", highlight=False)
+    console.print(f"Exported it as {args.format} to [bold]{escape(str(report.directory))}[/]")
+    print_export_report(report)
+    return 0
+
+
+def print_export_report(report: Any) -> None:
     console.print(f"Parity check on {report.images_checked} validation images: largest probability difference "
                   f"{report.max_difference:.2e}, same classes: {'yes' if report.same_classes else 'no'}")
+    if report.quantized is not None:
+        print_quantize_report(report.quantized)
     console.print(f"Predict with: automl-tl predict {escape(str(report.directory))} IMAGE_OR_FOLDER [--top 3] [--json]", highlight=False)
-    return 0
+
+
+def quantize_request(args: argparse.Namespace, study: Any, plugins: Any) -> Any:
+    """``--quantize``'s request (None without it), its options checked before anything is read."""
+    from automl_tl.deploy.quantize import QuantizeRequest, check_format_quantizable, check_quantize_options, study_images
+
+    if args.quantize is None:
+        if args.data is not None:
+            raise UserError(f"--data {args.data}: export reads the data only to calibrate and check a quantized model; "
+                            f"add --quantize int8, or leave --data out.")
+        return None
+    check_quantize_options(args.quantize, args.max_accuracy_drop)
+    check_format_quantizable(plugins, args.format)
+    return QuantizeRequest(args.quantize, args.max_accuracy_drop,
+                           study_images(plugins, study.study_name, study.user_attrs, args.data))
+
+
+def print_quantize_report(quantized: Any) -> None:
+    """The quantized model against the float one: size, batch-1 CPU latency, validation accuracy."""
+    before, after = quantized.float_model, quantized.quantized_model
+    for line in quantized.warnings:
+        err_console.print(f"[yellow]warning[/] {escape(line)}", highlight=False)
+    console.print(f"Quantized to {quantized.scheme} (calibrated on {quantized.calibration_images} training images); "
+                  f"the float export passed the parity check above. Float -> {quantized.scheme}:")
+    console.print(f"  size            {before.size_mb:8.2f} MB -> {after.size_mb:8.2f} MB "
+                  f"({before.size_mb / max(after.size_mb, 1e-9):.1f}x smaller)", highlight=False)
+    console.print(f"  batch-1 latency {before.batch_1_ms:8.2f} ms -> {after.batch_1_ms:8.2f} ms "
+                  f"({before.batch_1_ms / max(after.batch_1_ms, 1e-9):.2f}x faster on this CPU)", highlight=False)
+    console.print(f"  val accuracy    {before.val_accuracy:8.4f}    -> {after.val_accuracy:8.4f}    "
+                  f"({-quantized.accuracy_drop:+.2f} points, limit -{quantized.max_accuracy_drop:g}; same class on "
+                  f"{quantized.agreement:.1%} of {quantized.validation_images} validation images)", highlight=False)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from automl_tl import __version__
@@ -109,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-latency-ms", type=float, metavar="MS",
                         help="only train architectures whose exported model classifies one image within this many "
                              "milliseconds on this machine's CPU (measured once per architecture, cached)")
-    search.add_argument("--cv", type=auto_or_off_or_int("--cv"), default="auto", metavar="auto|off|K",
+    search.add_argument("--cv", type=auto_or_off_or_int("--cv"), default=os.environ.get("AUTOML_TL_CV", "auto"),
+                        metavar="auto|off|K",
                         help="score trials by K-fold cross-validation over the training and validation images; auto: "
-                             "5 folds when the validation split is small (under 300 images), else off (default %(default)s)")
+                             "5 folds when the validation split is small (under 300 images), else off (default "
+                             "%(default)s; the AUTOML_TL_CV environment variable sets it)")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
 
@@ -132,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     show.add_argument("--storage", metavar="URL")
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
+    show.add_argument("--plot", metavar="FILE", help="also draw validation accuracy against batch-1 latency, the "
+                                                    "Pareto front marked, into FILE (.png, .svg or .pdf)")
     _add_test_per_trial_option(show)
     show.set_defaults(func=cmd_show)
 
@@ -155,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
                         help="refuse a quantized export that loses more than this many points of validation "
                              "accuracy against the float model (default %(default)s)")
+    export.add_argument("--data", metavar="DATA",
+                        help="with --quantize: the study's data, where it is now if it moved (calibration and the "
+                             "accuracy check read it; by default, from where the study recorded it)")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier automl-tl export in the same folder")
     export.add_argument("--storage", metavar="URL")
     export.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
@@ -173,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="accuracy of an exported model on a split of a data set")
     evaluate.add_argument("model_dir", metavar="MODEL_DIR")
     evaluate.add_argument("data", nargs="?", metavar="DATA")
-    evaluate.add_argument("--split", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                          help="the split to score (default %(default)s); all: every image of DATA, for a folder "
+                               "that no search has seen")
     evaluate.add_argument("--json", action="store_true")
     _add_trust_option(evaluate)
     _add_plugin_option(evaluate)

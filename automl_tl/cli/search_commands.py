@@ -22,6 +22,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from automl_tl.distributed.loop import run_search
     from automl_tl.distributed.workers import check_workers
     from automl_tl.search.backbone_choice import chosen_frameworks, select_backbones
+    from automl_tl.search.scoring import choose_scoring, recorded_cv_folds
     from automl_tl.search.settings import SearchSettings
     from automl_tl.search.study_input import study_input
     from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
@@ -54,9 +55,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         chosen = study_input([plugins.backbone(n) for n in backbones], splits, storage_url(name, args.storage), name,
                              image_size=args.image_size, epochs=args.epochs, resize=args.resize_given,
                              timeout=args.timeout)
+        scored_images = counts["train"] + counts["val"]
+        scoring = choose_scoring(args.cv, counts["val"], scored_images, recorded_cv_folds(storage_url(name, args.storage), name))
     size, rule = chosen.image_size, chosen.rule
     console.print(f"[bold]Input[/] {size} px ({escape(chosen.size_why)}); {escape(rule.describe())}; "
                   f"{chosen.epochs} epoch{'' if chosen.epochs == 1 else 's'} per trial at most ({escape(chosen.epochs_why)})")
+    if scoring.describe(scored_images):
+        console.print(f"[bold]Scoring[/] {escape(scoring.describe(scored_images))}")
     table = read_images(splits, size, rule, max_pixels=args.max_pixels)
     url = storage_url(name, args.storage)
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
@@ -65,7 +70,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         epochs=chosen.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
         smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
-        resize=rule, image_size_reason=chosen.size_why,
+        resize=rule, image_size_reason=chosen.size_why, max_latency_ms=args.max_latency_ms, cv_folds=scoring.folds,
     )
     if args.workers is not None:
         with database_errors(url):
@@ -86,11 +91,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def report_result(result: Any, settings: Any, plugins: Any) -> None:
     from automl_tl.report.leaderboard import leaderboard_table
+    from automl_tl.search.latency import limit_note
 
     name = settings.study_name
     for note in result.notes:
         console.print(escape(note))
     console.print(leaderboard_table(result.study))
+    limited = limit_note(result.study.get_trials(deepcopy=False), settings.max_latency_ms)
+    if limited:
+        console.print(escape(limited), highlight=False)
     if result.stopped_by == "failures":
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
     if result.stopped_by == "timeout":
@@ -129,6 +138,14 @@ def check_numbers(args: argparse.Namespace) -> None:
     if max_pixels is not None and max_pixels < 1:
         raise UserError(f"--max-pixels {max_pixels}: give the largest image size to accept, in pixels (width times "
                         f"height, at least 1; default 40000000).")
+    if getattr(args, "cv", None) is not None:
+        from automl_tl.search.scoring import check_cv_option
+
+        check_cv_option(args.cv)
+    max_latency = getattr(args, "max_latency_ms", None)
+    if max_latency is not None and not (0 < max_latency < float("inf")):  # NaN too
+        raise UserError(f"--max-latency-ms {max_latency:g}: give the most milliseconds the exported model may take "
+                        f"to classify one image on this machine's CPU (a number above 0), or leave it out.")
 
 
 def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any) -> int:

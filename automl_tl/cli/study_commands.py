@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from automl_tl.cli.common import command_plugins, console, err_console, load_study, resolved
+from automl_tl.errors import UserError
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from automl_tl.report.ensemble_summary import ensemble_text, study_ensemble
     from automl_tl.report.leaderboard import leaderboard_table, study_summary
+    from automl_tl.search.scoring import study_cv_folds, value_name, value_note
 
     study = load_study(args.name, args.storage)
     summary = study_summary(study)
+    ensemble, why_not = study_ensemble(study)
+    summary["ensemble"] = ensemble.to_dict() if ensemble is not None else {"none": why_not}
+    if args.plot:
+        write_latency_plot(study, resolved(args.plot))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
@@ -25,21 +34,61 @@ def cmd_show(args: argparse.Namespace) -> int:
     if shown["image_size"] is not None:
         console.print(f"Input: {shown['image_size']} px ({escape(str(shown['why']))}); {escape(shown['rule'])}")
     best = summary["best_trial"]
+    folds = study_cv_folds(study.user_attrs)
+    if value_note(folds):
+        console.print(escape(value_note(folds)), highlight=False)
     if best:
         attrs = best["user_attrs"]
-        console.print(f"Best trial {best['number']} (the chosen model): val acc {best['value']:.4f}, "
-                      f"balanced val acc {attrs.get('val_balanced_accuracy', float('nan')):.4f}, "
+        console.print(f"Best trial {best['number']} (the chosen model): {value_name(folds)} {best['value']:.4f}, "
+                      f"balanced {value_name(folds)} {attrs.get('val_balanced_accuracy', float('nan')):.4f}, "
                       f"test acc {attrs.get('test_accuracy', float('nan')):.4f}")
         console.print("Best params: " + escape(", ".join(f"{k}={v}" for k, v in best["params"].items())))
     console.print(leaderboard_table(study, test_per_trial=args.test_per_trial, chosen_caption=False))
     if not args.test_per_trial:
         console.print("Test accuracy is shown for the chosen model only (--test-per-trial shows every trial's).",
                       style="dim", highlight=False)
+    if ensemble is not None:
+        console.print(escape(ensemble_text(ensemble)), highlight=False)
+    show_latency(study, summary["latency"])
+    if args.plot:
+        console.print(f"Accuracy against latency drawn into {escape(str(resolved(args.plot)))}", highlight=False)
     for number, reason in summary["smart_start"].items():
         console.print(f"[cyan]smart start[/] trial {number}: {escape(reason)}")
     for failure in summary["failures"][-5:]:
         console.print(f"[red]failed[/] trial {failure['trial']}: {escape(str(failure['reason']))}")
     return 0
+
+
+def show_latency(study: Any, latency: dict[str, Any]) -> None:
+    """The accuracy-latency Pareto front as a table, and the trials a latency limit kept from training."""
+    from automl_tl.report.leaderboard import pareto_table
+
+    table = pareto_table(study)
+    if table is not None:
+        console.print(table)
+    if latency["too_slow"]:
+        numbers = ", ".join(str(n) for n in latency["too_slow"][:20]) + (" ..." if len(latency["too_slow"]) > 20 else "")
+        limit = latency["max_latency_ms"]
+        console.print(f"[yellow]too slow[/] {len(latency['too_slow'])} trial(s) over the latency limit"
+                      f"{f' (now {limit:g} ms)' if isinstance(limit, (int, float)) else ''} were not trained: {numbers}",
+                      highlight=False)
+
+
+def write_latency_plot(study: Any, path: Path) -> None:
+    """``show --plot FILE``: validation accuracy against batch-1 latency, the Pareto front marked."""
+    from automl_tl.report.figures import accuracy_latency_figure, save_figure
+
+    figure = accuracy_latency_figure(study)
+    if figure is None:
+        raise UserError(f"--plot {path}: no completed trial of study {study.study_name!r} has a measured latency, so "
+                        f"there is nothing to draw. Trials record their latency when their framework can measure it "
+                        f"(torch and keras do); run more trials with `automl-tl search`, or leave --plot out.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_figure(figure, path)
+    except (OSError, ValueError) as exc:  # matplotlib raises ValueError for an extension it cannot write
+        raise UserError(f"--plot {path}: the plot cannot be written ({exc}). Name a file ending in .png, .svg or "
+                        f".pdf in a folder you can write.") from None
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
@@ -81,6 +130,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from automl_tl.cli.plugin_files import check_study_backbones
     from automl_tl.report import write_report
     from automl_tl.report.best_model import BestModelResults, evaluate_study_best
+    from automl_tl.report.ensemble_summary import ensemble_section, study_ensemble
     from automl_tl.search.budget import ranked_trials
 
     study = load_study(args.name, args.storage)
@@ -95,7 +145,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return evaluate_study_best(plugins, study, args.artifacts, args.data, warnings)
 
     with console.status("Drawing the report and evaluating the best model on the test split ..."):
-        write_report(study, output, evaluate, warnings, test_per_trial=args.test_per_trial)
+        ensemble, why_not = study_ensemble(study, args.artifacts)
+        write_report(study, output, evaluate, warnings, test_per_trial=args.test_per_trial,
+                     ensemble_html=ensemble_section(ensemble, why_not))
     for text in warnings:
         err_console.print(f"[yellow]warning[/] {escape(text)}", highlight=False)
     console.print(f"Report of study {args.name!r} written to [bold]{escape(str(output))}[/] (one self-contained HTML file)")

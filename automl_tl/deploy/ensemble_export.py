@@ -9,10 +9,11 @@ import numpy as np
 import optuna
 
 from automl_tl.deploy.export import ExportReport, ExportSource, check_backbone_weights, check_format, trial_source, write_export
+from automl_tl.deploy.quantize import QuantizeRequest
 from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
-from automl_tl.search.ensemble import Ensemble, candidates, select_ensemble, weighted_mean
+from automl_tl.search.ensemble import LIBRARY_SIZE, Ensemble, candidates, select_ensemble, weighted_mean
 from automl_tl.search.trial_runner import DIGEST_FIELD
 from automl_tl.storage.artifacts import load_parity_images, read_trial, study_key
 from automl_tl.types import BackboneSpec, Preprocessing, TrialConfig
@@ -98,11 +99,17 @@ def ensemble_source(plugins: Plugins, study: optuna.Study, artifacts: Path, ense
 
 
 def export_ensemble(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,
-                    rounds: int | str = "auto", overwrite: bool = False) -> tuple[ExportReport, Ensemble]:
+                    rounds: int | str = "auto", overwrite: bool = False,
+                    max_latency_ms: float | None = None,
+                    quantize: QuantizeRequest | None = None) -> tuple[ExportReport, Ensemble]:
     """Select an ensemble from the study's kept validation probabilities and export it as one model. When
-    the selection keeps one trial alone, that trial is exported as a single model."""
-    found = candidates(study, artifacts)
-    ensemble = select_ensemble(found, rounds)
+    the selection keeps one trial alone, that trial is exported as a single model. ``max_latency_ms``
+    bounds the sum of the members' measured batch-1 latencies (see ``select_ensemble``)."""
+    from automl_tl.search.latency import timed_trials
+
+    found = candidates(study, artifacts, limit=LIBRARY_SIZE if max_latency_ms is None else None)
+    latency = {t.number: ms for t, ms in timed_trials(study.get_trials(deepcopy=False))}
+    ensemble = select_ensemble(found, rounds, latency, max_latency_ms)
     check_format(plugins.framework(found[0].framework), fmt)
     parity = load_parity_images(artifacts, study.study_name, study_key(study))
     if ensemble.size == 1:
@@ -110,4 +117,4 @@ def export_ensemble(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt:
         source.metadata["ensemble"] = {**ensemble.to_dict(), "selection": SELECTION}
     else:
         source = ensemble_source(plugins, study, artifacts, ensemble)
-    return write_export(source, fmt, out_dir, parity, overwrite), ensemble
+    return write_export(source, fmt, out_dir, parity, overwrite, quantize), ensemble

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from optuna.trial import TrialState
 
 from automl_tl.data.images import to_model_input
 from automl_tl.deploy.export_folder import check_replaceable, make_staging, move_into_place, write_marker
+from automl_tl.deploy.quantize import QuantizeReport, QuantizeRequest, prepare_quantize, quantize_export
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.search.budget import ranked_trials
@@ -36,6 +38,7 @@ class ExportReport:
     max_difference: float
     images_checked: int
     same_classes: bool
+    quantized: QuantizeReport | None = None  # with --quantize: the quantized model against the float one
 
 
 def choose_trial(study: optuna.Study, number: int | None) -> int:
@@ -105,6 +108,14 @@ class ExportSource:
     class_names: list[str]
     trial: int  # the trial it is (for an ensemble: its best member)
     metadata: dict[str, Any]  # study, trial(s), params, backbone, scores ...
+    # What the export must agree with: by default the adapter's prediction with ``model``; an ensemble
+    # gives the weighted mean of its members' own models, so its graph is checked against them.
+    reference: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def predict_reference(self, batch: np.ndarray) -> np.ndarray:
+        if self.reference is not None:
+            return self.reference(batch)
+        return self.adapter.predict_loaded(self.model, self.preprocessing, batch)
 
 
 def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number: int) -> ExportSource:
@@ -138,22 +149,26 @@ def check_format(adapter: FrameworkAdapter, fmt: str) -> None:
 
 
 def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,
-                 trial_number: int | None = None, overwrite: bool = False) -> ExportReport:
+                 trial_number: int | None = None, overwrite: bool = False,
+                 quantize: QuantizeRequest | None = None) -> ExportReport:
     """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left."""
     number = choose_trial(study, trial_number)
     _, meta = read_trial(artifacts, number, study.study_name, study_key(study))
     check_format(plugins.framework(meta["framework"]), fmt)
     source = trial_source(plugins, study, artifacts, number)
-    return write_export(source, fmt, out_dir, load_parity_images(artifacts, study.study_name, study_key(study)), overwrite)
+    return write_export(source, fmt, out_dir, load_parity_images(artifacts, study.study_name, study_key(study)), overwrite,
+                        quantize)
 
 
 def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: np.ndarray | None,
-                 overwrite: bool = False) -> ExportReport:
+                 overwrite: bool = False, quantize: QuantizeRequest | None = None) -> ExportReport:
     """Write ``source`` in ``fmt`` into ``out_dir``: staged beside it, checked against the model it came
-    from on ``parity_images`` (random images without them), and moved into place whole."""
+    from on ``parity_images`` (random images without them), and moved into place whole. With ``quantize``,
+    the checked float export is then quantized and replaced by the quantized model (see quantize.py)."""
     check_format(source.adapter, fmt)
     adapter, model, preprocessing = source.adapter, source.model, source.preprocessing
     check_replaceable(out_dir, overwrite)
+    inputs = None if quantize is None else prepare_quantize(adapter, fmt, preprocessing, source.class_names, quantize)
     staging = make_staging(out_dir)
     try:
         model_file = adapter.export(model, preprocessing, fmt, staging)
@@ -161,7 +176,7 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
         if images is None:
             images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)
         batch = to_model_input(images)
-        reference = adapter.predict_loaded(model, preprocessing, batch)
+        reference = source.predict_reference(batch)
         # The model this export just wrote itself: trusted, whatever its format.
         exported = adapter.load_exported(staging, fmt, model_file, trusted=True).predict(batch)
         difference, same = parity_check(reference, exported)
@@ -170,8 +185,12 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
                 f"The exported {fmt} model disagrees with the trained one by up to {difference:.2e} in probability "
                 f"(tolerance {PARITY_TOLERANCE}). Nothing was written; try another --format."
             )
+        quantized = None
+        if inputs is not None:
+            model_file, quantized = quantize_export(adapter, model, preprocessing, fmt, staging, model_file, inputs)
         metadata: dict[str, Any] = {
             **source.metadata,
+            **(quantized.metadata() if quantized is not None else {}),
             "format": fmt,
             "model_file": model_file,
             "parity": {"images": int(len(batch)), "max_abs_difference": difference, "same_classes": same},
@@ -188,4 +207,4 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ExportReport(out_dir, model_file, source.trial, difference, int(len(batch)), same)
+    return ExportReport(out_dir, model_file, source.trial, difference, int(len(batch)), same, quantized)

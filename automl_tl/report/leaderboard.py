@@ -11,6 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from automl_tl.search.budget import ranked_trials
+from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR, format_ms, pareto_front, timed_trials
+from automl_tl.search.settings import SETTINGS_ATTR
+
+LATENCY_NOTE = "ms: the exported model's batch-1 latency on the search machine's CPU."
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -34,14 +38,19 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
     """The best ``top`` completed trials by validation accuracy. Test accuracy is left out per trial unless
     ``test_per_trial``: ranking trials by it would make it a second validation set. ``chosen_caption``
     says the chosen model's test accuracy under the table."""
-    caption = chosen_test_line(study) if chosen_caption else None
+    shown = ranked_trials(study)[:top]
+    notes = [chosen_test_line(study) if chosen_caption else None,
+             LATENCY_NOTE if any(LATENCY_ATTR in t.user_attrs for t in shown) else None]
+    caption = " ".join(note for note in notes if note)
     table = Table(title=f"Leaderboard of study {escape(repr(study.study_name))} (top {top} completed trials)",
                   caption=escape(caption) if caption else None)
+    decays = any("block_lr_decay" in t.params for t in shown)  # per-block rates: a column where a trial searched them
     columns = ["#", "val acc", *(["test acc"] if test_per_trial else []), "bal. acc", "framework", "backbone",
-               "pretrained", "depth", "frozen", "head", "lr", "ft ratio", "switch", "BN", "secs"]
+               "pretrained", "depth", "frozen", "head", "lr", "ft ratio", *(["decay"] if decays else []), "switch", "BN",
+               "secs", "ms"]
     for column in columns:
         table.add_column(column, justify="right" if column not in ("framework", "backbone") else "left")
-    for trial in ranked_trials(study)[:top]:
+    for trial in shown:
         p, a = trial.params, trial.user_attrs
         pretrained = a.get("pretrained", True)
         blocks = a.get("blocks", "?")
@@ -60,10 +69,35 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
             escape(str(p.get("head_units") or "linear")),
             _fmt(p.get("lr"), ".1e"),
             transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),  # "-" where the trial does not fine-tune
+            *([_fmt(p.get("block_lr_decay"), ".2f")] if decays else []),  # "-" too with one block fine-tuned
             transfer(escape(str(p.get("switch_epoch", "-")))),
             escape(str(p.get("unfrozen_bn", "-"))),
             _fmt(a.get("seconds"), ".0f"),
+            _ms(a.get(LATENCY_ATTR)),
         )
+    return table
+
+
+def _ms(value: Any) -> str:
+    return format_ms(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def pareto_table(study: optuna.Study) -> Table | None:
+    """The completed trials on the accuracy-latency Pareto front (no other trial is both faster and more
+    accurate), fastest first; None when no completed trial has a measured latency."""
+    timed = timed_trials(study.get_trials(deepcopy=False))
+    if not timed:
+        return None
+    front = [timed[i] for i in pareto_front([(latency, float(t.value or 0.0)) for t, latency in timed])]
+    table = Table(title=f"Accuracy-latency Pareto front ({len(front)} of {len(timed)} timed trials)",
+                  caption="latency: the exported model on the search machine's CPU, median per call")
+    for column in ("#", "val acc", "ms, batch 1", "ms, batch 32", "backbone", "depth", "head"):
+        table.add_column(column, justify="left" if column == "backbone" else "right")
+    for trial, latency in front:
+        a = trial.user_attrs
+        table.add_row(str(trial.number), _fmt(trial.value, ".4f"), format_ms(latency), _ms(a.get(LATENCY_B32_ATTR)),
+                      escape(str(trial.params.get("backbone"))), escape(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
+                      escape(str(trial.params.get("head_units") or "linear")))
     return table
 
 
@@ -83,6 +117,16 @@ def study_input_summary(attrs: dict[str, Any]) -> dict[str, Any]:
     return {"image_size": attrs.get("image_size"), "why": attrs.get("image_size_reason") or "--image-size",
             "resize": rule.mode, "crop_pct": rule.crop_pct, "interpolation": rule.interpolation,
             "rule": rule.describe()}
+
+
+def latency_summary(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, Any]:
+    """The latency limit the study's last search ran with, the trials it stopped as too slow, and the
+    Pareto front's trial numbers, fastest first."""
+    timed = timed_trials(trials)
+    front = pareto_front([(latency, float(t.value or 0.0)) for t, latency in timed])
+    return {"max_latency_ms": study.user_attrs.get(SETTINGS_ATTR, {}).get("max_latency_ms"),
+            "too_slow": [t.number for t in trials if TOO_SLOW_ATTR in t.user_attrs],
+            "pareto_front": [timed[i][0].number for i in front]}
 
 
 def study_summary(study: optuna.Study) -> dict[str, Any]:
@@ -108,6 +152,7 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
         } if best else None,
         "failures": failures,
         "smart_start": {str(t.number): t.user_attrs["smart_start"] for t in trials if "smart_start" in t.user_attrs},
+        "latency": latency_summary(study, trials),
         "input": study_input_summary(study.user_attrs),
         "user_attrs": {k: v for k, v in study.user_attrs.items() if k != "fingerprint"},
     }

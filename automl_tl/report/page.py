@@ -19,6 +19,8 @@ from automl_tl.errors import UserError
 from automl_tl.report.best_model import BestModelResults
 from automl_tl.report.leaderboard import study_input_summary
 from automl_tl.search.budget import ranked_trials
+from automl_tl.search.latency import LATENCY_ATTR
+from automl_tl.search.scoring import study_cv_folds, value_name, value_note
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -92,10 +94,13 @@ def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool
             _cell(f"{a.get('frozen_blocks', '?')}/{a.get('depth', '?')}" if pretrained else "-"),
             _cell(p.get("head_units") or "linear"), _cell(p.get("lr", "-"), ".1e"),
             _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(a.get("seconds", "-"), ".0f"),
+            _cell(a.get(LATENCY_ATTR, "-"), ".2f"),
         ])
-    headers = ["#", "val acc", *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth", "frozen",
-               "head", "lr", "switch", "secs"]
-    return f"<h2>Leaderboard</h2>{_table(headers, rows) if rows else '<p>No completed trial yet.</p>'}"
+    folds = study_cv_folds(study.user_attrs)  # under --cv the values are cross-validated accuracy: say so
+    headers = ["#", value_name(folds), *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth",
+               "frozen", "head", "lr", "switch", "secs", "ms (batch 1)"]
+    note = f'<p class="note">{html.escape(value_note(folds))}</p>' if value_note(folds) else ""
+    return f"<h2>Leaderboard</h2>{note}{_table(headers, rows) if rows else '<p>No completed trial yet.</p>'}"
 
 
 def per_backbone_section(study: optuna.Study, test_per_trial: bool = False) -> str:
@@ -114,6 +119,11 @@ def _img(uri: str, alt: str) -> str:
     return f'<img class="plot" src="{uri}" alt="{html.escape(alt)}">'
 
 
+LATENCY_NOTE = ('<p class="note">Latency: the median time the exported model takes to classify one image on the '
+                'CPU of the machine that ran the search (measured once per architecture). The Pareto front joins the '
+                'trials that no other trial beats on both accuracy and latency.</p>')
+
+
 def plots_section(study: optuna.Study) -> str:
     parts = ["<h2>Optimisation history</h2>", _img(figures.history(study), "validation accuracy per trial, best so far")]
     importance = figures.importances(study)
@@ -122,6 +132,11 @@ def plots_section(study: optuna.Study) -> str:
                  '<p class="note">Too few completed trials with varied parameters to estimate importances.</p>')
     parts += ["<h2>Freeze fraction and switch epoch, by backbone</h2>",
               _img(figures.by_backbone(study), "validation accuracy against freeze fraction and switch epoch")]
+    trade_off = figures.accuracy_latency(study)
+    parts.append("<h2>Accuracy and latency</h2>")
+    parts.append(_img(trade_off, "validation accuracy against batch-1 latency, Pareto front marked") + LATENCY_NOTE
+                 if trade_off else '<p class="note">No completed trial has a measured latency (its framework adapter '
+                 'measures none, or the trials ran before automl-tl measured latency).</p>')
     return "".join(parts)
 
 
@@ -143,19 +158,19 @@ def best_model_section(results: BestModelResults | None, reason: str = "") -> st
 
 
 def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "",
-           warnings: Sequence[str] = (), test_per_trial: bool = False) -> str:
+           warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "") -> str:
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
     body = (f"<h1>Study {html.escape(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
             + "".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings)
             + summary_section(study) + leaderboard_section(study, test_per_trial=test_per_trial)
             + ("" if test_per_trial else TEST_NOTE) + plots_section(study)
-            + per_backbone_section(study, test_per_trial) + best_model_section(best, best_reason))
+            + per_backbone_section(study, test_per_trial) + ensemble_html + best_model_section(best, best_reason))
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>automl-tl: "
             f"{html.escape(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
 
 
 def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None],
-                 warnings: Sequence[str] = (), test_per_trial: bool = False) -> Path:
+                 warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "") -> Path:
     """Write the page atomically: a half-written report never replaces a good one, and a failed write
     leaves nothing behind. ``warnings`` (which ``evaluate`` may still add to) head the page."""
     if output.is_dir():
@@ -164,7 +179,7 @@ def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestM
         best, reason = evaluate(), ""
     except Exception as exc:  # the rest of the report is still worth having
         best, reason = None, f"The best model could not be evaluated: {exc}"
-    page = render(study, best, reason, warnings, test_per_trial)
+    page = render(study, best, reason, warnings, test_per_trial, ensemble_html)
     partial = None
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ one exported graph; the candidates are the ``LIBRARY_SIZE`` best of those by val
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Ensemble:
     best_single_val_accuracy: float
     best_single_test_accuracy: float | None
     rounds: int
+    latency_bound_ms: float | None = None  # the members' batch-1 latencies summed, when a limit applied
 
     @property
     def size(self) -> int:
@@ -87,34 +89,45 @@ def weighted_mean(probabilities: list[np.ndarray], weights: list[int]) -> np.nda
 
 
 def greedy_selection(probabilities: list[np.ndarray], labels: np.ndarray, rounds: int,
-                     keep_best_prefix: bool = True) -> tuple[list[int], int]:
+                     keep_best_prefix: bool = True, costs: Sequence[float] | None = None,
+                     budget: float | None = None) -> tuple[list[int], int]:
     """Caruana's selection with replacement over candidates' (N, classes) validation ``probabilities``.
 
     Returns the picks (candidate indices, one per round, repeats allowed) of the kept prefix and the
     number of rounds run. With ``keep_best_prefix`` the kept prefix is the best-scoring one (the earliest
-    among equals); without, all ``rounds`` picks are kept (``--ensemble K`` asks for exactly K)."""
+    among equals); without, all ``rounds`` picks are kept (``--ensemble K`` asks for exactly K). With
+    ``costs`` and ``budget``, a candidate joins only while the distinct members' costs sum to at most the
+    budget (a repeat costs nothing: it only changes a weight)."""
     if not probabilities:
         raise ValueError("no candidates")
+    spent: set[int] = set()
     total = np.zeros_like(probabilities[0], dtype=np.float64)
     picks: list[int] = []
     best_key: tuple[float, float] | None = None
     best_length = 0
     for round_number in range(1, rounds + 1):
-        keys = []
-        for candidate in probabilities:
+        keys: dict[int, tuple[float, float]] = {}
+        for index, candidate in enumerate(probabilities):
+            if costs is not None and budget is not None and index not in spent and \
+                    sum(costs[i] for i in spent) + costs[index] > budget:
+                continue
             accuracy, loss = score((total + candidate) / round_number, labels)
-            keys.append((accuracy, -round(loss, 9)))  # rounding: the same average, summed in another order, is no gain
-        chosen = max(range(len(keys)), key=lambda i: (keys[i], -i))  # the earlier (better-ranked) trial on a tie
+            keys[index] = (accuracy, -round(loss, 9))  # rounding: the same average, summed in another order, is no gain
+        if not keys:
+            break
+        chosen = max(keys, key=lambda i: (keys[i], -i))  # the earlier (better-ranked) trial on a tie
         picks.append(chosen)
+        spent.add(chosen)
         total += probabilities[chosen]
         if best_key is None or keys[chosen] > best_key:
             best_key, best_length = keys[chosen], round_number
-    return (picks[:best_length] if keep_best_prefix else picks), rounds
+    return (picks[:best_length] if keep_best_prefix else picks), len(picks)
 
 
-def candidates(study: optuna.Study, artifacts: Path, limit: int = LIBRARY_SIZE) -> list[Candidate]:
-    """The study's best completed trials that kept their predictions, compatible with the best of them:
-    the same framework and the same validation rows (so one graph can average them)."""
+def candidates(study: optuna.Study, artifacts: Path, limit: int | None = LIBRARY_SIZE) -> list[Candidate]:
+    """The study's best completed trials (``limit`` of them; None: all) that kept their predictions,
+    compatible with the best of them: the same framework and the same validation rows (so one graph can
+    average them)."""
     found: list[Candidate] = []
     for trial in ranked_trials(study):
         kept = load_predictions(trial_dir(artifacts, trial.number))
@@ -129,18 +142,31 @@ def candidates(study: optuna.Study, artifacts: Path, limit: int = LIBRARY_SIZE) 
     return found
 
 
-def select_ensemble(found: list[Candidate], rounds: int | str = "auto") -> Ensemble:
+def select_ensemble(found: list[Candidate], rounds: int | str = "auto", latency_ms: Mapping[int, float] | None = None,
+                    max_latency_ms: float | None = None) -> Ensemble:
     """Select an ensemble from ``found`` (best first): ``auto`` runs ``AUTO_ROUNDS`` rounds and keeps the
-    best prefix; a number runs exactly that many rounds."""
+    best prefix; a number runs exactly that many rounds. With ``max_latency_ms``, only trials with a
+    measured batch-1 latency (``latency_ms``, by trial) take part, and the members' latencies may sum to
+    at most the limit: an upper bound of the ensemble's, whose shared pretrained prefix runs once."""
     if not found:
         raise UserError("No completed trial of this study kept its validation probabilities (trials keep them "
                         "since automl-tl 0.1 issue 16), so no ensemble can be selected. Run more trials with "
                         "`automl-tl search`, or export a single trial.")
     if rounds != "auto" and not (isinstance(rounds, int) and 1 <= rounds <= MAX_ROUNDS):
         raise UserError(f"--ensemble {rounds}: give auto, or a number of selection rounds from 1 to {MAX_ROUNDS}.")
+    costs = None
+    if max_latency_ms is not None:
+        timed = latency_ms or {}
+        found = [c for c in found if c.trial in timed and timed[c.trial] <= max_latency_ms][:LIBRARY_SIZE]
+        if not found:
+            raise UserError(f"--max-latency-ms {max_latency_ms:g}: no completed trial with kept validation probabilities "
+                            f"runs within it at batch 1 (see the ms column of `automl-tl show`). Raise the limit, or "
+                            f"search again with --max-latency-ms.")
+        costs = [timed[c.trial] for c in found]
     labels = found[0].val.labels
     count = AUTO_ROUNDS if rounds == "auto" else int(rounds)
-    picks, ran = greedy_selection([c.val.probabilities for c in found], labels, count, keep_best_prefix=rounds == "auto")
+    picks, ran = greedy_selection([c.val.probabilities for c in found], labels, count, keep_best_prefix=rounds == "auto",
+                                  costs=costs, budget=max_latency_ms)
     order = sorted(set(picks), key=picks.index)
     weights = [picks.count(i) for i in order]
     val = weighted_mean([found[i].val.probabilities for i in order], weights)
@@ -156,4 +182,5 @@ def select_ensemble(found: list[Candidate], rounds: int | str = "auto") -> Ensem
         val_log_loss=val_loss, test_accuracy=test_accuracy, best_single=best.trial,
         best_single_val_accuracy=best.val.accuracy(), best_single_test_accuracy=best.test.accuracy() if best.test else None,
         rounds=ran,
+        latency_bound_ms=sum(costs[i] for i in order) if costs is not None else None,
     )

@@ -107,9 +107,8 @@ def study_rule_of(attrs: dict[str, Any]) -> ResizeRule:
     return rule_from_dict(recorded) if isinstance(recorded, dict) else ResizeRule("stretch")
 
 
-def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule, int] | None:
-    """The size, rule and epochs an existing study trains with, so that ``auto`` resumes it as it
-    began; None when there is no such study yet (nothing is created)."""
+def existing_study_attrs(storage_url: str, study_name: str) -> dict[str, Any] | None:
+    """The user attributes of an existing study; None when there is no such study yet (nothing is created)."""
     quiet_optuna()
     if is_sqlite(storage_url):
         path = sqlite_file(storage_url)
@@ -119,8 +118,14 @@ def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule, 
     names = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
     if study_name not in names:
         return None
-    attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
-    if "image_size" not in attrs or "epochs" not in attrs:
+    return dict(optuna.load_study(study_name=study_name, storage=storage).user_attrs)
+
+
+def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule, int] | None:
+    """The size, rule and epochs an existing study trains with, so that ``auto`` resumes it as it
+    began; None when there is no such study yet (nothing is created)."""
+    attrs = existing_study_attrs(storage_url, study_name)
+    if attrs is None or "image_size" not in attrs or "epochs" not in attrs:
         return None
     return int(attrs["image_size"]), study_rule_of(attrs), int(attrs["epochs"])
 
@@ -134,7 +139,11 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
             "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
             "heartbeat_s": settings.heartbeat_s, "max_pixels": settings.max_pixels,
             "resize": settings.resize.to_dict(), "image_size_reason": settings.image_size_reason,
+            "cv_folds": settings.cv_folds,  # how trials are scored: workers must score theirs the same way
         })
+    recorded = dict(study.user_attrs[SETTINGS_ATTR])
+    if recorded.get("max_latency_ms") != settings.max_latency_ms:  # this run's limit, for the workers that join it
+        study.set_user_attr(SETTINGS_ATTR, {**recorded, "max_latency_ms": settings.max_latency_ms})
     if "class_names" in study.user_attrs:
         return
     counts = {name: int(len(idx)) for name, idx in table.splits.items()}
@@ -178,7 +187,7 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
     finished (COMPLETE + PRUNED) trials, so raising it by d on resume adds exactly d trials."""
     space = search_space(settings.backbones, settings.epochs, settings.truncation)
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
-                                   settings.resize.token())
+                                   settings.resize.token(), settings.cv_folds)
     check_writable(settings.artifacts)  # before the study exists: an unwritable folder leaves nothing behind
     study = open_study(settings, fingerprint)
     with storage_write():

@@ -13,6 +13,7 @@ from automl_tl.errors import TrialFailure, UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import StoppedTrial, interrupt_handled, raise_if_interrupted, storage_write
 from automl_tl.runtime.memory import release_freed_memory, resident_mb
+from automl_tl.search.latency import TOO_SLOW_ATTR, format_ms, record_latency, too_slow_reason
 from automl_tl.search.progress import SearchProgress
 from automl_tl.search.retries import fail_and_requeue
 from automl_tl.search.settings import SearchSettings
@@ -20,7 +21,8 @@ from automl_tl.search.space import config_from_trial, shapes_from
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
-from automl_tl.training.engine import PruneTrial, TrialOutcome, run_trial
+from automl_tl.training.cross_validation import run_trial_scored
+from automl_tl.training.engine import PruneTrial, TrialOutcome, effective_config, run_trial
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
@@ -48,6 +50,7 @@ def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
         "best_phase": outcome.best_phase.value,
         "seconds": round(outcome.seconds, 2),
         "rss_mb": round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
+        **outcome.scoring,  # under --cv: the folds, each fold's accuracy and seconds, the refit
     }
 
 
@@ -58,6 +61,8 @@ def describe_config(config: TrialConfig, n_blocks: int, pretrained: bool = True)
         tuning = "from scratch"
     elif config.finetunes(n_blocks):
         tuning = f"fine-tune {depth - frozen}/{depth} blocks from epoch {config.switch_epoch + 1}"
+        if config.block_lr_decay != 1.0 and depth - frozen > 1:
+            tuning += f", rate x{config.block_lr_decay:g} per block down"
     else:
         tuning = "head only"
     return f"{config.backbone}{cut}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
@@ -89,6 +94,16 @@ class TrialRunner:
             recorded = fail_and_requeue(self.study, trial._trial_id, reason)
         return StoppedTrial(f"Trial {trial.number} was {recorded}.")
 
+    def _too_slow(self, trial: optuna.Trial, latency_ms: float, limit_ms: float, described: str) -> TrialState:
+        """End a trial over --max-latency-ms before it trains: PRUNED (never ranked) with its latency constraint
+        above 0 (see record_latency), so TPE learns that the region is infeasible."""
+        with storage_write():
+            trial.set_user_attr(TOO_SLOW_ATTR, too_slow_reason(latency_ms, limit_ms))
+            self.study.tell(trial, state=TrialState.PRUNED)
+        self._report(trial.number, "PRUNED", None, f"trial {trial.number:>3}  [yellow]too slow[/]: {format_ms(latency_ms)} ms > "
+                     f"limit {limit_ms:g} ms, not trained  {escape(described)}")
+        return TrialState.PRUNED
+
     def run(self, trial: optuna.Trial) -> TrialState:
         """Run an admitted (already asked) trial to its end and tell the study.
 
@@ -117,6 +132,11 @@ class TrialRunner:
             trial.set_user_attr("blocks", len(spec.blocks))
             if self.progress is not None:
                 self.progress.trial_started(number, config)
+            limit = self.settings.max_latency_ms  # before anything costly: a trial over it is not trained
+            latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
+            if latency_ms is not None and limit is not None and latency_ms > limit:
+                return self._too_slow(trial, latency_ms, limit,
+                                      describe_config(effective_config(spec, config), len(spec.blocks), spec.pretrained))
             digest = backbone_weights_digest(adapter, spec)  # once per trial; refuses a factory that ignores pretrained
             if digest is not None:
                 trial.set_user_attr(DIGEST_FIELD, digest)
@@ -135,8 +155,13 @@ class TrialRunner:
                 trial.set_user_attr("depth", effective.depth(len(spec.blocks)))
 
             try:
-                outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
-                                    save_to=partial_dir(self.folder, number), on_start=on_start)
+                if self.settings.cv_folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
+                    outcome = run_trial_scored(adapter, spec, config, self.table, self.settings.cv_folds, on_epoch,
+                                               should_prune, save_to=partial_dir(self.folder, number),
+                                               on_start=on_start, seed=self.settings.seed)
+                else:
+                    outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
+                                        save_to=partial_dir(self.folder, number), on_start=on_start)
             finally:
                 release_freed_memory()  # resident memory must not grow from trial to trial
         except PruneTrial as pruned:
@@ -182,9 +207,11 @@ class TrialRunner:
             "metrics": attrs,
             "automl_tl_version": __version__,
         }
+        val_rows = self.table.splits["val"] if outcome.val_index is None else outcome.val_index  # CV: out-of-fold rows
         save_predictions(partial_dir(self.folder, number), {
-            split: SplitPredictions(probabilities, self.table.splits[split], self.table.labels[self.table.splits[split]])
-            for split, probabilities in (("val", outcome.val_probabilities), ("test", outcome.test_probabilities))
+            split: SplitPredictions(probabilities, rows, self.table.labels[rows])
+            for split, probabilities, rows in (("val", outcome.val_probabilities, val_rows),
+                                               ("test", outcome.test_probabilities, self.table.splits["test"]))
             if probabilities is not None})
         with storage_write():  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
@@ -202,7 +229,8 @@ class TrialRunner:
 
         n_blocks = len(spec.blocks)
         self._report(number, "COMPLETE", outcome.val_accuracy,
-                     f"trial {number:>3}  val acc [bold]{outcome.val_accuracy:.4f}[/] (epoch {outcome.best_epoch + 1}, "
+                     f"trial {number:>3}  {'cv' if outcome.scoring else 'val'} acc [bold]{outcome.val_accuracy:.4f}[/] "
+                     f"(epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
                      f"{escape(describe_config(config, n_blocks, spec.pretrained))}")
         return TrialState.COMPLETE

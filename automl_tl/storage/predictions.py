@@ -40,7 +40,7 @@ def save_predictions(directory: Path, predictions: dict[str, SplitPredictions]) 
         arrays[f"{split}_index"] = np.asarray(kept.index, dtype=np.int64)
         arrays[f"{split}_labels"] = np.asarray(kept.labels, dtype=np.int64)
     directory.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(directory / PREDICTIONS_FILE, **arrays)
+    np.savez_compressed(directory / PREDICTIONS_FILE, **arrays)  # type: ignore[arg-type]
 
 
 def load_predictions(directory: Path) -> dict[str, SplitPredictions] | None:

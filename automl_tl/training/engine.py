@@ -41,11 +41,16 @@ class TrialOutcome:
     # ensembles of trials are selected on and judged by (automl_tl.storage.predictions keeps them).
     val_probabilities: np.ndarray | None = None
     test_probabilities: np.ndarray | None = None
+    # The table rows ``val_probabilities`` belong to; None: data.splits["val"]. Under cross-validation they are
+    # the out-of-fold predictions over train and val (automl_tl.training.cross_validation).
+    val_index: np.ndarray | None = None
+    scoring: dict[str, Any] = field(default_factory=dict)  # how the value was scored, kept with the trial's metrics
 
 
 EpochCallback = Callable[[EpochResult], None]
 PruneCheck = Callable[[EpochResult], bool]
 StartCallback = Callable[[TrialConfig], None]
+ProbabilitiesCallback = Callable[[EpochResult, np.ndarray], None]
 
 
 def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
@@ -61,6 +66,16 @@ def phase_schedule(config: TrialConfig, n_blocks: int) -> list[Phase]:
     return [config.phase_at(epoch) for epoch in range(config.epochs)]
 
 
+def checked_loss(loss: float, epoch: int, phase: Phase) -> float:
+    """An epoch's mean training loss; a loss that is not finite fails the trial."""
+    if not math.isfinite(loss):
+        raise TrialFailure(
+            f"the training loss became {loss} in epoch {epoch + 1} ({phase.value} phase); "
+            f"the learning rate may be too high for this backbone"
+        )
+    return loss
+
+
 def run_trial(
     adapter: FrameworkAdapter,
     spec: BackboneSpec,
@@ -70,6 +85,7 @@ def run_trial(
     should_prune: PruneCheck | None = None,
     save_to: Path | None = None,
     on_start: StartCallback | None = None,
+    on_val_probabilities: ProbabilitiesCallback | None = None,
 ) -> TrialOutcome:
     """Train one configuration and return the scores of the weights it keeps.
 
@@ -78,7 +94,8 @@ def run_trial(
     Validation accuracy is measured after every epoch on one step scale across both
     phases. The weights of the best epoch are snapshotted and restored at the end, so
     the trial's value, its test accuracy and its saved artifact all describe the same
-    weights, as checkpointing with early stopping does.
+    weights, as checkpointing with early stopping does. ``on_val_probabilities`` receives every epoch's
+    validation probabilities (cross-validation pools them across folds).
     """
     started = time.perf_counter()
     config = effective_config(spec, config)
@@ -97,12 +114,7 @@ def run_trial(
                 session.set_phase(phase)
                 current = phase
             epoch_start = time.perf_counter()
-            loss = session.train_epoch()
-            if not math.isfinite(loss):
-                raise TrialFailure(
-                    f"the training loss became {loss} in epoch {epoch + 1} ({phase.value} phase); "
-                    f"the learning rate may be too high for this backbone"
-                )
+            loss = checked_loss(session.train_epoch(), epoch, phase)
             probabilities = session.predict_split("val")
             result = EpochResult(
                 epoch=epoch,
@@ -113,6 +125,8 @@ def run_trial(
                 seconds=time.perf_counter() - epoch_start,
             )
             history.append(result)
+            if on_val_probabilities is not None:
+                on_val_probabilities(result, probabilities)
             if best is None or result.val_accuracy > best.val_accuracy:
                 best, best_snapshot, best_probabilities = result, session.snapshot(), probabilities
             if on_epoch is not None:

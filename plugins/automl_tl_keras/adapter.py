@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl_tl.cache.store import MemoryStore, store_from_env
+from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
@@ -17,8 +19,10 @@ class KerasAdapter:
     """Implements automl_tl.types.FrameworkAdapter with keras.applications backbones."""
 
     name = "keras"
-    export_formats: tuple[str, ...] = ("keras", "savedmodel")  # first is the one suggested to users
-    safe_formats: tuple[str, ...] = ("keras",)  # loaded with safe_mode; tf.saved_model.load runs the SavedModel's graph as given
+    export_formats: tuple[str, ...] = ("keras", "savedmodel", "tflite")  # first is the one suggested to users
+    # keras: loaded with safe_mode; tflite: built-in operators only. tf.saved_model.load runs the SavedModel's graph as given
+    safe_formats: tuple[str, ...] = ("keras", "tflite")
+    quantize_formats: tuple[str, ...] = ("tflite",)  # export --quantize int8
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
@@ -65,6 +69,13 @@ class KerasAdapter:
             build_base(spec, self._same_weights(spec))
         return self._digests[spec.name]
 
+    def inference_latency(self, spec: BackboneSpec, config: TrialConfig, num_classes: int) -> dict[str, float]:
+        """Median ms per call of the exported form of ``config``'s architecture (one TensorFlow graph) on this
+        CPU, at batch 1 and 32 (``batch_1_ms``, ``batch_32_ms``); the core caches it per architecture."""
+        from .latency import keras_latency
+
+        return keras_latency(spec, config, num_classes, self._same_weights(spec))
+
     def block_features(self, spec: BackboneSpec, data: ImageTable, block: int) -> np.ndarray:
         from .model import cut_tensors
         from .session import KerasPrefix, build_base
@@ -80,6 +91,13 @@ class KerasAdapter:
 
         return load_trained(spec, directory, num_classes, config, check_base=self._same_weights(spec))
 
+    def combine(self, members: Sequence[EnsembleMember], preprocessing: Preprocessing) -> Any:
+        """Several loaded trials as one model averaging their probabilities (``export --ensemble``): members of
+        one backbone read their branch points from one shared pretrained copy of it, run once."""
+        from .ensemble import combine
+
+        return combine(members, preprocessing, check_base=self._same_weights(members[0].spec))
+
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
         from automl_tl.cache.activations import normalise_images
 
@@ -87,11 +105,29 @@ class KerasAdapter:
         return np.asarray(model.predict(inputs, batch_size=64, verbose=0), dtype=np.float32)
 
     def export(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path) -> str:
+        if fmt == "tflite":
+            from .tflite import export_tflite
+
+            return export_tflite(model, preprocessing, out_dir)
         from .exporting import export_model
 
         return export_model(model, preprocessing, fmt, out_dir)
 
+    def quantize(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path, model_file: str,
+                 calibration: list[np.ndarray]) -> str:
+        """The int8 TensorFlow Lite file of ``model``, converted again with ``calibration`` as its
+        representative data set (a ``.tflite`` file cannot be quantized after conversion)."""
+        from .tflite import quantize_tflite
+
+        if fmt != "tflite":
+            raise ValueError(f"the keras adapter quantizes tflite exports, not {fmt!r}")
+        return quantize_tflite(model, preprocessing, out_dir, calibration)
+
     def load_exported(self, out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> ExportedModel:
+        if fmt == "tflite":
+            from .tflite import TFLiteModel
+
+            return TFLiteModel(out_dir / model_file)
         from .exporting import load_exported_model
 
         return load_exported_model(out_dir, fmt, model_file, trusted)

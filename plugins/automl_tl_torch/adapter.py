@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automl_tl.cache.store import MemoryStore, store_from_env
+from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.import_order import installed
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
@@ -35,6 +38,7 @@ class TorchAdapter:
     name = "torch"
     export_formats: tuple[str, ...] = ("onnx", "torchscript")  # first is the one suggested to users
     safe_formats: tuple[str, ...] = ("onnx",)  # onnxruntime runs no code from the file; torch.jit.load can
+    quantize_formats: tuple[str, ...] = ("onnx",)  # export --quantize int8
 
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
@@ -70,6 +74,13 @@ class TorchAdapter:
             with weights_errors(spec):
                 self._prototypes[spec.name] = build_block_stack(spec, pretrained=True).eval()
         return self._prototypes[spec.name]
+
+    def inference_latency(self, spec: BackboneSpec, config: TrialConfig, num_classes: int) -> dict[str, float]:
+        """Median ms per call of the ONNX export of ``config``'s architecture in onnxruntime on this CPU, at
+        batch 1 and 32 (``batch_1_ms``, ``batch_32_ms``); the core caches it per architecture (see latency.py)."""
+        from .latency import onnx_latency
+
+        return onnx_latency(spec, config, num_classes, self.prototype(spec))
 
     def backbone_digest(self, spec: BackboneSpec) -> str | None:
         """A digest of the pretrained weights trials of ``spec`` start from and ``load`` rebuilds onto (the
@@ -121,6 +132,16 @@ class TorchAdapter:
         model = load_trained(spec, directory, num_classes, config, prototype=self.prototype(spec))
         return model.cpu().to(memory_format=torch.contiguous_format)  # trials may have moved the prototype
 
+    def combine(self, members: Sequence[EnsembleMember], preprocessing: Preprocessing) -> Any:
+        """Several loaded trials as one model averaging their probabilities (``export --ensemble``): members of
+        one backbone run its pretrained blocks once, up to where each one's own trained blocks begin. A
+        member's claimed pretrained prefix is checked block by block against the prototype."""
+        from .ensemble import combine, pristine_block_count
+
+        checked = [replace(m, pristine_blocks=pristine_block_count(m.model, self.prototype(m.spec), m.pristine_blocks))
+                   for m in members]
+        return combine(checked, preprocessing)
+
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
         import torch
 
@@ -135,6 +156,15 @@ class TorchAdapter:
         from .exporting import export_model
 
         return export_model(model, preprocessing, fmt, out_dir)
+
+    def quantize(self, model: Any, preprocessing: Preprocessing, fmt: str, out_dir: Path, model_file: str,
+                 calibration: list[np.ndarray]) -> str:
+        """The int8 ONNX file of the ONNX export ``model_file``, calibrated on ``calibration``; see quantizing.py."""
+        from .quantizing import quantize_onnx
+
+        if fmt != "onnx":
+            raise ValueError(f"the torch adapter quantizes onnx exports, not {fmt!r}")
+        return quantize_onnx(out_dir, model_file, calibration)
 
     def load_exported(self, out_dir: Path, fmt: str, model_file: str, trusted: bool = False) -> ExportedModel:
         from .exporting import load_exported_model

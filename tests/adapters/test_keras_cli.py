@@ -41,6 +41,14 @@ def test_keras_search_export_predict_and_evaluate(small_sample, tmp_path, capsys
     assert main(["export", "k", "--format", "onnx", "-o", str(tmp_path / "bad")]) == 2
     assert "keras, savedmodel" in capsys.readouterr().err
 
+    # Both trials averaged in one .keras graph (loaded back in safe mode), checked against the members' own models.
+    assert main(["export", "k", "--format", "keras", "-o", str(tmp_path / "ensemble"), "--ensemble", "4"]) == 0
+    capsys.readouterr()
+    metadata = json.loads((tmp_path / "ensemble" / "metadata.json").read_text())
+    assert sum(metadata["ensemble"]["weights"]) == 4 and metadata["parity"]["max_abs_difference"] < 1e-3
+    assert main(["evaluate", str(tmp_path / "ensemble"), str(small_sample), "--json"]) == 0
+    assert abs(json.loads(capsys.readouterr().out)["accuracy"] - metadata["ensemble"]["test_accuracy"]) <= 0.01
+
 
 def _run(code: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, **(env_extra or {}))

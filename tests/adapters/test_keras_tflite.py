@@ -30,6 +30,7 @@ def keras_study(small_sample: Path, tmp_path_factory: pytest.TempPathFactory) ->
     studies = tmp_path_factory.mktemp("tflite_studies")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOML_TL_STUDIES", str(studies))
+        patch.setenv("AUTOML_TL_CV", "off")
         assert main(["search", str(small_sample), "--framework", "keras", "--backbones", "MobileNetV2", "--trials", "1",
                      "--study", "kt", "--epochs", "1", "--image-size", "32", "--seed", "3"]) == 0
     return studies

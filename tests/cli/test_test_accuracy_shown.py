@@ -7,7 +7,8 @@ import re
 from automl_tl.cli import common, main
 from tests.conftest import STUB_PLUGIN
 
-STUB = ["--plugin", STUB_PLUGIN, "--framework", "stub", "--epochs", "2", "--image-size", "16"]
+# Scored on the validation split: what is shown under --cv is tests/cli/test_cv_option.py's subject.
+STUB = ["--plugin", STUB_PLUGIN, "--framework", "stub", "--epochs", "2", "--image-size", "16", "--cv", "off"]
 
 
 def test_search_and_show_give_the_chosen_models_test_accuracy_only(capsys, small_sample, monkeypatch):

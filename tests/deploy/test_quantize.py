@@ -39,6 +39,7 @@ def mobilenet_study(medium_sample: Path, tmp_path_factory: pytest.TempPathFactor
     studies = tmp_path_factory.mktemp("quantize_studies")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOML_TL_STUDIES", str(studies))
+        patch.setenv("AUTOML_TL_CV", "off")
         assert main(["search", str(medium_sample), "--study", "qz", "--trials", "1", "--epochs", "2",
                      "--image-size", "32", "--backbones", "mobilenet_v2", "--seed", "0"]) == 0
     return studies

@@ -23,6 +23,7 @@ def searched(medium_sample, tmp_path_factory):
     studies = tmp_path_factory.mktemp("e2e_studies")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOML_TL_STUDIES", str(studies))
+        patch.setenv("AUTOML_TL_CV", "off")
         assert main(["search", str(medium_sample), "--trials", "3", *ARGS]) == 0
     return studies
 
@@ -110,3 +111,86 @@ def test_export_refuses_a_non_empty_folder_and_overwrites_only_its_own(in_study,
     assert main(["export", "e2e", "--format", "torchscript", "-o", str(ours), "--overwrite"]) == 0
     assert json.loads((ours / "metadata.json").read_text())["format"] == "torchscript"
     assert not (ours / "model.onnx").exists()
+
+
+def test_an_ensemble_exports_as_one_model_that_predict_and_evaluate_use(in_study, medium_sample, tmp_path, capsys):
+    """Three rounds over three trials: one ONNX graph, checked against the members' own models, whose test
+    accuracy is the one selection read from the members' kept probabilities."""
+    out = tmp_path / "ensemble"
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--ensemble", "3"]) == 0
+    printed = capsys.readouterr().out
+    metadata = json.loads((out / "metadata.json").read_text())
+    ensemble = metadata["ensemble"]
+    assert sum(ensemble["weights"]) == 3 and metadata["parity"]["max_abs_difference"] < 1e-3
+    if len(ensemble["members"]) > 1:
+        assert "Ensemble of" in printed and f"trial {ensemble['best_single_trial']} alone" in printed
+    test_paths = [str(p) for p in sorted(medium_sample.glob("*/*.png"))[:5]]
+    assert main(["predict", str(out), *test_paths, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 5
+    assert main(["evaluate", str(out), str(medium_sample), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert abs(evaluated["accuracy"] - ensemble["test_accuracy"]) <= 0.01
+
+
+def test_ensemble_options_that_cannot_work_are_refused(in_study, tmp_path, capsys):
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(tmp_path / "a"), "--ensemble", "3", "--trial", "0"]) == 2
+    assert "--trial and --ensemble" in capsys.readouterr().err
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(tmp_path / "b"), "--ensemble", "0"]) == 2
+    assert "--ensemble 0" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.fixture
+def timed_copy(searched, tmp_path, monkeypatch):
+    """A copy of the study in which the most accurate trial is the slowest: 50 ms against 1 and 2 ms."""
+    import shutil
+
+    copy = tmp_path / "studies"
+    shutil.copytree(searched, copy)
+    monkeypatch.setenv("AUTOML_TL_STUDIES", str(copy))
+    import sqlite3
+
+    ranked = sorted((t for t in load_study().get_trials() if t.state.name == "COMPLETE"), key=lambda t: -t.value)
+    with sqlite3.connect(copy / "e2e.db") as database:  # Optuna refuses to edit finished trials: edit the table
+        for trial, latency in zip(ranked, (50.0, 2.0, 1.0)):
+            database.execute("UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = 'latency_ms'",
+                             (json.dumps(latency), trial._trial_id))
+    assert [load_study().trials[t.number].user_attrs["latency_ms"] for t in ranked] == [50.0, 2.0, 1.0][: len(ranked)]
+    return [t.number for t in ranked]
+
+
+def test_export_max_latency_picks_the_most_accurate_trial_within_the_limit(timed_copy, tmp_path, capsys):
+    most_accurate, runner_up = timed_copy[0], timed_copy[1]
+    out = tmp_path / "fast"
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--max-latency-ms", "10"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads((out / "metadata.json").read_text())["trial"] == runner_up
+    assert f"trial {runner_up}" in printed and f"trial {most_accurate}" in printed and "50.0 ms > 10 ms" in printed
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(tmp_path / "none"), "--max-latency-ms", "0.5"]) == 2
+    assert "no completed trial runs within 0.5 ms" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(tmp_path / "x"), "--max-latency-ms", "-3"]) == 2
+
+
+def test_an_ensemble_under_a_latency_limit_takes_only_trials_that_fit_it(timed_copy, tmp_path, capsys):
+    out = tmp_path / "ensemble"
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--ensemble", "4", "--max-latency-ms", "2.5"]) == 0
+    ensemble = json.loads((out / "metadata.json").read_text())["ensemble"]
+    # 50 ms never fits; 2 + 1 ms would pass 2.5 ms, so one of the two fast trials is the only member
+    assert timed_copy[0] not in ensemble["members"] and len(ensemble["members"]) == 1
+    assert ensemble["members"][0] in timed_copy[1:]
+
+
+def test_show_and_the_report_give_the_ensemble_beside_the_best_single_trial(in_study, tmp_path, capsys):
+    from automl_tl.report.ensemble_summary import ensemble_section, study_ensemble
+
+    assert main(["show", "e2e", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["ensemble"]
+    assert summary["best_single_trial"] == load_study().best_trial.number
+    assert summary["val_accuracy"] >= summary["best_single_val_accuracy"]  # auto keeps the best prefix
+    assert main(["show", "e2e"]) == 0
+    assert "Ensemble (export --ensemble auto)" in capsys.readouterr().out
+    ensemble, _ = study_ensemble(load_study())
+    page = ensemble_section(ensemble)
+    assert "Ensemble of trials" in page and f"best single trial ({summary['best_single_trial']})" in page
+    assert ensemble_section(None, "No kept probabilities <here>.").count("&lt;here&gt;") == 1

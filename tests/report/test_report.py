@@ -77,7 +77,7 @@ def finished_study(tmp_path_factory, small_sample):
     os.environ["AUTOML_TL_STUDIES"] = str(studies)
     try:
         assert main(["search", str(small_sample), "--study", "rep", "--trials", "5", "--epochs", "2", "--image-size", "32",
-                     "--backbones", "mobilenet_v2,small_cnn"]) == 0
+                     "--backbones", "mobilenet_v2,small_cnn", "--cv", "off"]) == 0
     finally:
         if previous is None:
             os.environ.pop("AUTOML_TL_STUDIES")

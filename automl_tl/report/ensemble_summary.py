@@ -1,0 +1,63 @@
+"""The ensemble ``export --ensemble auto`` would build, beside the best single trial: for ``show`` and the report."""
+
+from __future__ import annotations
+
+import html
+
+import optuna
+
+from automl_tl.errors import UserError
+from automl_tl.search.ensemble import Ensemble, candidates, select_ensemble
+
+
+def study_ensemble(study: optuna.Study, artifacts_option: str | None = None) -> tuple[Ensemble | None, str]:
+    """Select the ``auto`` ensemble from the study's kept validation probabilities (no model is run).
+    Returns it, or None and why not (no trial kept its probabilities, artifacts only in S3, a damaged file)."""
+    from automl_tl.storage.artifacts import study_artifact_places
+
+    try:
+        local, remote = study_artifact_places(study, artifacts_option)
+        found = candidates(study, local)
+    except UserError as exc:
+        return None, str(exc)
+    if not found:
+        where = f"they live in {remote}; `automl-tl export --ensemble auto` fetches them" if remote else \
+            "trials record them since this version"
+        return None, f"No completed trial's validation probabilities are here ({where})."
+    try:
+        return select_ensemble(found, "auto"), ""
+    except UserError as exc:
+        return None, str(exc)
+
+
+def _test(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"
+
+
+def ensemble_text(ensemble: Ensemble) -> str:
+    """One paragraph: the ensemble's members and scores against the best single trial's."""
+    if ensemble.size == 1:
+        return (f"Ensemble (export --ensemble auto): selection keeps trial {ensemble.best_single} alone; no other trial "
+                f"improves its validation accuracy {ensemble.best_single_val_accuracy:.4f}.")
+    return (f"Ensemble (export --ensemble auto): {ensemble.describe()}. Val acc {ensemble.val_accuracy:.4f} against "
+            f"{ensemble.best_single_val_accuracy:.4f} for the best single trial {ensemble.best_single}; test acc "
+            f"{_test(ensemble.test_accuracy)} against {_test(ensemble.best_single_test_accuracy)}. The ensemble's "
+            f"validation score is optimistic (its members were chosen on it); the test split judges both.")
+
+
+def ensemble_section(ensemble: Ensemble | None, reason: str = "") -> str:
+    """The report's section: the ensemble and the best single trial side by side, and the members."""
+    if ensemble is None:
+        return f"<h2>Ensemble of trials</h2><p class=\"note\">{html.escape(reason or 'No ensemble.')}</p>"
+    rows = [
+        ["ensemble (export --ensemble auto)", f"{ensemble.val_accuracy:.4f}", _test(ensemble.test_accuracy),
+         ", ".join(f"trial {m} &times;{w}" for m, w in zip(ensemble.members, ensemble.weights))],
+        [f"best single trial ({ensemble.best_single})", f"{ensemble.best_single_val_accuracy:.4f}",
+         _test(ensemble.best_single_test_accuracy), f"trial {ensemble.best_single}"],
+    ]
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return ("<h2>Ensemble of trials</h2>"
+            "<table><thead><tr><th>model</th><th>val acc</th><th>test acc (these two only)</th><th>members (weight: rounds won)</th>"
+            f"</tr></thead><tbody>{body}</tbody></table>"
+            f"<p class=\"note\">{html.escape(ensemble_text(ensemble))} Greedy forward selection with replacement "
+            f"on the trials' validation probabilities (Caruana et al. 2004), {ensemble.rounds} rounds.</p>")
