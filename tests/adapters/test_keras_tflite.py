@@ -15,6 +15,7 @@ from PIL import Image
 pytest.importorskip("tensorflow", reason="the keras extra is not installed")
 
 from automl_tl.cli import main  # noqa: E402
+from tests.support.studies import searched_study  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +28,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def keras_study(small_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    studies = tmp_path_factory.mktemp("tflite_studies")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AUTOML_TL_STUDIES", str(studies))
-        patch.setenv("AUTOML_TL_CV", "off")
-        assert main(["search", str(small_sample), "--framework", "keras", "--backbones", "MobileNetV2", "--trials", "1",
-                     "--study", "kt", "--epochs", "1", "--image-size", "32", "--seed", "3"]) == 0
-    return studies
+    return searched_study(tmp_path_factory, "tflite_studies", small_sample, "kt", "--framework", "keras", "--backbones",
+                          "MobileNetV2", "--trials", "1", "--epochs", "1", "--image-size", "32", "--seed", "3")
 
 
 def test_tflite_float_and_int8_exports_predict_and_evaluate(keras_study, small_sample, tmp_path, capsys, monkeypatch):

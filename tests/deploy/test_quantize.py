@@ -16,6 +16,7 @@ from automl_tl.deploy import quantize
 from automl_tl.deploy.quantize import ModelFigures, QuantizeReport, check_accuracy_drop, check_quantize_options
 from automl_tl.errors import UserError
 from automl_tl.search.study_data import study_data
+from tests.support.studies import searched_study
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -36,13 +37,8 @@ def small_cnn_study(small_cnn_exports: Path, tmp_path: Path, monkeypatch: pytest
 @pytest.fixture(scope="module")
 def mobilenet_study(medium_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One head-only trial of the pretrained MobileNetV2 at 32 px: a real model of a realistic size."""
-    studies = tmp_path_factory.mktemp("quantize_studies")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AUTOML_TL_STUDIES", str(studies))
-        patch.setenv("AUTOML_TL_CV", "off")
-        assert main(["search", str(medium_sample), "--study", "qz", "--trials", "1", "--epochs", "2",
-                     "--image-size", "32", "--backbones", "mobilenet_v2", "--seed", "0"]) == 0
-    return studies
+    return searched_study(tmp_path_factory, "quantize_studies", medium_sample, "qz", "--trials", "1", "--epochs", "2",
+                          "--image-size", "32", "--backbones", "mobilenet_v2", "--seed", "0")
 
 
 def figures(accuracy: float) -> ModelFigures:
