@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import optuna
 
-from automl_tl.deploy.export import ExportReport, ExportSource, check_backbone_weights, check_format, trial_source, write_export
+from automl_tl.deploy.export import ExportReport, ExportSource, check_format, load_trial_model, trial_source, write_export
 from automl_tl.deploy.quantize import QuantizeRequest
 from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.search.ensemble import LIBRARY_SIZE, Ensemble, candidates, select_ensemble, weighted_mean
 from automl_tl.search.trial_runner import DIGEST_FIELD
-from automl_tl.storage.artifacts import load_parity_images, read_trial, study_key
-from automl_tl.types import BackboneSpec, Preprocessing, TrialConfig
+from automl_tl.storage.artifacts import load_parity_images, study_key
+from automl_tl.types import BackboneSpec, TrialConfig
 
 SELECTION = "greedy forward selection with replacement on validation probabilities (Caruana et al. 2004)"
 
@@ -34,24 +34,18 @@ def pristine_blocks(spec: BackboneSpec, config: TrialConfig, metrics: dict[str, 
 
 def ensemble_source(plugins: Plugins, study: optuna.Study, artifacts: Path, ensemble: Ensemble) -> ExportSource:
     """Rebuild each member (nothing is retrained) and let their adapter combine them into one model."""
-    key = study_key(study)
     members: list[EnsembleMember] = []
     metas: list[dict[str, Any]] = []
     adapter = None
-    for trial, weight in zip(ensemble.members, ensemble.weights):
-        directory, meta = read_trial(artifacts, trial, study.study_name, key)
-        spec = plugins.backbone(meta["backbone"])
-        member_adapter = plugins.framework(meta["framework"])
-        if adapter is not None and member_adapter is not adapter:
-            raise UserError(f"Trial {trial} was trained with {member_adapter.name}, the ensemble's other members with "
+    for number, weight in zip(ensemble.members, ensemble.weights):
+        trial = load_trial_model(plugins, study, artifacts, number)
+        if adapter is not None and trial.adapter is not adapter:
+            raise UserError(f"Trial {number} was trained with {trial.adapter.name}, the ensemble's other members with "
                             f"{adapter.name}; one exported graph cannot hold both. Choose members of one framework.")
-        adapter = member_adapter
-        config = TrialConfig(**meta["config"])
-        model = adapter.load(spec, directory, len(meta["class_names"]), config)
-        check_backbone_weights(adapter, spec, meta)
-        members.append(EnsembleMember(trial, spec, config, model, int(weight), pristine_blocks(spec, config, meta["metrics"]),
-                                      Preprocessing.from_dict(meta["preprocessing"])))
-        metas.append(meta)
+        adapter = trial.adapter
+        members.append(EnsembleMember(number, trial.spec, trial.config, trial.model, int(weight),
+                                      pristine_blocks(trial.spec, trial.config, trial.meta["metrics"]), trial.preprocessing))
+        metas.append(trial.meta)
     assert adapter is not None, "an ensemble has at least one member"
     best, best_meta = members[0], metas[0]
     for member, meta in zip(members[1:], metas[1:]):

@@ -118,15 +118,41 @@ class ExportSource:
         return self.adapter.predict_loaded(self.model, self.preprocessing, batch)
 
 
-def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number: int) -> ExportSource:
-    """A completed trial's saved model, rebuilt onto the pretrained weights it trained on (nothing is retrained)."""
+@dataclass
+class LoadedTrial:
+    """A completed trial's saved model, rebuilt onto the pretrained weights it trained on, with its record."""
+
+    number: int
+    spec: BackboneSpec
+    adapter: FrameworkAdapter
+    config: TrialConfig
+    model: Any
+    meta: dict[str, Any]  # its trial.json
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.meta["preprocessing"])
+
+
+def load_trial_model(plugins: Plugins, study: optuna.Study, artifacts: Path, number: int,
+                     fmt: str | None = None) -> LoadedTrial:
+    """Rebuild trial ``number`` (nothing is retrained); with ``fmt``, refuse a format its adapter cannot
+    write before the model is built."""
     artifact_dir, meta = read_trial(artifacts, number, study.study_name, study_key(study))
     spec = plugins.backbone(meta["backbone"])
     adapter = plugins.framework(meta["framework"])
+    if fmt is not None:
+        check_format(adapter, fmt)
     config = TrialConfig(**meta["config"])
-    class_names = list(meta["class_names"])
-    model = adapter.load(spec, artifact_dir, len(class_names), config)
+    model = adapter.load(spec, artifact_dir, len(meta["class_names"]), config)
     check_backbone_weights(adapter, spec, meta)
+    return LoadedTrial(number, spec, adapter, config, model, meta)
+
+
+def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number: int, fmt: str | None = None) -> ExportSource:
+    """A completed trial's saved model as an export source (see ``load_trial_model``)."""
+    trial = load_trial_model(plugins, study, artifacts, number, fmt)
+    meta = trial.meta
     metadata: dict[str, Any] = {
         "study": study.study_name,
         "trial": number,
@@ -140,7 +166,7 @@ def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number:
         "metrics": meta["metrics"],
         "automl_tl_version": meta.get("automl_tl_version"),
     }
-    return ExportSource(adapter, model, Preprocessing.from_dict(meta["preprocessing"]), class_names, number, metadata)
+    return ExportSource(trial.adapter, trial.model, trial.preprocessing, list(meta["class_names"]), number, metadata)
 
 
 def check_format(adapter: FrameworkAdapter, fmt: str) -> None:
@@ -153,9 +179,7 @@ def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: st
                  quantize: QuantizeRequest | None = None) -> ExportReport:
     """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left."""
     number = choose_trial(study, trial_number)
-    _, meta = read_trial(artifacts, number, study.study_name, study_key(study))
-    check_format(plugins.framework(meta["framework"]), fmt)
-    source = trial_source(plugins, study, artifacts, number)
+    source = trial_source(plugins, study, artifacts, number, fmt)
     return write_export(source, fmt, out_dir, load_parity_images(artifacts, study.study_name, study_key(study)), overwrite,
                         quantize)
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from automl_tl.deploy.export import check_backbone_weights
+from automl_tl.deploy.export import load_trial_model
 from automl_tl.deploy.predict import predict_rows
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.storage.artifacts import read_trial, study_key
 from automl_tl.training.metrics import confusion_matrix
-from automl_tl.types import ImageTable, Preprocessing, TrialConfig
+from automl_tl.types import ImageTable
 
 MAX_MISTAKES = 24
 
@@ -49,16 +49,13 @@ def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, artifacts: Path,
                   table: ImageTable) -> BestModelResults:
     """Rebuild the trial's saved model (nothing is retrained) and predict the test split."""
-    directory, meta = read_trial(artifacts, trial_number, study.study_name, study_key(study))
+    _, meta = read_trial(artifacts, trial_number, study.study_name, study_key(study))
     if list(table.class_names) != list(meta["class_names"]):
         raise UserError(f"the data's classes {list(table.class_names)} differ from the model's {meta['class_names']}; "
                         f"pass --data with the data set the study searched")
-    spec = plugins.backbone(meta["backbone"])
-    adapter = plugins.framework(meta["framework"])
+    trial = load_trial_model(plugins, study, artifacts, trial_number)
+    adapter, model, preprocessing = trial.adapter, trial.model, trial.preprocessing
     class_names = list(meta["class_names"])
-    model = adapter.load(spec, directory, len(class_names), TrialConfig(**meta["config"]))
-    check_backbone_weights(adapter, spec, meta)
-    preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     indices = np.asarray(table.splits["test"])
     probabilities = predict_rows(lambda batch: adapter.predict_loaded(model, preprocessing, batch), table.images,
                                  indices, len(class_names))

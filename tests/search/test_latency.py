@@ -376,7 +376,7 @@ def test_the_keras_adapter_times_its_exported_graph_at_batch_1_and_32():
     plugins = load_plugins()
     spec = plugins.backbone("MobileNetV2")
     if not spec.weights_available():
-        pytest.skip("the MobileNetV2 weights are not here")
+        pytest.skip("the ported Keras MobileNetV2 weights are not here (make setup ports them from the torchvision file)")
     config = replace(CONFIG, backbone="MobileNetV2", image_size=32, head_units=128)
     figures = plugins.framework("keras").inference_latency(spec, config, 10)
     assert set(figures) == {"batch_1_ms", "batch_32_ms"} and all(0 < ms < 5000 for ms in figures.values())
