@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_tl.data.images import to_model_input
-from automl_tl.deploy.export_folder import check_replaceable, make_staging, move_into_place, write_marker
+from automl_tl.deploy.export_folder import check_replaceable, finish_export, staging_folder
+from automl_tl.deploy.export_leftovers import clear_leftovers
 from automl_tl.deploy.quantize import QuantizeReport, QuantizeRequest, prepare_quantize, quantize_export
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
@@ -191,10 +191,10 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
     the checked float export is then quantized and replaced by the quantized model (see quantize.py)."""
     check_format(source.adapter, fmt)
     adapter, model, preprocessing = source.adapter, source.model, source.preprocessing
+    clear_leftovers(out_dir)  # what a killed export to the same place left: its own folders only
     check_replaceable(out_dir, overwrite)
     inputs = None if quantize is None else prepare_quantize(adapter, fmt, preprocessing, source.class_names, quantize)
-    staging = make_staging(out_dir)
-    try:
+    with staging_folder(out_dir) as staging:
         model_file = adapter.export(model, preprocessing, fmt, staging)
         images = parity_images
         if images is None:
@@ -225,10 +225,5 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
         (staging / LABELS_FILE).write_text(json.dumps(source.class_names, indent=2))
         (staging / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2))
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        write_marker(staging)
-        check_replaceable(out_dir, overwrite)  # again: the folder may have changed while the model was exported
-        move_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        finish_export(staging, out_dir, overwrite)
     return ExportReport(out_dir, model_file, source.trial, difference, int(len(batch)), same, quantized)
