@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.shown_text import console_text
 from automl_tl.types import DataSplits, ImageTable, ResizeRule
 
 # Logs and pipes get a wide console so tables stay readable; a terminal keeps its own width.
@@ -45,16 +45,27 @@ def read_images(splits: DataSplits, image_size: int, rule: ResizeRule, *, max_pi
                        rule=rule)
     if table.skipped:
         note = f" {skipped_note}" if skipped_note else ""
-        err_console.print(f"[yellow]warning[/] {escape(describe_skipped(table.skipped))}{escape(note)}", highlight=False)
+        err_console.print(f"[yellow]warning[/] {console_text(describe_skipped(table.skipped))}{console_text(note)}", highlight=False)
     return table
 
 
 def load_study(name: str, storage: str | None) -> Any:
-    """An existing study, or a clear error; nothing is created (no database file, no folder)."""
+    """An existing study, or a clear error; nothing is created or written (no database file, folder, table or
+    row: the store is opened read-only, see storage/study_store.py)."""
     import optuna
 
     from automl_tl.search.lifecycle import quiet_optuna
-    from automl_tl.storage.urls import check_study_name, explicit_storage, missing_database, open_storage, redact, sqlite_path, storage_url
+    from automl_tl.storage.study_store import reading_store
+    from automl_tl.storage.urls import (
+        check_study_name,
+        explicit_storage,
+        missing_database,
+        open_storage,
+        redact,
+        sqlite_path,
+        storage_url,
+        store_name,
+    )
 
     quiet_optuna()
     check_study_name(name)
@@ -64,10 +75,15 @@ def load_study(name: str, storage: str | None) -> Any:
     missing = missing_database(url)  # opening it would create the file and its folders
     if missing is not None:
         raise missing
-    try:
-        return optuna.load_study(study_name=name, storage=open_storage(url))
-    except KeyError:
-        raise UserError(f"No study named {name!r} in {redact(url)}. `automl-tl studies` lists them.") from None
+    store = open_storage(url, read_only=True)
+    with reading_store(store_name(url)):
+        try:
+            study = optuna.load_study(study_name=name, storage=store)
+        except KeyError:
+            raise UserError(f"No study named {name!r} in {redact(url)}. `automl-tl studies` lists them.") from None
+        study.get_trials(deepcopy=False)  # every finished trial read (and cached) here, where damage is named
+        study.user_attrs  # noqa: B018 - read for the same reason
+    return study
 
 
 def resolved(path: str) -> Path:

@@ -176,15 +176,32 @@ def sqlite_file(url: str) -> Path | None:
     return None if not path or path == ":memory:" else Path(path)
 
 
-def open_storage(url: str) -> Any:
-    """An Optuna storage for ``url``, with a clear error when it cannot be reached."""
+def store_name(url: str) -> str:
+    """How messages name the study store at ``url``: a SQLite file's full path, or the URL without its password."""
+    database = sqlite_file(url) if is_sqlite(url) else None
+    return str(Path(database).resolve()) if database is not None else redact(url)
+
+
+def open_storage(url: str, *, read_only: bool = False) -> Any:
+    """An Optuna storage for ``url``, with a clear error when it cannot be reached or is not a study store
+    (see study_store.py). ``read_only``, for commands that only read: the store must exist, and nothing is
+    created, migrated or written (no file, folder, table or row). Otherwise a missing database is made, and
+    one that is there must be empty or a study store."""
     import optuna
 
+    from automl_tl.storage.study_store import check_before_writing, open_read_only
+
     database = sqlite_file(url) if is_sqlite(url) else None
-    if database is not None:
-        make_database_folder(database)
+    shown = store_name(url)
     try:
+        if read_only:
+            return open_read_only(url, database, shown)
+        if database is not None:
+            make_database_folder(database)
+        check_before_writing(url, database, shown)
         return optuna.storages.get_storage(url)
+    except UserError:
+        raise
     except ModuleNotFoundError as exc:
         raise UserError(
             f"Cannot open the study storage {redact(url)}: its database driver {exc.name!r} is not installed. "
