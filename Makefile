@@ -63,9 +63,10 @@ stamps:
 BENCH_TRIALS    ?= 50
 BENCH_B_TIMEOUT ?= 1200
 BENCH_PRUNERS   ?= halving,median
-bench: setup
+bench: setup stamps
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
+	$(BIN)/python bench/cache_checksum.py
 	$(BIN)/python bench/schedule.py
 	$(BIN)/python bench/block_lr.py
 	$(BIN)/python bench/ensemble.py --data sample

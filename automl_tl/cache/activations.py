@@ -20,27 +20,15 @@ import numpy as np
 from automl_tl.cache.store import ActivationKey, ActivationStore, MemoryStore, _Float16Overflow, images_digest
 from automl_tl.data.images import DECODER_VERSION
 from automl_tl.data.pages import release
+from automl_tl.runtime.notices import notice_once, take_notices
 from automl_tl.types import ImageTable
+
+__all__ = ["LivePrefix", "NormalisedImages", "PrefixActivations", "PrefixIdentity", "normalise_images", "notice_once",
+           "rows_as_float32", "table_digest", "take_notices"]
 
 BATCH_PIXELS_SIDE = 96
 POOLED_FLOAT32_BYTES = 512 * 2**20  # a few cut points' pooled features, kept in memory as float32 (the newest always)
 _POOLED_FLOAT32: OrderedDict[tuple[ActivationKey, int], np.ndarray] = OrderedDict()  # (key, stored itemsize)
-_NOTICES: list[str] = []
-_NOTICED: set[str] = set()
-
-
-def notice_once(text: str) -> None:
-    """Say ``text`` once per process: the search prints it after the trial that met it."""
-    if text not in _NOTICED:
-        _NOTICED.add(text)
-        _NOTICES.append(text)
-
-
-def take_notices() -> list[str]:
-    """The notices not yet printed."""
-    taken = list(_NOTICES)
-    _NOTICES.clear()
-    return taken
 
 
 def normalise_images(images: np.ndarray, mean: Sequence[float], std: Sequence[float], *,

@@ -8,76 +8,61 @@ so a killed process or a second worker never leaves or reads half an entry. Read
 the file instead of loading it: trials touch only the rows they use, and memory does not
 grow from trial to trial. When the folder exceeds its size limit, the least recently used
 entries are deleted (a process that still maps one keeps reading it safely).
+
+Each entry's sidecar keeps its key, shape, dtype and a checksum of the file, computed as the rows
+are written; an entry is checked against it when first opened in a process, and one that fails
+(or whose sidecar is missing, damaged or another entry's) is deleted and computed again
+(``automl_tl.data.cache_entries``). Only entries whose sidecar proves them ours are counted,
+evicted or cleared.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from automl_tl.cache.keys import (
+    ENTRY_FORMAT,
+    ActivationKey,
+    arrays_digest,
+    images_digest,
+    proves_activation,
+    proves_own,
+)
+from automl_tl.data import checksums
+from automl_tl.data.cache_entries import (
+    DamagedEntry,
+    FolderUsage,
+    commit_partial,
+    discard_entry,
+    drop_partial,
+    new_array_file,
+    note_rebuilt,
+    open_checked,
+    owned_entries,
+    read_sidecar,
+    write_sidecar,
+)
+from automl_tl.data.cache_entries import clear_folder as clear_store_folder
+from automl_tl.data.cache_entries import folder_usage as store_folder_usage
 from automl_tl.data.image_store import cache_dir
-from automl_tl.data.pages import free_bytes, is_entry, new_array_file
+from automl_tl.data.pages import free_bytes
 
-FORMAT_VERSION = 2  # bump when the layout of entries or the meaning of a key changes
+__all__ = ["ActivationKey", "ActivationStore", "ActivationWriter", "DiskStore", "FolderUsage", "MemoryStore",
+           "arrays_digest", "clear_folder", "default_cache_bytes", "default_cache_dir", "folder_usage",
+           "images_digest", "proves_activation", "store_from_env"]
+
 CACHE_GB_ENV = "AUTOML_TL_CACHE_GB"
 CACHE_DTYPE_ENV = "AUTOML_TL_CACHE_DTYPE"
 MEMORY_ENTRY_BYTES = 1 << 30  # the largest entry a MemoryStore keeps (for weights that exist once)
 DISK_RESERVE = 2 << 30  # bytes of the disk the cache leaves free
 DEFAULT_CACHE_SHARE, DEFAULT_CACHE_MAX_GB, DEFAULT_CACHE_MIN_GB = 0.5, 64.0, 1.0
-STALE_PARTIAL_S = 24 * 3600  # a partial write older than this was left by a killed process
 FLOAT16_SAFE_MAX = 6.0e4  # float16 overflows above 65504; larger activations are kept as float32
-
-
-@dataclass(frozen=True)
-class ActivationKey:
-    """Everything that changes the cached values. ``images`` digests every image's content hash
-    in table order; ``weights`` digests the backbone's actual tensors, not a file name."""
-
-    framework: str
-    backbone: str
-    weights: str
-    image_size: int
-    preprocessing: str
-    images: str
-    block: str  # "block:K" (after K blocks) or "pooled:K" (pooled features of block K)
-
-    def digest(self, stored_as: str = "float16") -> str:
-        """The entry's file name. ``stored_as`` is the dtype the store keeps values in: a float32 store
-        never serves what a float16 one rounded (float16 keeps the digests entries had before)."""
-        fields = {"format": FORMAT_VERSION, **asdict(self)}
-        if stored_as != "float16":
-            fields["stored_as"] = stored_as
-        text = json.dumps(fields, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-@functools.lru_cache(maxsize=16)
-def images_digest(content_hashes: tuple[str, ...], image_size: int, decoder: str) -> str:
-    """One digest for a table's images, in order: any changed, added or moved image changes it."""
-    h = hashlib.sha256(f"{decoder}|{image_size}|".encode())
-    for content in content_hashes:
-        h.update(content.encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-def arrays_digest(named_arrays: Iterable[tuple[str, np.ndarray]]) -> str:
-    """A digest of named arrays (a model's weights): names, shapes, dtypes and bytes."""
-    h = hashlib.sha256()
-    for name, array in named_arrays:
-        array = np.ascontiguousarray(array)
-        h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        h.update(array.data.cast("B"))
-    return h.hexdigest()
 
 
 class ActivationWriter(Protocol):
@@ -149,7 +134,9 @@ class MemoryStore:
 
 class _DiskWriter:
     """Rows go to a partial ``.npy`` file with ``pwrite`` (no writable memory map, whose dirty pages
-    would count as this process's memory), and the file is renamed into place when complete."""
+    would count as this process's memory), and the file is renamed into place when complete. Rows
+    come in order, so their checksum is computed as they are written; rows out of order make
+    ``commit`` hash the finished file instead."""
 
     def __init__(self, store: DiskStore, key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.store, self.key, self.dtype, self.shape = store, key, dtype, shape
@@ -157,6 +144,9 @@ class _DiskWriter:
         self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         self.fd: int | None = os.open(self.tmp, os.O_RDWR)
         self.overflowed = False
+        self.hasher: Any = checksums.new_hasher()
+        self.hasher.update(os.pread(self.fd, self.offset, 0))  # the .npy header
+        self.hashed_rows = 0
 
     def write(self, start: int, rows: np.ndarray) -> None:
         if self.dtype == np.float16 and rows.size and float(np.abs(rows).max()) > FLOAT16_SAFE_MAX:
@@ -164,21 +154,31 @@ class _DiskWriter:
         if not self.overflowed and self.fd is not None:
             data = np.ascontiguousarray(rows, dtype=self.dtype)
             os.pwrite(self.fd, data.data.cast("B"), self.offset + start * self.row_bytes)
+            if self.hasher is not None and start == self.hashed_rows:
+                self.hasher.update(data.data.cast("B"))
+                self.hashed_rows += len(data)
+            else:
+                self.hasher = None
 
     def commit(self) -> np.ndarray:
-        self._close()
-        if self.overflowed:
+        if self.overflowed or self.fd is None:
             self.abort()
             raise _Float16Overflow(self.shape)
+        if self.hasher is not None and self.hashed_rows == self.shape[0]:
+            checksum = checksums.checksum_of(self.hasher)
+        else:
+            checksum = checksums.hash_fd(self.fd)
+        checksums.remember(self.fd, checksum)
+        self._close()
         final = self.store.path(self.key)
-        os.replace(self.tmp, final)
-        self.store.describe(self.key, self.shape, self.dtype)
+        self.store.describe(self.key, self.shape, self.dtype, checksum)  # the sidecar first: no entry is unproven
+        commit_partial(self.tmp, final)
         self.store.evict(keep=final)
         return np.load(final, mmap_mode="r")
 
     def abort(self) -> None:
         self._close()
-        self.tmp.unlink(missing_ok=True)
+        drop_partial(self.tmp)
 
     def _close(self) -> None:
         if self.fd is not None:
@@ -197,33 +197,54 @@ class DiskStore:
         if dtype not in ("float16", "float32"):
             raise ValueError(f"cache dtype must be float16 or float32, not {dtype!r}")
         self.root, self.max_bytes, self.dtype = Path(root), int(max_bytes), np.dtype(dtype)
-        self.hits = self.misses = self.evicted = 0
+        self.hits = self.misses = self.evicted = self.rebuilt = 0
 
     def path(self, key: ActivationKey) -> Path:
         """The entry's file: its key's digest for this store's dtype (see ``ActivationKey.digest``)."""
         return self.root / f"{key.digest(self.dtype.name)}.npy"
 
-    def describe(self, key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """A readable sidecar saying what the entry holds (its key, shape and dtype)."""
-        info = {**asdict(key), "shape": list(shape), "dtype": np.dtype(dtype).name}
-        sidecar = self.path(key).with_suffix(".json")
-        tmp = sidecar.with_name(f".partial-{os.getpid()}-{sidecar.name}")
-        tmp.write_text(json.dumps(info, indent=1))
-        os.replace(tmp, sidecar)
+    def describe(self, key: ActivationKey, shape: tuple[int, ...], dtype: np.dtype, checksum: str) -> None:
+        """The entry's sidecar: this format, the entry's name, its key, shape, dtype and checksum."""
+        path = self.path(key)
+        write_sidecar(path.with_suffix(".json"), {
+            "format": ENTRY_FORMAT, "entry": path.stem, "key": asdict(key), "stored_as": self.dtype.name,
+            "shape": list(shape), "dtype": np.dtype(dtype).name, "checksum": checksum})
 
     def get(self, key: ActivationKey) -> np.ndarray | None:
+        """The entry of ``key``, memory-mapped, once it has proven its content; None when there is none. An
+        entry that fails its check is deleted (it is computed again) and the search says so."""
         path = self.path(key)
         try:
-            array = np.load(path, mmap_mode="r")
-        except (FileNotFoundError, ValueError, OSError):
+            array = self._open_checked(key, path)
+        except (FileNotFoundError, DamagedEntry) as exc:
+            if isinstance(exc, DamagedEntry):
+                discard_entry(path)  # named by our key's digest: ours
+                note_rebuilt(self.root)
+                self.rebuilt += 1
             self.misses += 1
             return None
         try:
-            os.utime(path)  # recently used: evicted last
+            os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))  # recently used (the access time)
         except OSError:
             pass
         self.hits += 1
         return array
+
+    def _open_checked(self, key: ActivationKey, path: Path) -> np.ndarray:
+        if not path.exists():
+            raise FileNotFoundError(path)  # no entry (a sidecar alone is what a killed write leaves)
+        info = read_sidecar(path.with_suffix(".json"))
+        if info is None or info.get("format") != ENTRY_FORMAT or info.get("entry") != path.stem \
+                or info.get("key") != asdict(key) or info.get("stored_as") != self.dtype.name:
+            raise DamagedEntry("its sidecar is missing, damaged or another entry's")
+        try:
+            shape = tuple(int(n) for n in info["shape"])
+            dtype = np.dtype(info["dtype"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DamagedEntry(f"its sidecar is damaged: {exc}") from None
+        if dtype not in (np.float16, np.float32) or not checksums.is_checksum(info.get("checksum")):
+            raise DamagedEntry("its sidecar is damaged")
+        return open_checked(path, str(info["checksum"]), shape, dtype)
 
     def contains(self, key: ActivationKey) -> bool:
         return self.path(key).is_file()
@@ -245,9 +266,8 @@ class DiskStore:
         return _DiskWriter(self, key, shape, dtype)
 
     def entries(self) -> list[Path]:
-        if not self.root.is_dir():
-            return []
-        return [p for p in self.root.glob("*.npy") if is_entry(p)]  # never a partial write, nor a file not ours
+        """The entries whose sidecar proves them this cache's (never a partial write, nor a file not ours)."""
+        return owned_entries(self.root, proves_activation)
 
     def bytes_used(self) -> int:
         total = 0
@@ -264,7 +284,8 @@ class DiskStore:
         stats = []
         for entry in self.entries():
             try:
-                stats.append((entry.stat().st_mtime, entry.stat().st_size, entry))
+                info = entry.stat()
+                stats.append((info.st_atime, info.st_size, entry))  # reads set the access time
             except FileNotFoundError:
                 pass
         total = sum(size for _, size, _ in stats)
@@ -274,53 +295,22 @@ class DiskStore:
                 break
             if entry == keep:
                 continue
-            entry.unlink(missing_ok=True)
-            entry.with_suffix(".json").unlink(missing_ok=True)
+            discard_entry(entry)
             total -= size
             self.evicted += 1
 
 
-@dataclass(frozen=True)
-class FolderUsage:
-    """A store folder's own files: ``entries`` (one ``.npy`` each) and their ``bytes``, sidecars included."""
-
-    entries: int
-    bytes: int
-
-
-def _own_files(root: Path) -> list[tuple[Path, os.stat_result]]:
-    """The entry files (``is_entry``) directly in ``root``, with their stats; none when it does not exist."""
-    found = []
-    for path in root.iterdir() if root.is_dir() else []:
-        try:
-            if is_entry(path) and path.is_file():
-                found.append((path, path.stat()))
-        except FileNotFoundError:  # evicted by another process meanwhile
-            pass
-    return found
-
-
 def folder_usage(root: Path) -> FolderUsage:
-    """What the activation cache or the decoded-image store in ``root`` holds (its sub-folders not counted)."""
-    files = _own_files(root)
-    return FolderUsage(sum(path.suffix == ".npy" for path, _ in files), sum(stat.st_size for _, stat in files))
+    """What the activation cache or the decoded-image store in ``root`` holds: the entries whose sidecar
+    proves them ours (sub-folders not counted)."""
+    return store_folder_usage(root, proves_own)
 
 
 def clear_folder(root: Path, now: float | None = None) -> FolderUsage:
-    """Delete a store folder's entries and the partial writes that killed processes left (older than
-    ``STALE_PARTIAL_S``; a younger one may be a running search's). Files that are not a store's, and
-    sub-folders, stay. Returns what was removed. A process that still maps a deleted entry reads on safely."""
-    removed = folder_usage(root)
-    for path, _ in _own_files(root):
-        path.unlink(missing_ok=True)
-    cutoff = (time.time() if now is None else now) - STALE_PARTIAL_S
-    for partial in root.glob(".partial-*") if root.is_dir() else []:
-        try:
-            if partial.stat().st_mtime < cutoff:
-                partial.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
-    return removed
+    """Delete the entries of either store in ``root`` whose sidecar proves them ours, and the partial writes
+    that killed processes left, proven ours by their marker or content (see ``cache_entries.clear_folder``).
+    Files that are not a store's, and sub-folders, stay. Returns what was removed."""
+    return clear_store_folder(root, proves_own, now)
 
 
 def default_cache_dir() -> Path:

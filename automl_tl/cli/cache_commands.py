@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from automl_tl.cli.common import console
+from automl_tl.runtime.shown_text import console_text
 
 
 def _size(nbytes: int) -> str:
@@ -47,7 +47,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             return 0
         for name, usage in removed.items():
             console.print(f"{name}: removed {usage.entries} entries ({_size(usage.bytes)}) from "
-                          f"{escape(paths[name])}", highlight=False)
+                          f"{console_text(paths[name])}", highlight=False)
         console.print("Files there that automl-tl did not write were left alone.", highlight=False)
         return 0
     store = store_from_env()  # the limit and dtype the next search would use (checks the settings too)
@@ -69,7 +69,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     for row in rows:
         limit = (f"{_size(row['limit_bytes'])}, {row['dtype']}" if "limit_bytes" in row else
                  "one per architecture and machine" if row["cache"] == "latency" else f"the newest {KEEP_ENTRIES} kept")
-        table.add_row(row["cache"], escape(row["path"]), str(row["entries"]), _size(row["bytes"]), limit)
+        table.add_row(row["cache"], console_text(row["path"]), str(row["entries"]), _size(row["bytes"]), limit)
     console.print(table)
     console.print("`automl-tl cache --clear` deletes these entries; they are made again when needed.", highlight=False)
     return 0

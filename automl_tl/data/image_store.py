@@ -9,28 +9,46 @@ the entry and map it. Decoding writes rows with ``pwrite`` from a pool of thread
 releases the GIL while it decodes and resizes), so neither the image set nor the file's
 dirty pages ever sit in this process's memory. The file is complete before it is renamed
 into place: a killed process leaves only a ``.partial-*`` file, and two workers decoding the
-same data at once both write the same bytes and the second rename is harmless.
+same data at once both write the same bytes and the second rename is harmless. The sidecar also
+keeps the entry's name, shape and a checksum of the file; an entry is checked against it when first
+opened in a process, and one that fails is deleted and decoded again (``cache_entries``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from automl_tl.data import checksums
+from automl_tl.data.cache_entries import (
+    DamagedEntry,
+    checksum_file,
+    commit_partial,
+    discard_entry,
+    drop_partial,
+    new_array_file,
+    note_rebuilt,
+    open_checked,
+    owned_sidecars,
+    read_sidecar,
+    write_sidecar,
+)
 from automl_tl.data.images import DECODER_VERSION, BadImage, decode_image
-from automl_tl.data.pages import free_bytes, is_entry, new_array_file
+from automl_tl.data.pages import free_bytes
 from automl_tl.errors import UserError
 from automl_tl.runtime.threads import usable_cpus
 from automl_tl.types import ImageItem, ResizeRule
 
-STORE_VERSION = 1
+STORE_VERSION = 2  # bump when the layout of entries changes (2: sidecars keep a checksum)
+ENTRY_FORMAT = f"automl-tl decoded images {STORE_VERSION}"
+_LEGACY_FIELDS = frozenset({"version", "decoder", "image_size", "rule", "max_pixels", "kept", "reasons"})
 KEEP_ENTRIES = 4  # the most recently used entries kept; older ones are deleted when a new one is written
 DISK_RESERVE = 1 << 30  # bytes left free on the disk after writing an entry
 CACHE_DIR_ENV = "AUTOML_TL_CACHE_DIR"
@@ -102,21 +120,50 @@ def stored_images(items: Sequence[ImageItem], hashes: Sequence[str], unreadable:
     return _decode(root, key, items, unreadable, image_size, rule, max_pixels, show_progress)
 
 
+def proves_decoded(name: str, content: dict[str, Any]) -> bool:
+    """Whether ``content`` is the sidecar of the decoded-image entry ``name``: it names this format, the
+    entry and a checksum. A sidecar of version 1 (no checksum), recognised by its exact fields, counts as
+    ours too, so that ``cache --clear`` and eviction remove it."""
+    if content.get("format") == ENTRY_FORMAT:
+        return content.get("entry") == name and checksums.is_checksum(content.get("checksum"))
+    return content.get("version") == 1 and set(content) == _LEGACY_FIELDS
+
+
 def _open(root: Path, key: str) -> StoredImages | None:
+    """The entry ``key`` once it has proven its content; None when there is none, or when it failed its
+    check (then it is deleted, to be decoded again, and the search says so)."""
     sidecar, path = root / f"{key}.json", root / f"{key}.npy"
     try:
-        meta = json.loads(sidecar.read_text())
-        pixels = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
+        found = _open_checked(sidecar, path, key)
+    except FileNotFoundError:
         return None
-    kept = [int(i) for i in meta.get("kept", [])]
-    if pixels.ndim != 4 or len(pixels) != len(kept):
+    except DamagedEntry:
+        discard_entry(path)  # named by this data's key: ours
+        note_rebuilt(root)
         return None
     try:
         os.utime(sidecar)  # recently used: kept when older entries are deleted
     except OSError:
         pass
-    return StoredImages(pixels, kept, {int(i): str(r) for i, r in meta.get("reasons", [])}, 0)
+    return found
+
+
+def _open_checked(sidecar: Path, path: Path, key: str) -> StoredImages:
+    if not path.exists():
+        raise FileNotFoundError(path)  # no entry (a sidecar alone is what a killed write leaves)
+    meta = read_sidecar(sidecar)
+    if meta is None or not proves_decoded(key, meta) or meta.get("format") != ENTRY_FORMAT:
+        raise DamagedEntry("its sidecar is missing, damaged or another entry's")
+    try:
+        kept = [int(i) for i in meta["kept"]]
+        reasons = {int(i): str(r) for i, r in meta["reasons"]}
+        shape = tuple(int(n) for n in meta["shape"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DamagedEntry(f"its sidecar is damaged: {exc}") from None
+    if len(shape) != 4 or shape[0] != len(kept) or shape[3] != 3 or meta.get("dtype") != "uint8":
+        raise DamagedEntry("its sidecar is damaged")
+    pixels = open_checked(path, str(meta["checksum"]), shape, np.dtype(np.uint8))
+    return StoredImages(pixels, kept, reasons, 0)
 
 
 def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[int, str], image_size: int,
@@ -127,6 +174,7 @@ def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[i
     _check_space(root, len(todo) * row_bytes)
     reasons = dict(unreadable)
     partial, offset = new_array_file(root, (len(todo), *row_shape), np.uint8)
+    final = root / f"{key}.npy"
     try:
         fd = os.open(partial, os.O_RDWR)
         try:
@@ -149,16 +197,13 @@ def _decode(root: Path, key: str, items: Sequence[ImageItem], unreadable: dict[i
         finally:
             os.close(fd)
         kept = [todo[slot] for slot in good_slots]
-        meta = {"version": STORE_VERSION, "decoder": DECODER_VERSION, "image_size": image_size, "rule": rule.token(),
-                "max_pixels": max_pixels, "kept": kept, "reasons": sorted(reasons.items())}
-        sidecar = root / f"{key}.json"
-        tmp = root / f".partial-{os.getpid()}-{key}.json"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, sidecar)
-        final = root / f"{key}.npy"
-        os.replace(partial, final)
+        write_sidecar(final.with_suffix(".json"), {
+            "format": ENTRY_FORMAT, "entry": key, "decoder": DECODER_VERSION, "image_size": image_size,
+            "rule": rule.token(), "max_pixels": max_pixels, "shape": [len(kept), *row_shape], "dtype": "uint8",
+            "checksum": checksum_file(partial), "kept": kept, "reasons": sorted(reasons.items())})
+        commit_partial(partial, final)
     except BaseException:
-        Path(partial).unlink(missing_ok=True)
+        drop_partial(partial)
         raise
     _evict(root, keep=key)
     pixels = np.load(final, mmap_mode="r")
@@ -175,7 +220,7 @@ def _compact(root: Path, partial: Path, fd: int, offset: int, good_slots: list[i
             os.pwrite(out, os.pread(fd, row_bytes, offset + slot * row_bytes), new_offset + new * row_bytes)
     finally:
         os.close(out)
-    partial.unlink(missing_ok=True)
+    drop_partial(partial)
     return compacted
 
 
@@ -192,9 +237,7 @@ def _check_space(root: Path, needed: int) -> None:
 def _evict(root: Path, keep: str) -> None:
     """Keep the ``KEEP_ENTRIES`` most recently used entries (``keep`` always), delete the rest."""
     entries = []
-    for sidecar in root.glob("*.json"):
-        if not is_entry(sidecar):
-            continue  # a partial write, or not ours
+    for sidecar in owned_sidecars(root, proves_decoded):  # never a partial write, nor a file not ours
         try:
             entries.append((sidecar.stat().st_mtime, sidecar))
         except FileNotFoundError:
@@ -203,8 +246,7 @@ def _evict(root: Path, keep: str) -> None:
     for _, sidecar in entries[KEEP_ENTRIES:]:
         if sidecar.stem == keep:
             continue
-        sidecar.with_suffix(".npy").unlink(missing_ok=True)
-        sidecar.unlink(missing_ok=True)
+        discard_entry(sidecar.with_suffix(".npy"))
 
 
 def run_with_progress(work: Callable[[int], None], total: int, what: str, show_progress: bool) -> None:

@@ -10,16 +10,10 @@ kernel's page cache, so the next read of them is still a memory copy, not a disk
 from __future__ import annotations
 
 import mmap
-import os
-import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-
-ENTRY_NAME = re.compile(r"^[0-9a-f]{40}$")
-"""The stem of every entry the stores write (a digest): the only files they ever evict or clear."""
 
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
@@ -42,12 +36,6 @@ def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     return rows
 
 
-def is_entry(path: Path) -> bool:
-    """Whether ``path`` is named like a store's own entry (``<40 hex digits>.npy`` or ``.json``), so that
-    eviction never deletes a file of the user's that happens to sit in the cache folder."""
-    return bool(ENTRY_NAME.match(path.stem)) and path.suffix in (".npy", ".json")
-
-
 def free_bytes(path: Path) -> int:
     """Free space on the disk that holds ``path`` (or would: the nearest folder above it that exists)."""
     probe = Path(path)
@@ -57,15 +45,3 @@ def free_bytes(path: Path) -> int:
         return int(shutil.disk_usage(probe).free)
     except OSError:
         return 0
-
-
-def new_array_file(folder: Path, shape: tuple[int, ...], dtype: np.dtype | type) -> tuple[Path, int]:
-    """A sparse ``.npy`` file of ``shape`` and ``dtype`` under a ``.partial-*`` name in ``folder``, and the
-    offset where its data starts: rows go in with ``os.pwrite`` and the file is renamed into place whole."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=".partial-", suffix=".npy", dir=folder)
-    os.close(handle)
-    header = np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
-    offset = int(header.offset)
-    del header
-    return Path(name), offset

@@ -28,7 +28,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_tl.cache.store import FolderUsage, clear_folder
+from automl_tl.data.cache_entries import STALE_PARTIAL_S, FolderUsage, read_json
 from automl_tl.data.image_store import cache_dir
 from automl_tl.errors import TrialFailure
 from automl_tl.runtime.threads import usable_cpus
@@ -172,11 +172,26 @@ class LatencyCache:
         return FolderUsage(len(self.entries()), size)
 
     def clear(self) -> FolderUsage:
-        """Delete the file (and partial writes that killed processes left); returns what it held."""
-        held = self.usage()
-        self.path.unlink(missing_ok=True)
-        clear_folder(self.path.parent)  # only stale ".partial-" files: nothing else there is named like an entry
+        """Delete the file, and the partial writes of it that killed processes left (older than a day), when
+        their content is such a file; returns what was removed. Any other file stays, whatever its name."""
+        held = self.usage() if _is_latency_file(self.path) else FolderUsage(0, 0)
+        if held.bytes:
+            self.path.unlink(missing_ok=True)
+        cutoff = datetime.now(UTC).timestamp() - STALE_PARTIAL_S
+        for partial in self.path.parent.glob(".partial-*.json") if self.path.parent.is_dir() else []:
+            try:
+                if partial.stat().st_mtime < cutoff and _is_latency_file(partial):
+                    partial.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass
         return held
+
+
+def _is_latency_file(path: Path) -> bool:
+    """Whether ``path`` holds what ``LatencyCache`` writes: an object of exactly a format number and entries."""
+    content = read_json(path)
+    return content is not None and set(content) == {"format", "entries"} and isinstance(content["format"], int) \
+        and isinstance(content["entries"], dict)
 
 
 def architecture_latency(adapter: FrameworkAdapter, spec: BackboneSpec, config: TrialConfig, num_classes: int,

@@ -147,3 +147,80 @@ def test_eviction_and_clearing_never_touch_files_that_are_not_entries(tmp_path: 
     cache.evict()
     clear_folder(cache.root)
     assert (cache.root / "notes.npy").read_bytes() == b"keep"
+
+
+def _damage_every_entry(store: Path, how: str, rng: np.random.Generator) -> None:
+    for path in store.glob("*.npy"):
+        data = bytearray(path.read_bytes())
+        if how == "flipped bytes":
+            for index in rng.integers(128, len(data), 3):
+                data[index] ^= 0x10
+        elif how == "random pixels":  # the same size and dtype: only the content tells
+            data[128:] = rng.integers(0, 256, len(data) - 128, dtype=np.uint8).tobytes()
+        elif how == "2 KB in the middle":
+            middle = len(data) // 2
+            data[middle - 1024:middle + 1024] = rng.integers(0, 256, 2048, dtype=np.uint8).tobytes()
+        else:  # truncated
+            data = data[: len(data) // 2]
+        path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["flipped bytes", "random pixels", "2 KB in the middle", "truncated"])
+def test_a_damaged_entry_is_decoded_again_and_said_once(tmp_path: Path, how: str) -> None:
+    from automl_tl.data import checksums
+    from automl_tl.runtime.notices import take_notices
+
+    data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
+    clean = np.array(load(data, store).images)
+    _damage_every_entry(store, how, np.random.default_rng(0))
+    checksums.forget()  # what a new process knows
+    take_notices()
+    again = load(data, store)
+    assert again.decoded_now == 24 and np.array_equal(np.asarray(again.images), clean)
+    notices = take_notices()
+    assert len(notices) == 1 and notices[0].startswith(f"1 cache entry in {store} ")
+    checksums.forget()
+    assert load(data, store).decoded_now == 0 and take_notices() == []
+
+
+def test_swapped_missing_or_damaged_sidecars_are_not_trusted(tmp_path: Path) -> None:
+    from automl_tl.data import checksums
+    from automl_tl.runtime.notices import take_notices
+
+    data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
+    small, large = np.array(load(data, store, size=16).images), np.array(load(data, store, size=24).images)
+    (a, b) = sorted(store.glob("*.json"))
+    a_text, b_text = a.read_text(), b.read_text()
+    a.write_text(b_text)
+    b.write_text(a_text)
+    checksums.forget()
+    take_notices()
+    assert np.array_equal(np.asarray(load(data, store, size=16).images), small)
+    assert np.array_equal(np.asarray(load(data, store, size=24).images), large)
+    assert take_notices()[0].startswith("2 cache entries")
+    for sidecar, damage in ((store / f"{a.stem}.json", "{broken"), (store / f"{b.stem}.json", None)):
+        if damage is None:
+            sidecar.unlink()
+        else:
+            sidecar.write_text(damage)
+    checksums.forget()
+    assert load(data, store, size=16).decoded_now == 24 and load(data, store, size=24).decoded_now == 24
+    assert take_notices()[0].startswith("2 cache entries")
+
+
+def test_a_sidecar_changed_into_other_valid_json_is_not_believed(tmp_path: Path) -> None:
+    import json
+
+    from automl_tl.data import checksums
+    from automl_tl.runtime.notices import take_notices
+
+    data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
+    first = load(data, store)
+    (sidecar,) = store.glob("*.json")
+    meta = json.loads(sidecar.read_text())
+    meta["kept"] = [meta["kept"][1], meta["kept"][0], *meta["kept"][2:]]  # two images' labels swapped
+    sidecar.write_text(json.dumps(meta))
+    checksums.forget()
+    take_notices()
+    again = load(data, store)
+    assert again.decoded_now == 24 and again.relpaths == first.relpaths and len(take_notices()) == 1
