@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
 
-from rich.markup import escape  # noqa: E402
-
 from automl_tl.cli.common import err_console  # noqa: E402
 from automl_tl.cli.parser import build_parser  # noqa: E402
 from automl_tl.errors import UserError  # noqa: E402
 from automl_tl.runtime.interrupts import StoppedTrial, interrupts_as_keyboard_interrupt  # noqa: E402
 from automl_tl.runtime.memory import tune_allocator  # noqa: E402
+from automl_tl.runtime.shown_text import console_text  # noqa: E402
 
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
                        errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
@@ -54,7 +53,7 @@ def _show_plugin_warnings(previous: Callable[..., None]) -> Callable[..., None]:
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: object) -> None:
         if isinstance(category, type) and issubclass(category, PluginWarning):
-            err_console.print(f"[yellow]warning[/] {escape(_plain(str(message)))}", highlight=False)
+            err_console.print(f"[yellow]warning[/] {console_text(_plain(str(message)))}", highlight=False)
         else:
             previous(message, category, filename, lineno, *rest)
 
@@ -78,18 +77,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _show_plugin_warnings(warnings.showwarning)  # restored by catch_warnings
             return handler(args)
     except UserError as exc:
-        err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(str(exc), args))}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(str(exc), args))}", highlight=False)
         return 2
     except OSError as exc:  # a last resort: the specific cases have their own messages
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             raise
-        err_console.print(f"[bold red]Error:[/] {escape(_without_secrets(describe_os_error(exc), args))}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(describe_os_error(exc), args))}", highlight=False)
         return 2
     except KeyboardInterrupt as exc:
         detail = f" {exc.detail}" if isinstance(exc, StoppedTrial) else ""
-        err_console.print(f"Stopped.{escape(detail)} Finished trials are saved; run the same command again to resume.",
-                          highlight=False)
+        err_console.print(f"Stopped.{console_text(detail)} {stopped_message(args)}", highlight=False)
         return 130
+
+
+_RESUME = "Finished trials are saved; run the same command again to resume."
+_ONLY_READS = "This command writes nothing of yours, so nothing is left half-done."
+# What is true of each command's output when Ctrl-C or SIGTERM stops it part-way.
+_STOPPED = {
+    "search": _RESUME,
+    "worker": _RESUME,
+    "export": "The folder named by -o holds what it held before, or the complete new export; never a part of one. "
+              "Run the same command again to export.",
+    "report": "The file named by -o holds what it held before, or the complete new report; never a part of one. "
+              "Run the same command again to write it.",
+    "sample-data": "The sample folder is either complete or not there; run the same command again to write it.",
+    "cache": "Any entries already deleted are gone, the rest are kept; run the same command again to finish.",
+}
+
+
+def stopped_message(args: argparse.Namespace) -> str:
+    """What a Ctrl-C or SIGTERM left behind, for the command that was stopped."""
+    if args.command == "show" and getattr(args, "plot", None):
+        return "The --plot file holds what it held before, or the complete new plot. Run the same command again."
+    if args.command == "cache" and not getattr(args, "clear", False):
+        return _ONLY_READS
+    return _STOPPED.get(args.command, _ONLY_READS)
 
 
 def entry_point() -> None:

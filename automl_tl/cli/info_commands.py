@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.markup import escape
 from rich.table import Table
 
 from automl_tl.cli.common import command_plugins, console
+from automl_tl.runtime.shown_text import console_text
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:
@@ -31,8 +31,8 @@ def cmd_backbones(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         here = "from scratch" if not row["pretrained"] else ("[green]yes[/]" if row["weights_available"] else "[red]no[/]")
-        table.add_row(escape(str(row["name"])), escape(str(row["framework"])), str(row["blocks"]), str(row["feature_dim"]),
-                      here, escape(str(row["weights"])), escape(str(row["plugin"])))
+        table.add_row(console_text(str(row["name"])), console_text(str(row["framework"])), str(row["blocks"]), str(row["feature_dim"]),
+                      here, console_text(str(row["weights"])), console_text(str(row["plugin"])))
     console.print(table)
     return 0
 
@@ -48,10 +48,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for column in ("name", "source", "frameworks", "backbones", "datasets"):
         table.add_column(column)
     for row in rows:
-        source = f"[red]failed: {escape(row['error'])}[/]" if row.get("error") else escape(row["source"])
+        source = f"[red]failed: {console_text(row['error'])}[/]" if row.get("error") else console_text(row["source"])
         backbones = f"{len(row['backbones'])}: " + ", ".join(row["backbones"][:4]) if row["backbones"] else ""
-        table.add_row(escape(row["name"]), source, escape(", ".join(row["frameworks"])), escape(backbones),
-                      escape(", ".join(row["datasets"])))
+        table.add_row(console_text(row["name"]), source, console_text(", ".join(row["frameworks"])), console_text(backbones),
+                      console_text(", ".join(row["datasets"])))
     console.print(table)
     return 0
 
@@ -61,7 +61,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
     target = Path(args.directory).expanduser().resolve() if args.directory else default_sample_dir()
     path = write_sample(target)
-    console.print(f"Sample data set (Animal-MNIST, 10 classes) is in {escape(str(path))}")
+    console.print(f"Sample data set (Animal-MNIST, 10 classes) is in {console_text(str(path))}")
     return 0
 
 

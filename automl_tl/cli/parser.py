@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
+from typing import NoReturn
 
 from automl_tl import __version__
 from automl_tl.cli.cache_commands import cmd_cache
@@ -12,6 +12,7 @@ from automl_tl.cli.info_commands import cmd_backbones, cmd_plugins, cmd_sample_d
 from automl_tl.cli.model_commands import cmd_evaluate, cmd_export, cmd_predict
 from automl_tl.cli.search_commands import cmd_search, cmd_worker
 from automl_tl.cli.study_commands import cmd_report, cmd_show, cmd_studies
+from automl_tl.runtime.shown_text import printable
 from automl_tl.search.pruning import DEFAULT_PRUNER, PRUNERS
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
 
@@ -49,8 +50,28 @@ def auto_or_off_or_int(option: str) -> Callable[[str], str | int]:
     return parse
 
 
+def ms_or_off(option: str) -> Callable[[str], str | float]:
+    """An argparse type: ``off`` or a number of milliseconds (the command checks the range)."""
+
+    def parse(text: str) -> str | float:
+        if text.strip().lower() == "off":
+            return "off"
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number of milliseconds or off for {option}") from None
+
+    return parse
+
+
 def _add_plugin_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", metavar="FILE.py", help="load a single-file plugin (repeatable)")
+
+
+def _add_overwrite_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"also replace an existing file that automl-tl did not write; {what} it wrote earlier is "
+                             f"replaced without asking, and a link, device, FIFO or socket never")
 
 
 def _add_trust_option(parser: argparse.ArgumentParser) -> None:
@@ -66,10 +87,19 @@ def _add_test_per_trial_option(parser: argparse.ArgumentParser) -> None:
                              "optimistic estimate")
 
 
+class ShownErrorsParser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error shows the words it quotes (an unknown argument, a file name)
+    with their control characters escaped; its sub-command parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the escaped message, then exit 2, as argparse does."""
+        super().error(printable(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from automl_tl.types import RESIZE_MODES
 
-    parser = argparse.ArgumentParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
+    parser = ShownErrorsParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
     parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -107,14 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--heartbeat", type=int, default=DEFAULT_HEARTBEAT_S, metavar="SEC",
                         help="a new study's heartbeat: a worker silent for 3 heartbeats has its trial retried elsewhere "
                              "(default %(default)s)")
-    search.add_argument("--max-latency-ms", type=float, metavar="MS",
+    search.add_argument("--max-latency-ms", type=ms_or_off("--max-latency-ms"), metavar="MS|off",
                         help="only train architectures whose exported model classifies one image within this many "
-                             "milliseconds on this machine's CPU (measured once per architecture, cached)")
-    search.add_argument("--cv", type=auto_or_off_or_int("--cv"), default=os.environ.get("AUTOML_TL_CV", "auto"),
-                        metavar="auto|off|K",
+                             "milliseconds on this machine's CPU (measured once per architecture, cached); a resumed "
+                             "study keeps its limit unless another is given, and off lifts it")
+    search.add_argument("--cv", type=auto_or_off_or_int("--cv"), default=None, metavar="auto|off|K",
                         help="score trials by K-fold cross-validation over the training and validation images; auto: "
-                             "5 folds when the validation split is small (under 300 images), else off (default "
-                             "%(default)s; the AUTOML_TL_CV environment variable sets it)")
+                             "5 folds when the validation split is small (under 300 images), else off (default auto, "
+                             "or what the AUTOML_TL_CV environment variable says)")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
 
@@ -136,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--storage", metavar="URL")
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
     show.add_argument("--plot", metavar="FILE", help="also draw validation accuracy against batch-1 latency, the "
-                                                    "Pareto front marked, into FILE (.png, .svg or .pdf)")
+                                                    "Pareto front marked, into FILE (.png, .svg or .pdf; a name "
+                                                    "without an extension gets .png)")
+    _add_overwrite_option(show, "a plot")
     _add_test_per_trial_option(show)
     show.set_defaults(func=cmd_show)
 
@@ -157,9 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="export the most accurate trial (or ensemble) whose batch-1 CPU latency is within this limit")
     export.add_argument("--quantize", choices=["int8"],
                         help="int8 weights and activations, calibrated on training images (onnx, tflite)")
-    export.add_argument("--max-accuracy-drop", type=float, default=1.0, metavar="POINTS",
-                        help="refuse a quantized export that loses more than this many points of validation "
-                             "accuracy against the float model (default %(default)s)")
+    export.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
+                        help="with --quantize: refuse a quantized export that loses more than this many points (0 to "
+                             "100) of validation accuracy against the float model (default 1)")
     export.add_argument("--data", metavar="DATA",
                         help="with --quantize: the study's data, where it is now if it moved (calibration and the "
                              "accuracy check read it; by default, from where the study recorded it)")
@@ -195,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--storage", metavar="URL")
     report.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")
     report.add_argument("--data", metavar="DATA", help="where the data is now, if it moved since the search")
+    _add_overwrite_option(report, "a report")
     _add_test_per_trial_option(report)
     _add_plugin_option(report)
     report.set_defaults(func=cmd_report)

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from automl_tl.cli.common import command_plugins, console, data_location, err_console, read_images
 from automl_tl.cli.plugin_files import check_study_backbones, record_plugin_files
 from automl_tl.errors import UserError
+from automl_tl.runtime.shown_text import console_text
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
 
+CV_ENV = "AUTOML_TL_CV"
 SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
 
 
@@ -22,11 +22,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from automl_tl.distributed.loop import run_search
     from automl_tl.distributed.workers import check_workers
     from automl_tl.search.backbone_choice import chosen_frameworks, select_backbones
+    from automl_tl.search.latency_limit import resumed_limit
+    from automl_tl.search.lifecycle import existing_study_attrs
     from automl_tl.search.scoring import choose_scoring, recorded_cv_folds
     from automl_tl.search.settings import SearchSettings
     from automl_tl.search.study_input import study_input
     from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
 
+    args.cv = requested_cv(args.cv)
     if args.trials < 1:
         raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
     if args.image_size != "auto" and not 16 <= args.image_size <= 1024:
@@ -41,7 +44,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
     if skipped and args.backbones:
         for line in skipped:
-            err_console.print(f"[yellow]skipping backbone[/] {escape(line)}")
+            err_console.print(f"[yellow]skipping backbone[/] {console_text(line)}")
     elif skipped:
         console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
     location = data_location(args.data)
@@ -49,7 +52,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     name = check_study_name(args.study if args.study is not None else study_name_for(location))
     check_database_place(storage_url(name, args.storage))  # before the images are read
     counts = {s: len(splits.indices(s)) for s in ("train", "val", "test")}
-    console.print(f"[bold]Data[/] {escape(splits.source)}: {len(splits.class_names)} classes, "
+    console.print(f"[bold]Data[/] {console_text(splits.source)}: {len(splits.class_names)} classes, "
                   f"{counts['train']} train / {counts['val']} val / {counts['test']} test images")
     with database_errors(storage_url(name, args.storage)):
         chosen = study_input([plugins.backbone(n) for n in backbones], splits, storage_url(name, args.storage), name,
@@ -57,11 +60,14 @@ def cmd_search(args: argparse.Namespace) -> int:
                              timeout=args.timeout)
         scored_images = counts["train"] + counts["val"]
         scoring = choose_scoring(args.cv, counts["val"], scored_images, recorded_cv_folds(storage_url(name, args.storage), name))
+        latency_limit, latency_note = resumed_limit(args.max_latency_ms, existing_study_attrs(storage_url(name, args.storage), name))
     size, rule = chosen.image_size, chosen.rule
-    console.print(f"[bold]Input[/] {size} px ({escape(chosen.size_why)}); {escape(rule.describe())}; "
-                  f"{chosen.epochs} epoch{'' if chosen.epochs == 1 else 's'} per trial at most ({escape(chosen.epochs_why)})")
+    console.print(f"[bold]Input[/] {size} px ({console_text(chosen.size_why)}); {console_text(rule.describe())}; "
+                  f"{chosen.epochs} epoch{'' if chosen.epochs == 1 else 's'} per trial at most ({console_text(chosen.epochs_why)})")
     if scoring.describe(scored_images):
-        console.print(f"[bold]Scoring[/] {escape(scoring.describe(scored_images))}")
+        console.print(f"[bold]Scoring[/] {console_text(scoring.describe(scored_images))}")
+    if latency_note:
+        console.print(f"[bold]Latency limit[/] {console_text(latency_note)}.", highlight=False)
     table = read_images(splits, size, rule, max_pixels=args.max_pixels)
     url = storage_url(name, args.storage)
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
@@ -70,7 +76,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         epochs=chosen.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
         smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
-        resize=rule, image_size_reason=chosen.size_why, max_latency_ms=args.max_latency_ms, cv_folds=scoring.folds,
+        resize=rule, image_size_reason=chosen.size_why, max_latency_ms=latency_limit, cv_folds=scoring.folds,
     )
     if args.workers is not None:
         with database_errors(url):
@@ -80,8 +86,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         from automl_tl.storage.urls import redact
 
         record_plugin_files(study, plugins, args.plugin or [])
-        console.print(f"[bold]Study[/] {name!r} in {escape(redact(url))}: {finished} finished, budget {args.trials}; "
-                      f"backbones: {escape(', '.join(backbones))}")
+        console.print(f"[bold]Study[/] {name!r} in {console_text(redact(url))}: {finished} finished, budget {args.trials}; "
+                      f"backbones: {console_text(', '.join(backbones))}")
 
     with database_errors(url):
         result = run_search(settings, plugins, table, console, on_ready=ready)
@@ -95,16 +101,16 @@ def report_result(result: Any, settings: Any, plugins: Any) -> None:
 
     name = settings.study_name
     for note in result.notes:
-        console.print(escape(note))
+        console.print(console_text(note))
     console.print(leaderboard_table(result.study))
     limited = limit_note(result.study.get_trials(deepcopy=False), settings.max_latency_ms)
     if limited:
-        console.print(escape(limited), highlight=False)
+        console.print(console_text(limited), highlight=False)
     if result.stopped_by == "failures":
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
     if result.stopped_by == "timeout":
         console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
-    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {escape(export_hint(result.study, plugins))}")
+    console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {console_text(export_hint(result.study, plugins))}")
 
 
 def export_hint(study: Any, plugins: Any) -> str:
@@ -143,9 +149,32 @@ def check_numbers(args: argparse.Namespace) -> None:
 
         check_cv_option(args.cv)
     max_latency = getattr(args, "max_latency_ms", None)
-    if max_latency is not None and not (0 < max_latency < float("inf")):  # NaN too
+    if isinstance(max_latency, float) and not (0 < max_latency < float("inf")):  # NaN too; "off" lifts a limit
         raise UserError(f"--max-latency-ms {max_latency:g}: give the most milliseconds the exported model may take "
                         f"to classify one image on this machine's CPU (a number above 0), or leave it out.")
+
+
+def requested_cv(given: str | int | None) -> str | int:
+    """``--cv`` as given, else ``$AUTOML_TL_CV``, else auto. A bad environment value is refused naming the
+    variable, not the flag the user never typed."""
+    from automl_tl.search.scoring import check_cv_option
+    from automl_tl.training.folds import MAX_FOLDS, MIN_FOLDS
+
+    if given is not None:
+        return given
+    raw = os.environ.get(CV_ENV, "")
+    word = raw.strip().lower()
+    if not word:
+        return "auto"
+    if word in ("auto", "off"):
+        return word
+    try:
+        folds = int(word)
+        check_cv_option(folds)
+    except (ValueError, UserError):
+        raise UserError(f"{CV_ENV}={raw!r}: the environment variable sets search --cv's default; give auto, off or a "
+                        f"number of folds from {MIN_FOLDS} to {MAX_FOLDS}, or unset it.") from None
+    return folds
 
 
 def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any) -> int:
@@ -164,9 +193,9 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
         admission.close()
     name, url = settings.study_name, settings.storage_url
     if args.workers == 0:
-        console.print(f"Study {name!r} is ready in {escape(redact(url))} with a budget of {settings.trials} trials. Start "
+        console.print(f"Study {name!r} is ready in {console_text(redact(url))} with a budget of {settings.trials} trials. Start "
                       f"workers on any machine that reaches the database and the artifacts with:\n"
-                      f"  AUTOML_TL_STORAGE='{escape(redact(url))}' automl-tl worker --study {name}")
+                      f"  AUTOML_TL_STORAGE='{console_text(redact(url))}' automl-tl worker --study {name}")
         return 0
     started = time.perf_counter()
     codes = run_local_workers(args.workers, study, url, settings.data_location, list(args.plugin or []), console)
@@ -178,7 +207,7 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
             f"are saved in the study; run the same command again to finish it."
         )
     console.print(f"{args.workers} workers finished the study in {time.perf_counter() - started:.0f}s. "
-                  f"{escape(export_hint(study, plugins))}")
+                  f"{console_text(export_hint(study, plugins))}")
     return 0
 
 
@@ -211,7 +240,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         stored = read_stored_study(name, url)
         plugins = command_plugins(args)
         for line in check_study_backbones(plugins, stored.attrs, stored.settings["backbones"], args.plugin or []):
-            err_console.print(f"[yellow]warning[/] {escape(line)}", highlight=False)
+            err_console.print(f"[yellow]warning[/] {console_text(line)}", highlight=False)
         location = args.data or stored.data_location
         splits = plugins.discover(location)
         local, remote = (artifact_places(name, args.artifacts) if args.artifacts
@@ -221,10 +250,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
         table = read_images(splits, settings.image_size, settings.resize, max_pixels=max_pixels,
                             show_progress=not args.lines)
-        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {escape(redact(url))}")
+        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {console_text(redact(url))}")
         result = run_worker(settings, plugins, table, console)
     for note in result.notes:
-        console.print(escape(note))
+        console.print(console_text(note))
     if result.stopped_by == "failures":
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed on this worker; see `automl-tl show {name}`.")
     console.print(f"Worker {os.getpid()} ran {result.ran} trial(s) in {result.seconds:.0f}s; study {name!r} "

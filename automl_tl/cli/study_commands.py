@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
-from automl_tl.cli.common import command_plugins, console, err_console, load_study, resolved
+from automl_tl.cli.common import command_plugins, console, err_console, load_study
 from automl_tl.errors import UserError
+from automl_tl.runtime.owned_files import output_path
+from automl_tl.runtime.shown_text import console_text
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -23,39 +24,38 @@ def cmd_show(args: argparse.Namespace) -> int:
     summary = study_summary(study)
     ensemble, why_not = study_ensemble(study)
     summary["ensemble"] = ensemble.to_dict() if ensemble is not None else {"none": why_not}
-    if args.plot:
-        write_latency_plot(study, resolved(args.plot))
+    plot_file = write_latency_plot(study, output_path(args.plot), args.overwrite) if args.plot else None
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     counts = ", ".join(f"{k.lower()} {v}" for k, v in summary["counts"].items() if v)
-    console.print(f"[bold]Study {escape(repr(args.name))}[/]: {counts or 'no trials'}")
+    console.print(f"[bold]Study {console_text(repr(args.name))}[/]: {counts or 'no trials'}")
     shown = summary["input"]
     if shown["image_size"] is not None:
-        console.print(f"Input: {shown['image_size']} px ({escape(str(shown['why']))}); {escape(shown['rule'])}")
+        console.print(f"Input: {shown['image_size']} px ({console_text(str(shown['why']))}); {console_text(shown['rule'])}")
     best = summary["best_trial"]
     folds = study_cv_folds(study.user_attrs)
     if value_note(folds):
-        console.print(escape(value_note(folds)), highlight=False)
+        console.print(console_text(value_note(folds)), highlight=False)
     if best:
         attrs = best["user_attrs"]
         console.print(f"Best trial {best['number']} (the chosen model): {value_name(folds)} {best['value']:.4f}, "
                       f"balanced {value_name(folds)} {attrs.get('val_balanced_accuracy', float('nan')):.4f}, "
                       f"test acc {attrs.get('test_accuracy', float('nan')):.4f}")
-        console.print("Best params: " + escape(", ".join(f"{k}={v}" for k, v in best["params"].items())))
+        console.print("Best params: " + console_text(", ".join(f"{k}={v}" for k, v in best["params"].items())))
     console.print(leaderboard_table(study, test_per_trial=args.test_per_trial, chosen_caption=False))
     if not args.test_per_trial:
         console.print("Test accuracy is shown for the chosen model only (--test-per-trial shows every trial's).",
                       style="dim", highlight=False)
     if ensemble is not None:
-        console.print(escape(ensemble_text(ensemble)), highlight=False)
+        console.print(console_text(ensemble_text(ensemble)), highlight=False)
     show_latency(study, summary["latency"])
-    if args.plot:
-        console.print(f"Accuracy against latency drawn into {escape(str(resolved(args.plot)))}", highlight=False)
+    if plot_file is not None:
+        console.print(f"Accuracy against latency drawn into {console_text(str(plot_file))}", highlight=False)
     for number, reason in summary["smart_start"].items():
-        console.print(f"[cyan]smart start[/] trial {number}: {escape(reason)}")
+        console.print(f"[cyan]smart start[/] trial {number}: {console_text(reason)}")
     for failure in summary["failures"][-5:]:
-        console.print(f"[red]failed[/] trial {failure['trial']}: {escape(str(failure['reason']))}")
+        console.print(f"[red]failed[/] trial {failure['trial']}: {console_text(str(failure['reason']))}")
     return 0
 
 
@@ -74,28 +74,27 @@ def show_latency(study: Any, latency: dict[str, Any]) -> None:
                       highlight=False)
 
 
-def write_latency_plot(study: Any, path: Path) -> None:
-    """``show --plot FILE``: validation accuracy against batch-1 latency, the Pareto front marked."""
-    from automl_tl.report.figures import accuracy_latency_figure, save_figure
+def write_latency_plot(study: Any, path: Path, overwrite: bool) -> Path:
+    """``show --plot FILE``: validation accuracy against batch-1 latency, the Pareto front marked; returns
+    the file written (FILE, or FILE.png for a name without an extension)."""
+    from automl_tl.report.figures import accuracy_latency_figure
+    from automl_tl.report.plot_file import check_plot_target, write_plot
 
+    check_plot_target(path, overwrite)  # a target it must not replace is refused before anything is drawn
     figure = accuracy_latency_figure(study)
     if figure is None:
         raise UserError(f"--plot {path}: no completed trial of study {study.study_name!r} has a measured latency, so "
                         f"there is nothing to draw. Trials record their latency when their framework can measure it "
                         f"(torch and keras do); run more trials with `automl-tl search`, or leave --plot out.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_figure(figure, path)
-    except (OSError, ValueError) as exc:  # matplotlib raises ValueError for an extension it cannot write
-        raise UserError(f"--plot {path}: the plot cannot be written ({exc}). Name a file ending in .png, .svg or "
-                        f".pdf in a folder you can write.") from None
+    return write_plot(figure, path, overwrite)
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
     from automl_tl.search.lifecycle import quiet_optuna
-    from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, studies_dir
+    from automl_tl.storage.study_store import reading_store
+    from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, store_name, studies_dir
     quiet_optuna()
     chosen = explicit_storage(args.storage)
     missing = missing_database(chosen) if chosen else None  # opening it would create the file and its folders
@@ -104,7 +103,16 @@ def cmd_studies(args: argparse.Namespace) -> int:
     urls = [chosen] if chosen else [f"sqlite:///{p}" for p in sorted(studies_dir().glob("*.db"))]
     rows = []
     for url in urls:
-        for summary in optuna.get_all_study_summaries(storage=open_storage(url), include_best_trial=True):
+        try:
+            storage = open_storage(url, read_only=True)
+            with reading_store(store_name(url)):
+                summaries = optuna.get_all_study_summaries(storage=storage, include_best_trial=True)
+        except UserError as exc:  # one file of the folder that is not a study store: said, and the rest listed
+            if chosen:
+                raise
+            err_console.print(f"[yellow]skipped[/] {console_text(str(exc))}", highlight=False)
+            continue
+        for summary in summaries:
             best = summary.best_trial
             rows.append({"study": summary.study_name, "storage": redact(url), "trials": summary.n_trials,
                          "best_value": best.value if best else None,
@@ -113,15 +121,15 @@ def cmd_studies(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        console.print(f"No studies in {escape(str(chosen and redact(chosen) or studies_dir()))}.")
+        console.print(f"No studies in {console_text(str(chosen and redact(chosen) or studies_dir()))}.")
         return 0
     table = Table(title="Studies")
     for column in ("study", "trials", "best val acc", "best backbone", "storage"):
         table.add_column(column)
     for row in rows:
-        table.add_row(escape(str(row["study"])), str(row["trials"]),
+        table.add_row(console_text(str(row["study"])), str(row["trials"]),
                       f"{row['best_value']:.4f}" if row["best_value"] is not None else "-",
-                      escape(str(row["best_backbone"] or "-")), escape(str(row["storage"])))
+                      console_text(str(row["best_backbone"] or "-")), console_text(str(row["storage"])))
     console.print(table)
     return 0
 
@@ -136,7 +144,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     study = load_study(args.name, args.storage)
     plugins = command_plugins(args)
     warnings: list[str] = []
-    output = resolved(args.output)
+    output = output_path(args.output)
 
     def evaluate() -> BestModelResults:
         ranked = ranked_trials(study)
@@ -147,8 +155,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     with console.status("Drawing the report and evaluating the best model on the test split ..."):
         ensemble, why_not = study_ensemble(study, args.artifacts)
         write_report(study, output, evaluate, warnings, test_per_trial=args.test_per_trial,
-                     ensemble_html=ensemble_section(ensemble, why_not))
+                     ensemble_html=ensemble_section(ensemble, why_not), overwrite=args.overwrite)
     for text in warnings:
-        err_console.print(f"[yellow]warning[/] {escape(text)}", highlight=False)
-    console.print(f"Report of study {args.name!r} written to [bold]{escape(str(output))}[/] (one self-contained HTML file)")
+        err_console.print(f"[yellow]warning[/] {console_text(text)}", highlight=False)
+    console.print(f"Report of study {args.name!r} written to [bold]{console_text(str(output))}[/] (one self-contained HTML file)")
     return 0

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 from automl_tl.data.images import IMAGE_SUFFIXES
-from automl_tl.data.paths import resolve_under
+from automl_tl.data.paths import resolve_under, special_kind
 from automl_tl.data.split import make_splits
 from automl_tl.errors import UserError
+from automl_tl.runtime.label_names import look_alike
 from automl_tl.types import DataSplits, ImageItem
 
 
@@ -51,6 +52,9 @@ class CsvDataset:
                     f"Convert it or remove the row."
                 )
             if not resolved.is_file():
+                if resolved.exists() and not resolved.is_dir():
+                    raise UserError(f"{where}: {raw_path!r} is {special_kind(resolved.stat().st_mode)}, not a regular "
+                                    f"image file, so it is not read. Fix the path or remove the row.")
                 raise UserError(
                     f"{where}: image file {raw_path!r} does not exist (paths are relative to the CSV's "
                     f"folder {root}). Fix the path or remove the row."
@@ -65,6 +69,7 @@ class CsvDataset:
         if not entries:
             raise UserError(f"{csv_path} has a header but no rows. Add one row per image: path,label.")
         class_names = tuple(sorted({label for _, _, label in entries}))
+        _check_labels(csv_path, [(line, label) for line, _, label in rows])
         if len(class_names) < 2:
             raise UserError(
                 f"{csv_path} has only one class ({class_names[0]!r}). Classification needs at least two: "
@@ -126,6 +131,21 @@ def _check_cells(csv_path: Path, start: int, end: int, path: str, label: str) ->
                 f"{csv_path} lines {start}-{end}: the {column} value spans several lines because a quote (\") "
                 f"opened on line {start} is closed only on line {end}. Close the quote on line {start}, or remove it."
             )
+
+
+def _check_labels(csv_path: Path, rows: list[tuple[int, str]]) -> None:
+    """Two labels that a reader cannot tell apart (see ``automl_tl.runtime.label_names``) are refused,
+    naming the lines where each first appears."""
+    first_line: dict[str, int] = {}
+    for line, label in rows:
+        first_line.setdefault(label, line)
+    twins = look_alike(first_line)
+    if twins is not None:
+        raise UserError(
+            f"{csv_path}: the labels {twins[0]!r} (line {first_line[twins[0]]}) and {twins[1]!r} (line "
+            f"{first_line[twins[1]]}) differ only in spaces or in how an accent is encoded, so their classes would "
+            f"print the same. Write one class's label the same way on every row."
+        )
 
 
 def _cell(record: list[str], column: int) -> str:

@@ -9,6 +9,7 @@ from automl_tl.data.images import IMAGE_SUFFIXES, is_image_file
 from automl_tl.data.paths import resolve_under
 from automl_tl.data.split import make_splits
 from automl_tl.errors import UserError
+from automl_tl.runtime.label_names import label_key, look_alike
 from automl_tl.types import DataSplits, ImageItem
 
 _LAYOUT = "one sub-folder per class with the images inside, e.g. {root}/cat/1.jpg and {root}/dog/2.png"
@@ -46,6 +47,7 @@ class FolderDataset:
             )
         root = given.resolve()
         class_dirs = _class_folders(root)
+        _check_class_names([name for name, _ in class_dirs], given)
         found = {name: _images_in(root, name, folder) for name, folder in class_dirs}
         layout = _LAYOUT.format(root=given)
         if not class_dirs or not any(found.values()):
@@ -72,6 +74,20 @@ class FolderDataset:
             for relpath, path in found[name]
         )
         return make_splits(root, f"folder {given}", class_names, items, self.val_fraction, self.test_fraction)
+
+
+def _check_class_names(names: list[str], given: Path) -> None:
+    """A class folder's name is the class's label: refuse one of only spaces, and two that a reader cannot
+    tell apart (see ``automl_tl.runtime.label_names``)."""
+    blank = [name for name in names if not label_key(name)]
+    if blank:
+        raise UserError(f"Class folder {blank[0]!r} in {given} has a name of only spaces, which cannot name a class. "
+                        f"Rename it to the class's name.")
+    twins = look_alike(names)
+    if twins is not None:
+        raise UserError(f"Class folders {twins[0]!r} and {twins[1]!r} in {given} differ only in spaces or in how an "
+                        f"accent is encoded, so their classes would print the same. Merge them into one folder, or "
+                        f"rename one.")
 
 
 def _listdir(folder: Path) -> list[os.DirEntry[str]]:

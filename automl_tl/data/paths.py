@@ -1,7 +1,8 @@
-"""Keeping every data path inside its data root."""
+"""Keeping every data path inside its data root, and naming the files that are not regular files."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from automl_tl.errors import UserError
@@ -27,3 +28,13 @@ def resolve_under(root: Path, candidate: str | Path, *, context: str = "") -> Pa
         f"Keep every image inside the data folder: no '..' steps, absolute paths elsewhere, "
         f"or symlinks that point out of it."
     )
+
+
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is, in words ("a named pipe (FIFO)", ...),
+    from its ``st_mode``: such a file is named, never opened (a FIFO would block, /dev/zero never ends)."""
+    return next((words for test, words in _SPECIAL_KINDS if test(mode)), "not a regular file")

@@ -22,6 +22,7 @@ import numpy as np
 
 from automl_tl.deploy.export import LABELS_FILE, METADATA_FILE, PREPROCESSING_FILE
 from automl_tl.errors import UserError
+from automl_tl.runtime.label_names import label_key, look_alike
 from automl_tl.types import INTERPOLATIONS, RESIZE_MODES, ExportedModel, FrameworkAdapter, Preprocessing, ResizeRule
 
 LEGACY_RESIZE_TEXT = "bilinear, to a square"  # what preprocessing.json said before resize rules
@@ -131,11 +132,16 @@ def check_labels(data: Any, path: Path) -> list[str]:
         raise UserError(f"{path} lists {len(data)} label(s); a classifier needs at least two. {FIX}")
     seen: set[str] = set()
     for index, label in enumerate(data):
-        if not isinstance(label, str) or not label.strip():
-            raise UserError(f"{path}: label {index} is {_show(label)}; every label must be a non-empty string. {FIX}")
+        if not isinstance(label, str) or not label_key(label):
+            raise UserError(f"{path}: label {index} is {_show(label)}; every label must be a non-empty string, not "
+                            f"only spaces. {FIX}")
         if label in seen:
             raise UserError(f"{path}: the label {_show(label)} appears twice; each class needs its own name. {FIX}")
         seen.add(label)
+    twins = look_alike(data)
+    if twins is not None:
+        raise UserError(f"{path}: the labels {_show(twins[0])} and {_show(twins[1])} differ only in spaces or in how "
+                        f"an accent is encoded, so predictions would show two classes by one name. {FIX}")
     return list(data)
 
 

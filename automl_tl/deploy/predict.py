@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from automl_tl.data.images import BadImage, decode_image, is_image_file, to_model_input
+from automl_tl.data.paths import special_kind
 from automl_tl.deploy.model_folder import open_model, read_model_folder
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
@@ -35,19 +38,41 @@ def load_export(plugins: Plugins, model_dir: Path, trusted: bool = False) -> Loa
 
 
 def image_paths(paths: list[str]) -> list[Path]:
-    """Files as given, folders searched recursively for images, in a stable order."""
+    """Files as given, folders searched recursively for images, in a stable order. A path that is not a
+    regular file or a folder (a FIFO, a device such as /dev/zero, a socket) is refused by its kind,
+    from its metadata alone: it is never opened, so nothing blocks or reads forever."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise UserError(f"{raw}: no such file or folder.") from None
+        except OSError as exc:
+            raise UserError(f"{raw}: cannot be looked at ({exc.strerror or exc}). Check the path and its "
+                            f"permissions.") from None
+        if stat.S_ISDIR(mode):
             found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p)))
-        elif path.is_file():
+        elif stat.S_ISREG(mode):
             found.append(path)
         else:
-            raise UserError(f"{raw}: no such file or folder.")
+            raise UserError(f"{raw}: this is {special_kind(mode)}, not a regular file, so it is not read. Give image "
+                            f"files (.jpg, .jpeg, .png) or folders of them; nothing was predicted.")
     if not found:
         raise UserError(f"No images (.jpg, .jpeg, .png) found in {', '.join(paths)}.")
     return found
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, if it is a regular file. It is opened without blocking and checked on the open
+    descriptor, so a file swapped for a FIFO or a device after it was listed is refused, not waited on
+    or read forever."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise BadImage(f"{special_kind(mode)}, not a regular file")
+        return handle.read()
 
 
 def predict_rows(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, indices: np.ndarray,
@@ -73,10 +98,12 @@ def predict_files(loaded: LoadedExport, paths: list[Path], top: int = 3) -> list
         arrays, kept = [], []
         for path in batch_paths:
             try:
-                arrays.append(decode_image(path.read_bytes(), size, rule=loaded.preprocessing.rule))
+                arrays.append(decode_image(read_regular_file(path), size, rule=loaded.preprocessing.rule))
                 kept.append(path)
-            except (BadImage, OSError) as exc:
+            except BadImage as exc:
                 results.append({"path": str(path), "error": str(exc)})
+            except OSError as exc:
+                results.append({"path": str(path), "error": f"cannot be read: {exc.strerror or exc}"})
         if not arrays:
             continue
         probabilities = loaded.model.predict(to_model_input(np.stack(arrays)))

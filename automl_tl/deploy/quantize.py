@@ -10,7 +10,6 @@ file next to the float one, which it then replaces in the export folder.
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,8 @@ CALIBRATION_IMAGES = 256  # training images the activation ranges are calibrated
 CALIBRATION_BATCH = 16
 PREDICT_BATCH = 64
 CALIBRATION_SEED = 0
+DEFAULT_MAX_ACCURACY_DROP = 1.0  # points of validation accuracy a quantized export may lose
+MAX_ACCURACY_POINTS = 100.0  # accuracy is a percentage: no model can lose more
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,10 @@ def check_quantize_options(scheme: str, max_accuracy_drop: float) -> None:
     """Refuse, before anything is loaded, a scheme or an accuracy limit that cannot be honoured."""
     if scheme not in SCHEMES:
         raise UserError(f"--quantize {scheme}: the schemes are {', '.join(SCHEMES)}.")
-    if not math.isfinite(max_accuracy_drop) or max_accuracy_drop < 0:
+    if not 0 <= max_accuracy_drop <= MAX_ACCURACY_POINTS:  # NaN too
         raise UserError(f"--max-accuracy-drop {max_accuracy_drop}: give the most validation accuracy, in percentage "
-                        f"points, that the quantized model may lose against the float one (0 or more; 1.0 by default).")
+                        f"points, that the quantized model may lose against the float one (from 0 to "
+                        f"{MAX_ACCURACY_POINTS:g}; {DEFAULT_MAX_ACCURACY_DROP:g} by default).")
 
 
 def check_format_quantizable(plugins: Plugins, fmt: str) -> None:

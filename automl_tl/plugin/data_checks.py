@@ -9,6 +9,7 @@ from collections import Counter
 from numbers import Integral
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.label_names import label_key, look_alike
 from automl_tl.types import SPLITS, DataSplits, ImageItem
 
 __all__ = ["DataSplitsError", "check_splits"]
@@ -27,6 +28,13 @@ def _problems(splits: DataSplits) -> list[str]:
     twice = [n for n, count in Counter(names).items() if count > 1]
     if twice:
         problems.append(f"the class name(s) {', '.join(repr(n) for n in twice[:5])} appear more than once in class_names")
+    blank = [n for n in names if not label_key(n)]
+    twins = look_alike(names)
+    if blank:
+        problems.append(f"the class name {blank[0]!r} is only spaces")
+    elif twins is not None:
+        problems.append(f"the class names {twins[0]!r} and {twins[1]!r} differ only in spaces or in how an accent is "
+                        f"encoded, so they would print as one")
     if len(names) < 2:
         listed = f" ({', '.join(repr(n) for n in names)})" if names else ""
         problems.append(f"{len(names)} class{'' if len(names) == 1 else 'es'}{listed}: a classifier needs at least two "
@@ -64,7 +72,8 @@ def check_splits(splits: object, adapter: str, owner: str, location: str) -> Dat
     """``splits`` if a classifier can be trained and judged on it; else a ``DataSplitsError`` naming the
     dataset adapter, the plugin that registered it, the DATA argument and what is wrong.
 
-    Checked: it is a ``DataSplits``; at least two distinct class names; one split entry per item, each
+    Checked: it is a ``DataSplits``; at least two distinct class names, none only spaces and no two that
+    differ only in spaces or Unicode composition (``runtime.label_names``); one split entry per item, each
     ``train``, ``val`` or ``test`` (so the splits are disjoint and cover every item); every label a class
     index in range; a non-empty training and validation split; and a training image for every class."""
     if not isinstance(splits, DataSplits):

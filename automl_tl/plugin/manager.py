@@ -28,6 +28,7 @@ from automl_tl.import_order import torchvision_before_tensorflow
 from automl_tl.plugin.data_checks import check_splits
 from automl_tl.plugin.registry import Registry
 from automl_tl.plugin.spec_checks import check_backbone_spec, check_dataset_adapter, check_framework_adapter
+from automl_tl.runtime.shown_text import printable
 from automl_tl.types import BackboneSpec, DatasetAdapter, DataSplits, FrameworkAdapter
 
 __all__ = [
@@ -234,7 +235,7 @@ def _trace_hook_calls(manager: pluggy.PluginManager) -> None:
 
     def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
         called = ", ".join(dict.fromkeys(impl.plugin_name for impl in impls if not (impl.wrapper or impl.hookwrapper)))
-        print(f"[automl-tl hook] {hook_name} -> plugin {called}", file=sys.stderr)
+        print(f"[automl-tl hook] {hook_name} -> plugin {printable(called)}", file=sys.stderr)  # plugin names: file names
 
     def after(outcome: Any, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
         pass

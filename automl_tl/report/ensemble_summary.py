@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import html
-
 import optuna
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.shown_text import html_text
 from automl_tl.search.ensemble import Ensemble, candidates, select_ensemble
 
 
@@ -48,7 +47,7 @@ def ensemble_text(ensemble: Ensemble) -> str:
 def ensemble_section(ensemble: Ensemble | None, reason: str = "") -> str:
     """The report's section: the ensemble and the best single trial side by side, and the members."""
     if ensemble is None:
-        return f"<h2>Ensemble of trials</h2><p class=\"note\">{html.escape(reason or 'No ensemble.')}</p>"
+        return f"<h2>Ensemble of trials</h2><p class=\"note\">{html_text(reason or 'No ensemble.')}</p>"
     rows = [
         ["ensemble (export --ensemble auto)", f"{ensemble.val_accuracy:.4f}", _test(ensemble.test_accuracy),
          ", ".join(f"trial {m} &times;{w}" for m, w in zip(ensemble.members, ensemble.weights))],
@@ -59,5 +58,5 @@ def ensemble_section(ensemble: Ensemble | None, reason: str = "") -> str:
     return ("<h2>Ensemble of trials</h2>"
             "<table><thead><tr><th>model</th><th>val acc</th><th>test acc (these two only)</th><th>members (weight: rounds won)</th>"
             f"</tr></thead><tbody>{body}</tbody></table>"
-            f"<p class=\"note\">{html.escape(ensemble_text(ensemble))} Greedy forward selection with replacement "
+            f"<p class=\"note\">{html_text(ensemble_text(ensemble))} Greedy forward selection with replacement "
             f"on the trials' validation probabilities (Caruana et al. 2004), {ensemble.rounds} rounds.</p>")

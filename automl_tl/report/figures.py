@@ -9,14 +9,21 @@ import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from automl_tl.runtime.shown_text import printable
+
 PRUNED_COLOUR = "#9e9e9e"
+
+
+def plot_text(text: object) -> str:
+    """Outside text (a class or backbone name) for a matplotlib label: controls escaped as everywhere
+    (``printable``), and ``$`` escaped, so the name is drawn as written, never parsed as mathtext."""
+    return printable(text).replace("$", r"\$")
 
 
 def _pyplot() -> Any:
@@ -124,7 +131,7 @@ def by_backbone(study: optuna.Study) -> str:
                       if t.params["backbone"] == backbone and param in t.params]
             if points:
                 x, y = zip(*points, strict=True)
-                axis.scatter(x, y, s=18, color=colours(index % 10), label=backbone, alpha=0.8)
+                axis.scatter(x, y, s=18, color=colours(index % 10), label=plot_text(backbone), alpha=0.8)
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("validation accuracy")
@@ -158,7 +165,7 @@ def accuracy_latency_figure(study: optuna.Study) -> Any:
     for index, backbone in enumerate(backbones):
         points = [(latency, t.value) for t, latency in timed if str(t.params.get("backbone")) == backbone]
         x, y = zip(*points, strict=True)
-        axis.scatter(x, y, s=20, color=colours(index % 10), alpha=0.8, label=backbone)
+        axis.scatter(x, y, s=20, color=colours(index % 10), alpha=0.8, label=plot_text(backbone))
     front = [timed[i] for i in pareto_front([(latency, float(t.value or 0.0)) for t, latency in timed])]
     front_x = [latency for _, latency in front]
     front_y = [float(t.value or 0.0) for t, _ in front]
@@ -179,14 +186,6 @@ def accuracy_latency_figure(study: optuna.Study) -> Any:
     return figure
 
 
-def save_figure(figure: Any, path: Path) -> None:
-    """Write ``figure`` to ``path`` in the format its extension names (png, svg, pdf ...), then close it."""
-    try:
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-    finally:
-        _pyplot().close(figure)
-
-
 def accuracy_latency(study: optuna.Study) -> str | None:
     """``accuracy_latency_figure`` as a PNG data URI, or None when no completed trial has a measured latency."""
     figure = accuracy_latency_figure(study)
@@ -198,8 +197,9 @@ def confusion(matrix: np.ndarray, class_names: list[str]) -> str:
     size = max(4.0, 0.45 * len(class_names) + 2.0)
     figure, axis = plt.subplots(figsize=(size, size))
     axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
-    axis.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    names = [plot_text(name) for name in class_names]
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(names)), names, fontsize=8)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     limit = matrix.max() / 2 if matrix.size else 0

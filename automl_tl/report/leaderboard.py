@@ -7,9 +7,9 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from rich.markup import escape
 from rich.table import Table
 
+from automl_tl.runtime.shown_text import console_text
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR, format_ms, pareto_front, timed_trials
 from automl_tl.search.settings import SETTINGS_ATTR
@@ -42,8 +42,8 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
     notes = [chosen_test_line(study) if chosen_caption else None,
              LATENCY_NOTE if any(LATENCY_ATTR in t.user_attrs for t in shown) else None]
     caption = " ".join(note for note in notes if note)
-    table = Table(title=f"Leaderboard of study {escape(repr(study.study_name))} (top {top} completed trials)",
-                  caption=escape(caption) if caption else None)
+    table = Table(title=f"Leaderboard of study {console_text(repr(study.study_name))} (top {top} completed trials)",
+                  caption=console_text(caption) if caption else None)
     decays = any("block_lr_decay" in t.params for t in shown)  # per-block rates: a column where a trial searched them
     columns = ["#", "val acc", *(["test acc"] if test_per_trial else []), "bal. acc", "framework", "backbone",
                "pretrained", "depth", "frozen", "head", "lr", "ft ratio", *(["decay"] if decays else []), "switch", "BN",
@@ -61,17 +61,17 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
             _fmt(trial.value, ".4f"),
             *([_fmt(a.get("test_accuracy"), ".4f")] if test_per_trial else []),
             _fmt(a.get("val_balanced_accuracy"), ".4f"),
-            escape(str(a.get("framework", "?"))),
-            escape(str(p.get("backbone"))),
+            console_text(str(a.get("framework", "?"))),
+            console_text(str(p.get("backbone"))),
             "yes" if pretrained else "[red]no, from scratch[/]",
-            escape(f"{depth}/{blocks}"),  # values from the study, which others may have written: not markup
-            transfer(escape(f"{a.get('frozen_blocks', '?')}/{depth}")),
-            escape(str(p.get("head_units") or "linear")),
+            console_text(f"{depth}/{blocks}"),  # values from the study, which others may have written: not markup
+            transfer(console_text(f"{a.get('frozen_blocks', '?')}/{depth}")),
+            console_text(str(p.get("head_units") or "linear")),
             _fmt(p.get("lr"), ".1e"),
             transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),  # "-" where the trial does not fine-tune
             *([_fmt(p.get("block_lr_decay"), ".2f")] if decays else []),  # "-" too with one block fine-tuned
-            transfer(escape(str(p.get("switch_epoch", "-")))),
-            escape(str(p.get("unfrozen_bn", "-"))),
+            transfer(console_text(str(p.get("switch_epoch", "-")))),
+            console_text(str(p.get("unfrozen_bn", "-"))),
             _fmt(a.get("seconds"), ".0f"),
             _ms(a.get(LATENCY_ATTR)),
         )
@@ -96,8 +96,8 @@ def pareto_table(study: optuna.Study) -> Table | None:
     for trial, latency in front:
         a = trial.user_attrs
         table.add_row(str(trial.number), _fmt(trial.value, ".4f"), format_ms(latency), _ms(a.get(LATENCY_B32_ATTR)),
-                      escape(str(trial.params.get("backbone"))), escape(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
-                      escape(str(trial.params.get("head_units") or "linear")))
+                      console_text(str(trial.params.get("backbone"))), console_text(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
+                      console_text(str(trial.params.get("head_units") or "linear")))
     return table
 
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -15,12 +12,19 @@ import optuna
 from optuna.trial import FrozenTrial
 
 import automl_tl.report.figures as figures
-from automl_tl.errors import UserError
 from automl_tl.report.best_model import BestModelResults
 from automl_tl.report.leaderboard import study_input_summary
+from automl_tl.runtime.owned_files import check_file_target, write_file
+from automl_tl.runtime.shown_text import html_text
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import LATENCY_ATTR
 from automl_tl.search.scoring import study_cv_folds, value_name, value_note
+
+# The mark that tells a report automl-tl wrote (and may replace without --overwrite) from a file of the user's.
+GENERATOR_META = '<meta name="generator" content="automl-tl">'
+PAGE_HEAD = f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{GENERATOR_META}'
+# Reports written before the mark began with this instead.
+LEGACY_PAGE_HEAD = '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>automl-tl: '
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
@@ -37,11 +41,11 @@ img.plot { max-width: 100%; }
 def _cell(value: Any, spec: str = "") -> str:
     if isinstance(value, (int, float)) and spec:
         return f'<td class="num">{format(value, spec)}</td>'
-    return f"<td>{html.escape(str(value))}</td>"
+    return f"<td>{html_text(str(value))}</td>"
 
 
 def _table(headers: list[str] | None, rows: list[list[str]]) -> str:
-    head = "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
+    head = "<thead><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
     body = "".join(f"<tr>{''.join(row)}</tr>" for row in rows)
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
@@ -63,13 +67,13 @@ def summary_section(study: optuna.Study) -> str:
     counts = attrs.get("split_counts", {})
     classes = attrs.get("class_names", [])
     rows = [
-        ["data set", html.escape(str(attrs.get("data_location", "-")))],
-        ["classes", f"{len(classes)}: " + html.escape(", ".join(classes))],
-        ["images per split", ", ".join(html.escape(f"{k} {v}") for k, v in counts.items()) or "-"],
+        ["data set", html_text(str(attrs.get("data_location", "-")))],
+        ["classes", f"{len(classes)}: " + html_text(", ".join(classes))],
+        ["images per split", ", ".join(html_text(f"{k} {v}") for k, v in counts.items()) or "-"],
         ["trials", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"],
         ["search took", _duration(trials) + " (first trial's start to last trial's end)"],
-        ["epochs per trial, image size", html.escape(f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px")],
-        ["input", html.escape(f"{shown['image_size']} px ({shown['why']}); {shown['rule']}")],
+        ["epochs per trial, image size", html_text(f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px")],
+        ["input", html_text(f"{shown['image_size']} px ({shown['why']}); {shown['rule']}")],
     ]
     return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
 
@@ -99,7 +103,7 @@ def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool
     folds = study_cv_folds(study.user_attrs)  # under --cv the values are cross-validated accuracy: say so
     headers = ["#", value_name(folds), *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth",
                "frozen", "head", "lr", "switch", "secs", "ms (batch 1)"]
-    note = f'<p class="note">{html.escape(value_note(folds))}</p>' if value_note(folds) else ""
+    note = f'<p class="note">{html_text(value_note(folds))}</p>' if value_note(folds) else ""
     return f"<h2>Leaderboard</h2>{note}{_table(headers, rows) if rows else '<p>No completed trial yet.</p>'}"
 
 
@@ -116,7 +120,7 @@ def per_backbone_section(study: optuna.Study, test_per_trial: bool = False) -> s
 
 
 def _img(uri: str, alt: str) -> str:
-    return f'<img class="plot" src="{uri}" alt="{html.escape(alt)}">'
+    return f'<img class="plot" src="{uri}" alt="{html_text(alt)}">'
 
 
 LATENCY_NOTE = ('<p class="note">Latency: the median time the exported model takes to classify one image on the '
@@ -142,12 +146,12 @@ def plots_section(study: optuna.Study) -> str:
 
 def best_model_section(results: BestModelResults | None, reason: str = "") -> str:
     if results is None:
-        return f"<h2>Best model on the test split</h2><p class=\"note\">{html.escape(reason)}</p>"
+        return f"<h2>Best model on the test split</h2><p class=\"note\">{html_text(reason)}</p>"
     rows = [[_cell(name), _cell(float(p), ".3f"), _cell(float(r), ".3f"), _cell(int(results.confusion[i].sum()))]
             for i, (name, p, r) in enumerate(zip(results.class_names, results.precision, results.recall))]
     grid = "".join(
-        f'<figure><img src="{figures.image_data_uri(image)}" alt="{html.escape(true)} predicted as {html.escape(guess)}">'
-        f"<figcaption>true <b>{html.escape(true)}</b><br>predicted {html.escape(guess)}</figcaption></figure>"
+        f'<figure><img src="{figures.image_data_uri(image)}" alt="{html_text(true)} predicted as {html_text(guess)}">'
+        f"<figcaption>true <b>{html_text(true)}</b><br>predicted {html_text(guess)}</figcaption></figure>"
         for image, true, guess in results.mistakes)
     return (f"<h2>Best model on the test split</h2><p>Trial {results.trial}: test accuracy {results.accuracy:.4f} on "
             f"{int(results.confusion.sum())} images.</p>"
@@ -160,41 +164,31 @@ def best_model_section(results: BestModelResults | None, reason: str = "") -> st
 def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "",
            warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "") -> str:
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
-    body = (f"<h1>Study {html.escape(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
-            + "".join(f'<p class="warning">{html.escape(text)}</p>' for text in warnings)
+    body = (f"<h1>Study {html_text(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
+            + "".join(f'<p class="warning">{html_text(text)}</p>' for text in warnings)
             + summary_section(study) + leaderboard_section(study, test_per_trial=test_per_trial)
             + ("" if test_per_trial else TEST_NOTE) + plots_section(study)
             + per_backbone_section(study, test_per_trial) + ensemble_html + best_model_section(best, best_reason))
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>automl-tl: "
-            f"{html.escape(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+    return (f"{PAGE_HEAD}<title>automl-tl: "
+            f"{html_text(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def report_is_ours(head: bytes, tail: bytes) -> bool:
+    """Whether a file, from its first bytes, is a report automl-tl wrote (with the mark, or from before it)."""
+    return head.startswith(PAGE_HEAD.encode()) or head.startswith(LEGACY_PAGE_HEAD.encode())
 
 
 def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None],
-                 warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "") -> Path:
+                 warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "",
+                 overwrite: bool = False) -> Path:
     """Write the page atomically: a half-written report never replaces a good one, and a failed write
-    leaves nothing behind. ``warnings`` (which ``evaluate`` may still add to) head the page."""
-    if output.is_dir():
-        raise UserError(f"-o {output} is a folder. Name the report's file, e.g. -o {output / 'report.html'}.")
+    leaves nothing behind. An existing file is replaced only when it is an earlier report, or with
+    ``overwrite``; a link, device, FIFO or socket never (see ``runtime.owned_files``). ``warnings``
+    (which ``evaluate`` may still add to) head the page."""
+    check_file_target(output, "-o", report_is_ours, overwrite, "report.html")  # before the slow part
     try:
         best, reason = evaluate(), ""
     except Exception as exc:  # the rest of the report is still worth having
         best, reason = None, f"The best model could not be evaluated: {exc}"
     page = render(study, best, reason, warnings, test_per_trial, ensemble_html)
-    partial = None
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o666 & ~umask)  # mkstemp makes the file private; a report is for sharing
-        os.replace(partial, output)
-    except BaseException as exc:
-        if partial is not None:
-            Path(partial).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise UserError(f"Cannot write the report to {output}: {exc.strerror or exc} "
-                            f"({exc.filename or output.parent}). Choose another file with -o.") from None
-        raise
-    return output
+    return write_file(output, page.encode("utf-8"), "-o", report_is_ours, overwrite, "report.html")

@@ -11,12 +11,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
-from rich.markup import escape
 
 from automl_tl import __version__
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import storage_write
+from automl_tl.runtime.shown_text import console_text
 from automl_tl.search.budget import BUDGET_ATTR
 from automl_tl.search.fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
 from automl_tl.search.pruning import make_pruner
@@ -168,7 +168,7 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
         console.print("Smart start skipped: no pretrained backbone to profile the data with.")
         return
     spec = plugins.backbone(pretrained[0])
-    with console.status(f"Profiling the data: frozen {escape(spec.name)} features and a linear probe (cached for the trials)..."):
+    with console.status(f"Profiling the data: frozen {console_text(spec.name)} features and a linear probe (cached for the trials)..."):
         profile = profile_data(plugins.framework(spec.framework), spec, table, space)
     limit = min(4, max(1, settings.trials // 4))
     trials = start_trials(profile, space, settings.epochs, settings.backbones, limit, shapes_from(plugins.backbone))
@@ -176,7 +176,7 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
         for trial in trials:
             study.enqueue_trial(trial.params, user_attrs={REASON_ATTR: trial.reason})
-    console.print(f"[bold]Smart start[/] {escape(profile.describe())}. The first {len(trials)} trial(s) follow from that "
+    console.print(f"[bold]Smart start[/] {console_text(profile.describe())}. The first {len(trials)} trial(s) follow from that "
                   f"(`automl-tl show {settings.study_name}` says why).")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from automl_tl.cache.activations import take_notices
+from automl_tl.runtime.shown_text import console_text
 from automl_tl.types import EpochResult, TrialConfig
 
 
@@ -54,14 +54,14 @@ class SearchProgress:
             total=config.epochs,
             completed=0,
             visible=True,
-            info=f"{escape(config.backbone)} · preparing",
+            info=f"{console_text(config.backbone)} · preparing",
         )
 
     def epoch_done(self, number: int, config: TrialConfig, result: EpochResult) -> None:
         self.progress.update(
             self.epoch_task,
             completed=result.epoch + 1,
-            info=f"{escape(config.backbone)} · {result.phase.value} · epoch {result.epoch + 1}/{config.epochs} · "
+            info=f"{console_text(config.backbone)} · {result.phase.value} · epoch {result.epoch + 1}/{config.epochs} · "
                  f"val acc {result.val_accuracy:.4f}",
         )
 
@@ -74,4 +74,4 @@ class SearchProgress:
         self.progress.update(self.epoch_task, visible=False)
         self.console.print(line, highlight=False)
         for notice in take_notices():  # said once per process, after the trial that met it
-            self.console.print(f"[yellow]note[/] {escape(notice)}", highlight=False)
+            self.console.print(f"[yellow]note[/] {console_text(notice)}", highlight=False)

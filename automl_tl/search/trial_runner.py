@@ -6,13 +6,13 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from rich.markup import escape
 
 from automl_tl import __version__
 from automl_tl.errors import TrialFailure, UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import StoppedTrial, interrupt_handled, raise_if_interrupted, storage_write
 from automl_tl.runtime.memory import release_freed_memory, resident_mb
+from automl_tl.runtime.shown_text import console_text
 from automl_tl.search.latency import TOO_SLOW_ATTR, format_ms, record_latency, too_slow_reason
 from automl_tl.search.progress import SearchProgress
 from automl_tl.search.retries import fail_and_requeue
@@ -101,7 +101,7 @@ class TrialRunner:
             trial.set_user_attr(TOO_SLOW_ATTR, too_slow_reason(latency_ms, limit_ms))
             self.study.tell(trial, state=TrialState.PRUNED)
         self._report(trial.number, "PRUNED", None, f"trial {trial.number:>3}  [yellow]too slow[/]: {format_ms(latency_ms)} ms > "
-                     f"limit {limit_ms:g} ms, not trained  {escape(described)}")
+                     f"limit {limit_ms:g} ms, not trained  {console_text(described)}")
         return TrialState.PRUNED
 
     def run(self, trial: optuna.Trial) -> TrialState:
@@ -188,7 +188,7 @@ class TrialRunner:
             with storage_write():
                 trial.set_user_attr("fail_reason", reason[:2000])
                 self.study.tell(trial, state=TrialState.FAIL)
-            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {escape(reason[:300])}")
+            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {console_text(reason[:300])}")
             return TrialState.FAIL
         attrs = outcome_attrs(outcome)
         config = outcome.config
@@ -223,7 +223,7 @@ class TrialRunner:
                 except Exception as exc:  # a completed trial must have its artifact where every worker looks
                     trial.set_user_attr("fail_reason", f"could not upload its artifacts to {self.mirror.url}: {exc}"[:2000])
                     self.study.tell(trial, state=TrialState.FAIL)
-                    self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {escape(str(exc))}")
+                    self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {console_text(str(exc))}")
                     return TrialState.FAIL
             self.study.tell(trial, outcome.val_accuracy)
 
@@ -232,5 +232,5 @@ class TrialRunner:
                      f"trial {number:>3}  {'cv' if outcome.scoring else 'val'} acc [bold]{outcome.val_accuracy:.4f}[/] "
                      f"(epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
-                     f"{escape(describe_config(config, n_blocks, spec.pretrained))}")
+                     f"{console_text(describe_config(config, n_blocks, spec.pretrained))}")
         return TrialState.COMPLETE

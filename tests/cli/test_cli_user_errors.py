@@ -175,7 +175,7 @@ def test_report_to_an_existing_folder_is_refused_and_leaves_nothing(capsys, stub
 
 def test_a_failed_report_write_leaves_no_temporary_file_and_keeps_the_old_report(capsys, stub_study, tmp_path,
                                                                                  monkeypatch):
-    import automl_tl.report.page as page
+    import automl_tl.runtime.owned_files as owned_files
 
     target = tmp_path / "report.html"
     target.write_text("the old report")
@@ -183,8 +183,8 @@ def test_a_failed_report_write_leaves_no_temporary_file_and_keeps_the_old_report
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(page.os, "replace", disk_full)
-    code, text = run(capsys, "report", "s", "-o", str(target), "--plugin", STUB_PLUGIN)
+    monkeypatch.setattr(owned_files.os, "replace", disk_full)
+    code, text = run(capsys, "report", "s", "-o", str(target), "--plugin", STUB_PLUGIN, "--overwrite")
     refused(code, text, str(target), "No space left on device", "-o")
     assert target.read_text() == "the old report"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report.html.")] == []

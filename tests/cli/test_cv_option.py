@@ -72,3 +72,23 @@ def test_a_cross_validated_trial_exports_and_evaluates_on_every_image_of_a_folde
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "all"
     assert result["images"] == sum(1 for p in small_sample.rglob("*.png"))
+
+
+@pytest.mark.parametrize("value", ["junk", "11", "1", "2.5"])
+def test_a_bad_automl_tl_cv_is_named_as_the_environment_variable(capsys, small_sample, isolated_studies, monkeypatch,
+                                                                 value):
+    monkeypatch.setenv("AUTOML_TL_CV", value)
+    code, text = run(capsys, "search", str(small_sample), *STUB, "--study", "env")
+    assert code == 2, text
+    assert f"AUTOML_TL_CV='{value}': the environment variable sets search --cv's default" in text, text
+    assert "argument --cv" not in text and "--cv " + value not in text
+    assert not (isolated_studies / "env.db").exists()
+
+
+def test_cv_given_on_the_command_line_wins_over_a_bad_environment_value(capsys, small_sample, monkeypatch):
+    monkeypatch.setenv("AUTOML_TL_CV", "junk")
+    code, text = run(capsys, "search", str(small_sample), *STUB, "--study", "flag", "--cv", "off")
+    assert code == 0, text
+    monkeypatch.setenv("AUTOML_TL_CV", " ")  # set but empty: the default, auto
+    code, text = run(capsys, "search", str(small_sample), *STUB, "--study", "blank")
+    assert code == 0 and "cross-validation" in text, text

@@ -119,7 +119,7 @@ def test_predict_prints_markup_labels_and_file_names_as_they_are(capsys, small_s
     (inputs / "[bold]b.png").write_bytes(b"not an image [/]")
     capsys.readouterr()
 
-    assert main(["predict", str(export), str(inputs), "--top", "2"]) == 0
+    assert main(["predict", str(export), str(inputs), "--top", "2"]) == 2  # one input is not an image
     out = capsys.readouterr().out
     assert f"{inputs / '[red]a.png'}: " in out
     line = next(line for line in out.splitlines() if "[red]a.png" in line)

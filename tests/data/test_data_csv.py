@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,9 @@ def test_not_utf8(root: Path) -> None:
     path.write_bytes(b"path,label\na.png,\xff\xfe\xfa\n")
     with pytest.raises(UserError, match=r"labels\.csv is not UTF-8"):
         CsvDataset().discover(str(path))
+
+
+def test_a_row_naming_a_fifo_is_refused_by_its_kind_not_as_missing(root: Path) -> None:
+    os.mkfifo(root / "pipe.png")
+    with pytest.raises(UserError, match=r"line 2: 'pipe.png' is a named pipe \(FIFO\), not a regular image file"):
+        CsvDataset().discover(manifest(root, "path,label\npipe.png,cat\n"))

@@ -157,3 +157,29 @@ def test_int8_onnx_of_a_real_trial_is_smaller_agrees_and_predicts(mobilenet_stud
 
 def quantization_labels(folder: Path) -> list[str]:
     return json.loads((folder / "labels.json").read_text())
+
+
+def test_max_accuracy_drop_without_quantize_is_refused_before_the_study_is_opened(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    code, text = run(capsys, "export", "no_such_study", "--format", "onnx", "--max-accuracy-drop", "2", "-o", str(out))
+    text = " ".join(text.split())
+    assert code == 2 and "--max-accuracy-drop 2: this limit applies only to a quantized export" in text, text
+    assert "No study" not in text and not out.exists()
+
+
+@pytest.mark.parametrize("drop", ["1e9", "100.5", "nan", "inf"])
+def test_max_accuracy_drop_outside_0_to_100_points_is_refused_before_the_study_is_opened(tmp_path, capsys, drop) -> None:
+    code, text = run(capsys, "export", "no_such_study", "--format", "onnx", "--quantize", "int8",
+                     "--max-accuracy-drop", drop, "-o", str(tmp_path / "out"))
+    text = " ".join(text.split())
+    assert code == 2 and "from 0 to 100" in text and "No study" not in text, text
+    with pytest.raises(UserError, match="from 0 to 100"):
+        check_quantize_options("int8", 1e9)
+
+
+def test_the_printed_limit_is_the_points_that_may_be_lost(capsys) -> None:
+    from automl_tl.cli.model_commands import print_quantize_report
+
+    print_quantize_report(report(0.9, 0.895, 100.0))
+    text = " ".join(capsys.readouterr().out.split())
+    assert "-0.50 points, at most 100 may be lost" in text and "limit -" not in text, text
