@@ -26,7 +26,7 @@ from pathlib import Path
 
 from automl_tl.errors import UserError
 from automl_tl.runtime.folder_swap import replace_folder, signals_deferred
-from automl_tl.runtime.owned_files import refuse_special
+from automl_tl.runtime.owned_files import new_folder_mode, refuse_special
 
 MARKER_FILE = "automl-tl-export.json"
 MARKER_KIND = "automl-tl export"
@@ -205,5 +205,6 @@ def finish_export(staging: Path, out_dir: Path, overwrite: bool) -> None:
     """The last steps of an export whose files are all in ``staging``: its marker, the target checked again
     (it may have changed while the model was exported), and the move into place."""
     write_marker(staging)
+    os.chmod(staging, new_folder_mode())  # private while it was written, shareable once complete
     check_replaceable(out_dir, overwrite)
     move_into_place(staging, out_dir)

@@ -117,10 +117,20 @@ def check_file_target(path: Path, option: str, recognise: Recogniser, overwrite:
         )
 
 
-def _new_file_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _new_file_mode() -> int:
+    return 0o666 & ~_umask()
+
+
+def new_folder_mode() -> int:
+    """The permission bits any program's new folder gets (0o777 less the umask): a private staging folder
+    (``mkdtemp`` makes 0o700) is given them once it is complete, so an export is as shareable as a copy."""
+    return 0o777 & ~_umask()
 
 
 def write_file(path: Path, data: bytes, option: str, recognise: Recogniser, overwrite: bool, example_name: str) -> Path:

@@ -1,7 +1,9 @@
 """Hostile inputs, generated from a seed: every one ends with exit code 0 or 2, never a traceback, and
 changes nothing outside the tool's own folders (the studies folder, the cache, an export's -o).
 
-Four kinds of input: CSV manifests, model folders, storage URLs and CLI numbers. The default run
+Eight kinds of input: CSV manifests, model folders, storage URLs, CLI numbers, labels with control
+characters, databases that are not Optuna study stores, special-file targets (device, FIFO, socket,
+links) for every command that writes, and cache entries with flipped bytes. The default run
 makes a few hundred cases; `pytest -m fuzz_long tests/cli/test_fuzz_inputs.py` runs ten times as many.
 Set AUTOML_TL_FUZZ_SEED to try other seeds; a failure names the seed, the case and its input.
 """

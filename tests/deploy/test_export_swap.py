@@ -174,3 +174,17 @@ def test_o_naming_a_fifo_is_refused_as_one(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(UserError, match="is a named pipe"):
         check_replaceable(fifo, overwrite=True)
+
+
+def test_a_finished_export_gets_the_permissions_of_any_new_folder(tmp_path):
+    """The staging folder is private (mkdtemp's 0o700) while it is written; the export in place is as
+    shareable as any folder the user makes (0o777 less the umask), on a first export and a replacement."""
+    out = tmp_path / "out"
+    umask = os.umask(0o022)
+    try:
+        fake_export(out, "old")
+        assert out.stat().st_mode & 0o777 == 0o755
+        fake_export(out, "new")
+        assert out.stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(umask)
