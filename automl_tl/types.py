@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from automl_tl.session_types import EpochResult, Phase, TrialSession
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_MODES", "SPLITS",
@@ -18,13 +19,6 @@ __all__ = [
 
 SPLITS = ("train", "val", "test")
 """The split names, in order: training, validation (chooses between trials), test (judges the chosen model)."""
-
-
-class Phase(str, enum.Enum):
-    """The two phases of a trial."""
-
-    HEAD = "head"  # backbone frozen, only the new head learns
-    FINETUNE = "finetune"  # blocks above the freeze point learn too, at a lower rate
 
 
 RESIZE_MODES = ("crop", "pad", "stretch")
@@ -286,44 +280,6 @@ class ImageTable:
         counts = np.maximum(counts, 1.0)
         weights = counts.sum() / (self.num_classes * counts)
         return weights.astype(np.float32)
-
-
-@dataclass
-class EpochResult:
-    """What the engine learns from one epoch."""
-
-    epoch: int
-    phase: Phase
-    train_loss: float
-    val_accuracy: float
-    val_balanced_accuracy: float
-    seconds: float
-
-
-@runtime_checkable
-class TrialSession(Protocol):
-    """One trial's model inside a framework adapter. The engine drives it epoch by epoch."""
-
-    def set_phase(self, phase: Phase) -> None:
-        """Switch between head-only training and fine-tuning (sets what is trainable and the lr)."""
-
-    def train_epoch(self) -> float:
-        """Train one epoch on the training split; return the mean loss."""
-
-    def predict_split(self, split: str) -> np.ndarray:
-        """Class probabilities, (N, classes), for the named split of the trial's data."""
-
-    def snapshot(self) -> Any:
-        """A copy of the current weights that ``restore`` can bring back."""
-
-    def restore(self, snapshot: Any) -> None:
-        """Bring back weights taken with ``snapshot``."""
-
-    def save(self, directory: Path) -> None:
-        """Write the trial's weights into ``directory`` so ``FrameworkAdapter.load`` can rebuild it."""
-
-    def close(self) -> None:
-        """Free what the session holds."""
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ from automl_tl.data.cache_entries import (
 from automl_tl.data.images import DECODER_VERSION, BadImage, decode_image
 from automl_tl.data.pages import free_bytes
 from automl_tl.errors import UserError
+from automl_tl.runtime.deadline import active, raise_if_passed
 from automl_tl.runtime.threads import usable_cpus
 from automl_tl.types import ImageItem, ResizeRule
 
@@ -250,12 +251,20 @@ def _evict(root: Path, keep: str) -> None:
 
 
 def run_with_progress(work: Callable[[int], None], total: int, what: str, show_progress: bool) -> None:
-    """Call ``work(i)`` for every i in range(total) on one thread per core, with a progress bar."""
+    """Call ``work(i)`` for every i in range(total) on one thread per core, with a progress bar. Under a
+    deadline (``automl_tl.runtime.deadline``) that passes, the calls not yet begun raise ``DeadlineReached``
+    instead, and so does this function: the caller drops what it wrote."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    deadline = active()  # read here: the pool's threads do not see this thread's context
+
+    def checked(index: int) -> None:
+        raise_if_passed(deadline, what[:1].lower() + what[1:])
+        work(index)
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not show_progress, transient=True) as bar, \
             ThreadPoolExecutor(max_workers=decode_workers()) as pool:
         task = bar.add_task(what, total=total)
-        for _ in pool.map(work, range(total), chunksize=1):
+        for _ in pool.map(checked if deadline is not None else work, range(total), chunksize=1):
             bar.advance(task)

@@ -41,18 +41,20 @@ class Slots:
 
     finished: int
     running: int
-    budget: int
+    budget: int | None  # None: unbounded (``search --timeout`` without --trials), until the deadline
 
     @property
     def done(self) -> bool:
-        return self.finished >= self.budget
+        return self.budget is not None and self.finished >= self.budget
 
     @property
     def free(self) -> int:
+        if self.budget is None:
+            return 1  # one more trial can always be asked
         return max(0, self.budget - self.finished - self.running)
 
 
-def count_slots(study: optuna.Study, budget: int) -> Slots:
+def count_slots(study: optuna.Study, budget: int | None) -> Slots:
     trials = study.get_trials(deepcopy=False, states=FINISHED_STATES + (TrialState.RUNNING,))
     running = sum(1 for t in trials if t.state == TrialState.RUNNING)
     return Slots(finished=len(trials) - running, running=running, budget=budget)
@@ -61,12 +63,12 @@ def count_slots(study: optuna.Study, budget: int) -> Slots:
 class SingleProcessAdmission:
     """A storage that only this process writes to: no lock is needed to count and ask."""
 
-    def admit(self, study: optuna.Study, budget: int, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
+    def admit(self, study: optuna.Study, budget: int | None, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
         """Ask for a trial if a slot is free. ``grace_s``: how long a silent running trial keeps its slot."""
         return self._count_and_ask(study, budget)
 
     @staticmethod
-    def _count_and_ask(study: optuna.Study, budget: int) -> tuple[Slots, optuna.Trial | None]:
+    def _count_and_ask(study: optuna.Study, budget: int | None) -> tuple[Slots, optuna.Trial | None]:
         slots = count_slots(study, budget)
         return slots, (study.ask() if slots.free > 0 else None)
 
@@ -157,7 +159,7 @@ class PostgresAdmission(SingleProcessAdmission):
         for trial_id in stale_running_trials(connection, study._study_id, grace_s):
             fail_and_requeue(study, trial_id, STALE_REASON)
 
-    def admit(self, study: optuna.Study, budget: int, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
+    def admit(self, study: optuna.Study, budget: int | None, grace_s: float) -> tuple[Slots, optuna.Trial | None]:
         with self._locked() as connection:
             self._fail_stale(connection, study, grace_s)
             slots, trial = self._count_and_ask(study, budget)

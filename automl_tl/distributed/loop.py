@@ -15,16 +15,23 @@ from rich.console import Console
 
 from automl_tl.distributed.admission import Heartbeat, PostgresAdmission, SingleProcessAdmission, SqliteAdmission, wait_times
 from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.deadline import Deadline, active, running_under
 from automl_tl.runtime.interrupts import StoppedTrial, raise_if_interrupted, storage_write
+from automl_tl.runtime.time_ledger import STUDY_WRITES, charged, charged_trial
 from automl_tl.search.budget import finished_count, study_budget
 from automl_tl.search.lifecycle import fail_orphaned_trials, prepare_study
 from automl_tl.search.progress import SearchProgress
 from automl_tl.search.retries import MAX_RETRIES
+from automl_tl.search.scoring import score_legend
+from automl_tl.search.search_costs import SearchCosts
 from automl_tl.search.settings import SearchResult, SearchSettings
+from automl_tl.search.space import search_space
 from automl_tl.search.trial_runner import INTERRUPTED, TrialRunner
 from automl_tl.storage.artifacts import claim_folder, study_folder, study_key
 from automl_tl.storage.urls import GRACE_HEARTBEATS, is_postgres, is_sqlite, sqlite_file
 from automl_tl.types import ImageTable
+
+MAX_NOT_STARTED = 3  # trials in a row too big for the time left, however shrunk, before the search ends
 
 
 def make_admission(settings: SearchSettings) -> SingleProcessAdmission:
@@ -35,21 +42,40 @@ def make_admission(settings: SearchSettings) -> SingleProcessAdmission:
     return SqliteAdmission(path) if path is not None else SingleProcessAdmission()
 
 
+def search_deadline(settings: SearchSettings) -> Deadline | None:
+    """The deadline a search runs under: the command's (``running_under``, made from --timeout at its start),
+    else ``settings.timeout`` from now; None without either."""
+    deadline = active()
+    if deadline is None and settings.timeout:
+        deadline = Deadline.after(settings.timeout)
+    return deadline
+
+
 def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
                on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
-    """Continue (or start) the study until it has ``settings.trials`` finished trials."""
+    """Continue (or start) the study until it has ``settings.trials`` finished trials (None: until the
+    deadline), or until the deadline. A deadline that passes while the study is prepared (smart start's
+    profiling pass) raises ``DeadlineReached``."""
+    deadline = search_deadline(settings)
     admission = make_admission(settings)  # first: a second process on a SQLite study is refused before any write
     try:
-        study, space = prepare_study(settings, plugins, table, console)
-        return work_on_study(study, settings, plugins, table, space, console, admission, on_ready)
+        with running_under(deadline):
+            costs = SearchCosts(settings, plugins, table, deadline)
+            sampling = costs.sampling(search_space(settings.backbones, settings.epochs, settings.truncation))
+            with charged(STUDY_WRITES):
+                study, space = prepare_study(settings, plugins, table, console, cost=sampling)
+            return work_on_study(study, settings, plugins, table, space, console, admission, on_ready, costs=costs)
     finally:
         admission.close()
 
 
 def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
                   space: dict[str, Any], console: Console, admission: SingleProcessAdmission,
-                  on_ready: Callable[[optuna.Study, int], None] | None = None) -> SearchResult:
-    """Take trials from the study, as one of possibly many workers, until its budget is met."""
+                  on_ready: Callable[[optuna.Study, int], None] | None = None,
+                  costs: SearchCosts | None = None) -> SearchResult:
+    """Take trials from the study, as one of possibly many workers, until its budget is met, the deadline
+    passes or the next trial cannot finish in the time left. ``costs``: this process's cost model (its
+    sampler's, too); made here when not given."""
     result = SearchResult(study=study)
     key = study_key(study)
     claim_folder(study_folder(settings.artifacts, key), settings.study_name, key)  # a worker's own folder, too
@@ -65,29 +91,34 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
     finished = finished_count(study)
     if on_ready is not None:
         on_ready(study, finished)
-    if finished >= budget:
+    if budget is not None and finished >= budget:
         result.notes.append(
             f"Study {settings.study_name!r} already has {finished} finished trials (budget {budget}); "
             f"nothing to run. Raise --trials to add more."
         )
         return result
     started = time.perf_counter()
-    deadline = started + settings.timeout if settings.timeout else None
+    deadline = search_deadline(settings)
     best = study.best_value if any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)) else None
     failures_in_a_row = 0
     poll_s = max(1.0, settings.heartbeat_s / 2)  # how often to look again while every slot is taken
     pauses = wait_times(poll_s)
-    with SearchProgress(console, budget, finished, best, bars=settings.show_bars) as progress:
-        runner = TrialRunner(study, settings, plugins, table, space, progress)
-        while True:
+    costs = costs if costs is not None else SearchCosts(settings, plugins, table, deadline)
+    legend = score_legend(settings.cv_folds)
+    not_started_in_a_row = 0
+    with (running_under(deadline),
+          SearchProgress(console, budget, finished, best, bars=settings.show_bars, deadline=deadline,
+                         score_legend=legend) as progress,
+          TrialRunner(study, settings, plugins, table, space, progress, deadline, costs) as runner):
+        while True:  # (leaving the runner queues the trials it did not start again, for the next run)
             raise_if_interrupted()
-            if deadline is not None and time.perf_counter() >= deadline:
+            if deadline is not None and deadline.passed():  # no trial starts after the deadline
                 result.stopped_by = "timeout"
                 break
             budget = study_budget(study, settings.trials)
             trial = None
             try:
-                with storage_write():
+                with storage_write(), charged(STUDY_WRITES):
                     slots, trial = admission.admit(study, budget, GRACE_HEARTBEATS * settings.heartbeat_s)
             except KeyboardInterrupt:  # arrived during admission: hand the trial back before stopping
                 if trial is not None:
@@ -101,12 +132,24 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
                 continue
             pauses = wait_times(poll_s)
             try:
-                state = run_admitted(runner, trial, admission, settings.heartbeat_s)
+                costs.refresh(study)  # calibrated by every trial finished so far, this worker's or another's
+                with charged_trial(trial.number):
+                    state = run_admitted(runner, trial, admission, settings.heartbeat_s)
             except StoppedTrial:
                 raise
             except KeyboardInterrupt:  # also one that arrived before the trial's own handler was in place
                 raise runner.give_back(trial, INTERRUPTED) from None
+            if runner.not_started is not None:  # not even its smallest version fits the time left: another might
+                not_started_in_a_row += 1
+                if not_started_in_a_row >= MAX_NOT_STARTED:
+                    result.stopped_by = "nothing fits"
+                    break
+                continue
+            not_started_in_a_row = 0
             result.ran += 1
+            if deadline is not None and deadline.passed():  # the trial ended at the deadline, whatever its state
+                result.stopped_by = "timeout"
+                break
             if state == TrialState.FAIL:
                 failures_in_a_row += 1
                 if failures_in_a_row >= settings.max_consecutive_failures:

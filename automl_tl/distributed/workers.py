@@ -19,12 +19,14 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from automl_tl.distributed.loop import make_admission, work_on_study
+from automl_tl.distributed.loop import make_admission, search_deadline, work_on_study
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.deadline import running_under
 from automl_tl.search.budget import finished_count, study_budget
 from automl_tl.search.fingerprint import FINGERPRINT_ATTR, make_fingerprint
 from automl_tl.search.lifecycle import open_study, study_rule_of
+from automl_tl.search.search_costs import SearchCosts
 from automl_tl.search.settings import SETTINGS_ATTR, SearchResult, SearchSettings
 from automl_tl.search.space import search_space, space_json
 from automl_tl.storage.urls import STORAGE_ENV, is_postgres, redact
@@ -111,10 +113,13 @@ def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
                                    settings.resize.token(), settings.cv_folds)
     admission = make_admission(settings)
+    deadline = search_deadline(settings)
     try:
-        study = open_study(settings, fingerprint, create=False)
-        settings.trials = study_budget(study, 0)
-        return work_on_study(study, settings, plugins, table, space, console, admission)
+        with running_under(deadline):
+            costs = SearchCosts(settings, plugins, table, deadline)  # this worker's cost model, and its sampler's
+            study = open_study(settings, fingerprint, create=False, cost=costs.sampling(space))
+            settings.trials = study_budget(study, 0)
+            return work_on_study(study, settings, plugins, table, space, console, admission, costs=costs)
     finally:
         admission.close()
 
@@ -125,22 +130,26 @@ def cli_command() -> list[str]:
     return [sys.executable, "-P", "-m", "automl_tl"]
 
 
-def worker_command(name: str, data_location: str, plugin_files: list[str]) -> list[str]:
+def worker_command(name: str, data_location: str, plugin_files: list[str], timeout: float | None = None) -> list[str]:
     """The command line of one local worker. The storage URL travels in the environment, not argv,
-    so its password never shows in the process list; artifacts go where the study records them."""
+    so its password never shows in the process list; artifacts go where the study records them.
+    ``timeout``: the seconds left of the ``search`` command's own --timeout."""
     command = [*cli_command(), "worker", "--study", name, "--data", data_location, "--lines"]
     for path in plugin_files:
         command += ["--plugin", path]
+    if timeout is not None:
+        command += ["--timeout", f"{max(timeout, 0.001):.3f}"]
     return command
 
 
 def run_local_workers(count: int, study: optuna.Study, url: str, data_location: str, plugin_files: list[str],
-                      console: Console) -> list[int]:
+                      console: Console, timeout: float | None = None) -> list[int]:
     """Start ``count`` workers on this machine, show the study's progress, and return their exit codes.
+    ``timeout``: the seconds each worker may run (what is left of ``search --timeout``).
 
     Ctrl-C or SIGTERM is passed on to every worker, which hands its running trial back to the queue."""
     env = {**os.environ, STORAGE_ENV: url}
-    command = worker_command(study.study_name, data_location, plugin_files)
+    command = worker_command(study.study_name, data_location, plugin_files, timeout)
     processes = [subprocess.Popen(command, env=env) for _ in range(count)]
     budget = study_budget(study, 0)
     progress = Progress(TextColumn("[bold]study"), BarColumn(), MofNCompleteColumn(),

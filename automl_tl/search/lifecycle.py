@@ -17,7 +17,9 @@ from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import storage_write
 from automl_tl.runtime.shown_text import console_text
+from automl_tl.runtime.time_ledger import PROFILING, charged
 from automl_tl.search.budget import BUDGET_ATTR
+from automl_tl.search.cost_aware_sampler import CostAwareTPESampler, SamplingCost
 from automl_tl.search.fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
 from automl_tl.search.pruning import make_pruner
 from automl_tl.search.retries import fail_and_requeue
@@ -56,29 +58,37 @@ def fail_orphaned_trials(study: optuna.Study) -> list[str]:
     return [fail_and_requeue(study, trial._trial_id, KILLED) for trial in orphans]
 
 
-def make_sampler(settings: SearchSettings, trials_before: int = 0) -> optuna.samplers.BaseSampler:
+def make_sampler(settings: SearchSettings, trials_before: int = 0,
+                 cost: SamplingCost | None = None) -> optuna.samplers.BaseSampler:
     """TPE, seeded by --seed and by how many trials the study already has: a resumed study must not
     draw its first run's random start-up trials again. Workers sharing a study each get their own
     seed, or they would all propose the same parameters at the same moment, and the constant liar
-    keeps them from crowding around trials that are still running."""
+    keeps them from crowding around trials that are still running. With ``cost``, TPE weighs each
+    candidate by its predicted seconds (``CostAwareTPESampler``: expected improvement per second)."""
+
+    def tpe(**options: Any) -> optuna.samplers.TPESampler:
+        return CostAwareTPESampler(cost, **options) if cost is not None else optuna.samplers.TPESampler(**options)
+
     if not is_postgres(settings.storage_url):
-        return optuna.samplers.TPESampler(seed=(settings.seed + 7919 * trials_before) % 2**32, n_startup_trials=8)
+        return tpe(seed=(settings.seed + 7919 * trials_before) % 2**32, n_startup_trials=8)
     worker_seed = (settings.seed * 1_000_003 + os.getpid() * 7919 + time.time_ns()) % 2 ** 32
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=worker_seed, n_startup_trials=8, constant_liar=True)
+        return tpe(seed=worker_seed, n_startup_trials=8, constant_liar=True)
 
 
-def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create: bool = True) -> optuna.Study:
-    """Load the named study, or create it. A different fingerprint is refused with what changed."""
+def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create: bool = True,
+               cost: SamplingCost | None = None) -> optuna.Study:
+    """Load the named study, or create it. A different fingerprint is refused with what changed. With ``cost``,
+    its sampler weighs candidates by their predicted seconds (see ``make_sampler``)."""
     quiet_optuna()
     storage = open_storage(settings.storage_url)
-    sampler = make_sampler(settings)
+    sampler = make_sampler(settings, cost=cost)
     pruner = make_pruner(settings.pruner, settings.epochs)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
     if settings.study_name in existing:
         study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
-        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)))
+        study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)), cost=cost)
         old = study.user_attrs.get(FINGERPRINT_ATTR)
         if old is not None:
             changes = describe_changes(old, fingerprint)
@@ -169,8 +179,9 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
         return
     spec = plugins.backbone(pretrained[0])
     with console.status(f"Profiling the data: frozen {console_text(spec.name)} features and a linear probe (cached for the trials)..."):
-        profile = profile_data(plugins.framework(spec.framework), spec, table, space)
-    limit = min(4, max(1, settings.trials // 4))
+        with charged(PROFILING):  # the search's time summary: its cache passes inside are counted as those
+            profile = profile_data(plugins.framework(spec.framework), spec, table, space)
+    limit = 4 if settings.trials is None else min(4, max(1, settings.trials // 4))
     trials = start_trials(profile, space, settings.epochs, settings.backbones, limit, shapes_from(plugins.backbone))
     with storage_write():
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
@@ -180,8 +191,10 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
                   f"(`automl-tl show {settings.study_name}` says why).")
 
 
-def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console) -> tuple[optuna.Study, dict[str, Any]]:
-    """Create or resume the study, record what workers need, set its budget, and enqueue smart start.
+def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,
+                  cost: SamplingCost | None = None) -> tuple[optuna.Study, dict[str, Any]]:
+    """Create or resume the study, record what workers need, set its budget, and enqueue smart start. With
+    ``cost``, the study's sampler is cost-aware (``make_sampler``).
 
     This runs once, before any worker starts trials; the budget is the study's total of
     finished (COMPLETE + PRUNED) trials, so raising it by d on resume adds exactly d trials."""
@@ -189,7 +202,7 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
                                    settings.resize.token(), settings.cv_folds)
     check_writable(settings.artifacts)  # before the study exists: an unwritable folder leaves nothing behind
-    study = open_study(settings, fingerprint)
+    study = open_study(settings, fingerprint, cost=cost)
     with storage_write():
         record_study_attrs(study, settings, table)
         study.set_user_attr(BUDGET_ATTR, settings.trials)

@@ -18,6 +18,7 @@ RETRY_OF_ATTR = "retry_of"
 RETRY_REASON_ATTR = "retry_reason"
 STALE_REASON = "its worker stopped sending heartbeats (killed, or cut off from the database)"
 CARRIED_USER_ATTRS = ("smart_start",)  # why smart start chose it
+NOT_STARTED = "not started"  # how the reason of a trial too big for the time left begins (failed untrained, queued again)
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:

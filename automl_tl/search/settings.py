@@ -21,7 +21,7 @@ class SearchSettings:
     study_name: str
     storage_url: str
     artifacts: Path  # <artifacts>/<name>: the study's own folder is the key's sub-folder (see artifacts.py)
-    trials: int
+    trials: int | None  # the study's total of finished trials; None: no count, until the deadline (--timeout alone)
     epochs: int
     image_size: int
     backbones: list[str]
@@ -46,6 +46,6 @@ class SearchSettings:
 class SearchResult:
     study: optuna.Study
     ran: int = 0
-    stopped_by: str = "budget"  # "budget", "timeout", "failures"
+    stopped_by: str = "budget"  # "budget", "timeout", "failures", "nothing fits" (the next trial, in the time left)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
@@ -10,22 +11,28 @@ from optuna.trial import TrialState
 from automl_tl import __version__
 from automl_tl.errors import TrialFailure, UserError
 from automl_tl.plugin.manager import Plugins
+from automl_tl.runtime.deadline import Deadline, DeadlineReached
 from automl_tl.runtime.interrupts import StoppedTrial, interrupt_handled, raise_if_interrupted, storage_write
 from automl_tl.runtime.memory import release_freed_memory, resident_mb
 from automl_tl.runtime.shown_text import console_text
+from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
+from automl_tl.search.cost import FitPlan, trial_kind
 from automl_tl.search.latency import TOO_SLOW_ATTR, format_ms, record_latency, too_slow_reason
 from automl_tl.search.progress import SearchProgress
-from automl_tl.search.retries import fail_and_requeue
+from automl_tl.search.retries import NOT_STARTED, fail_and_requeue, requeue
+from automl_tl.search.search_costs import SearchCosts
 from automl_tl.search.settings import SearchSettings
 from automl_tl.search.space import config_from_trial, shapes_from
+from automl_tl.search.trial_pruning import TrialPruning
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
 from automl_tl.training.cross_validation import run_trial_scored
-from automl_tl.training.engine import PruneTrial, TrialOutcome, effective_config, run_trial
+from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
+TIMED_OUT = "stopped by --timeout before a whole epoch (or, under --cv, its first fold) finished"
 DIGEST_FIELD = "backbone_digest"  # in trial.json and the trial's attributes: the pretrained weights it trained on
 
 
@@ -41,6 +48,7 @@ def backbone_weights_digest(adapter: FrameworkAdapter, spec: BackboneSpec) -> st
 
 
 def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
+    stopped = {"stopped_by": outcome.stopped_by} if outcome.stopped_by else {}
     return {
         "val_accuracy": outcome.val_accuracy,
         "val_balanced_accuracy": outcome.val_balanced_accuracy,
@@ -49,6 +57,8 @@ def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
         "best_epoch": outcome.best_epoch,
         "best_phase": outcome.best_phase.value,
         "seconds": round(outcome.seconds, 2),
+        "epochs_run": outcome.epochs_run,
+        **stopped,  # "deadline": the --timeout cut it short; it kept its best whole epoch
         "rss_mb": round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
         **outcome.scoring,  # under --cv: the folds, each fold's accuracy and seconds, the refit
     }
@@ -72,13 +82,22 @@ class TrialRunner:
     """Runs one asked trial through the engine and tells the study how it ended."""
 
     def __init__(self, study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
-                 space: dict[str, Any], progress: SearchProgress | None) -> None:
+                 space: dict[str, Any], progress: SearchProgress | None, deadline: Deadline | None = None,
+                 costs: SearchCosts | None = None) -> None:
         self.study, self.settings, self.plugins, self.table = study, settings, plugins, table
-        self.space, self.progress = space, progress
+        self.space, self.progress, self.deadline, self.costs = space, progress, deadline, costs
+        self.not_started: str | None = None  # why the last trial was not started: nothing of it fit the time left
+        self.given_back: list[int] = []  # ids of the trials not started, queued again when the run ends
         self.key = study_key(study)
         self.folder = study_folder(settings.artifacts, self.key)
         remote = remote_study_folder(settings.artifacts_remote, self.key)
         self.mirror = S3Mirror(remote) if remote else None
+
+    def __enter__(self) -> TrialRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.requeue_given_back()
 
     def _report(self, number: int, state: str, value: float | None, text: str) -> None:
         if self.progress is not None:
@@ -94,10 +113,61 @@ class TrialRunner:
             recorded = fail_and_requeue(self.study, trial._trial_id, reason)
         return StoppedTrial(f"Trial {trial.number} was {recorded}.")
 
+    def timed_out(self, trial: optuna.Trial, seconds: float) -> TrialState:
+        """A trial the deadline stopped before it had a score: failed and queued again, as an interrupted
+        one is, so the next run starts with it; the search then ends normally."""
+        with storage_write(), charged(STUDY_WRITES):
+            discard_partial(self.folder, trial.number)
+            trial.set_user_attr("seconds", round(seconds, 2))
+            recorded = fail_and_requeue(self.study, trial._trial_id, TIMED_OUT)
+        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [yellow]stopped by --timeout[/]: "
+                                                 f"{console_text(recorded)}")
+        return TrialState.FAIL
+
+    def _plan(self, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig) -> FitPlan | None:
+        """What to run of the trial: as asked, or shrunk to fit the time left (``SearchCosts.plan``), its
+        prediction and any cut recorded on it; None when not even its smallest version fits."""
+        if self.costs is None:
+            return FitPlan(config, self.settings.cv_folds, None)
+        plan = self.costs.plan(spec, config)
+        for key, value in (self.costs.attrs(spec, plan) if plan is not None else {}).items():
+            trial.set_user_attr(key, value)
+        return plan
+
+    def _not_started(self, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig) -> TrialState:
+        """A trial that cannot finish in the time left, however shrunk: failed untrained (``not_started`` says
+        why) and queued again when this run ends (``requeue_given_back``), so that the next run starts with it
+        while this one goes on with other trials."""
+        why = self.costs.too_big(spec, config) if self.costs is not None else ""
+        with storage_write(), charged(STUDY_WRITES):
+            trial.set_user_attr("kind", trial_kind(spec, config))
+            trial.set_user_attr("fail_reason", f"{NOT_STARTED}: {why}; queued again for the next run")
+            self.study.tell(trial, state=TrialState.FAIL)
+        self.not_started = why
+        self.given_back.append(trial._trial_id)
+        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [yellow]{NOT_STARTED}[/]: {console_text(why)}")
+        return TrialState.FAIL
+
+    def requeue_given_back(self) -> None:
+        """Queue again the trials this run did not start, for the next run (not while this one goes on: it would
+        take them first, and they would not fit again)."""
+        with storage_write():
+            for trial_id in self.given_back:
+                requeue(self.study, self.study._storage.get_trial(trial_id), NOT_STARTED)
+        self.given_back.clear()
+
+    def _fold_progress(self, number: int, folds: int) -> dict[str, Any]:
+        """``run_trial_scored``'s fold and refit hooks, told to the progress display."""
+        progress = self.progress
+        if progress is None:
+            return {}
+        return {"on_fold": lambda fold: progress.fold_started(number, fold, folds),
+                "on_refit": lambda epochs: progress.refit_started(number, epochs)}
+
     def _too_slow(self, trial: optuna.Trial, latency_ms: float, limit_ms: float, described: str) -> TrialState:
         """End a trial over --max-latency-ms before it trains: PRUNED (never ranked) with its latency constraint
         above 0 (see record_latency), so TPE learns that the region is infeasible."""
-        with storage_write():
+        with storage_write(), charged(STUDY_WRITES):
             trial.set_user_attr(TOO_SLOW_ATTR, too_slow_reason(latency_ms, limit_ms))
             self.study.tell(trial, state=TrialState.PRUNED)
         self._report(trial.number, "PRUNED", None, f"trial {trial.number:>3}  [yellow]too slow[/]: {format_ms(latency_ms)} ms > "
@@ -121,6 +191,8 @@ class TrialRunner:
 
     def _run(self, trial: optuna.Trial) -> TrialState:
         number = trial.number
+        started = time.perf_counter()
+        self.not_started = None
         try:
             config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
                                        image_size=self.settings.image_size, seed=self.settings.seed,
@@ -130,38 +202,49 @@ class TrialRunner:
             trial.set_user_attr("framework", spec.framework)
             trial.set_user_attr("pretrained", spec.pretrained)
             trial.set_user_attr("blocks", len(spec.blocks))
+            plan = self._plan(trial, spec, config)  # never started at a size that cannot finish in the time left
+            if plan is None:
+                return self._not_started(trial, spec, config)
+            config, folds = plan.config, plan.folds
+            kind = trial_kind(spec, config)
+            trial.set_user_attr("kind", kind)
             if self.progress is not None:
                 self.progress.trial_started(number, config)
             limit = self.settings.max_latency_ms  # before anything costly: a trial over it is not trained
-            latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
+            with charged(LATENCY):
+                latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
             if latency_ms is not None and limit is not None and latency_ms > limit:
                 return self._too_slow(trial, latency_ms, limit,
                                       describe_config(effective_config(spec, config), len(spec.blocks), spec.pretrained))
             digest = backbone_weights_digest(adapter, spec)  # once per trial; refuses a factory that ignores pretrained
             if digest is not None:
                 trial.set_user_attr(DIGEST_FIELD, digest)
+            pruning = TrialPruning(self.study, trial, kind, folds)  # its checks, rungs, folds
 
-            def on_epoch(result: Any) -> None:
+            def on_epoch(result: Any) -> None:  # every whole epoch, and every check inside one (result.partial)
                 raise_if_interrupted()
                 if self.progress is not None:
-                    self.progress.epoch_done(number, config, result)
+                    self.progress.epoch_done(number, config, result, part=result.fraction if result.partial else None)
 
-            def should_prune(result: Any) -> bool:
-                trial.report(result.val_accuracy, step=result.epoch + 1)  # steps are epochs completed
-                return trial.should_prune()
+            def should_prune(result: Any) -> bool:  # whole epochs go to Optuna; checks inside one to --pruner halving
+                return pruning.should_prune(result)
 
             def on_start(effective: TrialConfig) -> None:  # what run_trial really runs (effective_config)
                 trial.set_user_attr("frozen_blocks", effective.frozen_blocks(len(spec.blocks)))
                 trial.set_user_attr("depth", effective.depth(len(spec.blocks)))
+                pruning.started(effective, len(spec.blocks))
 
             try:
-                if self.settings.cv_folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
-                    outcome = run_trial_scored(adapter, spec, config, self.table, self.settings.cv_folds, on_epoch,
+                if folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
+                    outcome = run_trial_scored(adapter, spec, config, self.table, folds, on_epoch,
                                                should_prune, save_to=partial_dir(self.folder, number),
-                                               on_start=on_start, seed=self.settings.seed)
+                                               on_start=on_start, seed=self.settings.seed, deadline=self.deadline,
+                                               pause_due=pruning.pause_due, after_fold=pruning.after_fold,
+                                               **self._fold_progress(number, folds))
                 else:
                     outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
-                                        save_to=partial_dir(self.folder, number), on_start=on_start)
+                                        save_to=partial_dir(self.folder, number), on_start=on_start,
+                                        deadline=self.deadline, pause_due=pruning.pause_due)
             finally:
                 release_freed_memory()  # resident memory must not grow from trial to trial
         except PruneTrial as pruned:
@@ -171,13 +254,16 @@ class TrialRunner:
             # before measuring, or a pruned trial's memory would be counted against the next one.
             pruned.__traceback__ = None
             release_freed_memory()
-            with storage_write():
+            with storage_write(), charged(STUDY_WRITES):
                 trial.set_user_attr("val_accuracy", best)
+                trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
                 trial.set_user_attr("rss_mb", round(resident_mb(), 1))
                 self.study.tell(trial, state=TrialState.PRUNED)
             self._report(number, "PRUNED", None,
-                         f"trial {number:>3}  [yellow]pruned[/] after epoch {pruned.history[-1].epoch + 1}  (val acc {best:.4f})")
+                         f"trial {number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}")
             return TrialState.PRUNED
+        except DeadlineReached:
+            return self.timed_out(trial, time.perf_counter() - started)
         except StoppedTrial:
             raise
         except KeyboardInterrupt:
@@ -185,11 +271,13 @@ class TrialRunner:
         except Exception as exc:
             discard_partial(self.folder, number)
             reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
-            with storage_write():
+            with storage_write(), charged(STUDY_WRITES):
                 trial.set_user_attr("fail_reason", reason[:2000])
+                trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
                 self.study.tell(trial, state=TrialState.FAIL)
             self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {console_text(reason[:300])}")
             return TrialState.FAIL
+        pruning.flush()  # its last checks, for peers judged at seconds it has reached
         attrs = outcome_attrs(outcome)
         config = outcome.config
         meta = {
@@ -213,7 +301,7 @@ class TrialRunner:
             for split, probabilities, rows in (("val", outcome.val_probabilities, val_rows),
                                                ("test", outcome.test_probabilities, self.table.splits["test"]))
             if probabilities is not None})
-        with storage_write():  # an interrupt here waits until the trial is told COMPLETE
+        with storage_write(), charged(STUDY_WRITES):  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
             final = finalize(self.folder, number, meta)
@@ -228,9 +316,23 @@ class TrialRunner:
             self.study.tell(trial, outcome.val_accuracy)
 
         n_blocks = len(spec.blocks)
+        cut = f"  [yellow]stopped by --timeout after {outcome.epochs_run} epoch(s)[/]" if outcome.stopped_by == DEADLINE else ""
         self._report(number, "COMPLETE", outcome.val_accuracy,
-                     f"trial {number:>3}  {'cv' if outcome.scoring else 'val'} acc [bold]{outcome.val_accuracy:.4f}[/] "
+                     f"trial {number:>3}  score [bold]{outcome.val_accuracy:.4f}[/] "
                      f"(epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
-                     f"{console_text(describe_config(config, n_blocks, spec.pretrained))}")
+                     f"{console_text(describe_config(config, n_blocks, spec.pretrained))}{cut}{shrunk_note(plan)}")
         return TrialState.COMPLETE
+
+
+def shrunk_note(plan: FitPlan | None) -> str:
+    """The end of a trial's line when it ran smaller than asked, so that it fit the time left."""
+    return f"  [yellow]{console_text(plan.reason)}[/]" if plan is not None and plan.shrunk else ""
+
+
+def pruned_where(pruned: PruneTrial) -> str:
+    """Where a pruned trial stopped: after an epoch, inside one (a check at a share of it), or after a fold."""
+    if pruned.fold is not None:
+        return f"after fold {pruned.fold + 1}"
+    last = pruned.history[-1]
+    return f"at {last.fraction:.0%} of epoch {last.epoch + 1}" if last.partial else f"after epoch {last.epoch + 1}"

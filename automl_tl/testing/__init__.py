@@ -18,7 +18,8 @@ phase and freezes nothing, as ``automl_tl.training.engine.effective_config`` run
 adapter's declarations; the head-only phase changes the head and nothing else; the head learns; fine-tuning
 changes every block above the freeze point and none below; the engine's phase schedule and per-epoch
 reports; probabilities for every split; snapshot and restore; save/load round trips, truncated and
-augmented too; a damaged weights file reported as ``UserError`` naming it; export parity for every
+augmented too; an epoch stopped by ``should_stop`` after every step and continued, against an uninterrupted
+one; a damaged weights file reported as ``UserError`` naming it; export parity for every
 declared format (a format outside ``safe_formats`` refused unless trusted), against both the reloaded
 model and the trial's own predictions; ``block_features(k)`` against the framework's own model run block
 by block; pretrained builds that give the same weights every time; determinism under a fixed seed.
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 from .artifact_checks import ArtifactChecks
 from .environment import suite_environment
+from .epoch_checks import EpochChecks
 from .tables import reference_inputs, synthetic_table
 from .training_checks import TrainingChecks
 from .verdicts import ConformanceFailure
@@ -44,5 +46,5 @@ from .verdicts import ConformanceFailure
 __all__ = ["AdapterConformance", "ConformanceFailure", "reference_inputs", "suite_environment", "synthetic_table"]
 
 
-class AdapterConformance(TrainingChecks, ArtifactChecks):
+class AdapterConformance(TrainingChecks, EpochChecks, ArtifactChecks):
     """Framework-neutral tests of a FrameworkAdapter and one backbone; see the module docstring."""

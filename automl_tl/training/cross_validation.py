@@ -12,7 +12,12 @@ figures.
 
 The folds' tables hold the same images as the study's, so frozen-prefix activations are read from the
 cache in every fold after the first. Only fold 0 is reported to the pruner, exactly as a trial without
-cross-validation is; a trial that survives it runs the other folds unpruned.
+cross-validation is; a trial that survives it runs the other folds unpruned. ``after_fold`` may stop the
+remaining folds after any fold (the trial is then pruned).
+
+Under a deadline, fold 0's model is always saved, so a deadline in a later fold or in the refit leaves a
+usable model: the value is then the out-of-fold accuracy over the completed folds' rows, without a refit
+(``cv_folds_done`` says how many folds it stands on). A deadline inside fold 0 raises ``DeadlineReached``.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
+from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
 from automl_tl.training.engine import (
+    DEADLINE,
     EpochCallback,
+    EpochDriver,
+    PauseDue,
     ProbabilitiesCallback,
     PruneCheck,
+    PruneTrial,
     StartCallback,
     TrialOutcome,
-    checked_loss,
     effective_config,
     phase_schedule,
     run_trial,
@@ -39,6 +48,7 @@ from automl_tl.training.metrics import accuracy, balanced_accuracy
 from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig
 
 EpochScores = Callable[[int], float]
+FoldCheck = Callable[[int, float], bool]  # (fold index, that fold's best accuracy): False stops the remaining folds
 
 
 def out_of_fold(per_fold: list[list[np.ndarray]], folds: list[np.ndarray], rows: np.ndarray,
@@ -66,27 +76,35 @@ def keep_into(seen: list[np.ndarray]) -> ProbabilitiesCallback:
 
 def train_for_epochs(adapter: FrameworkAdapter, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
                      epochs: int, on_epoch: EpochCallback | None = None, save_to: Path | None = None,
-                     reported: EpochScores | None = None) -> np.ndarray:
+                     reported: EpochScores | None = None, deadline: Deadline | None = None) -> np.ndarray:
     """Train ``config`` on ``data``'s training split for its first ``epochs`` epochs, with no validation,
     and return the test split's probabilities; the weights go to ``save_to``. The schedule is the trial's
     own, cut short, so the refit's rates match the folds' epoch for epoch. ``on_epoch`` gets each epoch
-    with ``reported(epoch)`` (the cross-validated accuracy of stopping there) as its accuracy."""
+    with ``reported(epoch)`` (the cross-validated accuracy of stopping there) as its accuracy. A
+    ``deadline`` that passes before the last epoch ends raises ``DeadlineReached``; nothing is saved."""
     session = adapter.start_trial(spec, config, data)
     try:
+        driver = EpochDriver(session, np.zeros(0, np.int64), deadline)
         current: Phase | None = None
         for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))[:epochs]):
+            if driver.deadline_passed():
+                raise DeadlineReached("the --timeout passed during the refit")
             if phase is not current:
                 session.set_phase(phase)
                 current = phase
-            epoch_start = time.perf_counter()
-            loss = checked_loss(session.train_epoch(), epoch, phase)
+            epoch_start = driver.clock.spent
+            loss = driver.train(epoch, phase)
+            if loss is None:
+                raise DeadlineReached("the --timeout passed during the refit")
             if on_epoch is not None:
                 score = reported(epoch) if reported is not None else float("nan")
                 on_epoch(EpochResult(epoch=epoch, phase=phase, train_loss=loss, val_accuracy=score,
-                                     val_balanced_accuracy=score, seconds=time.perf_counter() - epoch_start))
-        probabilities = np.asarray(session.predict_split("test"), dtype=np.float32)
-        if save_to is not None:
-            session.save(save_to)
+                                     val_balanced_accuracy=score, seconds=driver.clock.spent - epoch_start,
+                                     spent=driver.clock.spent))
+        with running_under(None):  # the finished refit is always kept
+            probabilities = np.asarray(session.predict_split("test"), dtype=np.float32)
+            if save_to is not None:
+                session.save(save_to)
         return probabilities
     finally:
         session.close()
@@ -105,6 +123,11 @@ def run_trial_scored(
     *,
     seed: int = 0,
     refit: bool = True,
+    deadline: Deadline | None = None,
+    pause_due: PauseDue | None = None,
+    after_fold: FoldCheck | None = None,
+    on_fold: Callable[[int], None] | None = None,
+    on_refit: Callable[[int], None] | None = None,
 ) -> TrialOutcome:
     """``run_trial`` scored by ``folds``-fold cross-validation over ``data``'s train and val splits.
 
@@ -112,40 +135,74 @@ def run_trial_scored(
     the out-of-fold predictions of that epoch count over ``val_index`` (every train and val row). With
     ``refit`` the saved weights and the test scores are a model trained on train and val for that many
     epochs; without it, fold 0's model at its own best epoch (kept to measure one against the other).
-    ``seed`` fixes the folds: pass the study's, so every trial is scored on the same folds."""
+    ``seed`` fixes the folds: pass the study's, so every trial is scored on the same folds.
+
+    ``pause_due`` applies to fold 0 (the one the pruner sees), ``deadline`` to every fold and the refit (see
+    the module's docstring). ``after_fold(j, accuracy)`` is called after each completed fold with its best
+    accuracy; False prunes the trial there (``PruneTrial`` with ``fold=j``). ``on_fold(j)`` is called as fold
+    ``j`` starts, ``on_refit(epochs)`` as the refit does (for a progress display)."""
     started = time.perf_counter()
     rows = scored_rows(data)
     assignment = assign_folds(data.relpaths, data.labels, rows, folds, seed)
     per_fold: list[list[np.ndarray]] = []
     fold_outcomes: list[TrialOutcome] = []
     fold_seconds: list[float] = []
+    keep_fold_zero = not refit or deadline is not None  # a deadline later on leaves fold 0's model
     for j in range(folds):
+        if j > 0 and deadline is not None and deadline.passed():
+            break
         seen: list[np.ndarray] = []
         fold_start = time.perf_counter()
-        fold_outcomes.append(run_trial(
-            adapter, spec, config, fold_table(data, assignment, j), on_epoch,
-            should_prune if j == 0 else None,  # later folds run unpruned: see the module's docstring
-            save_to=save_to if (j == 0 and not refit) else None,
-            on_start=on_start if j == 0 else None,
-            on_val_probabilities=keep_into(seen),
-        ))
+        if on_fold is not None:
+            on_fold(j)
+        try:
+            outcome = run_trial(
+                adapter, spec, config, fold_table(data, assignment, j), on_epoch,
+                should_prune if j == 0 else None,  # later folds run unpruned: see the module's docstring
+                save_to=save_to if (j == 0 and keep_fold_zero) else None,
+                on_start=on_start if j == 0 else None,
+                on_val_probabilities=keep_into(seen),
+                deadline=deadline, pause_due=pause_due if j == 0 else None,
+            )
+        except DeadlineReached:
+            if j == 0:
+                raise
+            break
+        if outcome.stopped_by == DEADLINE:  # a fold cut short is not a completed fold
+            if j == 0:
+                raise DeadlineReached(f"the --timeout passed during fold 1 of {folds}, after {outcome.epochs_run} "
+                                      f"of its {len(phase_schedule(effective_config(spec, config), len(spec.blocks)))} epochs")
+            break
+        fold_outcomes.append(outcome)
         per_fold.append(seen)
         fold_seconds.append(time.perf_counter() - fold_start)
+        if after_fold is not None and not after_fold(j, outcome.val_accuracy):
+            raise PruneTrial(fold_outcomes[0].history, fold=j)
+    done = len(per_fold)
     effective = effective_config(spec, config)
-    labels = data.labels[rows]
-    pooled = out_of_fold(per_fold, assignment, rows, data.num_classes)
+    scored_here = np.isin(rows, np.concatenate(assignment[:done])) if done < folds else np.ones(len(rows), bool)
+    rows_done = rows[scored_here]
+    labels = data.labels[rows_done]
+    pooled = out_of_fold(per_fold, assignment[:done], rows_done, data.num_classes)
     by_epoch = [accuracy(probabilities, labels) for probabilities in pooled]
     best = int(np.argmax(by_epoch))  # the first maximum: the fewest epochs among equal scores
-    refit_seconds = 0.0
-    if refit:
+    refit_seconds, refitted = 0.0, False
+    if refit and done == folds and not (deadline is not None and deadline.passed()):
         refit_start = time.perf_counter()
-        test_probabilities = train_for_epochs(adapter, spec, effective, refit_table(data), best + 1, on_epoch,
-                                              save_to, reported=lambda epoch: by_epoch[epoch])
+        if on_refit is not None:
+            on_refit(best + 1)
+        try:
+            test_probabilities = train_for_epochs(adapter, spec, effective, refit_table(data), best + 1, on_epoch,
+                                                  save_to, reported=lambda epoch: by_epoch[epoch], deadline=deadline)
+            refitted = True
+        except DeadlineReached:
+            pass  # fold 0's model, saved above, stays the trial's
         refit_seconds = time.perf_counter() - refit_start
-    else:
+    if not refitted:
         test_probabilities = np.asarray(fold_outcomes[0].test_probabilities, dtype=np.float32)
+    cut_short = done < folds or (refit and not refitted)
     test_labels = data.labels[data.splits["test"]]
-    folds_at_best = [accuracy(per_fold[j][best], data.labels[assignment[j]]) for j in range(folds)]
+    folds_at_best = [accuracy(per_fold[j][best], data.labels[assignment[j]]) for j in range(done)]
     return TrialOutcome(
         val_accuracy=by_epoch[best],
         val_balanced_accuracy=balanced_accuracy(pooled[best], labels),
@@ -158,14 +215,17 @@ def run_trial_scored(
         seconds=time.perf_counter() - started,
         val_probabilities=pooled[best],
         test_probabilities=test_probabilities,
-        val_index=rows,
+        val_index=rows_done,
         scoring={
-            "scoring": f"{folds}-fold cross-validation",
+            "scoring": f"{folds}-fold cross-validation" + (f", {done} folds done" if done < folds else ""),
             "cv_folds": folds,
-            "cv_refit": refit,
+            "cv_folds_done": done,
+            "cv_refit": refitted,
             "cv_fold_accuracies": [round(a, 4) for a in folds_at_best],
             "cv_epoch_accuracies": [round(a, 4) for a in by_epoch],
             "cv_fold_seconds": [round(s, 2) for s in fold_seconds],
             "cv_refit_seconds": round(refit_seconds, 2),
         },
+        stopped_by=DEADLINE if cut_short else None,
+        epochs_run=len(by_epoch),
     )

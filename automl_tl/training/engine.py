@@ -1,7 +1,15 @@
-"""One trial, framework-neutral: phase 1 (head only), switch, phase 2 (fine-tune), keep the best epoch."""
+"""One trial, framework-neutral: phase 1 (head only), switch, phase 2 (fine-tune), keep the best epoch.
+
+Under a deadline (``--timeout``) the session stops at the next batch once it passes: the epoch cut short
+is not counted, and the trial keeps its best whole epoch (restored, scored on test, saved) with
+``stopped_by="deadline"``; with no whole epoch it raises ``DeadlineReached``. ``pause_due`` lets a
+pruning policy look at a trial inside a long epoch: the session stops, the engine validates the weights
+as they are (an ``EpochResult`` with ``fraction < 1``), asks the pruner, and the epoch goes on.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -12,16 +20,22 @@ from typing import Any
 import numpy as np
 
 from automl_tl.errors import TrialFailure
+from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
 from automl_tl.training.metrics import accuracy, balanced_accuracy
-from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig
+from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
+
+DEADLINE = "deadline"  # TrialOutcome.stopped_by of a trial the --timeout cut short
 
 
 class PruneTrial(Exception):
-    """Raised when the pruner stops a trial; carries the epochs seen so far."""
+    """Raised when the pruner stops a trial; carries the epochs seen so far (the last one may be a check
+    inside an epoch, ``fraction < 1``) and, under cross-validation, the fold after which it was stopped."""
 
-    def __init__(self, history: list[EpochResult]) -> None:
-        super().__init__(f"pruned after epoch {history[-1].epoch + 1}" if history else "pruned")
-        self.history = history
+    def __init__(self, history: list[EpochResult], fold: int | None = None) -> None:
+        where = f"after fold {fold + 1}" if fold is not None else (
+            f"after epoch {history[-1].epoch + 1}" if history else "")
+        super().__init__(f"pruned {where}".strip())
+        self.history, self.fold = history, fold
 
 
 @dataclass
@@ -45,12 +59,15 @@ class TrialOutcome:
     # the out-of-fold predictions over train and val (automl_tl.training.cross_validation).
     val_index: np.ndarray | None = None
     scoring: dict[str, Any] = field(default_factory=dict)  # how the value was scored, kept with the trial's metrics
+    stopped_by: str | None = None  # DEADLINE: the --timeout cut it short, and it kept its best whole epoch
+    epochs_run: int = 0  # whole epochs trained (under cross-validation: by each fold)
 
 
 EpochCallback = Callable[[EpochResult], None]
 PruneCheck = Callable[[EpochResult], bool]
 StartCallback = Callable[[TrialConfig], None]
 ProbabilitiesCallback = Callable[[EpochResult, np.ndarray], None]
+PauseDue = Callable[[float], bool]  # called with the trial's training seconds so far: is a check due now?
 
 
 def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
@@ -76,6 +93,93 @@ def checked_loss(loss: float, epoch: int, phase: Phase) -> float:
     return loss
 
 
+class TrainingClock:
+    """A trial's training seconds: time in ``train_epoch`` and in validation, not in ``set_phase`` (where
+    the activation cache's passes run, shared with later trials)."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._since: float | None = None
+
+    def now(self) -> float:
+        """The seconds spent so far, the running stretch included."""
+        return self.spent + (time.perf_counter() - self._since if self._since is not None else 0.0)
+
+    def run(self, work: Callable[[], Any]) -> Any:
+        """``work()``, its time counted."""
+        self._since = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.spent += time.perf_counter() - self._since
+            self._since = None
+
+
+def takes_should_stop(session: TrialSession) -> bool:
+    """Whether ``session.train_epoch`` accepts ``should_stop``. A session written before it existed is
+    stopped between epochs only."""
+    try:
+        return len(inspect.signature(session.train_epoch).parameters) > 0
+    except (TypeError, ValueError):
+        return True
+
+
+def train_some(session: TrialSession, should_stop: Callable[[], bool] | None, sliced: bool) -> tuple[float, float]:
+    """One ``train_epoch`` call: its mean loss and the epoch's progress after it (1.0: the epoch ended)."""
+    loss = session.train_epoch(should_stop) if (sliced and should_stop is not None) else session.train_epoch()
+    progress = float(getattr(session, "epoch_progress", 1.0)) if sliced else 1.0
+    return loss, progress
+
+
+class EpochDriver:
+    """Runs a trial's epochs through a session under an optional deadline and pause policy, counting the
+    training seconds."""
+
+    def __init__(self, session: TrialSession, val_labels: np.ndarray, deadline: Deadline | None = None,
+                 pause_due: PauseDue | None = None) -> None:
+        self.session, self.val_labels, self.deadline, self.pause_due = session, val_labels, deadline, pause_due
+        self.clock = TrainingClock()
+        self.sliced = takes_should_stop(session)
+
+    def deadline_passed(self) -> bool:
+        """Whether the deadline (if any) has come."""
+        return self.deadline is not None and self.deadline.passed()
+
+    def should_stop(self) -> bool:
+        """What the session asks after every optimiser step."""
+        return self.deadline_passed() or (self.pause_due is not None and bool(self.pause_due(self.clock.now())))
+
+    def train(self, epoch: int, phase: Phase, on_check: Callable[[EpochResult], None] | None = None) -> float | None:
+        """Train epoch ``epoch`` to its end and return its mean loss; None when the deadline cut it short.
+        When a pause is due inside it, the weights are validated as they are and ``on_check`` gets that
+        partial result (it may raise ``PruneTrial``); then the epoch goes on."""
+        checks = self.should_stop if (self.deadline is not None or self.pause_due is not None) else None
+        start, weighted, done = self.clock.spent, 0.0, 0.0
+        while True:
+            loss, progress = self.clock.run(lambda: train_some(self.session, checks, self.sliced))
+            if progress < 1.0 and progress <= done:
+                raise TrialFailure(f"train_epoch returned in epoch {epoch + 1} without training a step (epoch_progress "
+                                   f"{progress:.3f}); a call after a stop must continue the epoch")
+            weighted, done = weighted + loss * (progress - done), progress
+            mean = checked_loss(weighted / done if done > 0 else loss, epoch, phase)
+            if progress >= 1.0:
+                return mean
+            if self.deadline_passed():
+                return None
+            if on_check is not None:
+                probabilities = self.clock.run(lambda: self.session.predict_split("val"))
+                on_check(scored(epoch, phase, mean, probabilities, self.val_labels, self.clock.spent - start,
+                                self.clock.spent, fraction=progress))
+
+
+def scored(epoch: int, phase: Phase, loss: float, probabilities: np.ndarray, labels: np.ndarray, seconds: float,
+           spent: float, fraction: float = 1.0) -> EpochResult:
+    """The ``EpochResult`` of validation ``probabilities`` against ``labels``."""
+    return EpochResult(epoch=epoch, phase=phase, train_loss=loss, val_accuracy=accuracy(probabilities, labels),
+                       val_balanced_accuracy=balanced_accuracy(probabilities, labels), seconds=seconds,
+                       fraction=fraction, spent=spent)
+
+
 def run_trial(
     adapter: FrameworkAdapter,
     spec: BackboneSpec,
@@ -86,6 +190,8 @@ def run_trial(
     save_to: Path | None = None,
     on_start: StartCallback | None = None,
     on_val_probabilities: ProbabilitiesCallback | None = None,
+    deadline: Deadline | None = None,
+    pause_due: PauseDue | None = None,
 ) -> TrialOutcome:
     """Train one configuration and return the scores of the weights it keeps.
 
@@ -96,6 +202,13 @@ def run_trial(
     the trial's value, its test accuracy and its saved artifact all describe the same
     weights, as checkpointing with early stopping does. ``on_val_probabilities`` receives every epoch's
     validation probabilities (cross-validation pools them across folds).
+
+    ``deadline``: once it passes, the session stops at the next batch; the trial keeps its best whole
+    epoch (``stopped_by="deadline"``), or raises ``DeadlineReached`` when no epoch finished.
+    ``pause_due(spent)`` is asked after every optimiser step with the training seconds so far (see
+    ``TrainingClock``); when it says True inside an epoch, the weights are validated there and the
+    partial ``EpochResult`` (``fraction < 1``) goes to ``on_epoch`` and ``should_prune``, then the epoch
+    continues. Only whole epochs are kept, become the best, or reach ``on_val_probabilities``.
     """
     started = time.perf_counter()
     config = effective_config(spec, config)
@@ -103,27 +216,41 @@ def run_trial(
         on_start(config)
     val_labels = data.labels[data.splits["val"]]
     session = adapter.start_trial(spec, config, data)
+    driver = EpochDriver(session, val_labels, deadline, pause_due)
     history: list[EpochResult] = []
     best: EpochResult | None = None
     best_snapshot: Any = None
     best_probabilities: np.ndarray | None = None
+
+    def check(result: EpochResult) -> None:
+        if on_epoch is not None:
+            on_epoch(result)
+        if should_prune is not None and should_prune(result):
+            raise PruneTrial([*history, result])
+
     try:
         current: Phase | None = None
+        stopped_by: str | None = None
         for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))):
-            if phase is not current:
-                session.set_phase(phase)
-                current = phase
-            epoch_start = time.perf_counter()
-            loss = checked_loss(session.train_epoch(), epoch, phase)
-            probabilities = session.predict_split("val")
-            result = EpochResult(
-                epoch=epoch,
-                phase=phase,
-                train_loss=loss,
-                val_accuracy=accuracy(probabilities, val_labels),
-                val_balanced_accuracy=balanced_accuracy(probabilities, val_labels),
-                seconds=time.perf_counter() - epoch_start,
-            )
+            try:
+                if driver.deadline_passed():
+                    raise DeadlineReached("the --timeout passed between epochs")
+                if phase is not current:
+                    session.set_phase(phase)
+                    current = phase
+                epoch_start = driver.clock.spent
+                loss = driver.train(epoch, phase, check)
+                if loss is None:
+                    raise DeadlineReached("the --timeout passed inside an epoch")
+                probabilities = driver.clock.run(lambda: session.predict_split("val"))
+            except DeadlineReached:
+                if best is None:
+                    raise DeadlineReached(f"the --timeout passed before the trial's first whole epoch "
+                                          f"({len(history)} of {config.epochs})") from None
+                stopped_by = DEADLINE
+                break
+            result = scored(epoch, phase, loss, probabilities, val_labels, driver.clock.spent - epoch_start,
+                            driver.clock.spent)
             history.append(result)
             if on_val_probabilities is not None:
                 on_val_probabilities(result, probabilities)
@@ -134,11 +261,12 @@ def run_trial(
             if should_prune is not None and should_prune(result):
                 raise PruneTrial(history)
         assert best is not None
-        session.restore(best_snapshot)
-        test_labels = data.labels[data.splits["test"]]
-        test_probabilities = session.predict_split("test")
-        if save_to is not None:
-            session.save(save_to)
+        with running_under(None):  # restoring and saving the kept weights is never cut short
+            session.restore(best_snapshot)
+            test_labels = data.labels[data.splits["test"]]
+            test_probabilities = session.predict_split("test")
+            if save_to is not None:
+                session.save(save_to)
         return TrialOutcome(
             val_accuracy=best.val_accuracy,
             val_balanced_accuracy=best.val_balanced_accuracy,
@@ -151,6 +279,8 @@ def run_trial(
             seconds=time.perf_counter() - started,
             val_probabilities=np.asarray(best_probabilities, dtype=np.float32),
             test_probabilities=np.asarray(test_probabilities, dtype=np.float32),
+            stopped_by=stopped_by,
+            epochs_run=len(history),
         )
     finally:
         session.close()

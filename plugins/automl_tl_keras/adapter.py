@@ -27,6 +27,7 @@ class KerasAdapter:
     def __init__(self) -> None:
         self.cache = store_from_env()  # frozen-prefix activations on disk, shared by trials, runs and workers
         self._digests: dict[str, str] = {}  # backbone -> the weights digest of its first pretrained build here
+        self._probe_bases: dict[str, Any] = {}  # backbone -> a pretrained build, for prefix_activations only
 
     def is_installed(self) -> bool:
         return installed("keras") and installed("tensorflow")
@@ -85,6 +86,33 @@ class KerasAdapter:
         store = self.cache if spec.pretrained else MemoryStore()
         prefix = KerasPrefix(store, spec.name, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
         return np.asarray(prefix.pooled(block), dtype=np.float32)
+
+    def block_seconds(self, spec: BackboneSpec, image_size: int) -> list[float]:
+        """Seconds per image of each block of ``spec`` run forward at ``image_size`` on this machine (each block
+        a segment of the backbone's graph, as the activation cache runs it): the core caches them."""
+        from automl_tl.cache.block_timing import probe_table, time_blocks
+
+        from .model import cut_tensors
+        from .session import KerasPrefix, build_base
+
+        base = build_base(spec, self._same_weights(spec))
+        prefix = KerasPrefix(MemoryStore(), spec.name, probe_table(image_size), base, cut_tensors(base, spec.blocks),
+                             spec.mean, spec.std)
+        return time_blocks(prefix)
+
+    def prefix_activations(self, spec: BackboneSpec, data: ImageTable) -> Any:
+        """The frozen-prefix activations of ``spec``'s pretrained backbone over ``data``, through the shared cache,
+        to ask which of them are stored (``stored_block``, ``pooled_stored``); None for a from-scratch backbone.
+        The backbone is built once per process for this."""
+        from .model import cut_tensors
+        from .session import KerasPrefix, build_base
+
+        if not spec.pretrained:
+            return None
+        if spec.name not in self._probe_bases:
+            self._probe_bases[spec.name] = build_base(spec, self._same_weights(spec))
+        base = self._probe_bases[spec.name]
+        return KerasPrefix(self.cache, spec.name, data, base, cut_tensors(base, spec.blocks), spec.mean, spec.std)
 
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         from .session import load_trained

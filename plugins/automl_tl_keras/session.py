@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,35 @@ class StreamedRows(keras.utils.PyDataset):
         return x, y, self.class_weights[y]
 
 
+@dataclass
+class EpochPlan:
+    """One epoch's training rows in order, the augmented view of each, and how many are trained."""
+
+    indices: np.ndarray
+    choice: np.ndarray
+    position: int = 0
+
+    @property
+    def progress(self) -> float:
+        """The share of the epoch's rows trained: exactly 1.0 at its end."""
+        return 1.0 if self.position >= len(self.indices) else self.position / len(self.indices)
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """Counts ``fit``'s optimiser steps and asks ``should_stop`` after each; True sets ``stop_training``,
+    which Keras 3 checks after every step."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None) -> None:
+        super().__init__()
+        self.should_stop, self.steps = should_stop, 0
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        """Count the step; stop ``fit`` after it when ``should_stop`` says so."""
+        self.steps += 1
+        if self.should_stop is not None and self.should_stop():
+            self.model.stop_training = True
+
+
 class KerasTrialSession:
     """Implements automl_tl.types.TrialSession with compiled Keras training (``fit``)."""
 
@@ -143,7 +173,8 @@ class KerasTrialSession:
                       for table in views(data, config.augment)]
         self.features = self.views[0]  # the original images: validation, test and the only view without augmentation
         self.view_rng = np.random.default_rng(config.seed)
-        self.order_rng = np.random.default_rng(config.seed + 1)  # the order of streamed fine-tuning batches
+        self.order_rng = np.random.default_rng(config.seed + 1)  # the order of each epoch's training rows
+        self._epoch: EpochPlan | None = None  # an epoch that should_stop cut short, continued by the next call
         self.head = build_head(int(self.cuts[-1].shape[-1]), config.head_units, config.head_dropout, data.num_classes)
         start = self.base.input if self.frozen == 0 else self.cuts[self.frozen - 1]
         self.suffix = keras.Model(start, self.cuts[-1]) if self.frozen < self.n_blocks else None
@@ -155,6 +186,7 @@ class KerasTrialSession:
         self.finetune_model: Any = None
 
     def set_phase(self, phase: Phase) -> None:
+        self._epoch = None
         if phase is Phase.FINETUNE and self.suffix is not None:
             for layer in self.suffix.layers:
                 layer.trainable = True
@@ -184,33 +216,50 @@ class KerasTrialSession:
         return [view.pooled() if pristine else view.after_block(self.frozen)
                 for view in (self.views if training else self.views[:1])]
 
-    def _inputs(self, pristine: bool, split: str, shuffle: bool = False) -> Any:
+    def _inputs(self, pristine: bool, split: str) -> Any:
         """Pooled features (small) as one array; activations at the freeze point as batches read while
-        Keras trains or predicts, so the split is never held in memory at once. Only training shuffles:
-        predictions come in the split's own order, row for row with its labels."""
+        Keras predicts, so the split is never held in memory at once; rows in the split's own order, row
+        for row with its labels."""
         sources, indices = self._sources(pristine, split), self.data.splits[split]
         choice = view_choice(len(indices), len(sources), self.view_rng)
         if pristine:
             return mixed_rows(sources, indices, choice)
-        if shuffle:
-            order = self.order_rng.permutation(len(indices))
-            indices, choice = indices[order], choice[order]
-        return StreamedRows(sources, indices, choice, self.config.batch_size if split == "train" else 256)
+        return StreamedRows(sources, indices, choice, 256)
 
-    def train_epoch(self) -> float:
+    @property
+    def epoch_progress(self) -> float:
+        """The share of the current epoch's rows trained; 1.0 when no epoch is under way."""
+        return 1.0 if self._epoch is None else self._epoch.progress
+
+    def train_epoch(self, should_stop: Callable[[], bool] | None = None) -> float:
+        """``fit`` over the rest of the epoch's rows, in the epoch's own seeded order (not ``shuffle=True``,
+        so that an epoch stopped by ``should_stop`` goes on where it stopped)."""
         assert self.trainer is not None, "set_phase first"
         head_only = self.trainer is self.head
-        train = self.data.splits["train"]
-        inputs = self._inputs(head_only, "train", shuffle=True)
-        if isinstance(inputs, StreamedRows):
+        sources, size = self._sources(head_only, "train"), self.config.batch_size
+        if self._epoch is None:
+            train = self.data.splits["train"]
+            choice = view_choice(len(train), len(sources), self.view_rng)
+            order = self.order_rng.permutation(len(train))
+            self._epoch = EpochPlan(train[order], choice[order])
+        plan = self._epoch
+        indices, choice = plan.indices[plan.position :], plan.choice[plan.position :]
+        counter = StopWhenAsked(should_stop)
+        if head_only:  # pooled features: one small array
+            history = self.trainer.fit(mixed_rows(sources, indices, choice), self.data.labels[indices], epochs=1,
+                                       batch_size=size, shuffle=False, class_weight=self.class_weight, verbose=0,
+                                       callbacks=[counter])
+        else:  # activations at the freeze point, read batch by batch
+            rows = StreamedRows(sources, indices, choice, size)
             weights = np.array([self.class_weight[int(c)] for c in range(self.data.num_classes)], np.float32)
-            inputs.targets(self.data.labels, weights)
-            history = self.trainer.fit(inputs, epochs=1, verbose=0)
-        else:
-            history = self.trainer.fit(inputs, self.data.labels[train], epochs=1, batch_size=self.config.batch_size,
-                                       shuffle=True, class_weight=self.class_weight, verbose=0)
-        if not head_only:
+            rows.targets(self.data.labels, weights)
+            # shuffle=False: fit would otherwise shuffle a PyDataset's batches too, and a continued epoch would
+            # draw a different order from the one it began with
+            history = self.trainer.fit(rows, epochs=1, shuffle=False, verbose=0, callbacks=[counter])
             self.backbone_touched = True
+        plan.position = min(len(plan.indices), plan.position + counter.steps * size)
+        if plan.progress >= 1.0:
+            self._epoch = None
         return float(history.history["loss"][-1])
 
     def predict_split(self, split: str) -> np.ndarray:

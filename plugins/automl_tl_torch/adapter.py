@@ -123,6 +123,36 @@ class TorchAdapter:
         features = PrefixFeatures(store, spec.name, data, stack, spec.mean, spec.std, self.device)
         return np.asarray(features.pooled(block), dtype=np.float32)
 
+    def block_seconds(self, spec: BackboneSpec, image_size: int) -> list[float]:
+        """Seconds per image of each block of ``spec`` run forward at ``image_size`` on this machine, as trials
+        run them (channels-last, on the adapter's device): the core caches them and predicts trial costs."""
+        import torch
+
+        from automl_tl.cache.block_timing import probe_table, time_blocks
+
+        from .cache import PrefixFeatures
+        from .model import build_block_stack
+
+        configure_cpu_threads()
+        stack = self.prototype(spec)
+        if stack is None:  # from scratch: random weights run as fast as trained ones
+            with weights_errors(spec):
+                stack = build_block_stack(spec, pretrained=False)
+        stack = stack.to(self.device).to(memory_format=torch.channels_last)
+        prefix = PrefixFeatures(MemoryStore(), spec.name, probe_table(image_size), stack, spec.mean, spec.std, self.device)
+        return time_blocks(prefix)
+
+    def prefix_activations(self, spec: BackboneSpec, data: ImageTable) -> Any:
+        """The frozen-prefix activations of ``spec``'s pretrained backbone over ``data``, through the shared cache,
+        to ask which of them are stored (``stored_block``, ``pooled_stored``); None for a from-scratch backbone,
+        whose activations are never shared. Builds nothing but the prototype."""
+        from .cache import PrefixFeatures
+
+        stack = self.prototype(spec)
+        if stack is None:
+            return None
+        return PrefixFeatures(self.cache, spec.name, data, stack, spec.mean, spec.std, self.device)
+
     def load(self, spec: BackboneSpec, directory: Path, num_classes: int, config: TrialConfig) -> Any:
         """The saved trial over a copy of the prototype: the very weights ``backbone_digest`` describes."""
         import torch

@@ -6,7 +6,8 @@ import contextlib
 import json
 import pickle
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,20 @@ def one_intra_op_thread() -> Iterator[None]:
 ParamGroups = list[dict[str, Any]]  # torch's parameter groups: {"params": [...], "lr": rate}
 
 
+@dataclass
+class EpochPlan:
+    """One epoch's training rows in order, the augmented view of each, and how far the epoch has come."""
+
+    order: np.ndarray
+    choice: np.ndarray
+    position: int = 0  # the first row of the next batch
+
+    @property
+    def progress(self) -> float:
+        """The share of the epoch's rows trained: exactly 1.0 at its end."""
+        return 1.0 if self.position >= len(self.order) else self.position / len(self.order)
+
+
 def adam(params: list[nn.Parameter] | ParamGroups, lr: float) -> torch.optim.Optimizer:
     """Adam as one fused kernel where torch has it for the device: head-only epochs on cached
     features are hundreds of tiny steps, where per-operation overhead is most of the cost. ``params``
@@ -103,12 +118,14 @@ class TorchTrialSession:
         self.anneal_steps = 0  # the scheduler's steps; the rate stays at zero after them
         self._inputs: list[np.ndarray] | None = None
         self._head_inputs: torch.Tensor | None = None
+        self._epoch: EpochPlan | None = None  # an epoch that should_stop cut short, continued by the next call
 
     # -- phases ---------------------------------------------------------------------------
     def set_phase(self, phase: Phase) -> None:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self._head_inputs = None
+        self._epoch = None
         if phase is Phase.HEAD:
             # Pooled features are small: keep them on the device, so head-only epochs never leave it.
             self._inputs = [view.pooled_float32() for view in self.views]
@@ -159,26 +176,38 @@ class TorchTrialSession:
             return self.model.head(inputs)
         return self.model.head(self.model.backbone.forward_from(inputs, self.frozen))
 
-    def train_epoch(self) -> float:
+    @property
+    def epoch_progress(self) -> float:
+        """The share of the current epoch's rows trained; 1.0 when no epoch is under way."""
+        return 1.0 if self._epoch is None else self._epoch.progress
+
+    def train_epoch(self, should_stop: Callable[[], bool] | None = None) -> float:
         assert self.optimizer is not None and self._inputs is not None, "set_phase first"
-        train_idx = torch.from_numpy(self.data.splits["train"])
-        order = train_idx[torch.randperm(len(train_idx), generator=self.generator)].numpy()
-        choice = view_choice(len(order), len(self._inputs), self.view_rng)
+        if self._epoch is None:  # a new epoch: its order and views drawn as they always were
+            train_idx = torch.from_numpy(self.data.splits["train"])
+            order = train_idx[torch.randperm(len(train_idx), generator=self.generator)].numpy()
+            self._epoch = EpochPlan(order, view_choice(len(order), len(self._inputs), self.view_rng))
         self._train_mode()
         head_only = self.phase is Phase.HEAD
         with one_intra_op_thread() if head_only and self.device.type == "cpu" else contextlib.nullcontext():
-            total, count = self._epoch_steps(order, choice, head_only)
+            total, count = self._epoch_steps(self._epoch, head_only, should_stop)
         if not head_only:
             self.backbone_touched = True
+        if self._epoch.progress >= 1.0:
+            self._epoch = None
         return total / max(count, 1)
 
-    def _epoch_steps(self, order: np.ndarray, choice: np.ndarray, head_only: bool) -> tuple[float, int]:
-        """One optimiser step per batch of ``order``: the summed loss and the rows it covered."""
+    def _epoch_steps(self, plan: EpochPlan, head_only: bool, should_stop: Callable[[], bool] | None) -> tuple[float, int]:
+        """One optimiser step per batch of ``plan`` from where it stands, until its end or until
+        ``should_stop()`` says True after a step: the summed loss and the rows it covered."""
         assert self.optimizer is not None and self._inputs is not None
         total, count = 0.0, 0
-        for start in range(0, len(order), self.config.batch_size):
-            batch = order[start : start + self.config.batch_size]
-            if len(batch) < 2 and count:
+        order, choice, size = plan.order, plan.choice, self.config.batch_size
+        while plan.position < len(order):
+            start = plan.position
+            batch = order[start : start + size]
+            plan.position = start + len(batch)
+            if len(batch) < 2 and start > 0:
                 continue  # a lone sample breaks BatchNorm in training mode
             if head_only:
                 assert self._head_inputs is not None
@@ -196,6 +225,10 @@ class TorchTrialSession:
                 self.scheduler.step()  # CosineAnnealingLR would climb again after T_max
             total += float(loss.detach()) * len(batch)
             count += len(batch)
+            if len(order) - plan.position == 1:
+                plan.position = len(order)  # the lone last sample is skipped: the epoch is over
+            if should_stop is not None and should_stop():
+                break
         return total, count
 
     # -- evaluation -----------------------------------------------------------------------

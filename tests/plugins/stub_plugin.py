@@ -2,8 +2,12 @@
 
 Loaded with ``--plugin tests/plugins/stub_plugin.py`` or registered in code. Its "accuracy" is a
 deterministic function of the trial's parameters, so samplers and pruners behave as usual.
-Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch), STUB_NAN_ABOVE_LR (NaN loss when lr is
-above this value), STUB_RAISE_ON_HEAD (raise when head_units equals this value).
+Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch), STUB_BATCHES (optimiser steps per epoch, default
+1) and STUB_BATCH_SECONDS (sleep per step; ``should_stop`` is asked after each), STUB_NAN_ABOVE_LR (NaN
+loss when lr is above this value), STUB_RAISE_ON_HEAD (raise when head_units equals this value),
+STUB_BLOCK_SECONDS (each block's forward seconds per image, as ``block_seconds`` reports them to the cost
+model; unset: the stub cannot be timed, and its trials are not predicted; the figures are cached in the cache
+folder like real ones, so a test that sets it gives the cache folder of its own).
 """
 
 from __future__ import annotations
@@ -26,19 +30,35 @@ class StubSession:
     def __init__(self, config: TrialConfig, data: Any) -> None:
         self.config, self.data = config, data
         self.epoch = 0
+        self.steps_done = 0  # optimiser steps of the epoch under way
         self.phase = Phase.HEAD
         self.quality = 0.5 + 0.4 * math.exp(-abs(math.log10(config.lr) + 2.5)) - 0.1 * config.head_dropout
 
     def set_phase(self, phase: Phase) -> None:
         self.phase = phase
 
-    def train_epoch(self) -> float:
-        time.sleep(float(os.environ.get("STUB_EPOCH_SECONDS", "0")))
+    @property
+    def epoch_progress(self) -> float:
+        return self.steps_done / self.batches() if self.steps_done else 1.0
+
+    @staticmethod
+    def batches() -> int:
+        return max(1, int(os.environ.get("STUB_BATCHES", "1")))
+
+    def train_epoch(self, should_stop: Callable[[], bool] | None = None) -> float:
+        if not self.steps_done:
+            time.sleep(float(os.environ.get("STUB_EPOCH_SECONDS", "0")))
         limit = os.environ.get("STUB_NAN_ABOVE_LR")
         if limit and self.config.lr > float(limit):
             return float("nan")
         if os.environ.get("STUB_RAISE_ON_HEAD") == str(self.config.head_units):
             raise RuntimeError("stub backbone exploded")
+        while self.steps_done < self.batches():
+            time.sleep(float(os.environ.get("STUB_BATCH_SECONDS", "0")))
+            self.steps_done += 1
+            if self.steps_done < self.batches() and should_stop is not None and should_stop():
+                return 1.0 / (self.epoch + 1)
+        self.steps_done = 0
         self.epoch += 1
         return 1.0 / self.epoch
 
@@ -73,6 +93,10 @@ class StubAdapter:
 
     def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: Any) -> StubSession:
         return StubSession(config, data)
+
+    def block_seconds(self, spec: BackboneSpec, image_size: int) -> list[float] | None:
+        figure = os.environ.get("STUB_BLOCK_SECONDS")
+        return [float(figure)] * len(spec.blocks) if figure else None
 
     def block_features(self, spec: BackboneSpec, data: Any, block: int) -> np.ndarray:
         return data.images.reshape(len(data.images), -1, 3).mean(axis=1).astype(np.float32)

@@ -46,6 +46,35 @@ class HeadStaysPut(SessionWrapper):
         return float(self.inner.train_epoch())
 
 
+class IgnoresShouldStop(SessionWrapper):
+    """``train_epoch`` as written before ``should_stop`` existed: it always trains the whole epoch."""
+
+    def train_epoch(self, should_stop: Any = None) -> float:
+        return float(self.inner.train_epoch())
+
+
+class RestartsTheEpoch(SessionWrapper):
+    """A call after a stop starts the epoch over (a new order) instead of continuing it."""
+
+    def train_epoch(self, should_stop: Any = None) -> float:
+        self.inner._epoch = None
+        return float(self.inner.train_epoch(should_stop))
+
+
+class StopIgnored(TorchAdapter):
+    """An adapter whose sessions never stop inside an epoch."""
+
+    def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
+        return IgnoresShouldStop(super().start_trial(spec, config, data))
+
+
+class EpochStartsOver(TorchAdapter):
+    """An adapter whose sessions start a cut epoch over on the next call."""
+
+    def start_trial(self, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Any:
+        return RestartsTheEpoch(super().start_trial(spec, config, data))
+
+
 class HeadNeverTrains(TorchAdapter):
     """An adapter whose new head never learns (before the suite checked the head, it failed one check)."""
 
