@@ -20,7 +20,9 @@ import numpy as np
 from automl_tl.cache.store import ActivationKey, ActivationStore, MemoryStore, _Float16Overflow, images_digest
 from automl_tl.data.images import DECODER_VERSION
 from automl_tl.data.pages import release
+from automl_tl.runtime.deadline import active, raise_if_passed
 from automl_tl.runtime.notices import notice_once, take_notices
+from automl_tl.runtime.time_ledger import CACHE_PASSES, charged
 from automl_tl.types import ImageTable
 
 __all__ = ["LivePrefix", "NormalisedImages", "PrefixActivations", "PrefixIdentity", "normalise_images", "notice_once",
@@ -248,6 +250,18 @@ class PrefixActivations(abc.ABC):
             _POOLED_FLOAT32.move_to_end(key)
         return cached
 
+    def stored_block(self, k: int) -> int:
+        """The deepest block ``j <= k`` whose activations the store holds (0, the images, when none): where a
+        pass to block ``k`` would start. Only looks; computes and opens nothing (for cost estimates)."""
+        for j in range(min(k, self.n_blocks), 0, -1):
+            if self.store.contains(self._key(f"block:{j}", j)):
+                return j
+        return 0
+
+    def pooled_stored(self, k: int | None = None) -> bool:
+        """Whether the store holds the pooled features after block ``k`` (the last block by default). Only looks."""
+        return self.store.contains(self._pooled_key(self.n_blocks if k is None else k))
+
     # -- internals --------------------------------------------------------------------------
     def _key(self, block: str, k: int, pooled: bool = False) -> ActivationKey:
         return self.identity.key(self.data, block, self.images, self.weights_digest(k, pooled))
@@ -270,21 +284,26 @@ class PrefixActivations(abc.ABC):
 
     def _compute(self, keys: dict[int, ActivationKey], inputs: Any,
                  fn: Callable[[np.ndarray], dict[int, np.ndarray]]) -> dict[int, np.ndarray]:
-        try:
-            return self._fill(keys, inputs, fn, float16_ok=True)
-        except _Float16Overflow:
-            return self._fill(keys, inputs, fn, float16_ok=False)
+        with charged(CACHE_PASSES):  # a search's time summary counts it as a cache pass, not as the trial's own time
+            try:
+                return self._fill(keys, inputs, fn, float16_ok=True)
+            except _Float16Overflow:
+                return self._fill(keys, inputs, fn, float16_ok=False)
 
     def _fill(self, keys: dict[int, ActivationKey], inputs: Any,
               fn: Callable[[np.ndarray], dict[int, np.ndarray]], float16_ok: bool) -> dict[int, np.ndarray]:
         """Run ``fn`` over the table batch by batch, writing each of its outputs to its entry; every
-        entry becomes visible only when all are complete."""
+        entry becomes visible only when all are complete. Under a deadline that passes (the active one,
+        ``automl_tl.runtime.deadline``), the pass stops between batches with ``DeadlineReached`` and its
+        writers are aborted: nothing half-written is kept."""
         if len(inputs) == 0:
             raise ValueError("cannot compute activations for an empty table")
         writers: dict[int, Any] = {}
+        deadline = active()
         try:
             step = self.rows_per_batch()
             for start in range(0, len(inputs), step):
+                raise_if_passed(deadline, f"computing {self.identity.backbone}'s frozen-block activations")
                 batch = np.array(inputs[start : start + step], dtype=np.float32)  # a writable copy
                 release(inputs)
                 for depth, rows in fn(batch).items():

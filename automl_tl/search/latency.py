@@ -15,12 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,10 +25,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_tl.data.cache_entries import STALE_PARTIAL_S, FolderUsage, read_json
 from automl_tl.data.image_store import cache_dir
 from automl_tl.errors import TrialFailure
 from automl_tl.runtime.threads import usable_cpus
+from automl_tl.search.measurement_file import MeasurementFile
 from automl_tl.training.engine import effective_config
 from automl_tl.types import BackboneSpec, FrameworkAdapter, TrialConfig
 
@@ -120,78 +117,21 @@ def _valid(result: Any) -> dict[str, float] | None:
     return figures
 
 
-class LatencyCache:
-    """Measured latencies in one JSON file. Reading never fails: a missing, damaged or foreign file reads as
-    empty (and is replaced by the next write). Writing replaces the file atomically; when the folder cannot
-    be written, the figure is simply not kept. Two processes writing at once may drop each other's newest
-    entry, which is then measured again."""
+class LatencyCache(MeasurementFile):
+    """Measured latencies in one JSON file (see ``MeasurementFile``: reading never fails, writing is atomic)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or latency_cache_file()
-
-    def entries(self) -> dict[str, dict[str, Any]]:
-        """Every stored entry, by key; {} when the file is missing or damaged."""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION or not isinstance(data.get("entries"), dict):
-            return {}
-        return {key: entry for key, entry in data["entries"].items() if isinstance(entry, dict)}
+        super().__init__(path or latency_cache_file(), FORMAT_VERSION)
 
     def get(self, architecture: Architecture, machine: Mapping[str, Any]) -> dict[str, float] | None:
         """The figures measured for ``architecture`` on ``machine``, or None."""
-        entry = self.entries().get(cache_key(architecture, machine))
+        entry = self.entry(cache_key(architecture, machine))
         return _valid(entry.get("latency")) if entry is not None else None
 
     def put(self, architecture: Architecture, machine: Mapping[str, Any], latency: Mapping[str, float]) -> bool:
         """Keep ``latency`` for ``architecture`` on ``machine``; False when the file could not be written."""
-        entries = self.entries()
-        entries[cache_key(architecture, machine)] = {
-            "architecture": asdict(architecture), "machine": dict(machine), "latency": dict(latency),
-            "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        partial = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=self.path.parent)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump({"format": FORMAT_VERSION, "entries": entries}, stream, indent=1)
-            os.replace(partial, self.path)
-            return True
-        except OSError:
-            if partial is not None:
-                Path(partial).unlink(missing_ok=True)
-            return False
-
-    def usage(self) -> FolderUsage:
-        """How many measurements the file holds and its size in bytes (0 and 0 when there is none)."""
-        try:
-            size = self.path.stat().st_size
-        except OSError:
-            return FolderUsage(0, 0)
-        return FolderUsage(len(self.entries()), size)
-
-    def clear(self) -> FolderUsage:
-        """Delete the file, and the partial writes of it that killed processes left (older than a day), when
-        their content is such a file; returns what was removed. Any other file stays, whatever its name."""
-        held = self.usage() if _is_latency_file(self.path) else FolderUsage(0, 0)
-        if held.bytes:
-            self.path.unlink(missing_ok=True)
-        cutoff = datetime.now(UTC).timestamp() - STALE_PARTIAL_S
-        for partial in self.path.parent.glob(".partial-*.json") if self.path.parent.is_dir() else []:
-            try:
-                if partial.stat().st_mtime < cutoff and _is_latency_file(partial):
-                    partial.unlink(missing_ok=True)
-            except FileNotFoundError:
-                pass
-        return held
-
-
-def _is_latency_file(path: Path) -> bool:
-    """Whether ``path`` holds what ``LatencyCache`` writes: an object of exactly a format number and entries."""
-    content = read_json(path)
-    return content is not None and set(content) == {"format", "entries"} and isinstance(content["format"], int) \
-        and isinstance(content["entries"], dict)
+        return self.put_entry(cache_key(architecture, machine), {
+            "architecture": asdict(architecture), "machine": dict(machine), "latency": dict(latency)})
 
 
 def architecture_latency(adapter: FrameworkAdapter, spec: BackboneSpec, config: TrialConfig, num_classes: int,
@@ -294,9 +234,9 @@ def fastest_accurate(trials: Sequence[FrozenTrial], limit_ms: float) -> tuple[Fr
     if not within:
         fastest, latency = min(timed, key=lambda item: (item[1], item[0].number))
         return None, (f"no completed trial runs within {limit_ms:g} ms: the fastest, trial {fastest.number} "
-                      f"(val acc {fastest.value:.4f}), takes {format_ms(latency)} ms{note}")
+                      f"(score {fastest.value:.4f}), takes {format_ms(latency)} ms{note}")
     chosen, latency = min(within, key=lambda item: (-(item[0].value or 0.0), item[1], item[0].number))
-    text = f"trial {chosen.number}: val acc {chosen.value:.4f} at {format_ms(latency)} ms (batch 1, within {limit_ms:g} ms)"
+    text = f"trial {chosen.number}: score {chosen.value:.4f} at {format_ms(latency)} ms (batch 1, within {limit_ms:g} ms)"
     better = [(t, lat) for t, lat in timed if (t.value or 0.0) > (chosen.value or 0.0)]
     if better:
         best, best_latency = min(better, key=lambda item: (-(item[0].value or 0.0), item[1], item[0].number))

@@ -246,3 +246,27 @@ def test_one_pass_stores_pooled_features_at_every_depth_so_other_cut_points_are_
     for k in (1, 3, 4):
         np.testing.assert_allclose(prefix.pooled(k), direct(data, weights, k).mean(axis=(1, 2)), rtol=1e-6)
     assert prefix.block_runs == [], "every other depth was pooled on the same pass"
+
+
+def test_a_deadline_stops_a_pass_between_batches_leaving_nothing_half_written(store):
+    """Under a deadline that passes, ``_fill`` stops at the next batch and aborts its writers; the next pass
+    without a deadline computes the entry whole."""
+    import time
+
+    from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
+
+    deadline = Deadline.after(3600.0)
+
+    class Late(LinearBlocks):
+        def run_batch(self, inputs, start, stop):
+            if len(self.block_runs) == 1:  # the deadline passes while the second batch runs
+                object.__setattr__(deadline, "seconds", time.monotonic() - deadline.started)
+            return super().run_batch(inputs, start, stop)
+
+    data = synthetic_table(n_per_split=6, size=8)  # 18 rows, batches of 7: three batches
+    late = Late(store, data, [2.0])
+    with running_under(deadline), pytest.raises(DeadlineReached, match="frozen-block activations"):
+        late.after_block(1)
+    assert len(late.block_runs) == 2, "the pass stops at the batch after the deadline"
+    assert store.entries() == [] and not list(store.root.glob(".partial-*"))
+    np.testing.assert_allclose(LinearBlocks(store, data, [2.0]).after_block(1), direct(data, [2.0], 1), rtol=1e-6)

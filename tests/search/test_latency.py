@@ -304,7 +304,7 @@ def test_fastest_accurate_takes_the_most_accurate_within_the_limit_and_says_who_
                         (0.91, 4.5, "fast")])
     chosen, reason = fastest_accurate(trials, 5.0)
     assert chosen is not None and chosen.number == 2, "0.91 at 3.2 ms beats the equal 0.91 at 4.5 ms"
-    assert reason == "trial 2: val acc 0.9100 at 3.2 ms (batch 1, within 5 ms); trial 3 (0.9300) takes 8.1 ms > 5 ms"
+    assert reason == "trial 2: score 0.9100 at 3.2 ms (batch 1, within 5 ms); trial 3 (0.9300) takes 8.1 ms > 5 ms"
     chosen, reason = fastest_accurate(trials, 10.0)
     assert chosen.number == 3 and reason.endswith("the most accurate trial")
     chosen, reason = fastest_accurate(trials, 0.5)
