@@ -80,16 +80,19 @@ def study_cv_folds(study_attrs: dict[str, Any]) -> int:
     return int((study_attrs.get(SETTINGS_ATTR) or {}).get("cv_folds", 0) or 0)
 
 
-def value_name(folds: int) -> str:
-    """What a trial's value is, for ``show`` and the report."""
-    if folds < MIN_FOLDS:
-        return "val acc"
-    return f"{folds}-fold CV acc"
+SCORE = "score"  # the one name a trial's value has in the progress display, the trial lines, show, the report
 
 
-def value_note(folds: int) -> str:
-    """One sentence saying what trials' values are under cross-validation; empty without it."""
+def score_meaning(folds: int) -> str:
+    """What a trial's score is, in a few words: ``"validation accuracy"`` or ``"5-fold cross-validated accuracy"``
+    (``score_name`` in ``show --json``)."""
+    return "validation accuracy" if folds < MIN_FOLDS else f"{folds}-fold cross-validated accuracy"
+
+
+def score_legend(folds: int) -> str:
+    """The one line that says what "score" means wherever it is shown."""
     if folds < MIN_FOLDS:
-        return ""
-    return (f"Trial values are {folds}-fold cross-validated accuracy: out-of-fold predictions over every train and val "
-            f"image; each chosen recipe is retrained on all of them, and its test accuracy is that model's.")
+        return (f"{SCORE}: accuracy on the validation split; trials are ranked by it, and the test split is kept for "
+                f"the chosen model.")
+    return (f"{SCORE}: {score_meaning(folds)}, from out-of-fold predictions over every train and val image; each "
+            f"chosen recipe is retrained on all of them, and its test accuracy is that model's.")
