@@ -1,5 +1,5 @@
-"""``cache``: where the activation cache, the decoded-image store and the measured latencies are, what they
-hold, and clearing them."""
+"""``cache``: where the activation cache, the decoded-image store, the measured latencies and block timings are,
+what they hold, and clearing them."""
 
 from __future__ import annotations
 
@@ -33,14 +33,16 @@ def cmd_cache(args: argparse.Namespace) -> int:
     """Show each cache's folder, entries and size; with ``--clear``, delete automl-tl's own entries only."""
     from automl_tl.cache.store import clear_folder, folder_usage, store_from_env
     from automl_tl.data.image_store import CACHE_DIR_ENV, KEEP_ENTRIES
+    from automl_tl.search.block_seconds import BlockSecondsCache
     from automl_tl.search.latency import LatencyCache
 
     folders = cache_folders()
-    latency = LatencyCache()  # one JSON file of measurements, not a folder of entries
-    paths = {**{name: str(path) for name, path in folders.items()}, "latency": str(latency.path)}
+    # JSON files of measurements, not folders of entries
+    files = {"latency": LatencyCache(), "block seconds": BlockSecondsCache()}
+    paths = {**{name: str(path) for name, path in folders.items()}, **{name: str(f.path) for name, f in files.items()}}
     if args.clear:
         removed = {name: clear_folder(path) for name, path in folders.items()}
-        removed["latency"] = latency.clear()
+        removed.update({name: measurements.clear() for name, measurements in files.items()})
         if args.json:
             print(json.dumps([{"cache": name, "path": paths[name], "removed_entries": usage.entries,
                                "removed_bytes": usage.bytes} for name, usage in removed.items()], indent=2))
@@ -58,8 +60,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         if name == "activations":
             row.update(limit_bytes=store.max_bytes, dtype=store.dtype.name)
         rows.append(row)
-    held = latency.usage()
-    rows.append({"cache": "latency", "path": paths["latency"], "entries": held.entries, "bytes": held.bytes})
+    for name, measurements in files.items():
+        held = measurements.usage()
+        rows.append({"cache": name, "path": paths[name], "entries": held.entries, "bytes": held.bytes})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -68,7 +71,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         limit = (f"{_size(row['limit_bytes'])}, {row['dtype']}" if "limit_bytes" in row else
-                 "one per architecture and machine" if row["cache"] == "latency" else f"the newest {KEEP_ENTRIES} kept")
+                 "one per architecture and machine" if row["cache"] == "latency" else
+                 "one per backbone, size and machine" if row["cache"] == "block seconds" else f"the newest {KEEP_ENTRIES} kept")
         table.add_row(row["cache"], console_text(row["path"]), str(row["entries"]), _size(row["bytes"]), limit)
     console.print(table)
     console.print("`automl-tl cache --clear` deletes these entries; they are made again when needed.", highlight=False)

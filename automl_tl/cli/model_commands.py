@@ -89,11 +89,11 @@ def export_ensemble_command(args: argparse.Namespace, study: Any, plugins: Any, 
     with console.status("Selecting the ensemble and building its graph ..."):
         report, ensemble = export_ensemble(plugins, study, local, args.format, out_dir, args.ensemble, args.overwrite,
                                            max_latency_ms=args.max_latency_ms, quantize=quantize)
-    single = f"trial {ensemble.best_single} alone: val acc {ensemble.best_single_val_accuracy:.4f}"
+    single = f"trial {ensemble.best_single} alone: score {ensemble.best_single_val_accuracy:.4f}"
     if ensemble.size == 1:
         console.print(f"Ensemble selection kept {single} (no other trial improved it), so it is exported as a single model.")
     else:
-        console.print(f"Ensemble of {console_text(ensemble.describe())}: val acc [bold]{ensemble.val_accuracy:.4f}[/] against "
+        console.print(f"Ensemble of {console_text(ensemble.describe())}: score [bold]{ensemble.val_accuracy:.4f}[/] against "
                       f"the best {single}.")
     if args.max_latency_ms is not None:
         console.print(f"Within --max-latency-ms {args.max_latency_ms:g}: only trials measured within it took part, and the "

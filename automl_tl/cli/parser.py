@@ -10,7 +10,7 @@ from automl_tl import __version__
 from automl_tl.cli.cache_commands import cmd_cache
 from automl_tl.cli.info_commands import cmd_backbones, cmd_plugins, cmd_sample_data
 from automl_tl.cli.model_commands import cmd_evaluate, cmd_export, cmd_predict
-from automl_tl.cli.search_commands import cmd_search, cmd_worker
+from automl_tl.cli.search_commands import DEFAULT_TRIALS, cmd_search, cmd_worker
 from automl_tl.cli.study_commands import cmd_report, cmd_show, cmd_studies
 from automl_tl.runtime.shown_text import printable
 from automl_tl.search.pruning import DEFAULT_PRUNER, PRUNERS
@@ -18,7 +18,6 @@ from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
 
 DEFAULT_EPOCHS = "auto"
 DEFAULT_IMAGE_SIZE = "auto"
-DEFAULT_TRIALS = 50
 
 
 def auto_or_int(option: str) -> Callable[[str], str | int]:
@@ -106,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="run or resume a study")
     search.add_argument("data", nargs="?", metavar="DATA",
                         help="folder with one sub-folder per class, or a CSV manifest (default: the bundled sample)")
-    search.add_argument("--trials", type=int, default=DEFAULT_TRIALS, help="the study's total of finished trials (default %(default)s)")
+    search.add_argument("--trials", type=int, default=None,
+                        help=f"the study's total of finished trials (default {DEFAULT_TRIALS}; with --timeout alone: no "
+                             f"count, trials until the time is used)")
     search.add_argument("--study", help="study name (default: the data folder's name)")
     search.add_argument("--storage", metavar="URL", help="Optuna storage URL (default: sqlite:///studies/NAME.db)")
     search.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX",
@@ -122,10 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resize", choices=RESIZE_MODES, default=None, dest="resize_given",
                         help="how images become squares: crop (keep the aspect ratio, centre crop; default), pad "
                              "(keep it, pad with white) or stretch")
-    search.add_argument("--timeout", type=float, metavar="SEC", help="stop starting trials after this many seconds")
+    search.add_argument("--timeout", type=float, metavar="SEC",
+                        help="return within this many seconds of the command's start, decoding and caching included (plus "
+                             "a margin of a few seconds to stop a batch and save the running trial's best epoch)")
     search.add_argument("--seed", type=int, default=0, help="sampler and training seed (default %(default)s)")
     search.add_argument("--pruner", default=DEFAULT_PRUNER, choices=list(PRUNERS),
-                        help="halving: successive halving over epochs with a rung at the phase switch (default %(default)s)")
+                        help="halving: successive halving over training seconds, with a rung at the phase switch and, "
+                             "under --cv, after fold 1; median and hyperband judge by epochs (default %(default)s)")
     search.add_argument("--truncation", action=argparse.BooleanOptionalAction, default=True,
                         help="search the cut point: the head may read earlier blocks' features (default on)")
     search.add_argument("--smart-start", action=argparse.BooleanOptionalAction, default=True,
@@ -155,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--data", metavar="DATA", help="where this machine has the data (default: where the study was created)")
     worker.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX",
                         help="the shared artifacts (default: where the study records them)")
-    worker.add_argument("--timeout", type=float, metavar="SEC", help="stop taking trials after this many seconds")
+    worker.add_argument("--timeout", type=float, metavar="SEC",
+                        help="return within this many seconds of the worker's start, as search --timeout does")
     worker.add_argument("--max-pixels", type=int, help="reject images larger than this many pixels (default: the study's)")
     worker.add_argument("--lines", action="store_true", help="print one line per trial instead of live bars")
     _add_plugin_option(worker)

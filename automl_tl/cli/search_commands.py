@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,50 @@ from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
 
 CV_ENV = "AUTOML_TL_CV"
 SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+DEFAULT_TRIALS = 50  # search --trials when neither it nor --timeout is given (--timeout alone: no count)
+
+
+def command_deadline(args: argparse.Namespace) -> Any:
+    """The command's deadline from ``--timeout``, counted from the command's start; None without one."""
+    from automl_tl.runtime.deadline import Deadline
+
+    timeout = getattr(args, "timeout", None)
+    return Deadline.after(timeout, getattr(args, "command_started", None)) if timeout else None
+
+
+def timed_out(stopped: Any, deadline: Any, what: str) -> int:
+    """A deadline that passed before any trial could run: said in one line, exit 0 (nothing is wrong but the time)."""
+    console.print(f"Stopped by --timeout {deadline.seconds:g}s, {deadline.spent():.1f}s after the command started: "
+                  f"{console_text(stopped.detail)}. No {what} ran, and nothing half-written was kept. Run the same command "
+                  f"with a larger --timeout (or none) to get past it.", highlight=False)
+    return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    """``search``: everything after the numbers are checked runs under the command's deadline (--timeout)."""
+    from automl_tl.runtime.deadline import DeadlineReached, running_under
+    from automl_tl.runtime.time_ledger import TimeLedger
+
+    args.cv = requested_cv(args.cv)
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
+    if args.image_size != "auto" and not 16 <= args.image_size <= 1024:
+        raise UserError(f"--image-size {args.image_size}: choose auto, or between 16 and 1024 pixels.")
+    check_numbers(args)
+    deadline = command_deadline(args)
+    ledger = TimeLedger()  # where the time goes: said after the search, kept with the study
+    with running_under(deadline), ledger.recording():
+        try:
+            return search_command(args, deadline, ledger)
+        except DeadlineReached as stopped:
+            return timed_out(stopped, deadline, "trial")
+
+
+def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) -> int:
+    """The search itself, its input checked (see ``cmd_search``); ``ledger``: the command's ``TimeLedger``."""
     from automl_tl.distributed.loop import run_search
     from automl_tl.distributed.workers import check_workers
+    from automl_tl.runtime.time_ledger import DECODE
     from automl_tl.search.backbone_choice import chosen_frameworks, select_backbones
     from automl_tl.search.latency_limit import resumed_limit
     from automl_tl.search.lifecycle import existing_study_attrs
@@ -29,12 +69,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from automl_tl.search.study_input import study_input
     from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
 
-    args.cv = requested_cv(args.cv)
-    if args.trials < 1:
-        raise UserError(f"--trials {args.trials}: the study's total number of finished trials must be at least 1.")
-    if args.image_size != "auto" and not 16 <= args.image_size <= 1024:
-        raise UserError(f"--image-size {args.image_size}: choose auto, or between 16 and 1024 pixels.")
-    check_numbers(args)
+    trials = args.trials if args.trials is not None else (None if args.timeout else DEFAULT_TRIALS)
     if args.study is not None:
         check_study_name(args.study)  # before any slow work; an empty name is refused, not replaced
     if args.workers is not None:
@@ -68,11 +103,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         console.print(f"[bold]Scoring[/] {console_text(scoring.describe(scored_images))}")
     if latency_note:
         console.print(f"[bold]Latency limit[/] {console_text(latency_note)}.", highlight=False)
-    table = read_images(splits, size, rule, max_pixels=args.max_pixels)
+    if deadline is not None:
+        say_slow_first_pass(splits.items, size, rule, args.max_pixels, deadline)
+    with ledger.phase(DECODE) if ledger is not None else nullcontext():
+        table = read_images(splits, size, rule, max_pixels=args.max_pixels)
     url = storage_url(name, args.storage)
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
     settings = SearchSettings(
-        study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=args.trials,
+        study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=trials,
         epochs=chosen.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
         seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
         smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
@@ -80,24 +118,54 @@ def cmd_search(args: argparse.Namespace) -> int:
     )
     if args.workers is not None:
         with database_errors(url):
-            return search_with_workers(args, settings, plugins, table)
+            return search_with_workers(args, settings, plugins, table, deadline)
 
     def ready(study: Any, finished: int) -> None:
+        from automl_tl.search.budget import describe_budget
         from automl_tl.storage.urls import redact
 
         record_plugin_files(study, plugins, args.plugin or [])
-        console.print(f"[bold]Study[/] {name!r} in {console_text(redact(url))}: {finished} finished, budget {args.trials}; "
-                      f"backbones: {console_text(', '.join(backbones))}")
+        console.print(f"[bold]Study[/] {name!r} in {console_text(redact(url))}: {finished} finished, budget "
+                      f"{describe_budget(trials)}; backbones: {console_text(', '.join(backbones))}")
 
     with database_errors(url):
         result = run_search(settings, plugins, table, console, on_ready=ready)
-    report_result(result, settings, plugins)
+        summary = keep_time_summary(result.study, ledger, deadline) if ledger is not None else None
+    report_result(result, settings, plugins, deadline, summary)
     return 0
 
 
-def report_result(result: Any, settings: Any, plugins: Any) -> None:
+def keep_time_summary(study: Any, ledger: Any, deadline: Any) -> dict[str, Any]:
+    """Where the search's time went (``time_summary_json``, from the command's start under --timeout), kept as
+    the study's attribute for ``show`` and the report."""
+    from automl_tl.runtime.interrupts import storage_write
+    from automl_tl.search.time_summary import TIME_SUMMARY_ATTR, time_summary_json
+
+    summary = time_summary_json(ledger, study.get_trials(deepcopy=False),
+                                total=deadline.spent() if deadline is not None else None)
+    with storage_write():
+        study.set_user_attr(TIME_SUMMARY_ATTR, summary)
+    return summary
+
+
+def say_slow_first_pass(items: Any, size: int, rule: Any, max_pixels: int, deadline: Any) -> None:
+    """Before the images are read: when decoding them and a first backbone pass alone would take longer than
+    the time left, say so with the estimate (the search goes on, and stops cleanly if the time runs out)."""
+    from automl_tl.data.first_pass import estimate_first_pass
+
+    first = estimate_first_pass(items, size, rule, max_pixels)
+    if first.seconds > deadline.remaining():
+        console.print(f"[yellow]note[/] {console_text(first.describe())}: more than the {deadline.remaining():.0f}s left "
+                      f"of --timeout {deadline.seconds:g}s, so the search may stop before any trial (images decoded by an "
+                      f"earlier run are read from the store instead).", highlight=False)
+
+
+def report_result(result: Any, settings: Any, plugins: Any, deadline: Any = None,
+                  time_summary: dict[str, Any] | None = None) -> None:
+    """What a search did: its notes, the leaderboard, where the time went, and why it stopped."""
     from automl_tl.report.leaderboard import leaderboard_table
     from automl_tl.search.latency import limit_note
+    from automl_tl.search.time_summary import time_table
 
     name = settings.study_name
     for note in result.notes:
@@ -106,10 +174,20 @@ def report_result(result: Any, settings: Any, plugins: Any) -> None:
     limited = limit_note(result.study.get_trials(deepcopy=False), settings.max_latency_ms)
     if limited:
         console.print(console_text(limited), highlight=False)
+    if time_summary is not None:
+        console.print(time_table(time_summary))
     if result.stopped_by == "failures":
         raise UserError(f"{settings.max_consecutive_failures} trials in a row failed; see `automl-tl show {name}` for the reasons.")
     if result.stopped_by == "timeout":
-        console.print(f"Stopped by --timeout after {result.seconds:.0f}s; run the same command again to continue.")
+        spent = deadline.spent() if deadline is not None else result.seconds
+        console.print(f"Stopped by --timeout {settings.timeout:g}s, {spent:.1f}s after the command started; run the "
+                      f"same command again to continue.", highlight=False)
+    if result.stopped_by == "nothing fits":
+        spent = deadline.spent() if deadline is not None else result.seconds
+        limit = f" of --timeout {settings.timeout:g}s" if settings.timeout else ""
+        console.print(f"Stopped after {spent:.1f}s{limit}: the last trials drawn would not finish in the time left, even "
+                      f"shrunk, so they were not started (they are queued for the next run); run the same command "
+                      f"again to continue.", highlight=False)
     console.print(f"Ran {result.ran} trial(s) in {result.seconds:.0f}s. {console_text(export_hint(result.study, plugins))}")
 
 
@@ -177,7 +255,7 @@ def requested_cv(given: str | int | None) -> str | int:
     return folds
 
 
-def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any) -> int:
+def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any, deadline: Any = None) -> int:
     """Prepare the study once, then start --workers N worker processes on it (0: prepare only)."""
     from automl_tl.distributed.loop import make_admission
     from automl_tl.distributed.workers import run_local_workers
@@ -193,12 +271,16 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
         admission.close()
     name, url = settings.study_name, settings.storage_url
     if args.workers == 0:
-        console.print(f"Study {name!r} is ready in {console_text(redact(url))} with a budget of {settings.trials} trials. Start "
+        budget = (f"a budget of {settings.trials} trials" if settings.trials is not None else
+                  "no count of trials: each worker runs until its own --timeout")
+        console.print(f"Study {name!r} is ready in {console_text(redact(url))} with {budget}. Start "
                       f"workers on any machine that reaches the database and the artifacts with:\n"
-                      f"  AUTOML_TL_STORAGE='{console_text(redact(url))}' automl-tl worker --study {name}")
+                      f"  AUTOML_TL_STORAGE='{console_text(redact(url))}' automl-tl worker --study {name}"
+                      f"{' --timeout SEC' if settings.trials is None else ''}")
         return 0
     started = time.perf_counter()
-    codes = run_local_workers(args.workers, study, url, settings.data_location, list(args.plugin or []), console)
+    codes = run_local_workers(args.workers, study, url, settings.data_location, list(args.plugin or []), console,
+                              timeout=deadline.remaining() if deadline is not None else None)
     console.print(leaderboard_table(study))
     failed = [code for code in codes if code != 0]
     if failed:
@@ -213,6 +295,7 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from automl_tl.distributed.workers import read_stored_study, run_worker, worker_settings
+    from automl_tl.runtime.deadline import DeadlineReached, running_under
     from automl_tl.storage.urls import (
         artifact_places,
         check_database_place,
@@ -227,6 +310,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     name = check_study_name(args.study)
     check_numbers(args)
+    deadline = command_deadline(args)
     url = storage_url(name, args.storage)
     if not (is_postgres(url) or is_sqlite(url)):
         raise UserError(
@@ -248,10 +332,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = worker_settings(stored, plugins, str(Path(location).resolve()), local, args.timeout,
                                    show_bars=not args.lines, artifacts_remote=remote)
         max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
-        table = read_images(splits, settings.image_size, settings.resize, max_pixels=max_pixels,
-                            show_progress=not args.lines)
-        console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {console_text(redact(url))}")
-        result = run_worker(settings, plugins, table, console)
+        with running_under(deadline):
+            try:
+                table = read_images(splits, settings.image_size, settings.resize, max_pixels=max_pixels,
+                                    show_progress=not args.lines)
+                console.print(f"[bold]Worker[/] {os.getpid()} joins study {name!r} in {console_text(redact(url))}")
+                result = run_worker(settings, plugins, table, console)
+            except DeadlineReached as stopped:
+                return timed_out(stopped, deadline, "trial of this worker")
     for note in result.notes:
         console.print(console_text(note))
     if result.stopped_by == "failures":

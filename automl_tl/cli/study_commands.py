@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from automl_tl.cli.common import command_plugins, console, err_console, load_study
 from automl_tl.errors import UserError
 from automl_tl.runtime.owned_files import output_path
@@ -18,7 +16,8 @@ from automl_tl.runtime.shown_text import console_text
 def cmd_show(args: argparse.Namespace) -> int:
     from automl_tl.report.ensemble_summary import ensemble_text, study_ensemble
     from automl_tl.report.leaderboard import leaderboard_table, study_summary
-    from automl_tl.search.scoring import study_cv_folds, value_name, value_note
+    from automl_tl.search.scoring import SCORE, score_legend, study_cv_folds
+    from automl_tl.search.time_summary import TIME_SUMMARY_ATTR, time_table
 
     study = load_study(args.name, args.storage)
     summary = study_summary(study)
@@ -34,16 +33,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     if shown["image_size"] is not None:
         console.print(f"Input: {shown['image_size']} px ({console_text(str(shown['why']))}); {console_text(shown['rule'])}")
     best = summary["best_trial"]
-    folds = study_cv_folds(study.user_attrs)
-    if value_note(folds):
-        console.print(console_text(value_note(folds)), highlight=False)
+    console.print(console_text(score_legend(study_cv_folds(study.user_attrs))), highlight=False)  # what "score" is
     if best:
         attrs = best["user_attrs"]
-        console.print(f"Best trial {best['number']} (the chosen model): {value_name(folds)} {best['value']:.4f}, "
-                      f"balanced {value_name(folds)} {attrs.get('val_balanced_accuracy', float('nan')):.4f}, "
+        console.print(f"Best trial {best['number']} (the chosen model): {SCORE} {best['value']:.4f} (balanced "
+                      f"{attrs.get('val_balanced_accuracy', float('nan')):.4f}), "
                       f"test acc {attrs.get('test_accuracy', float('nan')):.4f}")
         console.print("Best params: " + console_text(", ".join(f"{k}={v}" for k, v in best["params"].items())))
-    console.print(leaderboard_table(study, test_per_trial=args.test_per_trial, chosen_caption=False))
+    console.print(leaderboard_table(study, test_per_trial=args.test_per_trial, chosen_caption=False, legend=False))
     if not args.test_per_trial:
         console.print("Test accuracy is shown for the chosen model only (--test-per-trial shows every trial's).",
                       style="dim", highlight=False)
@@ -52,6 +49,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     show_latency(study, summary["latency"])
     if plot_file is not None:
         console.print(f"Accuracy against latency drawn into {console_text(str(plot_file))}", highlight=False)
+    if isinstance(study.user_attrs.get(TIME_SUMMARY_ATTR), dict):  # recorded by the last search run
+        console.print(time_table(study.user_attrs[TIME_SUMMARY_ATTR]))
     for number, reason in summary["smart_start"].items():
         console.print(f"[cyan]smart start[/] trial {number}: {console_text(reason)}")
     for failure in summary["failures"][-5:]:
@@ -92,7 +91,9 @@ def write_latency_plot(study: Any, path: Path, overwrite: bool) -> Path:
 def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
+    from automl_tl.runtime.fitted_table import FitColumn, FittedTable
     from automl_tl.search.lifecycle import quiet_optuna
+    from automl_tl.search.scoring import SCORE, score_meaning, study_cv_folds
     from automl_tl.storage.study_store import reading_store
     from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, store_name, studies_dir
     quiet_optuna()
@@ -115,7 +116,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
         for summary in summaries:
             best = summary.best_trial
             rows.append({"study": summary.study_name, "storage": redact(url), "trials": summary.n_trials,
-                         "best_value": best.value if best else None,
+                         "best_value": best.value if best else None, "best_score": best.value if best else None,
+                         "score_name": score_meaning(study_cv_folds(summary.user_attrs)),
                          "best_backbone": best.params.get("backbone") if best else None})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -123,9 +125,11 @@ def cmd_studies(args: argparse.Namespace) -> int:
     if not rows:
         console.print(f"No studies in {console_text(str(chosen and redact(chosen) or studies_dir()))}.")
         return 0
-    table = Table(title="Studies")
-    for column in ("study", "trials", "best val acc", "best backbone", "storage"):
-        table.add_column(column)
+    table = FittedTable([FitColumn("study", numeric=False, justify="left"), FitColumn("trials"),
+                         FitColumn(f"best {SCORE}"), FitColumn("best backbone", numeric=False, justify="left"),
+                         FitColumn("storage", numeric=False, justify="left")], title="Studies",
+                        caption=f"{SCORE}: validation accuracy, or cross-validated accuracy where the study "
+                                f"cross-validates (studies --json: score_name)")
     for row in rows:
         table.add_row(console_text(str(row["study"])), str(row["trials"]),
                       f"{row['best_value']:.4f}" if row["best_value"] is not None else "-",

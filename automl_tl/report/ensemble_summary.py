@@ -37,8 +37,8 @@ def ensemble_text(ensemble: Ensemble) -> str:
     """One paragraph: the ensemble's members and scores against the best single trial's."""
     if ensemble.size == 1:
         return (f"Ensemble (export --ensemble auto): selection keeps trial {ensemble.best_single} alone; no other trial "
-                f"improves its validation accuracy {ensemble.best_single_val_accuracy:.4f}.")
-    return (f"Ensemble (export --ensemble auto): {ensemble.describe()}. Val acc {ensemble.val_accuracy:.4f} against "
+                f"improves its score {ensemble.best_single_val_accuracy:.4f}.")
+    return (f"Ensemble (export --ensemble auto): {ensemble.describe()}. Score {ensemble.val_accuracy:.4f} against "
             f"{ensemble.best_single_val_accuracy:.4f} for the best single trial {ensemble.best_single}; test acc "
             f"{_test(ensemble.test_accuracy)} against {_test(ensemble.best_single_test_accuracy)}. The ensemble's "
             f"validation score is optimistic (its members were chosen on it); the test split judges both.")
@@ -56,7 +56,7 @@ def ensemble_section(ensemble: Ensemble | None, reason: str = "") -> str:
     ]
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return ("<h2>Ensemble of trials</h2>"
-            "<table><thead><tr><th>model</th><th>val acc</th><th>test acc (these two only)</th><th>members (weight: rounds won)</th>"
+            "<table><thead><tr><th>model</th><th>score</th><th>test acc (these two only)</th><th>members (weight: rounds won)</th>"
             f"</tr></thead><tbody>{body}</tbody></table>"
             f"<p class=\"note\">{html_text(ensemble_text(ensemble))} Greedy forward selection with replacement "
             f"on the trials' validation probabilities (Caruana et al. 2004), {ensemble.rounds} rounds.</p>")

@@ -53,8 +53,15 @@ def image_data_uri(image: np.ndarray, scale: int = 3) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def score_label(study: optuna.Study) -> str:
+    """The axis name of a trial's value: "score", and what it is (validation or cross-validated accuracy)."""
+    from automl_tl.search.scoring import SCORE, score_meaning, study_cv_folds
+
+    return f"{SCORE} ({score_meaning(study_cv_folds(study.user_attrs))})"
+
+
 def trial_value(trial: optuna.trial.FrozenTrial) -> float | None:
-    """A complete trial's value, or the best validation accuracy a pruned trial reached."""
+    """A complete trial's score, or the best a pruned trial reached."""
     if trial.state == TrialState.COMPLETE:
         return trial.value
     return trial.user_attrs.get("val_accuracy") if trial.state == TrialState.PRUNED else None
@@ -73,12 +80,12 @@ def _optuna_plot() -> Iterator[None]:
 
 def history(study: optuna.Study) -> str:
     """Optuna's optimisation history (complete trials and the best so far), plus each pruned trial
-    at the best validation accuracy it reached, which Optuna's plot leaves out."""
+    at the best score it reached, which Optuna's plot leaves out."""
     _pyplot()
     from optuna.visualization.matplotlib import plot_optimization_history
 
     with _optuna_plot():
-        axis = plot_optimization_history(study, target_name="validation accuracy")
+        axis = plot_optimization_history(study, target_name=score_label(study))
         pruned = [(t.number, value) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
                   if (value := trial_value(t)) is not None]
         if pruned:
@@ -103,7 +110,7 @@ def importances(study: optuna.Study) -> str | None:
     with _optuna_plot(), _pyplot().rc_context({"figure.figsize": (7.5, 0.35 * len(names) + 1.4)}):
         try:  # PED-ANOVA: built into Optuna, no scikit-learn needed (the default evaluator differs across versions)
             axis = plot_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
-                                          target_name="validation accuracy")
+                                          target_name=score_label(study))
         except Exception:  # too little variation to tell: the report says so instead
             _pyplot().close("all")
             return None
@@ -113,7 +120,7 @@ def importances(study: optuna.Study) -> str | None:
         legend = axis.get_legend()
         if legend is not None:
             legend.remove()  # one objective: the x label names it
-        axis.set_xlabel("importance for validation accuracy (PED-ANOVA)")
+        axis.set_xlabel(f"importance for the {score_label(study)} (PED-ANOVA)")
         return png_data_uri(axis.figure)
 
 
@@ -134,7 +141,7 @@ def by_backbone(study: optuna.Study) -> str:
                 axis.scatter(x, y, s=18, color=colours(index % 10), label=plot_text(backbone), alpha=0.8)
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
-    axes[0].set_ylabel("validation accuracy")
+    axes[0].set_ylabel(score_label(study))
     if axes[1].get_legend_handles_labels()[0]:
         axes[1].legend(fontsize=8, loc="lower right")
     return png_data_uri(figure)
@@ -180,7 +187,7 @@ def accuracy_latency_figure(study: optuna.Study) -> Any:
     if max(latencies) / min(latencies) > 20:
         axis.set_xscale("log")
     axis.set_xlabel("latency at batch 1, ms (exported model, search machine's CPU)")
-    axis.set_ylabel("validation accuracy")
+    axis.set_ylabel(score_label(study))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="lower right")
     return figure

@@ -7,11 +7,12 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from rich.table import Table
 
+from automl_tl.runtime.fitted_table import TEXT_MIN, FitColumn, FittedTable
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR, format_ms, pareto_front, timed_trials
+from automl_tl.search.scoring import SCORE, score_legend, score_meaning, study_cv_folds
 from automl_tl.search.settings import SETTINGS_ATTR
 
 LATENCY_NOTE = "ms: the exported model's batch-1 latency on the search machine's CPU."
@@ -22,34 +23,50 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def chosen_test_line(study: optuna.Study) -> str | None:
-    """The test accuracy of the chosen model (the best by validation accuracy), said as what it is:
-    the one estimate the test split gives; None before a trial completes."""
+    """The test accuracy of the chosen model (the best by score), said as what it is: the one estimate the
+    test split gives; None before a trial completes."""
     ranked = ranked_trials(study)
     if not ranked or not isinstance(ranked[0].user_attrs.get("test_accuracy"), (int, float)):
         return None
     best = ranked[0]
-    return (f"Chosen model: trial {best.number} (best validation accuracy {best.value:.4f}), test accuracy "
-            f"{best.user_attrs['test_accuracy']:.4f}. Choose by validation accuracy: the test split is for this one "
-            f"estimate.")
+    return (f"Chosen model: trial {best.number} (best {SCORE} {best.value:.4f}), test accuracy "
+            f"{best.user_attrs['test_accuracy']:.4f}. Choose by {SCORE}: the test split is for this one estimate.")
+
+
+# Optional columns, the first left out first when the console is too narrow for every number to show whole.
+DROP_ORDER = ("BN", "decay", "ft ratio", "framework", "switch", "head", "frozen", "lr", "bal. acc", "secs", "depth",
+              "pretrained", "ms")
+TEXT_COLUMNS = ("framework", "backbone", "pretrained", "head", "BN")
+
+
+BACKBONE_KEEP = 20  # most backbone names whole before an optional column stays
+
+
+def _column(header: str, justify_left: bool = False) -> FitColumn:
+    drop = DROP_ORDER.index(header) if header in DROP_ORDER else None
+    keep = BACKBONE_KEEP if header == "backbone" else TEXT_MIN
+    return FitColumn(header, numeric=header not in TEXT_COLUMNS, drop=drop, justify="left" if justify_left else "right",
+                     keep=keep)
 
 
 def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool = False,
-                      chosen_caption: bool = True) -> Table:
-    """The best ``top`` completed trials by validation accuracy. Test accuracy is left out per trial unless
+                      chosen_caption: bool = True, legend: bool = True) -> FittedTable:
+    """The best ``top`` completed trials by score. Test accuracy is left out per trial unless
     ``test_per_trial``: ranking trials by it would make it a second validation set. ``chosen_caption``
-    says the chosen model's test accuracy under the table."""
+    says the chosen model's test accuracy under the table, ``legend`` what the score is. Drawn narrower
+    than its columns, it leaves out optional columns rather than cut a number."""
     shown = ranked_trials(study)[:top]
-    notes = [chosen_test_line(study) if chosen_caption else None,
+    notes = [score_legend(study_cv_folds(study.user_attrs)) if legend else None,
+             chosen_test_line(study) if chosen_caption else None,
              LATENCY_NOTE if any(LATENCY_ATTR in t.user_attrs for t in shown) else None]
     caption = " ".join(note for note in notes if note)
-    table = Table(title=f"Leaderboard of study {console_text(repr(study.study_name))} (top {top} completed trials)",
-                  caption=console_text(caption) if caption else None)
     decays = any("block_lr_decay" in t.params for t in shown)  # per-block rates: a column where a trial searched them
-    columns = ["#", "val acc", *(["test acc"] if test_per_trial else []), "bal. acc", "framework", "backbone",
+    headers = ["#", SCORE, *(["test acc"] if test_per_trial else []), "bal. acc", "framework", "backbone",
                "pretrained", "depth", "frozen", "head", "lr", "ft ratio", *(["decay"] if decays else []), "switch", "BN",
                "secs", "ms"]
-    for column in columns:
-        table.add_column(column, justify="right" if column not in ("framework", "backbone") else "left")
+    table = FittedTable([_column(h, justify_left=h in ("framework", "backbone")) for h in headers],
+                        title=f"Leaderboard of study {console_text(repr(study.study_name))} (top {top} completed trials)",
+                        caption=console_text(caption) if caption else None)
     for trial in shown:
         p, a = trial.params, trial.user_attrs
         pretrained = a.get("pretrained", True)
@@ -82,17 +99,18 @@ def _ms(value: Any) -> str:
     return format_ms(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
-def pareto_table(study: optuna.Study) -> Table | None:
-    """The completed trials on the accuracy-latency Pareto front (no other trial is both faster and more
-    accurate), fastest first; None when no completed trial has a measured latency."""
+def pareto_table(study: optuna.Study) -> FittedTable | None:
+    """The completed trials on the score-latency Pareto front (no other trial is both faster and better),
+    fastest first; None when no completed trial has a measured latency."""
     timed = timed_trials(study.get_trials(deepcopy=False))
     if not timed:
         return None
     front = [timed[i] for i in pareto_front([(latency, float(t.value or 0.0)) for t, latency in timed])]
-    table = Table(title=f"Accuracy-latency Pareto front ({len(front)} of {len(timed)} timed trials)",
-                  caption="latency: the exported model on the search machine's CPU, median per call")
-    for column in ("#", "val acc", "ms, batch 1", "ms, batch 32", "backbone", "depth", "head"):
-        table.add_column(column, justify="left" if column == "backbone" else "right")
+    columns = [FitColumn("#"), FitColumn(SCORE), FitColumn("ms, batch 1"), FitColumn("ms, batch 32", drop=2),
+               FitColumn("backbone", numeric=False, justify="left", keep=BACKBONE_KEEP), FitColumn("depth", drop=1),
+               FitColumn("head", numeric=False, drop=0)]
+    table = FittedTable(columns, title=f"Accuracy-latency Pareto front ({len(front)} of {len(timed)} timed trials)",
+                        caption="latency: the exported model on the search machine's CPU, median per call")
     for trial, latency in front:
         a = trial.user_attrs
         table.add_row(str(trial.number), _fmt(trial.value, ".4f"), format_ms(latency), _ms(a.get(LATENCY_B32_ATTR)),
@@ -130,7 +148,8 @@ def latency_summary(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str,
 
 
 def study_summary(study: optuna.Study) -> dict[str, Any]:
-    """Counts by state, best value, best params and best trial, as ``show --json`` prints them."""
+    """Counts by state, best score (also under its older key ``best_value``), best params and best trial, as
+    ``show --json`` prints them; ``score_name`` says what the score is."""
     trials = study.get_trials(deepcopy=False)
     counts = Counter(t.state.name for t in trials)
     ranked = ranked_trials(study)
@@ -141,11 +160,14 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
         "study": study.study_name,
         "counts": {state.name: counts.get(state.name, 0) for state in TrialState},
         "finished": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0),
+        "score_name": score_meaning(study_cv_folds(study.user_attrs)),  # what "score" (and "value") is
         "best_value": best.value if best else None,
+        "best_score": best.value if best else None,
         "best_params": dict(best.params) if best else None,
         "best_trial": {
             "number": best.number,
             "value": best.value,
+            "score": best.value,
             "params": dict(best.params),
             "user_attrs": dict(best.user_attrs),
             "duration_s": best.duration.total_seconds() if best and best.duration else None,

@@ -18,7 +18,8 @@ from automl_tl.runtime.owned_files import check_file_target, write_file
 from automl_tl.runtime.shown_text import html_text
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import LATENCY_ATTR
-from automl_tl.search.scoring import study_cv_folds, value_name, value_note
+from automl_tl.search.scoring import SCORE, score_legend, study_cv_folds
+from automl_tl.search.time_summary import TIME_SUMMARY_ATTR
 
 # The mark that tells a report automl-tl wrote (and may replace without --overwrite) from a file of the user's.
 GENERATOR_META = '<meta name="generator" content="automl-tl">'
@@ -78,13 +79,27 @@ def summary_section(study: optuna.Study) -> str:
     return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
 
 
+def time_section(study: optuna.Study) -> str:
+    """Where the last search's time went (by phase and by kind of trial), when the search recorded it."""
+    summary = study.user_attrs.get(TIME_SUMMARY_ATTR)
+    if not isinstance(summary, dict) or not isinstance(summary.get("rows"), list):
+        return ""
+    rows = [[_cell(row.get("label", "")), _cell(row["trials"] if row.get("trials") is not None else ""),
+             _cell(row.get("seconds", "-"), ".1f"), _cell(row.get("share", "-"), ".0%")]
+            for row in summary["rows"] if isinstance(row, dict)]
+    total = summary.get("total_seconds")
+    whole = f"{total:.0f} s in all" if isinstance(total, (int, float)) else "its total unknown"
+    return (f'<h2>Where the time went</h2><p class="note">The last search run on this study, {whole}.</p>'
+            + _table(["where", "trials", "seconds", "share"], rows))
+
+
 TEST_NOTE = ('<p class="note">Test accuracy is shown for the chosen model only (below): choosing among trials by it '
              'would make it an optimistic estimate. <code>automl-tl report --test-per-trial</code> shows every '
              'trial\'s.</p>')
 
 
 def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool = False) -> str:
-    """The best trials by validation accuracy; their test accuracy only with ``test_per_trial``."""
+    """The best trials by score; their test accuracy only with ``test_per_trial``."""
     rows = []
     for trial in ranked_trials(study)[:top]:
         p, a = trial.params, trial.user_attrs
@@ -100,22 +115,21 @@ def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool
             _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(a.get("seconds", "-"), ".0f"),
             _cell(a.get(LATENCY_ATTR, "-"), ".2f"),
         ])
-    folds = study_cv_folds(study.user_attrs)  # under --cv the values are cross-validated accuracy: say so
-    headers = ["#", value_name(folds), *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth",
+    headers = ["#", SCORE, *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth",
                "frozen", "head", "lr", "switch", "secs", "ms (batch 1)"]
-    note = f'<p class="note">{html_text(value_note(folds))}</p>' if value_note(folds) else ""
+    note = f'<p class="note">{html_text(score_legend(study_cv_folds(study.user_attrs)))}</p>'  # what "score" is
     return f"<h2>Leaderboard</h2>{note}{_table(headers, rows) if rows else '<p>No completed trial yet.</p>'}"
 
 
 def per_backbone_section(study: optuna.Study, test_per_trial: bool = False) -> str:
-    """Each backbone's best trial by validation accuracy; its test accuracy only with ``test_per_trial``."""
+    """Each backbone's best trial by score; its test accuracy only with ``test_per_trial``."""
     best: dict[str, FrozenTrial] = {}
     for trial in ranked_trials(study):
         best.setdefault(str(trial.params.get("backbone")), trial)
     rows = [[_cell(name), _cell(t.value, ".4f"),
              *([_cell(t.user_attrs.get("test_accuracy", "-"), ".4f")] if test_per_trial else []), _cell(t.number),
              _cell("yes" if t.user_attrs.get("pretrained", True) else "no, from scratch")] for name, t in best.items()]
-    headers = ["backbone", "best val acc", *(["its test acc"] if test_per_trial else []), "trial", "pretrained"]
+    headers = ["backbone", f"best {SCORE}", *(["its test acc"] if test_per_trial else []), "trial", "pretrained"]
     return "<h2>Best result per backbone</h2>" + _table(headers, rows)
 
 
@@ -129,16 +143,16 @@ LATENCY_NOTE = ('<p class="note">Latency: the median time the exported model tak
 
 
 def plots_section(study: optuna.Study) -> str:
-    parts = ["<h2>Optimisation history</h2>", _img(figures.history(study), "validation accuracy per trial, best so far")]
+    parts = ["<h2>Optimisation history</h2>", _img(figures.history(study), "score per trial, best so far")]
     importance = figures.importances(study)
     parts.append("<h2>Parameter importances</h2>")
     parts.append(_img(importance, "parameter importances") if importance else
                  '<p class="note">Too few completed trials with varied parameters to estimate importances.</p>')
     parts += ["<h2>Freeze fraction and switch epoch, by backbone</h2>",
-              _img(figures.by_backbone(study), "validation accuracy against freeze fraction and switch epoch")]
+              _img(figures.by_backbone(study), "score against freeze fraction and switch epoch")]
     trade_off = figures.accuracy_latency(study)
     parts.append("<h2>Accuracy and latency</h2>")
-    parts.append(_img(trade_off, "validation accuracy against batch-1 latency, Pareto front marked") + LATENCY_NOTE
+    parts.append(_img(trade_off, "score against batch-1 latency, Pareto front marked") + LATENCY_NOTE
                  if trade_off else '<p class="note">No completed trial has a measured latency (its framework adapter '
                  'measures none, or the trials ran before automl-tl measured latency).</p>')
     return "".join(parts)
@@ -166,7 +180,7 @@ def render(study: optuna.Study, best: BestModelResults | None, best_reason: str 
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
     body = (f"<h1>Study {html_text(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
             + "".join(f'<p class="warning">{html_text(text)}</p>' for text in warnings)
-            + summary_section(study) + leaderboard_section(study, test_per_trial=test_per_trial)
+            + summary_section(study) + time_section(study) + leaderboard_section(study, test_per_trial=test_per_trial)
             + ("" if test_per_trial else TEST_NOTE) + plots_section(study)
             + per_backbone_section(study, test_per_trial) + ensemble_html + best_model_section(best, best_reason))
     return (f"{PAGE_HEAD}<title>automl-tl: "

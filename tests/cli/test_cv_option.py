@@ -54,11 +54,12 @@ def test_search_says_how_trials_are_scored_and_show_names_the_values(capsys, sma
     assert f"Trials are scored by {AUTO_FOLDS}-fold cross-validation over the" in text, text
     assert "the validation split has" in text and "under 300" in text
     code, text = run(capsys, "show", "auto")
-    assert code == 0 and f"{AUTO_FOLDS}-fold CV acc" in text and "out-of-fold predictions" in text, text
+    assert code == 0 and f"score: {AUTO_FOLDS}-fold cross-validated accuracy" in text and "out-of-fold predictions" in text, text
+    assert "Best trial 0 (the chosen model): score " in text, text
     code, text = run(capsys, "search", str(small_sample), *STUB, "--study", "plain", "--cv", "off")
     assert code == 0 and "cross-validation" not in text, text
     code, text = run(capsys, "show", "plain")
-    assert code == 0 and "CV acc" not in text and "val acc" in text, text
+    assert code == 0 and "cross-validated" not in text and "score: accuracy on the validation split" in text, text
 
 
 def test_a_cross_validated_trial_exports_and_evaluates_on_every_image_of_a_folder(capsys, small_sample, tmp_path: Path):

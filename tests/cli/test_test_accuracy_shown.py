@@ -20,7 +20,7 @@ def test_search_and_show_give_the_chosen_models_test_accuracy_only(capsys, small
     assert "test acc " not in out and "Chosen model: trial" in out
     assert main(["show", "t"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"Best trial \d+ \(the chosen model\): val acc [\d.]+, balanced val acc [\d.]+, test acc [\d.]+", out)
+    assert re.search(r"Best trial \d+ \(the chosen model\): score [\d.]+ \(balanced [\d.]+\), test acc [\d.]+", out)
     assert "┃ test acc" not in out and "chosen model only (--test-per-trial shows every trial's)" in out
     assert main(["show", "t", "--test-per-trial"]) == 0
     assert "┃ test acc" in capsys.readouterr().out

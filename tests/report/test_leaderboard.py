@@ -35,7 +35,9 @@ def test_the_leaderboard_shows_the_chosen_models_test_accuracy_only():
     study = study_with_two_trials()
     text = shown(leaderboard_table(study))
     assert "test acc " not in text and f"{OTHER_TEST:.4f}" not in text
-    assert f"Chosen model: trial 0 (best validation accuracy 0.9000), test accuracy {CHOSEN_TEST:.4f}" in text
+    caption = " ".join(text.split())  # the caption wraps at the table's width
+    assert f"Chosen model: trial 0 (best score 0.9000), test accuracy {CHOSEN_TEST:.4f}" in caption
+    assert "score: accuracy on the validation split" in caption  # the legend: what "score" is
     assert f"{CHOSEN_TEST:.4f}" not in shown(leaderboard_table(study, chosen_caption=False))
 
 
@@ -55,3 +57,15 @@ def test_the_reports_tables_leave_per_trial_test_accuracy_out_unless_asked():
         assert "test acc" not in page and f"{OTHER_TEST:.4f}" not in page, section.__name__
         asked = section(study, test_per_trial=True)
         assert "test acc" in asked and f"{OTHER_TEST:.4f}" in asked, section.__name__
+
+
+def test_show_json_gives_the_score_under_its_one_name_and_says_what_it_is():
+    from automl_tl.report.leaderboard import study_summary
+    from automl_tl.search.settings import SETTINGS_ATTR
+
+    study = study_with_two_trials()
+    summary = study_summary(study)
+    assert summary["score_name"] == "validation accuracy"
+    assert summary["best_score"] == summary["best_value"] == summary["best_trial"]["score"] == 0.9  # old keys kept
+    study.set_user_attr(SETTINGS_ATTR, {"cv_folds": 5})
+    assert study_summary(study)["score_name"] == "5-fold cross-validated accuracy"

@@ -60,7 +60,7 @@ def test_history_and_importances_are_optunas_plots_with_pruned_trials_kept(monke
         assert figures.importances(study) is not None
     history, importance = (figure.axes[0] for figure in drawn)
     assert history.get_title() == "Optimization History Plot"  # drawn by optuna.visualization.matplotlib
-    assert history.get_legend_handles_labels()[1] == ["validation accuracy", "Best Value", "pruned (best epoch seen)"]
+    assert history.get_legend_handles_labels()[1] == ["score (validation accuracy)", "Best Value", "pruned (best epoch seen)"]
     assert importance.get_title(loc="left") == "Hyperparameter Importances"
     assert sorted(label.get_text() for label in importance.get_yticklabels()) == ["backbone", "freeze_fraction", "lr"]
     assert dict(matplotlib.rcParams) == style  # Optuna's ggplot style does not leak into the other figures

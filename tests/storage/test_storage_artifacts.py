@@ -111,7 +111,7 @@ def test_progress_shows_trial_phase_epoch_and_best():
     with SearchProgress(console, total_trials=2, finished=0, best=None) as progress:
         progress.trial_started(0, config)
         progress.epoch_done(0, config, EpochResult(1, Phase.FINETUNE, 0.5, 0.75, 0.7, 1.0))
-        assert "finetune" in progress.progress.tasks[1].fields["info"]
+        assert "finetune" in progress._task(progress.trial_task).fields["info"]
         progress.trial_finished(0, "COMPLETE", 0.75, "trial 0 done")
     text = console.export_text()
-    assert "trial 0 done" in text and "best val acc 0.7500" in text
+    assert "trial 0 done" in text and "best score 0.7500" in text
