@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a module may import from its own layer and the layers below it, never from above.
 LAYERS = [
-    {"types", "ensemble_types", "errors", "hookspecs", "import_order"},  # the public contract plugins are written against
+    {"types", "session_types", "ensemble_types", "errors", "hookspecs", "import_order"},  # the public contract plugins are written against
     {"runtime"},
     {"plugin"},
     {"data"},
