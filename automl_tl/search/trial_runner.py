@@ -34,6 +34,7 @@ from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialCon
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 TIMED_OUT = "stopped by --timeout before a whole epoch (or, under --cv, its first fold) finished"
 DIGEST_FIELD = "backbone_digest"  # in trial.json and the trial's attributes: the pretrained weights it trained on
+LATENCY_RESERVE_S = 10.0  # no latency measured for a complete trial this close to the deadline
 
 
 def backbone_weights_digest(adapter: FrameworkAdapter, spec: BackboneSpec) -> str | None:
@@ -164,6 +165,11 @@ class TrialRunner:
         return {"on_fold": lambda fold: progress.fold_started(number, fold, folds),
                 "on_refit": lambda epochs: progress.refit_started(number, epochs)}
 
+    def _time_for_latency(self) -> bool:
+        """Whether a complete trial's latency may still be measured (an ONNX export and timed runs, a few
+        seconds once per architecture): not when the deadline is closer than ``LATENCY_RESERVE_S``."""
+        return self.deadline is None or self.deadline.remaining() > LATENCY_RESERVE_S
+
     def _too_slow(self, trial: optuna.Trial, latency_ms: float, limit_ms: float, described: str) -> TrialState:
         """End a trial over --max-latency-ms before it trains: PRUNED (never ranked) with its latency constraint
         above 0 (see record_latency), so TPE learns that the region is infeasible."""
@@ -211,11 +217,12 @@ class TrialRunner:
             if self.progress is not None:
                 self.progress.trial_started(number, config)
             limit = self.settings.max_latency_ms  # before anything costly: a trial over it is not trained
-            with charged(LATENCY):
-                latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
-            if latency_ms is not None and limit is not None and latency_ms > limit:
-                return self._too_slow(trial, latency_ms, limit,
-                                      describe_config(effective_config(spec, config), len(spec.blocks), spec.pretrained))
+            if limit is not None:
+                with charged(LATENCY):
+                    latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
+                if latency_ms is not None and latency_ms > limit:
+                    return self._too_slow(trial, latency_ms, limit,
+                                          describe_config(effective_config(spec, config), len(spec.blocks), spec.pretrained))
             digest = backbone_weights_digest(adapter, spec)  # once per trial; refuses a factory that ignores pretrained
             if digest is not None:
                 trial.set_user_attr(DIGEST_FIELD, digest)
@@ -278,6 +285,9 @@ class TrialRunner:
             self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {console_text(reason[:300])}")
             return TrialState.FAIL
         pruning.flush()  # its last checks, for peers judged at seconds it has reached
+        if self.settings.max_latency_ms is None and self._time_for_latency():
+            with charged(LATENCY):  # without a limit only a complete trial's latency matters (report, export)
+                record_latency(trial, adapter, spec, config, self.table.num_classes, None)
         attrs = outcome_attrs(outcome)
         config = outcome.config
         meta = {

@@ -21,6 +21,7 @@ from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import run_search
 from automl_tl.distributed.workers import read_stored_study, worker_settings
 from automl_tl.errors import TrialFailure
+from automl_tl.runtime.deadline import Deadline, running_under
 from automl_tl.runtime.timing import median_ms
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import (
@@ -37,6 +38,7 @@ from automl_tl.search.latency import (
     record_latency,
 )
 from automl_tl.search.settings import SearchSettings
+from automl_tl.search.trial_runner import LATENCY_RESERVE_S
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
 from automl_tl.types import BackboneSpec, TrialConfig
@@ -241,6 +243,27 @@ def test_a_trial_over_the_limit_is_not_trained_and_not_ranked(timed_stub, table,
     assert re.search(r"too slow: (5|9)\.0 ms > limit 4 ms, not trained", console.file.getvalue())
     architectures = [architecture_of(stub_spec(), config, table.num_classes) for config in measured.calls]
     assert len(set(architectures)) == len(architectures), "each architecture is measured once, then read from the cache"
+
+
+def test_without_a_limit_only_complete_trials_are_measured_and_after_they_train(timed_stub, table, small_sample):
+    plugins, measured, _ = timed_stub
+    result = run_search(settings(small_sample, trials=12, epochs=6, pruner="median"), plugins, table, Console(quiet=True))
+    trials = result.study.get_trials(deepcopy=False)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert pruned and complete
+    assert all(LATENCY_ATTR not in t.user_attrs for t in pruned), "a pruned trial's latency is never wanted"
+    assert all(LATENCY_ATTR in t.user_attrs for t in complete)
+    assert len(measured.calls) <= len(complete)
+
+
+def test_no_latency_is_measured_when_the_deadline_is_near(timed_stub, table, small_sample):
+    plugins, measured, _ = timed_stub
+    with running_under(Deadline.after(LATENCY_RESERVE_S / 2)):
+        result = run_search(settings(small_sample, trials=2, epochs=1, pruner="none"), plugins, table,
+                            Console(quiet=True))
+    complete = [t for t in result.study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    assert complete and not measured.calls and all(LATENCY_ATTR not in t.user_attrs for t in complete)
 
 
 def test_pruning_still_works_in_a_constrained_study(timed_stub, table, small_sample):

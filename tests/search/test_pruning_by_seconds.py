@@ -1,4 +1,4 @@
-"""Pruning by seconds in a real search (stub framework): a trial whose one epoch costs 50x its peers' is judged
+"""Pruning by seconds in a real search (stub framework): a trial whose one epoch costs 125x its peers' is judged
 when it has spent the rung's seconds, inside that epoch; under --cv, fold 0 decides whether the other folds run."""
 
 from __future__ import annotations
@@ -47,16 +47,16 @@ def test_a_trial_with_one_long_epoch_is_pruned_at_the_rung_seconds_inside_it(stu
     monkeypatch.setenv("STUB_BATCHES", "4")
     monkeypatch.setenv("STUB_BATCH_SECONDS", "0.01")  # peers: epochs of about 0.04 s
     run_search(settings(small_sample, 5, "none"), stub_plugins, table, Console(quiet=True), on_ready=enqueue(GOOD, 5))
-    monkeypatch.setenv("STUB_BATCHES", "40")
-    monkeypatch.setenv("STUB_BATCH_SECONDS", "0.05")  # this one: an epoch of 2 s, 50x its peers'
+    monkeypatch.setenv("STUB_BATCHES", "100")
+    monkeypatch.setenv("STUB_BATCH_SECONDS", "0.05")  # this one: an epoch of 5 s, 125x its peers'
     result = run_search(settings(small_sample, 6, "halving"), stub_plugins, table, Console(quiet=True),
                         on_ready=enqueue(BAD, first_rung=0.1))
     slow = result.study.get_trials(deepcopy=False)[-1]
     assert slow.state == TrialState.PRUNED
     seconds, _, epochs, _ = slow.user_attrs[CHECKS_ATTR][-1]
     assert epochs < 0.5, "pruned inside its first epoch, at a check the rung asked for"
-    assert 0.1 <= seconds < 1.0, "judged once it had spent the first rung's 0.1 s, not after its 2-second epoch"
-    assert slow.user_attrs["seconds"] < 2.0
+    assert 0.1 <= seconds < 1.0, "judged once it had spent the first rung's 0.1 s, not after its 5-second epoch"
+    assert slow.user_attrs["seconds"] < 4.0, "its whole time, set-up included, is under one epoch's"
     assert not slow.intermediate_values, "Optuna's steps stay whole epochs"
 
 
