@@ -38,8 +38,12 @@ search: setup
 	$(BIN)/automl-tl search --study $(STUDY) --trials $(TRIALS) --timeout $(TIMEOUT) --epochs $(EPOCHS) --image-size $(IMAGE_SIZE) --backbones '$(BACKBONES)'
 	$(BIN)/automl-tl export $(STUDY) --format onnx -o $(EXPORT_DIR) --overwrite
 
+# The tests in two parts: in parallel (one process per core, one thread each), then alone the few that compare
+# wall-clock seconds (marked `serial` in tests/conftest.py), so that load from the other part does not decide them.
+TEST_WORKERS ?= auto
 test: setup postgres browser stamps lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not serial and not fuzz_long"
+	$(BIN)/python -m pytest -q -m "serial and not fuzz_long"
 
 # The linter and the type checker, on the package and its framework plugins; any finding fails `make test`.
 lint: setup

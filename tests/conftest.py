@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torchvision  # noqa: F401  (torchvision before anything that might pull in tensorflow)
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each, no oversubscription
+    os.environ.setdefault("AUTOML_TL_THREADS", "1")
+
 TESTS = Path(__file__).parent
 STUB_PLUGIN = str(TESTS / "plugins" / "stub_plugin.py")
+# Tests that compare wall-clock seconds with a deadline, a rung or a prediction: `make test` runs them alone after
+# the parallel part (-m serial), so that the other worker's load does not decide them.
+SERIAL = (
+    "tests/search/test_deadline_search.py",
+    "tests/search/test_pruning_by_seconds.py",
+    "tests/search/test_search_costs.py",
+    "tests/search/test_cost.py",
+    "tests/training/test_deadline_engine.py",
+    "tests/training/test_deadline_cv.py",
+    "tests/runtime/test_deadline.py",
+    "tests/cli/test_search_time_summary.py",
+    "tests/distributed/test_distributed.py::test_four_workers_finish_exactly_the_budget",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the timing-sensitive tests ``serial`` (see SERIAL)."""
+    for item in items:
+        if item.nodeid.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ def threads_per_step(session) -> list[int]:
     return seen
 
 
-def test_head_only_steps_run_on_one_thread_and_fine_tuning_on_the_sessions_threads():
+def test_head_only_steps_run_on_one_thread_and_fine_tuning_on_the_sessions_threads(monkeypatch):
+    monkeypatch.setenv("AUTOML_TL_THREADS", "2")  # the session's threads, whatever the test run set
     config = config_from_params(dict(backbone="tiny_cnn", freeze_fraction=0.5, head_units=16, head_dropout=0.2,
                                      lr=1e-2, finetune_lr_ratio=0.5, switch_epoch=1, unfrozen_bn="train"),
                                 epochs=2, image_size=16, batch_size=8)
