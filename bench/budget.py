@@ -12,7 +12,7 @@ and decoded images), one after the other:
 
 1. ``new``: ``automl-tl search DATA --timeout T --seed S`` with this working tree's code; nothing else is set, so
    the input size, epochs, cross-validation and trial count are the defaults' (the study records the size chosen).
-2. ``before``: the same command on the code of ``--before-rev`` (9f4a873, the last commit before issue 23), written
+2. ``before``: the same command on the code of ``--before-rev`` (ae5f8b6, the last commit before issue 23), written
    out by ``git archive`` and put first on ``PYTHONPATH``; a probe checks that automl_tl and every module the
    plugins' entry points name really come from there (bench/budget_arms.py).
 3. ``fixed``: bench/budget_fixed.py, one configuration by automl-tl's own engine: mobilenet_v2 (the backbone of
@@ -234,7 +234,9 @@ def main() -> int:
     parser.add_argument("--budgets", default=None, help="seconds, comma-separated (default 60,180,600; quick 45)")
     parser.add_argument("--seeds", default="0", help="search seeds, comma-separated (default %(default)s)")
     parser.add_argument("--arms", default=",".join(ARMS), help="which of new,before,fixed to run")
-    parser.add_argument("--before-rev", default="9f4a873", help="the code before issue 23 (default %(default)s)")
+    parser.add_argument("--before-rev", default="ae5f8b6", help="the code before issue 23 (default %(default)s)")
+    parser.add_argument("--new-rev", default=None,
+                        help="run the new and fixed arms on this commit, archived (default: the working tree as it is)")
     parser.add_argument("--busy", action="store_true", help="keep one core busy beside each arm")
     parser.add_argument("--quick", action="store_true", help="tiny budget and data: check the script end to end")
     parser.add_argument("--photos", type=int, default=None, help="photo-shaped JPEGs added to the stamps (default 390)")
@@ -261,7 +263,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     photos = args.photos if args.photos is not None else preset.photos
     data_info = prepare_data(work, photos, preset.min_images, preset.per_class, args.held_out)
-    codes = {"new": this_tree(), "fixed": this_tree()}
+    new_code = archived_tree(args.new_rev, work / "code", name="new") if args.new_rev else this_tree()
+    codes = {"new": new_code, "fixed": new_code}
     if "before" in arms:
         codes["before"] = archived_tree(args.before_rev, work / "code")
     probes = {name: probe_imports(codes[name], work / "probe") for name in ("new", "before") if name in arms}

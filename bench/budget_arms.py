@@ -70,7 +70,7 @@ def this_tree() -> Code:
     return Code("new", ROOT, git("rev-parse", "HEAD") + ("+changes" if dirty else ""))
 
 
-def archived_tree(rev: str, under: Path) -> Code:
+def archived_tree(rev: str, under: Path, name: str = "before") -> Code:
     """The tree of commit ``rev`` under ``under/<sha>``, written once by ``git archive`` (a complete copy has a marker)."""
     sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
     dest = under / sha
@@ -83,7 +83,7 @@ def archived_tree(rev: str, under: Path) -> Code:
             with tarfile.open(fileobj=archive) as tar:
                 tar.extractall(dest, filter="data")
         marker.write_text(sha + "\n")
-    return Code("before", dest, sha)
+    return Code(name, dest, sha)
 
 
 _PROBE = """
