@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.runtime.fitted_table import TEXT_MIN, FitColumn, FittedTable
 from automl_tl.runtime.shown_text import console_text
-from automl_tl.search.budget import ranked_trials
+from automl_tl.search.budget import ranked_trials, without_its_refit
 from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR, format_ms, pareto_front, timed_trials
 from automl_tl.search.scoring import SCORE, score_legend, score_meaning, study_cv_folds
 from automl_tl.search.settings import SETTINGS_ATTR
@@ -29,8 +29,14 @@ def chosen_test_line(study: optuna.Study) -> str | None:
     if not ranked or not isinstance(ranked[0].user_attrs.get("test_accuracy"), (int, float)):
         return None
     best = ranked[0]
-    return (f"Chosen model: trial {best.number} (best {SCORE} {best.value:.4f}), test accuracy "
+    line = (f"Chosen model: trial {best.number} (best {SCORE} {best.value:.4f}), test accuracy "
             f"{best.user_attrs['test_accuracy']:.4f}. Choose by {SCORE}: the test split is for this one estimate.")
+    passed_over = [t for t in ranked[1:] if (t.value or 0.0) > (best.value or 0.0) and without_its_refit(t)]
+    if passed_over:
+        numbers = ", ".join(str(t.number) for t in passed_over)
+        line += (f" Trial(s) {numbers} {SCORE} higher, but the --timeout cut their refit: their model is fold 1's, "
+                 f"so they lead only by more than one standard error of their {SCORE}.")
+    return line
 
 
 # Optional columns, the first left out first when the console is too narrow for every number to show whole.

@@ -220,6 +220,7 @@ def run_trial_scored(
             "scoring": f"{folds}-fold cross-validation" + (f", {done} folds done" if done < folds else ""),
             "cv_folds": folds,
             "cv_folds_done": done,
+            "cv_scored_images": int(len(rows_done)),  # the out-of-fold predictions the score stands on
             "cv_refit": refitted,
             "cv_fold_accuracies": [round(a, 4) for a in folds_at_best],
             "cv_epoch_accuracies": [round(a, 4) for a in by_epoch],
