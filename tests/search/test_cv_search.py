@@ -7,27 +7,19 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import run_search
 from automl_tl.distributed.workers import read_stored_study, worker_settings
 from automl_tl.errors import UserError
-from automl_tl.search.settings import SETTINGS_ATTR, SearchSettings
+from automl_tl.search.settings import SETTINGS_ATTR
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.predictions import load_predictions
 from automl_tl.storage.urls import artifacts_dir, storage_url
 from automl_tl.training.folds import scored_rows
+from tests.support.stub_search import stub_settings
 
 
 def settings(data, trials=3, cv_folds=3, **changes):
-    values = dict(study_name="cv", storage_url=storage_url("cv", None), artifacts=artifacts_dir("cv"), trials=trials,
-                  epochs=3, image_size=16, backbones=["stub_net"], data_location=str(data), cv_folds=cv_folds)
-    values.update(changes)
-    return SearchSettings(**values)
-
-
-@pytest.fixture
-def table(small_sample):
-    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+    return stub_settings(data, "cv", trials, 3, cv_folds=cv_folds, **changes)
 
 
 def test_trials_are_scored_by_out_of_fold_accuracy_and_keep_those_predictions(stub_plugins, table, small_sample):

@@ -13,28 +13,20 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-from automl_tl.data import FolderDataset, load_table
+from automl_tl.data import FolderDataset
 from automl_tl.distributed.loop import run_search
 from automl_tl.runtime.deadline import Deadline, running_under
-from automl_tl.search.settings import SearchSettings
 from automl_tl.search.trial_runner import trial_kind
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, sqlite_path, storage_url
 from tests.conftest import STUB_PLUGIN
 from tests.plugins.stub_plugin import stub_spec
+from tests.support.stub_search import stub_settings
 from tests.training.test_engine import config as trial_config
 
 
 def settings(data, name="d", trials=3, epochs=20, **changes):
-    values = dict(study_name=name, storage_url=storage_url(name, None), artifacts=artifacts_dir(name), trials=trials,
-                  epochs=epochs, image_size=16, backbones=["stub_net"], data_location=str(data), pruner="none")
-    values.update(changes)
-    return SearchSettings(**values)
-
-
-@pytest.fixture
-def table(small_sample):
-    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+    return stub_settings(data, name, trials, epochs, **{"pruner": "none", **changes})
 
 
 def armed_search(stub_plugins, table, search_settings, seconds):

@@ -17,7 +17,6 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 import automl_tl.search.latency as latency
-from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import run_search
 from automl_tl.distributed.workers import read_stored_study, worker_settings
 from automl_tl.errors import TrialFailure
@@ -37,12 +36,12 @@ from automl_tl.search.latency import (
     pareto_front,
     record_latency,
 )
-from automl_tl.search.settings import SearchSettings
 from automl_tl.search.trial_runner import LATENCY_RESERVE_S
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
 from automl_tl.types import BackboneSpec, TrialConfig
 from tests.plugins.stub_plugin import stub_spec
+from tests.support.stub_search import stub_settings
 
 CONFIG = TrialConfig(backbone="stub_net", freeze_fraction=0.5, head_units=128, head_dropout=0.1, lr=1e-3,
                      finetune_lr_ratio=0.1, switch_epoch=2, epochs=4, image_size=16, cut_fraction=0.5)
@@ -196,15 +195,7 @@ def test_record_latency_sets_the_attributes_and_the_constraint():
 
 
 def settings(data, name="lat", trials=10, epochs=3, **changes):
-    values = dict(study_name=name, storage_url=storage_url(name, None), artifacts=artifacts_dir(name), trials=trials,
-                  epochs=epochs, image_size=16, backbones=["stub_net"], data_location=str(data), smart_start=False)
-    values.update(changes)
-    return SearchSettings(**values)
-
-
-@pytest.fixture
-def table(small_sample):
-    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+    return stub_settings(data, name, trials, epochs, **{"smart_start": False, **changes})
 
 
 @pytest.fixture

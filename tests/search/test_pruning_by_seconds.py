@@ -4,33 +4,20 @@ when it has spent the rung's seconds, inside that epoch; under --cv, fold 0 deci
 from __future__ import annotations
 
 import optuna
-import pytest
 from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
-from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import run_search
 from automl_tl.search.fold_halving import FOLD_ZERO_ATTR, fold_zero_record, runs_other_folds
 from automl_tl.search.pruning import CHECKS_ATTR, FIRST_RUNG_ATTR
-from automl_tl.search.settings import SearchSettings
-from automl_tl.storage.urls import artifacts_dir, storage_url
+from tests.support.stub_search import stub_settings
 
 GOOD = {"lr": 10 ** -2.5, "head_dropout": 0.0}  # the stub's best quality
 BAD = {"lr": 1e-4, "head_dropout": 0.5}  # its worst
 
 
 def settings(data, trials, pruner, study_name="sec", **changes):
-    values = dict(study_name=study_name, storage_url=storage_url(study_name, None), artifacts=artifacts_dir(study_name),
-                  trials=trials,
-                  epochs=4, image_size=16, backbones=["stub_net"], data_location=str(data), pruner=pruner,
-                  smart_start=False)
-    values.update(changes)
-    return SearchSettings(**values)
-
-
-@pytest.fixture
-def table(small_sample):
-    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+    return stub_settings(data, study_name, trials, 4, **{"pruner": pruner, "smart_start": False, **changes})
 
 
 def enqueue(params, count=1, first_rung=None):

@@ -12,15 +12,14 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import MAX_NOT_STARTED, run_search
 from automl_tl.distributed.workers import run_worker
 from automl_tl.runtime.deadline import Deadline, running_under
 from automl_tl.search import search_costs
 from automl_tl.search.cost_aware_sampler import CostAwareTPESampler
-from automl_tl.search.settings import SearchSettings
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
-from automl_tl.storage.urls import artifacts_dir, storage_url
+from automl_tl.storage.urls import artifacts_dir
+from tests.support.stub_search import stub_settings
 
 FINE_TUNE = {"backbone": "stub_net", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3, "augment": "none",
              "cut_fraction": 1.0, "freeze_fraction": 0.0, "switch_epoch": 1, "finetune_lr_ratio": 0.1,
@@ -28,16 +27,8 @@ FINE_TUNE = {"backbone": "stub_net", "head_units": 0, "head_dropout": 0.0, "lr":
 
 
 def settings(data, trials=1, epochs=20, **changes):
-    values = dict(study_name="c", storage_url=storage_url("c", None), artifacts=artifacts_dir("c"), trials=trials,
-                  epochs=epochs, image_size=16, backbones=["stub_net"], data_location=str(data), pruner="none",
-                  smart_start=False, show_bars=False)
-    values.update(changes)
-    return SearchSettings(**values)
-
-
-@pytest.fixture
-def table(small_sample):
-    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+    return stub_settings(data, "c", trials, epochs, **{"pruner": "none", "smart_start": False, "show_bars": False,
+                                                        **changes})
 
 
 @pytest.fixture

@@ -10,21 +10,13 @@ from rich.console import Console
 from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import run_search
 from automl_tl.errors import UserError
-from automl_tl.search.settings import SearchSettings
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
+from tests.support.stub_search import stub_settings
 
 
 def settings(data, name="s", trials=4, epochs=3, **changes):
-    values = dict(study_name=name, storage_url=storage_url(name, None), artifacts=artifacts_dir(name),
-                  trials=trials, epochs=epochs, image_size=16, backbones=["stub_net"], data_location=str(data))
-    values.update(changes)
-    return SearchSettings(**values)
-
-
-@pytest.fixture
-def table(small_sample):
-    return load_table(FolderDataset().discover(str(small_sample)), 16, show_progress=False)
+    return stub_settings(data, name, trials, epochs, **changes)
 
 
 def states(study):
