@@ -192,9 +192,12 @@ def study_figures(folder: Path, started_at: str) -> dict[str, Any]:
                        "value": trial.value, "backbone": trial.params.get("backbone"),
                        "finished_s": round((done - began).total_seconds(), 1) if done else None,
                        "seconds": trial.user_attrs.get("seconds", _seconds(trial)),
-                       "predicted_seconds": trial.user_attrs.get("predicted_seconds")})
+                       "predicted_seconds": trial.user_attrs.get("predicted_seconds"),
+                       "stopped_by": trial.user_attrs.get("stopped_by")})
+    # A prediction is of a whole trial: pruned trials and trials the deadline cut short ran only part of it.
     ratios = sorted(t["seconds"] / t["predicted_seconds"] for t in trials
-                    if t["predicted_seconds"] and t["seconds"] is not None)
+                    if t["predicted_seconds"] and t["seconds"] is not None and t["state"] == "complete"
+                    and not t["stopped_by"])
     scored = [t for t in trials if t["state"] == "complete" and t["value"] is not None]
     best = max(scored, key=lambda t: t["value"], default=None)
     attrs = study.user_attrs
