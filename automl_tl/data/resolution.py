@@ -23,7 +23,7 @@ AUTO_MIN_SIZE = 48  # smaller images are blown up to this: below it, a stride-32
 SIZE_STEP = 16
 PROBED_IMAGES = 200  # headers read to find the typical size (header only: no pixel is decoded)
 PIXELS_PER_CORE_SECOND = 0.45e6  # MobileNetV2 inference on one CPU core (measured: 0.91 Mpx/s on 2 cores at 224 px)
-COLD_SHARE = 0.25  # the first pass over the data (decode + one backbone) may take this share of --timeout
+COLD_SHARE = 0.6  # the first pass over the data (decode + one backbone) may take this share of --timeout (decisions.md)
 BUDGET_SIZES = (224, 192, 160, 128, 112, 96, 80, 64, 48)
 
 
@@ -62,7 +62,8 @@ def choose_image_size(typical: int | None, native: int, n_images: int, timeout: 
     (pretrained features are tuned to objects at that scale: on real colour images with a 152 px median
     shorter side, 224 px beat 160 px); smaller images at their own size (rounded up to a multiple of 16,
     at least 48), not blown up beyond need; and, under ``--timeout``,
-    no larger than lets one pass over the data take a quarter of the budget on this machine's cores."""
+    no larger than lets one pass over the data take ``COLD_SHARE`` (60%) of the budget on this machine's cores:
+    that pass is the first head-only trial's, and every later head-only trial reads its features."""
     if typical is None:
         size, why = native, f"image sizes unknown: the backbones' native {native} px"
     elif typical * NATIVE_UPSCALE >= native:
@@ -76,7 +77,7 @@ def choose_image_size(typical: int | None, native: int, n_images: int, timeout: 
         affordable = COLD_SHARE * timeout * PIXELS_PER_CORE_SECOND * cores / n_images
         if size * size > affordable:
             smaller = next((s for s in BUDGET_SIZES if s < size and s * s <= affordable), AUTO_MIN_SIZE)
-            why += f"; {smaller} px so that a first pass over {n_images} images fits a quarter of --timeout {timeout:g}s"
+            why += f"; {smaller} px so that a first pass over {n_images} images fits {COLD_SHARE:.0%} of --timeout {timeout:g}s"
             size = smaller
     return Resolution(size, why)
 
