@@ -12,7 +12,7 @@ from automl_tl.errors import UserError
 from automl_tl.search.fingerprint import FINGERPRINT_ATTR
 from automl_tl.search.space import config_from_params
 
-from .test_study import settings, table  # noqa: F401  (fixture)
+from .test_study import settings
 
 FINE_TUNING = {"switch_epoch", "finetune_lr_ratio", "unfrozen_bn"}
 

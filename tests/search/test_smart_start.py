@@ -16,7 +16,7 @@ from automl_tl.search.smart_start import (
 from automl_tl.search.space import BackboneShape, ask_params, config_from_params, search_space
 from automl_tl.testing import synthetic_table
 
-from .test_study import settings, table  # noqa: F401  (fixture)
+from .test_study import settings
 
 SPACE = search_space(["mobilenet_v2", "small_cnn"], epochs=4)
 SHAPES = {"mobilenet_v2": BackboneShape(pretrained=True, blocks=19), "small_cnn": BackboneShape(pretrained=False, blocks=3)}
