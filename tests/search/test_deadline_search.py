@@ -138,13 +138,16 @@ def test_search_with_trials_and_timeout_keeps_the_count(small_sample):
     assert optuna.load_study(study_name="u", storage=storage_url("u", None)).user_attrs["budget"] == 1
 
 
-def test_a_deadline_that_passes_while_the_images_are_read_stops_cleanly_with_exit_0(small_sample, capsys):
-    """The first pass alone would overrun: said at the start with the estimate; then a clean stop, no trial."""
+def test_a_deadline_that_passes_while_the_images_are_read_stops_cleanly_with_exit_0(small_sample, capsys, tmp_path,
+                                                                                   monkeypatch):
+    """The first pass alone would overrun: said at the start with the estimate; then a clean stop, no trial.
+    A cache of its own: images another test decoded at this size would be read in no time, past the decoding."""
     from automl_tl.cli import main
     from automl_tl.data.image_store import image_store_dir
 
+    monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(tmp_path / "fresh_cache"))
     code = main(["search", str(small_sample), "--plugin", STUB_PLUGIN, "--framework", "stub", "--image-size", "24",
-                 "--no-smart-start", "--study", "late", "--timeout", "1000"], started=time.monotonic() - 999.9)
+                 "--no-smart-start", "--study", "late", "--timeout", "1000"], started=time.monotonic() - 999.95)
     output = " ".join(capsys.readouterr().out.split())
     assert code == 0, output
     assert "decoding 200 images and a first backbone pass over them take about" in output
