@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["EpochResult", "Phase", "TrialSession"]
+__all__ = ["EpochResult", "FittedHeadSession", "Phase", "TrialSession"]
 
 
 class Phase(str, enum.Enum):
@@ -82,3 +82,16 @@ class TrialSession(Protocol):
 
     def close(self) -> None:
         """Free what the session holds."""
+
+
+@runtime_checkable
+class FittedHeadSession(Protocol):
+    """What a session adds so that the engine can fit its linear head in closed form (``head_fit="lbfgs"``):
+    the features the head reads and a way to set its weights. A session without them fails such trials."""
+
+    def head_training_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled features the head reads for every training row, one row per training image and view
+        (float32, (rows, features)), and their labels (int64, (rows,)). Called in the head phase."""
+
+    def set_linear_head(self, weights: np.ndarray, bias: np.ndarray) -> None:
+        """Make the head ``logits = features @ weights + bias`` (``weights``: (features, classes))."""

@@ -9,11 +9,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from automl_tl.session_types import EpochResult, Phase, TrialSession
+from automl_tl.session_types import EpochResult, FittedHeadSession, Phase, TrialSession
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_MODES", "SPLITS",
-    "BackboneSpec", "DataSplits", "DatasetAdapter", "EpochResult", "ExportedModel", "FrameworkAdapter", "ImageItem",
+    "HEAD_FITS", "HEAD_FIT_ADAM", "HEAD_FIT_LBFGS", "IMAGENET_MEAN", "IMAGENET_STD", "INTERPOLATIONS", "RESIZE_MODES", "SPLITS",
+    "BackboneSpec", "DataSplits", "DatasetAdapter", "EpochResult", "ExportedModel", "FittedHeadSession", "FrameworkAdapter",
+    "ImageItem",
     "ImageTable", "Phase", "Preprocessing", "ResizeRule", "TrialConfig", "TrialSession", "WeightsInfo", "rule_from_dict",
 ]
 
@@ -157,6 +158,11 @@ class BackboneSpec:
         return ResizeRule(mode, crop, self.interpolation)
 
 
+HEAD_FIT_ADAM = "adam"
+HEAD_FIT_LBFGS = "lbfgs"
+HEAD_FITS = (HEAD_FIT_ADAM, HEAD_FIT_LBFGS)
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     """One point of the search space, as the engine and the adapters see it."""
@@ -178,6 +184,11 @@ class TrialConfig:
     # Per-block fine-tuning rates (Caffe's lr_mult, fastai's discriminative rates, timm's layer decay): the
     # top trained block learns at ``finetune_lr``, each block below it at ``block_lr_decay`` times the one above.
     block_lr_decay: float = 1.0
+    # How the head-only phase trains a linear head: "adam" (epochs of minibatch steps at ``lr``) or "lbfgs"
+    # (multinomial logistic regression solved to convergence on the cached features, L2 strength ``head_l2``;
+    # automl_tl/training/linear_head.py). An "lbfgs" head phase is one fit, counted as one epoch.
+    head_fit: str = "adam"
+    head_l2: float = 1e-2
 
     def depth(self, n_blocks: int) -> int:
         """How many leading blocks the model keeps (the truncation cut point, at least one)."""
@@ -199,7 +210,18 @@ class TrialConfig:
         block learns from the first epoch at the trial's learning rate (no transfer phase)."""
         from dataclasses import replace
 
-        return replace(self, freeze_fraction=0.0, switch_epoch=0, finetune_lr_ratio=1.0, cut_fraction=1.0, block_lr_decay=1.0)
+        return replace(self, freeze_fraction=0.0, switch_epoch=0, finetune_lr_ratio=1.0, cut_fraction=1.0, block_lr_decay=1.0,
+                       head_fit=HEAD_FIT_ADAM)
+
+    def with_fitted_head(self, n_blocks: int) -> TrialConfig:
+        """What an ``lbfgs`` trial runs: a linear head, fitted once (one head epoch), then the fine-tuning
+        epochs it was asked for, if any. Any other trial is returned as it is."""
+        from dataclasses import replace
+
+        if self.head_fit != HEAD_FIT_LBFGS:
+            return self
+        tune_epochs = self.epochs - self.switch_epoch if self.finetunes(n_blocks) else 0
+        return replace(self, head_units=0, head_dropout=0.0, switch_epoch=1, epochs=1 + tune_epochs)
 
     @property
     def finetune_lr(self) -> float:

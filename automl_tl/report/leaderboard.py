@@ -14,6 +14,7 @@ from automl_tl.search.budget import ranked_trials, without_its_refit
 from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR, format_ms, pareto_front, timed_trials
 from automl_tl.search.scoring import SCORE, score_legend, score_meaning, study_cv_folds
 from automl_tl.search.settings import SETTINGS_ATTR
+from automl_tl.search.space import head_label
 
 LATENCY_NOTE = "ms: the exported model's batch-1 latency on the search machine's CPU."
 
@@ -89,7 +90,7 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
             "yes" if pretrained else "[red]no, from scratch[/]",
             console_text(f"{depth}/{blocks}"),  # values from the study, which others may have written: not markup
             transfer(console_text(f"{a.get('frozen_blocks', '?')}/{depth}")),
-            console_text(str(p.get("head_units") or "linear")),
+            console_text(head_label(p)),
             _fmt(p.get("lr"), ".1e"),
             transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),  # "-" where the trial does not fine-tune
             *([_fmt(p.get("block_lr_decay"), ".2f")] if decays else []),  # "-" too with one block fine-tuned
@@ -121,7 +122,7 @@ def pareto_table(study: optuna.Study) -> FittedTable | None:
         a = trial.user_attrs
         table.add_row(str(trial.number), _fmt(trial.value, ".4f"), format_ms(latency), _ms(a.get(LATENCY_B32_ATTR)),
                       console_text(str(trial.params.get("backbone"))), console_text(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
-                      console_text(str(trial.params.get("head_units") or "linear")))
+                      console_text(head_label(trial.params)))
     return table
 
 

@@ -19,6 +19,7 @@ from automl_tl.runtime.shown_text import html_text
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import LATENCY_ATTR
 from automl_tl.search.scoring import SCORE, score_legend, study_cv_folds
+from automl_tl.search.space import head_label
 from automl_tl.search.time_summary import TIME_SUMMARY_ATTR
 
 # The mark that tells a report automl-tl wrote (and may replace without --overwrite) from a file of the user's.
@@ -111,7 +112,7 @@ def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool
             "<td>yes</td>" if pretrained else '<td class="scratch">no, trained from scratch</td>',
             _cell(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
             _cell(f"{a.get('frozen_blocks', '?')}/{a.get('depth', '?')}" if pretrained else "-"),
-            _cell(p.get("head_units") or "linear"), _cell(p.get("lr", "-"), ".1e"),
+            _cell(head_label(p)), _cell(p.get("lr", "-"), ".1e"),
             _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(a.get("seconds", "-"), ".0f"),
             _cell(a.get(LATENCY_ATTR, "-"), ".2f"),
         ])

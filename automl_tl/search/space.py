@@ -2,7 +2,9 @@
 
 The space is conditional: a trial is asked only the parameters that change what it trains.
 
-- Every trial: ``backbone``, ``head_units``, ``head_dropout``, ``lr``, ``augment``.
+- Every trial: ``backbone``, ``augment``; a pretrained one ``head_fit`` too. A head trained by Adam (and every
+  from-scratch trial) is asked ``head_units``, ``head_dropout`` and ``lr``; a fitted linear head (``lbfgs``)
+  only ``head_l2``, and ``lr`` if it fine-tunes.
 - A backbone trained from scratch trains every block from the first epoch: it is asked ``unfrozen_bn``
   too, and nothing about transfer (cut point, freezing, phase switch, fine-tuning rate).
 - A pretrained backbone: ``cut_fraction`` (with truncation) and ``freeze_fraction``. Only when that
@@ -32,9 +34,10 @@ from optuna.distributions import (
 
 from automl_tl.errors import UserError
 from automl_tl.training.augment import AUGMENTATIONS
-from automl_tl.types import BackboneSpec, TrialConfig
+from automl_tl.types import HEAD_FIT_ADAM, HEAD_FIT_LBFGS, HEAD_FITS, BackboneSpec, TrialConfig
 
 HEAD_UNITS = (0, 128, 256, 512)
+FITTED_HEAD_LR = 1e-3  # a fitted head's lr when it does not fine-tune: nothing reads it
 UNFROZEN_BN_MODES = ("train", "frozen")
 SPACE_LAYOUT = "conditional"  # recorded in the fingerprint: studies before it asked every trial every parameter
 
@@ -45,6 +48,9 @@ FINE_TUNING = ("switch_epoch", "finetune_lr_ratio", "unfrozen_bn", "block_lr_dec
 # From 0.7: with ten trained blocks 0.5 leaves the lowest at 0.002 of the rate, frozen in all but name
 # (bench/block_lr.py: 0.6 cost 10 % on the sample).
 BLOCK_LR_DECAYS = FloatDistribution(0.7, 1.0, step=0.05)
+# The fitted linear head's L2 strength on standardised features: on the stamps its cross-validated accuracy was
+# flat from 1e-4 to 3e-2 and fell by 1 point at 1 (bench/head_fit.py).
+HEAD_L2 = FloatDistribution(1e-4, 1.0, log=True)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ def search_space(backbones: Sequence[str], epochs: int, truncation: bool = True)
     }
     return {
         "backbone": CategoricalDistribution(list(backbones)),
+        "head_fit": CategoricalDistribution(list(HEAD_FITS)),
+        "head_l2": HEAD_L2,
         "head_units": CategoricalDistribution(list(HEAD_UNITS)),
         "head_dropout": FloatDistribution(0.0, 0.5, step=0.05),
         "lr": FloatDistribution(1e-4, 3e-2, log=True),
@@ -149,16 +157,28 @@ def ask_params(space: Mapping[str, BaseDistribution], choose: Callable[[str, Bas
             if name in space:
                 params[name] = choose(name, space[name])
 
-    ask("backbone", *EVERY_TRIAL)
+    ask("backbone")
     shape = shape_of(str(params["backbone"]))
     if not shape.pretrained:
-        ask("unfrozen_bn")  # every block trains from the first epoch; nothing is transferred
+        ask(*EVERY_TRIAL, "unfrozen_bn")  # every block trains from the first epoch; nothing is transferred
         return params
+    ask("head_fit")
+    fitted = params.get("head_fit") == HEAD_FIT_LBFGS  # a linear head solved on the features: no size, dropout or rate
+    ask(*(("head_l2", "augment") if fitted else EVERY_TRIAL))
     ask("cut_fraction", "freeze_fraction")
     if "freeze_fraction" in params and leaves_blocks_to_fine_tune(params, shape):
+        if fitted:
+            ask("lr")  # the fine-tuning rate is lr x finetune_lr_ratio, as for every trial
         one_block = blocks_to_fine_tune(params, shape) == 1  # the decay would have no lower block to slow down
         ask(*(name for name in FINE_TUNING if not (one_block and name == "block_lr_decay")))
     return params
+
+
+def head_label(params: Mapping[str, Any]) -> str:
+    """A trial's head in a few words: its hidden units, "linear", or a fitted linear head with its L2 strength."""
+    if params.get("head_fit") == HEAD_FIT_LBFGS:
+        return f"fitted L2 {float(params.get('head_l2', TrialConfig.head_l2)):.1g}"
+    return str(params.get("head_units") or "linear")
 
 
 def config_from_params(
@@ -169,9 +189,9 @@ def config_from_params(
     return TrialConfig(
         backbone=str(params["backbone"]),
         freeze_fraction=float(params.get("freeze_fraction", 1.0)),
-        head_units=int(params["head_units"]),
-        head_dropout=float(params["head_dropout"]),
-        lr=float(params["lr"]),
+        head_units=int(params.get("head_units", 0)),
+        head_dropout=float(params.get("head_dropout", 0.0)),
+        lr=float(params.get("lr", FITTED_HEAD_LR)),
         finetune_lr_ratio=float(params.get("finetune_lr_ratio", 1.0)),
         switch_epoch=int(params.get("switch_epoch", epochs)),
         epochs=epochs,
@@ -180,6 +200,8 @@ def config_from_params(
         cut_fraction=float(params.get("cut_fraction", 1.0)),
         augment=str(params.get("augment", "none")),
         block_lr_decay=float(params.get("block_lr_decay", 1.0)),
+        head_fit=str(params.get("head_fit", HEAD_FIT_ADAM)),
+        head_l2=float(params.get("head_l2", TrialConfig.head_l2)),
         batch_size=batch_size,
         seed=seed,
     )

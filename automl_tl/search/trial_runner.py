@@ -29,7 +29,7 @@ from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
 from automl_tl.training.cross_validation import run_trial_scored
 from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
-from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
+from automl_tl.types import HEAD_FIT_LBFGS, BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 TIMED_OUT = "stopped by --timeout before a whole epoch (or, under --cv, its first fold) finished"
@@ -76,6 +76,10 @@ def describe_config(config: TrialConfig, n_blocks: int, pretrained: bool = True)
             tuning += f", rate x{config.block_lr_decay:g} per block down"
     else:
         tuning = "head only"
+    if config.head_fit == HEAD_FIT_LBFGS:
+        head = f"head linear fitted by L-BFGS (L2 {config.head_l2:.1g})"
+        rate = f", lr {config.lr:.1e}" if pretrained and config.finetunes(n_blocks) else ""
+        return f"{config.backbone}{cut}, {head}{rate}, {tuning}"
     return f"{config.backbone}{cut}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
 
 

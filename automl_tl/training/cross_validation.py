@@ -40,6 +40,7 @@ from automl_tl.training.engine import (
     StartCallback,
     TrialOutcome,
     effective_config,
+    head_fitter,
     phase_schedule,
     run_trial,
 )
@@ -84,7 +85,7 @@ def train_for_epochs(adapter: FrameworkAdapter, spec: BackboneSpec, config: Tria
     ``deadline`` that passes before the last epoch ends raises ``DeadlineReached``; nothing is saved."""
     session = adapter.start_trial(spec, config, data)
     try:
-        driver = EpochDriver(session, np.zeros(0, np.int64), deadline)
+        driver = EpochDriver(session, np.zeros(0, np.int64), deadline, fit_head=head_fitter(session, spec, config, data))
         current: Phase | None = None
         for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))[:epochs]):
             if driver.deadline_passed():

@@ -21,8 +21,18 @@ import numpy as np
 
 from automl_tl.errors import TrialFailure
 from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
+from automl_tl.training.linear_head import fit_session_head
 from automl_tl.training.metrics import accuracy, balanced_accuracy
-from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
+from automl_tl.types import (
+    HEAD_FIT_LBFGS,
+    BackboneSpec,
+    EpochResult,
+    FrameworkAdapter,
+    ImageTable,
+    Phase,
+    TrialConfig,
+    TrialSession,
+)
 
 DEADLINE = "deadline"  # TrialOutcome.stopped_by of a trial the --timeout cut short
 
@@ -72,8 +82,9 @@ PauseDue = Callable[[float], bool]  # called with the trial's training seconds s
 
 def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
     """What a trial really runs: a backbone without pretrained weights has nothing to transfer,
-    so it trains every block from the first epoch (see ``TrialConfig.from_scratch``)."""
-    return config if spec.pretrained else config.from_scratch()
+    so it trains every block from the first epoch (see ``TrialConfig.from_scratch``); a fitted linear head
+    is one head epoch (``TrialConfig.with_fitted_head``)."""
+    return config.with_fitted_head(len(spec.blocks)) if spec.pretrained else config.from_scratch()
 
 
 def phase_schedule(config: TrialConfig, n_blocks: int) -> list[Phase]:
@@ -131,13 +142,23 @@ def train_some(session: TrialSession, should_stop: Callable[[], bool] | None, sl
     return loss, progress
 
 
+def head_fitter(session: TrialSession, spec: BackboneSpec, config: TrialConfig, data: ImageTable) -> Callable[[], float] | None:
+    """The head phase of an ``lbfgs`` trial: its linear head fitted to convergence on the training features
+    (automl_tl/training/linear_head.py); None for a head trained by epochs of Adam."""
+    if config.head_fit != HEAD_FIT_LBFGS:
+        return None
+    return lambda: fit_session_head(session, data.num_classes, data.class_weights(), config.head_l2,
+                                    f"the {spec.framework!r} framework adapter")
+
+
 class EpochDriver:
     """Runs a trial's epochs through a session under an optional deadline and pause policy, counting the
     training seconds."""
 
     def __init__(self, session: TrialSession, val_labels: np.ndarray, deadline: Deadline | None = None,
-                 pause_due: PauseDue | None = None) -> None:
+                 pause_due: PauseDue | None = None, fit_head: Callable[[], float] | None = None) -> None:
         self.session, self.val_labels, self.deadline, self.pause_due = session, val_labels, deadline, pause_due
+        self.fit_head = fit_head  # a head phase that is one closed-form fit (``head_fitter``), not minibatches
         self.clock = TrainingClock()
         self.sliced = takes_should_stop(session)
 
@@ -153,6 +174,8 @@ class EpochDriver:
         """Train epoch ``epoch`` to its end and return its mean loss; None when the deadline cut it short.
         When a pause is due inside it, the weights are validated as they are and ``on_check`` gets that
         partial result (it may raise ``PruneTrial``); then the epoch goes on."""
+        if phase is Phase.HEAD and self.fit_head is not None:
+            return checked_loss(self.clock.run(self.fit_head), epoch, phase)
         checks = self.should_stop if (self.deadline is not None or self.pause_due is not None) else None
         start, weighted, done = self.clock.spent, 0.0, 0.0
         while True:
@@ -216,7 +239,7 @@ def run_trial(
         on_start(config)
     val_labels = data.labels[data.splits["val"]]
     session = adapter.start_trial(spec, config, data)
-    driver = EpochDriver(session, val_labels, deadline, pause_due)
+    driver = EpochDriver(session, val_labels, deadline, pause_due, head_fitter(session, spec, config, data))
     history: list[EpochResult] = []
     best: EpochResult | None = None
     best_snapshot: Any = None

@@ -262,6 +262,16 @@ class KerasTrialSession:
             self._epoch = None
         return float(history.history["loss"][-1])
 
+    def head_training_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled features of every training row in every view, and their labels (head phase only)."""
+        train = self.data.splits["train"]
+        sources = self._sources(True, "train")
+        features = np.concatenate([np.asarray(source[train], dtype=np.float32) for source in sources])
+        return features, np.tile(self.data.labels[train], len(sources))
+
+    def set_linear_head(self, weights: np.ndarray, bias: np.ndarray) -> None:
+        self.head.layers[-1].set_weights([weights, bias])
+
     def predict_split(self, split: str) -> np.ndarray:
         pristine = not self.backbone_touched
         inputs = self._inputs(pristine, split)

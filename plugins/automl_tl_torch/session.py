@@ -231,6 +231,21 @@ class TorchTrialSession:
                 break
         return total, count
 
+    # -- a fitted linear head (automl_tl.types.FittedHeadSession) -------------------------
+    def head_training_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled features of every training row in every view, and their labels (head phase only)."""
+        assert self.phase is Phase.HEAD and self._inputs is not None, "set_phase(Phase.HEAD) first"
+        train = self.data.splits["train"]
+        features = np.concatenate([view[train] for view in self._inputs])
+        return features, np.tile(self.data.labels[train], len(self._inputs))
+
+    def set_linear_head(self, weights: np.ndarray, bias: np.ndarray) -> None:
+        linear = list(self.model.head.children())[-1]  # build_head: dropout, then the linear layer
+        assert isinstance(linear, nn.Linear) and linear.weight.shape == (weights.shape[1], weights.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(weights.T)))
+            linear.bias.copy_(torch.from_numpy(bias))
+
     # -- evaluation -----------------------------------------------------------------------
     def predict_split(self, split: str) -> np.ndarray:
         pristine = not self.backbone_touched

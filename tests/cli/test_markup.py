@@ -41,9 +41,9 @@ class FirstTrialExplodes(StubAdapter):
         self.started += 1
         session = StubSession(config, data)
         if self.started == 1:
-            def explode():
+            def explode(*args):
                 raise RuntimeError({ERROR!r})
-            session.train_epoch = explode
+            session.train_epoch = session.set_linear_head = explode  # a head of epochs, or a fitted one
         return session
 
 

@@ -33,6 +33,8 @@ class StubSession:
         self.steps_done = 0  # optimiser steps of the epoch under way
         self.phase = Phase.HEAD
         self.quality = 0.5 + 0.4 * math.exp(-abs(math.log10(config.lr) + 2.5)) - 0.1 * config.head_dropout
+        if config.head_fit == "lbfgs":  # a fitted linear head: best at an L2 strength of 1e-2
+            self.quality = 0.5 + 0.4 * math.exp(-abs(math.log10(config.head_l2) + 2.0))
 
     def set_phase(self, phase: Phase) -> None:
         self.phase = phase
@@ -61,6 +63,13 @@ class StubSession:
         self.steps_done = 0
         self.epoch += 1
         return 1.0 / self.epoch
+
+    def head_training_features(self) -> tuple[np.ndarray, np.ndarray]:
+        train = self.data.splits["train"]
+        return np.random.default_rng(0).normal(size=(len(train), 4)).astype(np.float32), self.data.labels[train]
+
+    def set_linear_head(self, weights: np.ndarray, bias: np.ndarray) -> None:
+        self.epoch += 1  # the fit is the head phase's one epoch
 
     def predict_split(self, split: str) -> np.ndarray:
         labels = self.data.labels[self.data.splits[split]]

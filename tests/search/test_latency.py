@@ -220,7 +220,7 @@ def test_a_trial_over_the_limit_is_not_trained_and_not_ranked(timed_stub, table,
     result = run_search(settings(small_sample, trials=12, max_latency_ms=4.0, pruner="none", show_bars=False),
                         plugins, table, console)
     trials = result.study.get_trials(deepcopy=False)
-    slow = [t for t in trials if t.params["head_units"] in (256, 512)]
+    slow = [t for t in trials if t.params.get("head_units", 0) in (256, 512)]
     assert slow, "the sampler proposed wide heads"
     for trial in slow:
         assert trial.state == TrialState.PRUNED and TOO_SLOW_ATTR in trial.user_attrs
@@ -288,8 +288,8 @@ def test_a_resumed_study_takes_the_new_limit_and_workers_read_it(timed_stub, tab
                          Console(quiet=True))
     after = resumed.study.get_trials(deepcopy=False)[4:]
     assert after and all(CONSTRAINT_KEY in t.constraints for t in after)
-    assert all(t.state == TrialState.COMPLETE for t in after if t.params["head_units"] == 0)
-    assert all(TOO_SLOW_ATTR in t.user_attrs for t in after if t.params["head_units"] != 0)
+    assert all(t.state == TrialState.COMPLETE for t in after if t.params.get("head_units", 0) == 0)
+    assert all(TOO_SLOW_ATTR in t.user_attrs for t in after if t.params.get("head_units", 0) != 0)
     stored = read_stored_study("lat", storage_url("lat", None))
     assert stored.settings["max_latency_ms"] == 2.0
     assert worker_settings(stored, plugins, str(small_sample), artifacts_dir("lat")).max_latency_ms == 2.0

@@ -21,7 +21,7 @@ from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir
 from tests.support.stub_search import stub_settings
 
-FINE_TUNE = {"backbone": "stub_net", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3, "augment": "none",
+FINE_TUNE = {"backbone": "stub_net", "head_fit": "adam", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3, "augment": "none",
              "cut_fraction": 1.0, "freeze_fraction": 0.0, "switch_epoch": 1, "finetune_lr_ratio": 0.1,
              "unfrozen_bn": "train", "block_lr_decay": 1.0}
 
@@ -80,7 +80,7 @@ def test_a_trial_that_would_cost_more_than_the_time_left_is_never_started_at_ful
     assert "shrunk to fit the" in printed, "the trial's line says it was shrunk"
 
 
-HEAD_ONLY = {"backbone": "stub_net", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3, "augment": "none",
+HEAD_ONLY = {"backbone": "stub_net", "head_fit": "adam", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3, "augment": "none",
              "cut_fraction": 1.0, "freeze_fraction": 1.0}
 
 

@@ -122,3 +122,18 @@ def test_a_clear_call_keeps_its_sides_order():
     trials = start_trials(profile(700, 0.95, 0.80), SPACE, 4, ["mobilenet_v2", "small_cnn"], limit=4, shape_of=SHAPES.__getitem__)
     first, second = (config_from_params(t.params, epochs=4, image_size=48) for t in trials[1:3])
     assert (first.freeze_fraction, second.freeze_fraction) == (0.5, 0.2) and "close call" not in trials[2].reason
+
+
+def test_the_probe_is_the_mean_of_five_folds_of_train_and_val_and_its_trial_fits_its_head():
+    from automl_tl.search.smart_start import probe_accuracy
+    from automl_tl.training.folds import assign_folds, fold_table, scored_rows
+
+    table = synthetic_table(n_per_split=40, size=8, classes=3)
+    features = np.random.default_rng(0).normal(size=(len(table.labels), 6)) + table.labels[:, None] * 0.4
+    folds = assign_folds(table.relpaths, table.labels, scored_rows(table), 5)
+    expected = np.mean([ridge_probe_accuracy(features, fold_table(table, folds, j)) for j in range(5)])
+    assert probe_accuracy(features, table) == pytest.approx(expected)
+    assert probe_accuracy(features, table) != ridge_probe_accuracy(features, table), "not the validation split alone"
+    profile = DataProfile("net", 80, 3, 26.7, 0.9, 0.8, 0.5)
+    first = start_trials(profile, search_space(["net"], 6), 6, ["net"], 3, lambda name: BackboneShape(True, 8))[0]
+    assert first.params["head_fit"] == "lbfgs" and "head_l2" in first.params and "head_units" not in first.params

@@ -8,7 +8,7 @@ from automl_tl.types import Phase, TrialConfig
 
 def test_space_has_every_recipe_parameter():
     space = search_space(["a", "b"], epochs=5)
-    assert set(space) == {"backbone", "freeze_fraction", "head_units", "head_dropout", "lr",
+    assert set(space) == {"backbone", "head_fit", "head_l2", "freeze_fraction", "head_units", "head_dropout", "lr",
                           "finetune_lr_ratio", "switch_epoch", "unfrozen_bn", "cut_fraction", "augment", "block_lr_decay"}
     decay = space["block_lr_decay"]
     assert (decay.low, decay.high, decay.step) == (0.7, 1.0, 0.05), "1, the single rate, is on the grid"
@@ -166,3 +166,25 @@ def test_a_trial_is_described_with_its_block_rate_decay_only_when_it_has_one():
     assert "fine-tune 5/10 blocks from epoch 2, rate x0.7 per block down" in decayed, decayed
     assert "per block down" not in describe_config(_config(freeze_fraction=0.9, switch_epoch=1, block_lr_decay=0.7), 10), \
         "one block fine-tuned: no block below it"
+
+
+def test_a_fitted_head_is_asked_its_l2_and_a_rate_only_when_it_fine_tunes():
+    space = search_space(["net"], epochs=4)
+    shape = lambda name: BackboneShape(True, 8)  # noqa: E731
+    values = {"head_fit": "lbfgs", "head_l2": 0.01, "freeze_fraction": 1.0, "cut_fraction": 1.0, "augment": "none"}
+    head_only = ask_params(space, lambda name, dist: values.get(name, dist.choices[0] if hasattr(dist, "choices") else dist.low),
+                           shape)
+    assert set(head_only) == {"backbone", "head_fit", "head_l2", "augment", "cut_fraction", "freeze_fraction"}
+    values["freeze_fraction"] = 0.5
+    tuned = ask_params(space, lambda name, dist: values.get(name, dist.choices[0] if hasattr(dist, "choices") else dist.low),
+                       shape)
+    assert {"lr", "finetune_lr_ratio", "switch_epoch"} <= set(tuned) and not {"head_units", "head_dropout"} & set(tuned)
+    config = config_from_params(head_only, epochs=4, image_size=16)
+    assert (config.head_fit, config.head_l2, config.head_units) == ("lbfgs", 0.01, 0)
+
+
+def test_a_backbone_trained_from_scratch_is_never_asked_how_to_fit_its_head():
+    space = search_space(["scratch"], epochs=4)
+    asked = ask_params(space, lambda name, dist: dist.choices[-1] if hasattr(dist, "choices") else dist.low,
+                       lambda name: BackboneShape(False, 4))
+    assert "head_fit" not in asked and "head_l2" not in asked and "head_units" in asked

@@ -152,17 +152,15 @@ def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_o
     from automl_tl.search.retries import fail_and_requeue
 
     calls = {"n": 0}
-    original = stub_plugin.StubSession.train_epoch
 
-    def paused(self):
+    def paused():
         calls["n"] += 1
         if calls["n"] == 3:
             study = optuna.load_study(study_name="s", storage=storage_url("s", None))
             (running,) = study.get_trials(states=(TrialState.RUNNING,))
             fail_and_requeue(study, running._trial_id, "its worker stopped sending heartbeats")
-        return original(self)
 
-    monkeypatch.setattr(stub_plugin.StubSession, "train_epoch", paused)
+    before_every_epoch(monkeypatch, stub_plugin.StubSession, paused)
     plugins = load_plugins(extra=[("stub", stub_plugin)])
     result = run_search(settings(small_sample, trials=3), plugins, table, Console(quiet=True))
     trials = result.study.get_trials()
@@ -178,16 +176,27 @@ def interrupting_plugins(monkeypatch, act):
     from automl_tl.plugin.manager import load_plugins
 
     calls = {"n": 0}
-    original = stub_plugin.StubSession.train_epoch
 
-    def epoch(self):
+    def epoch():
         calls["n"] += 1
         if calls["n"] % 2 == 0:
             act()
-        return original(self)
 
-    monkeypatch.setattr(stub_plugin.StubSession, "train_epoch", epoch)
+    before_every_epoch(monkeypatch, stub_plugin.StubSession, epoch)
     return load_plugins(extra=[("stub", stub_plugin)])
+
+
+def before_every_epoch(monkeypatch, session_class, hook):
+    """Run ``hook()`` before each training epoch of ``session_class``: an epoch of steps (``train_epoch``) or a
+    fitted head's one fit (``set_linear_head``)."""
+    for name in ("train_epoch", "set_linear_head"):
+        original = getattr(session_class, name)
+
+        def wrapped(self, *args, _original=original, **kwargs):
+            hook()
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(session_class, name, wrapped)
 
 
 def test_an_interrupt_swallowed_by_a_weakref_callback_still_stops_the_trial(table, small_sample, monkeypatch):

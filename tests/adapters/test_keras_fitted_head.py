@@ -1,0 +1,32 @@
+"""The Keras adapter gives its training features to the engine's L-BFGS fit and predicts with the head it set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras", reason="the keras extra is not installed")
+
+from automl_tl.search.space import config_from_params  # noqa: E402
+from automl_tl.training.engine import effective_config, run_trial  # noqa: E402
+from automl_tl.training.linear_head import fit_logistic_head  # noqa: E402
+from automl_tl.types import Phase  # noqa: E402
+from automl_tl_keras.adapter import KerasAdapter  # noqa: E402
+from tests.plugins.keras_inline import tiny_keras_spec  # noqa: E402
+from tests.plugins.torch_inline import random_table  # noqa: E402
+
+
+def test_a_keras_trial_with_a_fitted_head_predicts_with_the_fitted_weights():
+    spec, table, adapter = tiny_keras_spec(), random_table(n_per_split=12, classes=3), KerasAdapter()
+    config = config_from_params(dict(backbone="tiny_keras", head_fit="lbfgs", head_l2=0.05, freeze_fraction=1.0,
+                                     augment="none"), epochs=3, image_size=16, batch_size=8)
+    outcome = run_trial(adapter, spec, config, table)
+    assert outcome.epochs_run == 1
+    session = adapter.start_trial(spec, effective_config(spec, config), table)
+    session.set_phase(Phase.HEAD)
+    features, labels = session.head_training_features()
+    session.close()
+    head = fit_logistic_head(features, labels, 3, 0.05, table.class_weights())
+    logits = adapter.block_features(spec, table, len(spec.blocks))[table.splits["val"]] @ head.weights + head.bias
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    assert np.allclose(outcome.val_probabilities, expected / expected.sum(1, keepdims=True), atol=1e-4)
