@@ -10,6 +10,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from automl_tl.search.cost import (
+    FITTED_HEAD_EPOCHS,
     KIND_FINETUNE,
     KIND_HEAD,
     KIND_SCRATCH,
@@ -85,6 +86,13 @@ def test_a_mirrored_view_doubles_the_prefix_passes():
     plain = model().breakdown(spec(), config(**HEAD_ONLY))
     mirrored = model().breakdown(spec(), config(**HEAD_ONLY, augment="hflip"))
     assert plain is not None and mirrored is not None and mirrored.prefix_s == pytest.approx(2 * plain.prefix_s)
+
+
+def test_a_fitted_head_is_one_fit_priced_at_four_adam_epochs_whatever_the_epochs_asked():
+    adam = model().breakdown(spec(), config(**HEAD_ONLY))
+    fitted = model().breakdown(spec(), config(**HEAD_ONLY, head_fit="lbfgs"))
+    assert adam is not None and fitted is not None and fitted.prefix_s == adam.prefix_s
+    assert fitted.head_s == pytest.approx(adam.head_s * FITTED_HEAD_EPOCHS / 6), "one fit instead of six epochs"
 
 
 def test_fine_tuning_pays_the_trained_blocks_forward_and_backward_every_tuning_epoch():
