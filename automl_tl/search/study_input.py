@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from automl_tl.data.resolution import AUTO, choose_image_size, native_size, study_rule, typical_shorter_side
+from automl_tl.data.resolution import AUTO, NativeSizes, choose_image_size, study_rule, typical_shorter_side
 from automl_tl.search.lifecycle import recorded_input
 from automl_tl.training.schedule import auto_epochs
 from automl_tl.types import BackboneSpec, DataSplits, ResizeRule
@@ -44,7 +44,7 @@ def study_input(specs: Sequence[BackboneSpec], splits: DataSplits, url: str, nam
     elif recorded is not None:
         size, size_why = recorded[0], began
     else:
-        resolution = choose_image_size(typical_shorter_side(splits.items), native_size(specs), len(splits.items),
+        resolution = choose_image_size(typical_shorter_side(splits.items), NativeSizes.of(specs), len(splits.items),
                                        timeout)
         size, size_why = resolution.image_size, f"auto: {resolution.reason}; {rule_why}"
     return StudyInput(size, rule, size_why, chosen_epochs, epochs_why)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from automl_tl.cli import main
-from automl_tl.data.resolution import AUTO_MIN_SIZE, choose_image_size, native_size, study_rule, typical_shorter_side
+from automl_tl.data.resolution import AUTO_MIN_SIZE, NativeSizes, choose_image_size, native_size, study_rule, typical_shorter_side
 from automl_tl.types import BackboneSpec, ImageItem, ResizeRule, WeightsInfo
 from tests.conftest import STUB_PLUGIN
 from tests.support.images import write_image
@@ -47,6 +47,48 @@ def test_the_study_rule_is_the_backbones_when_they_agree() -> None:
     assert study_rule([spec("a", crop=0.9), spec("s", crop=None, pretrained=False)], "crop")[0].crop_pct == 0.9
     assert study_rule([spec("a")], "pad")[0] == ResizeRule("pad", 1.0, "bilinear")
     assert native_size([spec("a", 256), spec("s", 32, pretrained=False)]) == 256
+
+
+MIXED = [spec("mobilenet", 224), spec("lite0", 224), spec("lite1", 240), spec("lite2", 260),
+         spec("scratch", 32, crop=None, pretrained=False)]
+
+
+def test_backbones_of_several_native_sizes_run_at_the_largest_never_below_their_own() -> None:
+    natives = NativeSizes.of(MIXED)
+    assert natives.sizes == {224: ("mobilenet", "lite0"), 240: ("lite1",), 260: ("lite2",)}  # scratch has no say
+    # Images at least half of the smallest native size go to the largest: 115 px stamps too, which half of
+    # 260 alone would have left at 128 px, below every backbone's native size.
+    for typical in (115, 130, 400, None):
+        chosen = choose_image_size(typical, natives, 1000, None)
+        assert chosen.image_size == 260
+        assert "lite2's; mobilenet, lite0 at 224 px; lite1 at 240 px run above theirs" in chosen.reason
+    small = choose_image_size(100, natives, 1000, None)
+    assert small.image_size == 112 and "not blown up to the backbones' native 224-260 px" in small.reason
+    # A tight budget drops to the next size down, the smaller backbones' native one.
+    tight = choose_image_size(400, natives, 6000, 600, cores=2)
+    assert tight.image_size == 224 and "--timeout" in tight.reason
+    # One native size: as before, and said as before.
+    assert choose_image_size(400, NativeSizes.of(MIXED[:2]), 1000, None).reason.endswith("the backbones' native 224 px")
+    assert NativeSizes.of([spec("s", 32, pretrained=False)]).largest == 32 and NativeSizes.of([]).largest == 224
+
+
+def test_a_search_over_backbones_of_two_native_sizes_says_which_size_and_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugin = tmp_path / "two_sizes.py"
+    plugin.write_text(
+        "from automl_tl.hookspecs import hookimpl\n"
+        "from automl_tl.types import BackboneSpec, WeightsInfo\n\n\n"
+        "@hookimpl\n"
+        "def register_backbones(register):\n"
+        "    for name, size in ((\"small_native\", 224), (\"large_native\", 260)):\n"
+        "        register(BackboneSpec(name=name, framework=\"stub\", factory=lambda pretrained: None,\n"
+        "                              blocks=(\"b0\", \"b1\"), feature_dim=8, default_image_size=size,\n"
+        "                              weights=WeightsInfo(\"stub weights\", lambda: True)))\n")
+    data = photo_folder(tmp_path / "photos", per_class=4, size=(150, 115))
+    assert main(["search", str(data), "--study", "n", *STUB, "--plugin", str(plugin),
+                 "--backbones", "small_native,large_native", "--no-smart-start"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Input 260 px" in out and "typically 115 px" in out and "large_native's; small_native at 224 px" in out
 
 
 def test_the_typical_size_is_read_from_headers(tmp_path: Path) -> None:

@@ -1,1 +1,1 @@
-"""EfficientNet-Lite0 as an automl-tl backbone (see plugin.py)."""
+"""EfficientNet-Lite0, Lite1 and Lite2 as automl-tl backbones (see plugin.py)."""
