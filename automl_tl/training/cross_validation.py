@@ -46,7 +46,7 @@ from automl_tl.training.engine import (
 )
 from automl_tl.training.folds import assign_folds, fold_table, refit_table, scored_rows
 from automl_tl.training.metrics import accuracy, balanced_accuracy
-from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, Phase, TrialConfig
+from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, TrialConfig
 
 EpochScores = Callable[[int], float]
 FoldCheck = Callable[[int, float], bool]  # (fold index, that fold's best accuracy): False stops the remaining folds
@@ -86,17 +86,9 @@ def train_for_epochs(adapter: FrameworkAdapter, spec: BackboneSpec, config: Tria
     session = adapter.start_trial(spec, config, data)
     try:
         driver = EpochDriver(session, np.zeros(0, np.int64), deadline, fit_head=head_fitter(session, spec, config, data))
-        current: Phase | None = None
         for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))[:epochs]):
-            if driver.deadline_passed():
-                raise DeadlineReached("the --timeout passed during the refit")
-            if phase is not current:
-                session.set_phase(phase)
-                current = phase
             epoch_start = driver.clock.spent
-            loss = driver.train(epoch, phase)
-            if loss is None:
-                raise DeadlineReached("the --timeout passed during the refit")
+            loss = driver.run_epoch(epoch, phase, between="during the refit", inside="during the refit")
             if on_epoch is not None:
                 score = reported(epoch) if reported is not None else float("nan")
                 on_epoch(EpochResult(epoch=epoch, phase=phase, train_loss=loss, val_accuracy=score,

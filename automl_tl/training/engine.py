@@ -159,6 +159,7 @@ class EpochDriver:
                  pause_due: PauseDue | None = None, fit_head: Callable[[], float] | None = None) -> None:
         self.session, self.val_labels, self.deadline, self.pause_due = session, val_labels, deadline, pause_due
         self.fit_head = fit_head  # a head phase that is one closed-form fit (``head_fitter``), not minibatches
+        self.phase: Phase | None = None  # the phase the session was last set to
         self.clock = TrainingClock()
         self.sliced = takes_should_stop(session)
 
@@ -169,6 +170,20 @@ class EpochDriver:
     def should_stop(self) -> bool:
         """What the session asks after every optimiser step."""
         return self.deadline_passed() or (self.pause_due is not None and bool(self.pause_due(self.clock.now())))
+
+    def run_epoch(self, epoch: int, phase: Phase, on_check: Callable[[EpochResult], None] | None = None,
+                  between: str = "", inside: str = "") -> float:
+        """Epoch ``epoch``: the session enters ``phase`` first if it is a new one, then ``train``. A deadline that
+        has passed before it (``between``) or inside it (``inside``) raises ``DeadlineReached`` saying when."""
+        if self.deadline_passed():
+            raise DeadlineReached(f"the --timeout passed {between}")
+        if phase is not self.phase:
+            self.session.set_phase(phase)
+            self.phase = phase
+        loss = self.train(epoch, phase, on_check)
+        if loss is None:
+            raise DeadlineReached(f"the --timeout passed {inside}")
+        return loss
 
     def train(self, epoch: int, phase: Phase, on_check: Callable[[EpochResult], None] | None = None) -> float | None:
         """Train epoch ``epoch`` to its end and return its mean loss; None when the deadline cut it short.
@@ -252,19 +267,11 @@ def run_trial(
             raise PruneTrial([*history, result])
 
     try:
-        current: Phase | None = None
         stopped_by: str | None = None
         for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))):
             try:
-                if driver.deadline_passed():
-                    raise DeadlineReached("the --timeout passed between epochs")
-                if phase is not current:
-                    session.set_phase(phase)
-                    current = phase
                 epoch_start = driver.clock.spent
-                loss = driver.train(epoch, phase, check)
-                if loss is None:
-                    raise DeadlineReached("the --timeout passed inside an epoch")
+                loss = driver.run_epoch(epoch, phase, check, between="between epochs", inside="inside an epoch")
                 probabilities = driver.clock.run(lambda: session.predict_split("val"))
             except DeadlineReached:
                 if best is None:

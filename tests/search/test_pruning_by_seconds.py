@@ -76,9 +76,7 @@ def fold_zero_peers_then(params, accuracy):
 def test_under_cv_a_fine_tuning_trial_behind_after_fold_0_runs_no_other_fold(stub_plugins, table, small_sample,
                                                                              monkeypatch):
     started = count_sessions(stub_plugins, monkeypatch)
-    result = run_search(settings(small_sample, 6, "halving", cv_folds=3), stub_plugins, table, Console(quiet=True),
-                        on_ready=fold_zero_peers_then(BAD, 0.9))
-    behind = result.study.get_trials(deepcopy=False)[-1]
+    behind = last_trial_behind_peers(stub_plugins, table, small_sample, BAD, 0.9)
     assert behind.user_attrs["kind"] == "fine-tune" and behind.state == TrialState.PRUNED
     assert len(started) == 1, "fold 0 only: no other fold and no refit"
     assert behind.user_attrs[FOLD_ZERO_ATTR]["folds"] == 3 and behind.user_attrs[FOLD_ZERO_ATTR]["accuracy"] < 0.9
@@ -87,14 +85,18 @@ def test_under_cv_a_fine_tuning_trial_behind_after_fold_0_runs_no_other_fold(stu
 def test_a_trial_ahead_after_fold_0_or_under_another_pruner_runs_every_fold(stub_plugins, table, small_sample,
                                                                             monkeypatch):
     started = count_sessions(stub_plugins, monkeypatch)
-    result = run_search(settings(small_sample, 6, "halving", cv_folds=3), stub_plugins, table, Console(quiet=True),
-                        on_ready=fold_zero_peers_then(GOOD, 0.2))
-    ahead = result.study.get_trials(deepcopy=False)[-1]
+    ahead = last_trial_behind_peers(stub_plugins, table, small_sample, GOOD, 0.2)
     assert ahead.state == TrialState.COMPLETE and ahead.user_attrs["cv_folds_done"] == 3 and len(started) == 4
     started.clear()
-    other = run_search(settings(small_sample, 6, "median", cv_folds=3, study_name="median"), stub_plugins, table,
-                       Console(quiet=True), on_ready=fold_zero_peers_then(BAD, 0.9))
-    assert other.study.get_trials(deepcopy=False)[-1].state == TrialState.COMPLETE and len(started) == 4
+    other = last_trial_behind_peers(stub_plugins, table, small_sample, BAD, 0.9, pruner="median", study_name="median")
+    assert other.state == TrialState.COMPLETE and len(started) == 4
+
+
+def last_trial_behind_peers(stub_plugins, table, small_sample, params, peer_accuracy, pruner="halving", **changes):
+    """A 3-fold search whose last trial (``params``, fine-tuning) follows five peers of fold-0 ``peer_accuracy``."""
+    result = run_search(settings(small_sample, 6, pruner, cv_folds=3, **changes), stub_plugins, table,
+                        Console(quiet=True), on_ready=fold_zero_peers_then(params, peer_accuracy))
+    return result.study.get_trials(deepcopy=False)[-1]
 
 
 def peer_study(accuracies, folds=5):
