@@ -76,7 +76,7 @@ def refit(features: np.ndarray, table: ImageTable, l2: float) -> LinearHead:
 
 
 def measure_backbone(name: str, plugins: Any, table: ImageTable, held: ImageTable, folds: list[ImageTable],
-                     size: int, emit: Any) -> tuple[np.ndarray, np.ndarray]:
+                     size: int, emit: Any, fitted_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
     spec = plugins.backbone(name)
     adapter = plugins.framework(spec.framework)
     blocks = len(spec.blocks)
@@ -86,7 +86,7 @@ def measure_backbone(name: str, plugins: Any, table: ImageTable, held: ImageTabl
     emit({"backbone": name, "what": "probe", "validation_split_alone": ridge_probe_accuracy(last, table),
           "mean_of_folds": probe_accuracy(last, table),
           "folds": [ridge_probe_accuracy(last, fold) for fold in folds]})
-    for head in ADAM_HEADS:
+    for head in () if fitted_only else ADAM_HEADS:
         config = config_from_params(dict(backbone=name, freeze_fraction=1.0, finetune_lr_ratio=1.0, switch_epoch=12,
                                          **head), epochs=12, image_size=size)
         scores = [run_trial(adapter, spec, config, fold).val_accuracy for fold in folds]
@@ -98,7 +98,7 @@ def measure_backbone(name: str, plugins: Any, table: ImageTable, held: ImageTabl
         emit({"backbone": name, "what": "fitted head", "l2": l2, "cv": float(np.mean(scores)), "folds": scores,
               "held_out": accuracy(head, held_last, held.labels), "refit_seconds": round(time.perf_counter() - started, 3),
               "iterations": head.iterations})
-    for depth in (blocks - 1, blocks - 2):
+    for depth in () if fitted_only else (blocks - 1, blocks - 2):
         earlier = adapter.block_features(spec, table, depth)
         both, held_both = np.concatenate([last, earlier], 1), np.concatenate([held_last, adapter.block_features(spec, held, depth)], 1)
         emit({"backbone": name, "what": "fitted head, last block + block", "depth": depth, "l2": 1e-2,
@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--backbones", default="mobilenet_v2,efficientnet_lite0")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("head_fit.json"))
+    parser.add_argument("--fitted-only", action="store_true", help="only the probe and the fitted heads (no Adam "
+                        "heads through the engine, no multi-depth): to compare backbones and sizes in a few minutes")
     args = parser.parse_args()
     plugins = load_plugins()
     table = load_table(plugins.dataset_for(args.data).discover(args.data), args.image_size, show_progress=False)
@@ -125,8 +127,15 @@ def main() -> None:
         lines.append(line)
         print(json.dumps(line, default=lambda v: round(float(v), 4)), flush=True)
 
-    features = {name: measure_backbone(name, plugins, table, held, folds, args.image_size, emit)
+    features = {name: measure_backbone(name, plugins, table, held, folds, args.image_size, emit, args.fitted_only)
                 for name in args.backbones.split(",")}
+    for first, second in zip(list(features), list(features)[1:], strict=False) if len(features) > 2 else ():
+        pair = {first: features[first], second: features[second]}
+        together = np.concatenate([f for f, _ in pair.values()], 1)
+        held_together = np.concatenate([h for _, h in pair.values()], 1)
+        emit({"what": f"fitted head on {first} and {second} features concatenated", "l2": 1e-2,
+              "cv": float(np.mean(fitted_fold_scores(together, folds, 1e-2))),
+              "held_out": accuracy(refit(together, table, 1e-2), held_together, held.labels)})
     if len(features) > 1:
         together = np.concatenate([f for f, _ in features.values()], 1)
         held_together = np.concatenate([h for _, h in features.values()], 1)

@@ -53,23 +53,23 @@ MIXED = [spec("mobilenet", 224), spec("lite0", 224), spec("lite1", 240), spec("l
          spec("scratch", 32, crop=None, pretrained=False)]
 
 
-def test_backbones_of_several_native_sizes_run_at_the_largest_never_below_their_own() -> None:
+def test_backbones_of_several_native_sizes_train_photos_at_the_smallest_and_say_who_runs_below_theirs() -> None:
     natives = NativeSizes.of(MIXED)
     assert natives.sizes == {224: ("mobilenet", "lite0"), 240: ("lite1",), 260: ("lite2",)}  # scratch has no say
-    # Images at least half of the smallest native size go to the largest: 115 px stamps too, which half of
-    # 260 alone would have left at 128 px, below every backbone's native size.
+    # Images at least half of the smallest native size go to it: 115 px stamps too, which half of 260 alone
+    # would have left at 128 px, below every backbone's native size.
     for typical in (115, 130, 400, None):
         chosen = choose_image_size(typical, natives, 1000, None)
-        assert chosen.image_size == 260
-        assert "lite2's; mobilenet, lite0 at 224 px; lite1 at 240 px run above theirs" in chosen.reason
+        assert chosen.image_size == 224
+        assert "mobilenet, lite0's; lite1 at 240 px; lite2 at 260 px run below theirs" in chosen.reason
     small = choose_image_size(100, natives, 1000, None)
     assert small.image_size == 112 and "not blown up to the backbones' native 224-260 px" in small.reason
-    # A tight budget drops to the next size down, the smaller backbones' native one.
-    tight = choose_image_size(400, natives, 6000, 600, cores=2)
-    assert tight.image_size == 224 and "--timeout" in tight.reason
+    tight = choose_image_size(400, natives, 6000, 300, cores=2)
+    assert tight.image_size < 224 and "--timeout" in tight.reason
     # One native size: as before, and said as before.
     assert choose_image_size(400, NativeSizes.of(MIXED[:2]), 1000, None).reason.endswith("the backbones' native 224 px")
-    assert NativeSizes.of([spec("s", 32, pretrained=False)]).largest == 32 and NativeSizes.of([]).largest == 224
+    assert NativeSizes.of([spec("s", 32, pretrained=False)]).smallest == 32 and NativeSizes.of([]).smallest == 224
+    assert NativeSizes.of(MIXED).largest == 260
 
 
 def test_a_search_over_backbones_of_two_native_sizes_says_which_size_and_why(
@@ -88,7 +88,7 @@ def test_a_search_over_backbones_of_two_native_sizes_says_which_size_and_why(
     assert main(["search", str(data), "--study", "n", *STUB, "--plugin", str(plugin),
                  "--backbones", "small_native,large_native", "--no-smart-start"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "Input 260 px" in out and "typically 115 px" in out and "large_native's; small_native at 224 px" in out
+    assert "Input 224 px" in out and "typically 115 px" in out and "small_native's; large_native at 260 px run below" in out
 
 
 def test_the_typical_size_is_read_from_headers(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from tests.plugins.stub_plugin import stub_spec
 from tests.support.stub_search import stub_settings
 from tests.training.test_engine import config as trial_config
 
-
 EPOCHS_OF_ADAM = {"backbone": "stub_net", "head_fit": "adam", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3,
                   "augment": "none", "cut_fraction": 1.0, "freeze_fraction": 1.0}
 
