@@ -177,7 +177,7 @@ def ask_params(space: Mapping[str, BaseDistribution], choose: Callable[[str, Bas
 def head_label(params: Mapping[str, Any]) -> str:
     """A trial's head in a few words: its hidden units, "linear", or a fitted linear head with its L2 strength."""
     if params.get("head_fit") == HEAD_FIT_LBFGS:
-        return f"fitted L2 {float(params.get('head_l2', TrialConfig.head_l2)):.1g}"
+        return f"fit L2 {float(params.get('head_l2', TrialConfig.head_l2)):.1g}"
     return str(params.get("head_units") or "linear")
 
 

@@ -188,3 +188,10 @@ def test_a_backbone_trained_from_scratch_is_never_asked_how_to_fit_its_head():
     asked = ask_params(space, lambda name, dist: dist.choices[-1] if hasattr(dist, "choices") else dist.low,
                        lambda name: BackboneShape(False, 4))
     assert "head_fit" not in asked and "head_l2" not in asked and "head_units" in asked
+
+
+def test_the_head_label_names_a_fitted_head_and_its_l2_in_a_narrow_column():
+    from automl_tl.search.space import head_label
+
+    assert head_label({"head_fit": "lbfgs", "head_l2": 0.01}) == "fit L2 0.01"
+    assert head_label({"head_fit": "adam", "head_units": 0}) == "linear" and head_label({"head_units": 256}) == "256"
