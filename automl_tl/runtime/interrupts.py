@@ -8,7 +8,8 @@ interrupt still stops the run there, instead of waiting for a second Ctrl-C."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,11 +61,28 @@ def interrupts_as_keyboard_interrupt() -> Iterator[None]:
     """Install the handler for SIGINT and SIGTERM for the duration of a command."""
     _state["signalled"] = False
     previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_about_interrupts(previous_hook)
     _state["installed"] += 1
     try:
         yield
     finally:
         _state["installed"] -= 1
+        sys.unraisablehook = previous_hook
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _state["signalled"] = False
+
+
+def _quiet_about_interrupts(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``sys.unraisablehook`` that drops a KeyboardInterrupt raised where Python cannot propagate it (a weakref
+    callback, a ``__del__``): the handler has remembered the signal, and ``raise_if_interrupted`` raises it at the
+    next check, so the user sees the stop message instead of "Exception ignored ... Traceback". Anything else
+    goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _state["signalled"]:
+            return
+        previous(unraisable)
+
+    return hook

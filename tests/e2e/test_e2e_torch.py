@@ -142,8 +142,9 @@ def test_ensemble_options_that_cannot_work_are_refused(in_study, tmp_path, capsy
 
 @pytest.fixture
 def timed_copy(searched, tmp_path, monkeypatch):
-    """A copy of the study in which the most accurate trial is slow (50 ms), the next two fast (2 and 1 ms)
-    and any others slower still (60 ms): the fastest and the most accurate trials differ."""
+    """A copy of the study in which the most accurate trial is slow (50 ms), the next two fast (1 and 2 ms)
+    and any others slower still (60 ms): the fastest and the most accurate trials differ. The runner-up is the
+    faster of the two, so that it is the choice within a limit even when the third ties its score."""
     import shutil
 
     copy = tmp_path / "studies"
@@ -153,7 +154,7 @@ def timed_copy(searched, tmp_path, monkeypatch):
 
     ranked = sorted((t for t in load_study().get_trials() if t.state.name == "COMPLETE"), key=lambda t: -t.value)
     with sqlite3.connect(copy / "e2e.db") as database:  # Optuna refuses to edit finished trials: edit the table
-        latencies = [50.0, 2.0, 1.0] + [60.0] * (len(ranked) - 3)
+        latencies = [50.0, 1.0, 2.0] + [60.0] * (len(ranked) - 3)
         for trial, latency in zip(ranked, latencies):
             database.execute("UPDATE trial_user_attributes SET value_json = ? WHERE trial_id = ? AND key = 'latency_ms'",
                              (json.dumps(latency), trial._trial_id))
@@ -178,7 +179,7 @@ def test_an_ensemble_under_a_latency_limit_takes_only_trials_that_fit_it(timed_c
     out = tmp_path / "ensemble"
     assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--ensemble", "4", "--max-latency-ms", "2.5"]) == 0
     ensemble = json.loads((out / "metadata.json").read_text())["ensemble"]
-    # 50 ms never fits; 2 + 1 ms would pass 2.5 ms, so one of the two fast trials is the only member
+    # 50 ms never fits; 1 + 2 ms would pass 2.5 ms, so one of the two fast trials is the only member
     assert timed_copy[0] not in ensemble["members"] and len(ensemble["members"]) == 1
     assert ensemble["members"][0] in timed_copy[1:]
 

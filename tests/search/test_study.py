@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -216,11 +218,15 @@ def test_an_interrupt_swallowed_by_a_weakref_callback_still_stops_the_trial(tabl
         assert reference() is None
 
     plugins = interrupting_plugins(monkeypatch, signal_lands_in_a_weakref_callback)
+    printed = []  # what Python would print as "Exception ignored ... Traceback"
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
     with interrupts.interrupts_as_keyboard_interrupt():
         with pytest.raises(interrupts.StoppedTrial, match="queued again"):
             run_search(settings(small_sample, trials=3, smart_start=False), plugins, table, Console(quiet=True))
     study = optuna.load_study(study_name="s", storage=storage_url("s", None))
     assert states(study) == [TrialState.FAIL, TrialState.WAITING]
+    assert not printed, "the swallowed interrupt is not printed as a traceback"
+    assert sys.unraisablehook == printed.append, "the hook is put back after the command"
 
 
 def test_the_fourth_interrupt_of_one_trial_says_it_is_not_queued_again(table, small_sample, monkeypatch):
