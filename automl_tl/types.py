@@ -188,7 +188,7 @@ class TrialConfig:
     # (multinomial logistic regression solved to convergence on the cached features, L2 strength ``head_l2``;
     # automl_tl/training/linear_head.py). An "lbfgs" head phase is one fit, counted as one epoch.
     head_fit: str = "adam"
-    head_l2: float = 1e-2
+    head_l2: float = 1e-2  # smart start's too: the middle of the range where fitted heads scored the same (bench/head_fit.py)
 
     def depth(self, n_blocks: int) -> int:
         """How many leading blocks the model keeps (the truncation cut point, at least one)."""

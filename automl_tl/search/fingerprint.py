@@ -14,7 +14,9 @@ FLAT_LAYOUT = "flat"  # what studies made before the conditional space asked: ev
 
 LEGACY_RESIZE = "stretch:1:bilinear"  # what studies made before resize rules did to every image
 # Parameters a later automl-tl added to the space, and what they search: a study made before one is another search.
-ADDED_LATER = {"block_lr_decay": "per-block fine-tuning rates (each block below the top learning slower)"}
+ADDED_LATER = {"block_lr_decay": "per-block fine-tuning rates (each block below the top learning slower)",
+               "head_fit": "linear heads fitted to convergence (L-BFGS) beside heads trained by Adam",
+               "head_l2": "the L2 strength of those fitted heads"}
 
 
 def make_fingerprint(manifest_hash: str, space: Mapping[str, Any], epochs: int, image_size: int,

@@ -28,11 +28,10 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 
 from automl_tl.search.space import ShapeOf, ask_params, unknown_shape
 from automl_tl.training.folds import assign_folds, fold_table, scored_rows
-from automl_tl.types import HEAD_FIT_ADAM, HEAD_FIT_LBFGS, BackboneSpec, FrameworkAdapter, ImageTable
+from automl_tl.types import HEAD_FIT_ADAM, HEAD_FIT_LBFGS, BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 SMALL_PER_CLASS = 100  # fewer training images per class than this is "small" data
 PROBE_FOLDS = 5  # the probe is cross-validated over train and val, as trials under --cv auto are
-FITTED_HEAD_L2 = 1e-2  # the middle of the range where the stamps' fitted heads scored the same (bench/head_fit.py)
 CLOSE_CALL = 0.02  # probe accuracies closer than this leave the likeness undecided
 REASON_ATTR = "smart_start"
 PROFILE_ATTR = "data_profile"
@@ -78,17 +77,22 @@ class StartTrial:
     reason: str
 
 
-def probe_accuracy(features: np.ndarray, table: ImageTable, folds: int = PROBE_FOLDS) -> float:
-    """The ridge probe's accuracy cross-validated over the training and validation images, ``folds`` folds
-    assigned as the trials' own cross-validation assigns them (``training.folds``): a closed-form solve per fold.
-    One validation split of a small folder is too few images to compare with cross-validated trials (on 647
-    stamps the five folds of one head ranged from 0.84 to 0.97: bench/head_fit.py)."""
+def probe_folds(table: ImageTable, folds: int = PROBE_FOLDS) -> list[ImageTable]:
+    """``folds`` folds of the training and validation images, assigned as the trials' own cross-validation
+    assigns them (``training.folds``); those with images to train on and to score. Empty: too few to fold."""
     assignment = assign_folds(table.relpaths, table.labels, scored_rows(table), folds)
     tables = [fold_table(table, assignment, j) for j in range(folds)]
-    scored = [fold for fold in tables if len(fold.splits["val"]) and len(fold.splits["train"])]
-    if not scored:  # too few images to fold: the validation split alone
+    return [fold for fold in tables if len(fold.splits["val"]) and len(fold.splits["train"])]
+
+
+def probe_accuracy(features: np.ndarray, table: ImageTable, folds: list[ImageTable] | None = None) -> float:
+    """The ridge probe's accuracy cross-validated over ``folds`` (default ``probe_folds(table)``): a closed-form
+    solve per fold. One validation split of a small folder is too few images to compare with cross-validated
+    trials (on 647 stamps the five folds of one head ranged from 0.84 to 0.97: bench/head_fit.py)."""
+    folds = probe_folds(table) if folds is None else folds
+    if not folds:  # too few images to fold: the validation split alone
         return ridge_probe_accuracy(features, table)
-    return float(np.mean([ridge_probe_accuracy(features, fold) for fold in scored]))
+    return float(np.mean([ridge_probe_accuracy(features, fold) for fold in folds]))
 
 
 def ridge_probe_accuracy(features: np.ndarray, table: ImageTable, l2: float = 1.0) -> float:
@@ -121,10 +125,10 @@ def profile_data(adapter: FrameworkAdapter, spec: BackboneSpec, table: ImageTabl
     last = adapter.block_features(spec, table, n_blocks)
     middle_depth = max(1, min(n_blocks, int(round(cut * n_blocks))))
     middle = adapter.block_features(spec, table, middle_depth) if middle_depth < n_blocks else last
-    train = len(table.splits["train"])
+    train, folds = len(table.splits["train"]), probe_folds(table)
     return DataProfile(
         backbone=spec.name, train_images=train, classes=table.num_classes, per_class=train / max(table.num_classes, 1),
-        probe_last=probe_accuracy(last, table), probe_middle=probe_accuracy(middle, table), middle_cut=cut,
+        probe_last=probe_accuracy(last, table, folds), probe_middle=probe_accuracy(middle, table, folds), middle_cut=cut,
     )
 
 
@@ -194,7 +198,7 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
         plans[1] = (other, f"a close call between similar and different, so also: {why}")
         # In a tie the shorter backbone fits as well and is the smaller, cheaper model: it goes first.
         plans.sort(key=lambda plan: plan[0].get("cut_fraction", 1.0))
-    probe = ({"cut_fraction": 1.0 if profile.similar else cut, "head_fit": HEAD_FIT_LBFGS, "head_l2": FITTED_HEAD_L2},
+    probe = ({"cut_fraction": 1.0 if profile.similar else cut, "head_fit": HEAD_FIT_LBFGS, "head_l2": TrialConfig.head_l2},
              "the classic bottleneck recipe: frozen features and a softmax layer, fitted to convergence, the cheapest "
              "baseline")
     trials = [probe, *plans]

@@ -177,7 +177,8 @@ def ask_params(space: Mapping[str, BaseDistribution], choose: Callable[[str, Bas
 def head_label(params: Mapping[str, Any]) -> str:
     """A trial's head in a few words: its hidden units, "linear", or a fitted linear head with its L2 strength."""
     if params.get("head_fit") == HEAD_FIT_LBFGS:
-        return f"fit L2 {float(params.get('head_l2', TrialConfig.head_l2)):.1g}"
+        l2 = params.get("head_l2", TrialConfig.head_l2)
+        return f"fit L2 {l2:.1g}" if isinstance(l2, (int, float)) else f"fit L2 {l2}"  # a study's value, unchecked
     return str(params.get("head_units") or "linear")
 
 

@@ -125,8 +125,8 @@ class TrialRunner:
             discard_partial(self.folder, trial.number)
             trial.set_user_attr("seconds", round(seconds, 2))
             recorded = fail_and_requeue(self.study, trial._trial_id, TIMED_OUT)
-        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [yellow]stopped by --timeout[/]: "
-                                                 f"{console_text(recorded)}")
+        # ``recorded`` begins with TIMED_OUT ("stopped by --timeout before ..."): said once, not twice
+        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [yellow]{console_text(recorded)}[/]")
         return TrialState.FAIL
 
     def _plan(self, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig) -> FitPlan | None:

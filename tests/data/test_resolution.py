@@ -69,7 +69,7 @@ def test_backbones_of_several_native_sizes_train_photos_at_the_smallest_and_say_
     # One native size: as before, and said as before.
     assert choose_image_size(400, NativeSizes.of(MIXED[:2]), 1000, None).reason.endswith("the backbones' native 224 px")
     assert NativeSizes.of([spec("s", 32, pretrained=False)]).smallest == 32 and NativeSizes.of([]).smallest == 224
-    assert NativeSizes.of(MIXED).largest == 260
+    assert max(NativeSizes.of(MIXED).sizes) == 260
 
 
 def test_a_search_over_backbones_of_two_native_sizes_says_which_size_and_why(

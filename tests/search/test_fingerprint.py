@@ -33,3 +33,11 @@ def test_a_study_from_before_per_block_rates_is_refused_naming_what_is_now_searc
     (change,) = describe_changes(old, _fp())
     assert "'block_lr_decay' was added" in change and "per-block fine-tuning rates" in change, change
     assert "shown, reported and exported" in change
+
+
+def test_a_study_from_before_fitted_heads_is_refused_naming_what_is_now_searched():
+    old = _fp()
+    del old["search_space"]["head_fit"], old["search_space"]["head_l2"]
+    fit, l2 = describe_changes(old, _fp())
+    assert "'head_fit' was added" in fit and "fitted to convergence" in fit and "shown, reported and exported" in fit
+    assert "'head_l2' was added" in l2 and "L2 strength" in l2

@@ -195,3 +195,9 @@ def test_the_head_label_names_a_fitted_head_and_its_l2_in_a_narrow_column():
 
     assert head_label({"head_fit": "lbfgs", "head_l2": 0.01}) == "fit L2 0.01"
     assert head_label({"head_fit": "adam", "head_units": 0}) == "linear" and head_label({"head_units": 256}) == "256"
+
+
+def test_a_fitted_heads_l2_that_is_not_a_number_is_shown_as_written():
+    from automl_tl.search.space import head_label
+
+    assert head_label({"head_fit": "lbfgs", "head_l2": "[/]x"}) == "fit L2 [/]x", "a study from elsewhere, unchecked"
