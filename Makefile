@@ -73,6 +73,8 @@ BENCH_B_TIMEOUT ?= 1200
 BENCH_PRUNERS   ?= halving,median
 # bench/budget.py: --timeout budgets, each run by the new code, the code before issue 23 and a fixed recipe (~45-50 min).
 BENCH_BUDGETS   ?= 60,180,600
+# bench/photo_quality.py: issue 24's held-out accuracy, before and after, over seeds (~45 min per seed).
+BENCH_SEEDS     ?= 0,1,2
 bench: setup stamps
 	$(BIN)/python bench/cpu_settings.py
 	$(BIN)/python bench/cache_precision.py
@@ -86,6 +88,8 @@ bench: setup stamps
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
 	$(BIN)/python bench/photos.py
 	$(BIN)/python bench/budget.py --budgets $(BENCH_BUDGETS)
+	$(BIN)/python bench/head_fit.py
+	$(BIN)/python bench/photo_quality.py --seeds $(BENCH_SEEDS)
 	$(BIN)/python bench/trial_cost.py --keras
 
 # The report's browser test opens it in Debian's headless Chromium through Selenium and Debian's

@@ -19,7 +19,7 @@ import tarfile
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,10 +134,12 @@ def busy_core(enabled: bool) -> Iterator[None]:
         burner.wait()
 
 
-def run_search(code: Code, folder: Path, data: Path, budget: float, seed: int, busy: bool) -> dict[str, Any]:
-    """``automl-tl search DATA --timeout BUDGET`` at the defaults; its wall time from launch to exit, and its output."""
+def run_search(code: Code, folder: Path, data: Path, budget: float, seed: int, busy: bool,
+               extra: Sequence[str] = ()) -> dict[str, Any]:
+    """``automl-tl search DATA --timeout BUDGET`` at the defaults (``extra`` options added); its wall time from
+    launch to exit, and its output."""
     folder.mkdir(parents=True, exist_ok=True)
-    command = [CLI, "search", str(data), "--study", STUDY, "--timeout", f"{budget:g}", "--seed", str(seed)]
+    command = [CLI, "search", str(data), "--study", STUDY, "--timeout", f"{budget:g}", "--seed", str(seed), *extra]
     with (folder / "search.log").open("w") as log, busy_core(busy):
         started_at = datetime.now()
         started = time.perf_counter()
@@ -225,11 +227,13 @@ def _checked(command: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
-def held_out_accuracy(code: Code, folder: Path, held_out: Path, trial: int | None = None) -> dict[str, Any]:
-    """Export a trial of the study (the one ``export`` chooses when ``trial`` is None) as ONNX with ``code``, and
-    ``automl-tl evaluate`` it on every image of the held-out folder."""
-    target = folder / "exports" / ("chosen" if trial is None else f"trial_{trial}")
-    export = [CLI, "export", STUDY, "--format", "onnx", "-o", str(target), "--overwrite"]
+def held_out_accuracy(code: Code, folder: Path, held_out: Path, trial: int | None = None,
+                      extra: Sequence[str] = (), name: str | None = None) -> dict[str, Any]:
+    """Export a trial of the study (the one ``export`` chooses when ``trial`` is None) as ONNX with ``code`` (with
+    ``extra`` export options, into ``exports/name``), and ``automl-tl evaluate`` it on every image of the held-out
+    folder."""
+    target = folder / "exports" / (name or ("chosen" if trial is None else f"trial_{trial}"))
+    export = [CLI, "export", STUDY, "--format", "onnx", "-o", str(target), "--overwrite", *extra]
     env = code.env(folder)
     _checked([*export, *([] if trial is None else ["--trial", str(trial)])], env, folder)
     figures = json.loads(_checked([CLI, "evaluate", str(target), str(held_out), "--split", "all", "--json"], env, folder))
