@@ -82,13 +82,14 @@ bench: setup stamps
 	$(BIN)/python bench/schedule.py
 	$(BIN)/python bench/block_lr.py
 	$(BIN)/python bench/ensemble.py --data sample
-	$(BIN)/python bench/ensemble.py --data stamps --trials 20 --epochs 6 --image-size 96
+	$(BIN)/python bench/ensemble.py --data stamps --trials 30 --epochs 6 --image-size 96 --backbones "*" --cv off --seeds 0,1,2
 	$(BIN)/python bench/small_data_cv.py
 	$(BIN)/python bench/numpy_head.py
 	$(BIN)/python bench/search_vs_baseline.py --trials $(BENCH_TRIALS) --b-timeout $(BENCH_B_TIMEOUT) --pruners $(BENCH_PRUNERS)
 	$(BIN)/python bench/photos.py
 	$(BIN)/python bench/budget.py --budgets $(BENCH_BUDGETS)
 	$(BIN)/python bench/head_fit.py
+	$(BIN)/python bench/augmented_views.py
 	$(BIN)/python bench/photo_quality.py --seeds $(BENCH_SEEDS)
 	$(BIN)/python bench/trial_cost.py --keras
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from automl_tl.training.augment import views
+from automl_tl.training.augment import view_table
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable
 
 
@@ -17,14 +17,14 @@ class AdapterCacheState:
 
     def __init__(self, adapter_of: Callable[[str], FrameworkAdapter], table: ImageTable) -> None:
         self.adapter_of, self.table = adapter_of, table
-        self._tables: list[ImageTable] | None = None
+        self._tables: dict[int, ImageTable] = {}
         self._prefixes: dict[tuple[str, int], Any] = {}
 
     def _prefix(self, spec: BackboneSpec, view: int) -> Any:
         key = (spec.name, view)
         if key not in self._prefixes:
-            if self._tables is None:
-                self._tables = views(self.table, "hflip")  # the original, then the mirrored view
+            if view not in self._tables:  # the original, the mirror or an augmented view (view_ids' numbers)
+                self._tables[view] = view_table(self.table, view)
             probe = getattr(self.adapter_of(spec.framework), "prefix_activations", None)
             try:
                 self._prefixes[key] = probe(spec, self._tables[view]) if probe is not None else None

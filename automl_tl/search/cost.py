@@ -5,7 +5,8 @@ with the backbone's measured forward seconds per image and block (automl_tl/sear
 
 - prefix passes, once per trial, over every image of the table (and of each augmented view): the pooled
   features the head reads and the activations at the freeze point, from the deepest block the activation cache
-  already holds; free when the entry is stored;
+  already holds; free when the entry is stored. An augmented view (``augment: views``) adds the making of its
+  images (crop, resize, colour) to each of its passes;
 - per fine-tuning epoch, the trained blocks forward and backward over the training rows (``train_factor`` times
   a forward), and forward over the validation rows; the test rows once at the end;
 - per head epoch, a head step per training row on cached features (tiny), and a fixed cost per epoch;
@@ -26,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from automl_tl.search.cost_calibration import PREDICTED_ATTR, PREDICTED_RAW_ATTR, CostCalibration
+from automl_tl.training.augment import view_ids
 from automl_tl.training.engine import effective_config
 from automl_tl.types import HEAD_FIT_LBFGS, BackboneSpec, ImageTable, TrialConfig
 
@@ -69,6 +71,8 @@ class CostRates:
     head_epoch_s: float = 0.003  # fixed per head epoch
     run_s: float = 0.05  # fixed per training run: the model built and saved, the test split predicted
     tune_setup_s: float = 0.5  # fixed per run that fine-tunes: its first epoch's set-up (kernels, graphs)
+    view_image_s: float = 2.5e-4  # making one image of an augmented view, fixed part (Pillow, any framework) ...
+    view_pixel_s: float = 1e-7  # ... and per pixel: 0.3 ms at 32 px, 2-5 ms at 224 px (bench/augmented_views.py)
 
 
 RATES: dict[str, CostRates] = {
@@ -79,7 +83,8 @@ RATES: dict[str, CostRates] = {
 
 
 class CacheState(Protocol):
-    """Which frozen-prefix activations the cache holds for a backbone, per view (0: the images, 1: mirrored)."""
+    """Which frozen-prefix activations the cache holds for a backbone, per view (0: the images, 1: mirrored,
+    ``1 + k``: augmented view ``k``; automl_tl.training.augment.view_ids)."""
 
     def stored_block(self, spec: BackboneSpec, view: int, k: int) -> int:
         """The deepest block ``j <= k`` whose activations are stored (0 when none)."""
@@ -177,7 +182,8 @@ class TrialCostModel:
         head_epochs = min(config.switch_epoch, config.epochs) if finetunes else config.epochs
         tune_epochs = config.epochs - head_epochs
         trained = sum(seconds[frozen:depth]) if tune_epochs else 0.0
-        prefix = self._prefix_seconds(spec, config, seconds, head_epochs > 0, tune_epochs > 0)
+        making = rates.view_image_s + rates.view_pixel_s * config.image_size**2  # one augmented view's image
+        prefix = self._prefix_seconds(spec, config, seconds, head_epochs > 0, tune_epochs > 0, making)
         folds = self.folds if folds is None else folds
         runs = self._runs(folds)
         train_s = head_s = predict_s = 0.0
@@ -185,6 +191,7 @@ class TrialCostModel:
             train_s += tune_epochs * train * rates.train_factor * trained
             predict_s += (tune_epochs * val + (test if tune_epochs else 0)) * trained
             head_s += head_epochs * head_epoch_weight(config) * (train * rates.head_row_s + rates.head_epoch_s)
+
         overhead = len(runs) * (rates.run_s + (rates.tune_setup_s if tune_epochs else 0.0))
         return CostBreakdown(prefix, train_s, head_s, predict_s, overhead)
 
@@ -225,25 +232,32 @@ class TrialCostModel:
         return [*fold, (scored, 0.0, sizes.test)]  # the refit: train and val, no validation
 
     def _prefix_seconds(self, spec: BackboneSpec, config: TrialConfig, seconds: Sequence[float], head: bool,
-                        tune: bool) -> float:
+                        tune: bool, making: float = 0.0) -> float:
         """Seconds of the prefix passes the trial pays: pooled features at the cut for its head epochs, the
-        activations at the freeze point for its fine-tuning epochs, per view, from the deepest stored block."""
+        activations at the freeze point for its fine-tuning epochs, per view, from the deepest stored block;
+        a pass over an augmented view's images (view 2 on) also makes them, ``making`` seconds an image."""
         if not spec.pretrained:
             return 0.0  # nothing is frozen: every block runs in every epoch, counted there
         depth, frozen = config.depth(len(spec.blocks)), config.frozen_blocks(len(spec.blocks))
         rows, total = self.sizes.total, 0.0
-        for view in range(2 if config.augment == "hflip" else 1):
+        for view in view_ids(config.augment):
+            made = making if view >= 2 else 0.0
             if head and not self.cache.pooled_stored(spec, view, depth):
-                total += rows * sum(seconds[self.cache.stored_block(spec, view, depth):depth])
+                start = self.cache.stored_block(spec, view, depth)
+                total += rows * (sum(seconds[start:depth]) + (made if start == 0 else 0.0))
             if tune and frozen > 0:
-                total += rows * sum(seconds[self.cache.stored_block(spec, view, frozen):frozen])
+                start = self.cache.stored_block(spec, view, frozen)
+                total += rows * (sum(seconds[start:frozen]) + (made if start == 0 else 0.0))
         return total
 
 
 def head_epoch_weight(config: TrialConfig) -> float:
     """A head epoch's cost in Adam epochs: a fitted (L-BFGS) head's one fit takes about four (0.28 s a fit against
-    0.063 s an epoch, 13 classes of 1280 features on 2 cores, bench/budget.py)."""
-    return FITTED_HEAD_EPOCHS if config.head_fit == HEAD_FIT_LBFGS else 1.0
+    0.063 s an epoch, 13 classes of 1280 features on 2 cores, bench/budget.py), times its views: it fits every
+    view's training rows at once, where an Adam epoch draws one view per row."""
+    if config.head_fit != HEAD_FIT_LBFGS:
+        return 1.0
+    return FITTED_HEAD_EPOCHS * len(view_ids(config.augment))
 
 
 def scaled_switch(config: TrialConfig, epochs: int) -> int:

@@ -33,7 +33,7 @@ from optuna.distributions import (
 )
 
 from automl_tl.errors import UserError
-from automl_tl.training.augment import AUGMENTATIONS
+from automl_tl.training.augment import SEARCHED_AUGMENTATIONS
 from automl_tl.types import HEAD_FIT_ADAM, HEAD_FIT_LBFGS, HEAD_FITS, BackboneSpec, TrialConfig
 
 HEAD_UNITS = (0, 128, 256, 512)
@@ -107,7 +107,7 @@ def search_space(backbones: Sequence[str], epochs: int, truncation: bool = True)
         **transfer,
         "unfrozen_bn": CategoricalDistribution(list(UNFROZEN_BN_MODES)),
         **({"cut_fraction": CUT_FRACTIONS} if truncation else {}),
-        "augment": CategoricalDistribution(list(AUGMENTATIONS)),
+        "augment": CategoricalDistribution(list(SEARCHED_AUGMENTATIONS)),
     }
 
 

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from automl_tl.search.cached_prefixes import AdapterCacheState
 from automl_tl.search.cost import DataSizes, TrialCostModel
+from automl_tl.training.augment import view_table
 from automl_tl.types import TrialConfig
 from tests.plugins.torch_inline import random_table, tiny_spec
 
@@ -66,3 +69,19 @@ def test_keras_times_each_block_and_says_what_is_stored(own_cache):
     assert not prefix.pooled_stored(2)
     adapter.block_features(spec, table, 2)
     assert adapter.prefix_activations(spec, table).pooled_stored(2)
+
+
+def test_the_cache_state_names_each_augmented_view_by_its_own_number(own_cache):
+    from automl_tl_torch.adapter import TorchAdapter
+
+    adapter, spec = TorchAdapter(), tiny_spec()
+    table = random_table(n_per_split=4)
+    table = replace(table, content_hashes=tuple(f"h{i}" for i in range(len(table.labels))))
+    state = AdapterCacheState(lambda framework: adapter, table)
+    adapter.block_features(spec, view_table(table, 3), 4)  # augmented view 2 (global number 3) only
+    assert state.pooled_stored(spec, 3, 4)
+    assert not any(state.pooled_stored(spec, view, 4) for view in (0, 1, 2, 4))
+    views = replace(HEAD_ONLY, augment="views4")
+    priced = TrialCostModel(lambda s, size: (1e-3,) * len(s.blocks), DataSizes.of(table), cache=state).breakdown(spec, views)
+    cold = TrialCostModel(lambda s, size: (1e-3,) * len(s.blocks), DataSizes.of(table)).breakdown(spec, views)
+    assert priced is not None and cold is not None and 0 < priced.prefix_s < cold.prefix_s, "one view of five is free"

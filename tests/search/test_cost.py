@@ -23,6 +23,7 @@ from automl_tl.search.cost import (
     trial_kind,
 )
 from automl_tl.search.cost_calibration import FACTOR_LIMITS, CostCalibration
+from automl_tl.training.augment import VIEW_COUNT
 from automl_tl.types import BackboneSpec, TrialConfig
 from tests.plugins.stub_plugin import stub_spec
 
@@ -86,6 +87,25 @@ def test_a_mirrored_view_doubles_the_prefix_passes():
     plain = model().breakdown(spec(), config(**HEAD_ONLY))
     mirrored = model().breakdown(spec(), config(**HEAD_ONLY, augment="hflip"))
     assert plain is not None and mirrored is not None and mirrored.prefix_s == pytest.approx(2 * plain.prefix_s)
+
+
+def test_k_augmented_views_pay_k_more_passes_and_the_making_of_their_images_unless_cached():
+    plain = model().breakdown(spec(), config(**HEAD_ONLY))
+    making = RATES["stub"].view_image_s + RATES["stub"].view_pixel_s * 32**2
+    for augment, count in (("views", VIEW_COUNT), ("views4", 4)):
+        priced = model().breakdown(spec(), config(**HEAD_ONLY, augment=augment))
+        assert plain is not None and priced is not None
+        assert priced.prefix_s == pytest.approx((1 + count) * plain.prefix_s + count * SIZES.total * making)
+        assert priced.head_s == pytest.approx(plain.head_s), "an Adam epoch still draws one view per row"
+    depth = config(**HEAD_ONLY).depth(BLOCKS)
+    warm = model(Stored(pooled=(depth,))).breakdown(spec(), config(**HEAD_ONLY, augment="views"))
+    assert warm is not None and warm.prefix_s == 0, "stored views cost a later trial nothing"
+
+
+def test_a_fitted_head_fits_every_view_so_its_fit_is_priced_per_view():
+    one = model().breakdown(spec(), config(**HEAD_ONLY, head_fit="lbfgs"))
+    viewed = model().breakdown(spec(), config(**HEAD_ONLY, head_fit="lbfgs", augment="views"))
+    assert one is not None and viewed is not None and viewed.head_s == pytest.approx((1 + VIEW_COUNT) * one.head_s)
 
 
 def test_a_fitted_head_is_one_fit_priced_at_four_adam_epochs_whatever_the_epochs_asked():

@@ -41,3 +41,9 @@ def test_a_study_from_before_fitted_heads_is_refused_naming_what_is_now_searched
     fit, l2 = describe_changes(old, _fp())
     assert "'head_fit' was added" in fit and "fitted to convergence" in fit and "shown, reported and exported" in fit
     assert "'head_l2' was added" in l2 and "L2 strength" in l2
+
+
+def test_a_study_from_before_augmented_views_resumes_because_the_search_does_not_choose_them():
+    old = _fp()
+    old["search_space"]["augment"]["attributes"]["choices"] = ["none", "hflip"]  # what studies before views recorded
+    assert describe_changes(old, _fp()) == []
