@@ -6,7 +6,7 @@ import optuna
 
 from automl_tl.errors import UserError
 from automl_tl.runtime.shown_text import html_text
-from automl_tl.search.ensemble import Ensemble, candidates, select_ensemble
+from automl_tl.search.ensemble import Ensemble, candidates, decision_text, select_ensemble
 
 
 def study_ensemble(study: optuna.Study, artifacts_option: str | None = None) -> tuple[Ensemble | None, str]:
@@ -34,23 +34,27 @@ def _test(value: float | None) -> str:
 
 
 def ensemble_text(ensemble: Ensemble) -> str:
-    """One paragraph: the ensemble's members and scores against the best single trial's."""
-    if ensemble.size == 1:
+    """One paragraph: the ensemble's members and scores against the best single trial's, and what ``auto``
+    exports, with the cross-fitted figures that decide it."""
+    proposed = ensemble.proposed or ensemble
+    if proposed.size == 1:
         return (f"Ensemble (export --ensemble auto): selection keeps trial {ensemble.best_single} alone; no other trial "
-                f"improves its score {ensemble.best_single_val_accuracy:.4f}.")
-    return (f"Ensemble (export --ensemble auto): {ensemble.describe()}. Score {ensemble.val_accuracy:.4f} against "
-            f"{ensemble.best_single_val_accuracy:.4f} for the best single trial {ensemble.best_single}; test acc "
-            f"{_test(ensemble.test_accuracy)} against {_test(ensemble.best_single_test_accuracy)}. The ensemble's "
-            f"validation score is optimistic (its members were chosen on it); the test split judges both.")
+                f"improves its score {ensemble.best_single_val_accuracy:.4f}. {decision_text(ensemble)}")
+    return (f"Ensemble (export --ensemble auto): selection proposes {proposed.describe()}. Score {proposed.val_accuracy:.4f} "
+            f"against {ensemble.best_single_val_accuracy:.4f} for the best single trial {ensemble.best_single} (optimistic: "
+            f"its members were chosen on these rows); test acc {_test(proposed.test_accuracy)} against "
+            f"{_test(ensemble.best_single_test_accuracy)}. {decision_text(ensemble)}")
 
 
 def ensemble_section(ensemble: Ensemble | None, reason: str = "") -> str:
     """The report's section: the ensemble and the best single trial side by side, and the members."""
     if ensemble is None:
         return f"<h2>Ensemble of trials</h2><p class=\"note\">{html_text(reason or 'No ensemble.')}</p>"
+    proposed = ensemble.proposed or ensemble
+    label = "proposed ensemble (not exported by auto)" if ensemble.proposed else "ensemble (export --ensemble auto)"
     rows = [
-        ["ensemble (export --ensemble auto)", f"{ensemble.val_accuracy:.4f}", _test(ensemble.test_accuracy),
-         ", ".join(f"trial {m} &times;{w}" for m, w in zip(ensemble.members, ensemble.weights))],
+        [label, f"{proposed.val_accuracy:.4f}", _test(proposed.test_accuracy),
+         ", ".join(f"trial {m} &times;{w}" for m, w in zip(proposed.members, proposed.weights))],
         [f"best single trial ({ensemble.best_single})", f"{ensemble.best_single_val_accuracy:.4f}",
          _test(ensemble.best_single_test_accuracy), f"trial {ensemble.best_single}"],
     ]
@@ -59,4 +63,4 @@ def ensemble_section(ensemble: Ensemble | None, reason: str = "") -> str:
             "<table><thead><tr><th>model</th><th>score</th><th>test acc (these two only)</th><th>members (weight: rounds won)</th>"
             f"</tr></thead><tbody>{body}</tbody></table>"
             f"<p class=\"note\">{html_text(ensemble_text(ensemble))} Greedy forward selection with replacement "
-            f"on the trials' validation probabilities (Caruana et al. 2004), {ensemble.rounds} rounds.</p>")
+            f"on the trials' validation probabilities (Caruana et al. 2004), {proposed.rounds} rounds.</p>")
