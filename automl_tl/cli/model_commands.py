@@ -17,9 +17,11 @@ from automl_tl.runtime.shown_text import console_text
 def cmd_export(args: argparse.Namespace) -> int:
     from automl_tl.deploy.export import choose_trial, export_trial, fetch_remote_artifacts
     from automl_tl.deploy.export_folder import check_replaceable
+    from automl_tl.deploy.flip import check_flip_mode
     from automl_tl.storage.artifacts import study_artifact_places
 
     check_quantize_flags(args)
+    check_flip_mode(args.flip)
     study = load_study(args.name, args.storage)
     local, remote = study_artifact_places(study, args.artifacts)
     plugins = command_plugins(args)
@@ -44,7 +46,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         with console.status(f"Downloading trial {number}'s artifacts from {console_text(remote)} ..."):
             fetch_remote_artifacts(remote, local, number)
     report = export_trial(plugins, study, local, args.format, out_dir, number, overwrite=args.overwrite,
-                          quantize=quantize)
+                          quantize=quantize, flip=args.flip, max_latency_ms=args.max_latency_ms)
     console.print(f"Exported trial {report.trial} of {args.name!r} as {args.format} to [bold]{console_text(str(report.directory))}[/]")
     print_export_report(report)
     return 0
@@ -74,7 +76,7 @@ def export_ensemble_command(args: argparse.Namespace, study: Any, plugins: Any, 
     from automl_tl.deploy.ensemble_export import export_ensemble
     from automl_tl.deploy.export import fetch_remote_artifacts
     from automl_tl.search.budget import ranked_trials
-    from automl_tl.search.ensemble import LIBRARY_SIZE
+    from automl_tl.search.ensemble import LIBRARY_SIZE, decision_text
 
     ranked = ranked_trials(study)[:LIBRARY_SIZE]
     backbones = sorted({str(t.params.get("backbone", "")) for t in ranked})
@@ -88,13 +90,15 @@ def export_ensemble_command(args: argparse.Namespace, study: Any, plugins: Any, 
         check_latency_limit(args.max_latency_ms)
     with console.status("Selecting the ensemble and building its graph ..."):
         report, ensemble = export_ensemble(plugins, study, local, args.format, out_dir, args.ensemble, args.overwrite,
-                                           max_latency_ms=args.max_latency_ms, quantize=quantize)
+                                           max_latency_ms=args.max_latency_ms, quantize=quantize, flip=args.flip)
     single = f"trial {ensemble.best_single} alone: score {ensemble.best_single_val_accuracy:.4f}"
-    if ensemble.size == 1:
+    proposed = ensemble.proposed or ensemble
+    if proposed.size == 1:
         console.print(f"Ensemble selection kept {single} (no other trial improved it), so it is exported as a single model.")
     else:
-        console.print(f"Ensemble of {console_text(ensemble.describe())}: score [bold]{ensemble.val_accuracy:.4f}[/] against "
-                      f"the best {single}.")
+        console.print(f"Ensemble of {console_text(proposed.describe())}: score [bold]{proposed.val_accuracy:.4f}[/] against "
+                      f"the best {single} (on the rows that selected it).")
+    console.print(console_text(decision_text(ensemble, args.ensemble)), highlight=False)
     if args.max_latency_ms is not None:
         console.print(f"Within --max-latency-ms {args.max_latency_ms:g}: only trials measured within it took part, and the "
                       f"members' batch-1 latencies sum to {ensemble.latency_bound_ms:.2f} ms at most (their shared "
@@ -109,6 +113,10 @@ def print_export_report(report: Any) -> None:
                   f"{report.max_difference:.2e}, same classes: {'yes' if report.same_classes else 'no'}")
     if report.quantized is not None:
         print_quantize_report(report.quantized)
+    if report.flip is not None:
+        from automl_tl.deploy.flip import describe
+
+        console.print(console_text(describe(report.flip)), highlight=False)
     console.print(f"Predict with: automl-tl predict {console_text(report.directory)} IMAGE_OR_FOLDER [--top 3] [--json]",
                   highlight=False)
 
@@ -199,5 +207,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         console.print(f"{args.split} split: {result['images']} images, accuracy {result['accuracy']:.4f}, "
-                      f"balanced accuracy {result['balanced_accuracy']:.4f}")
+                      f"balanced accuracy {result['balanced_accuracy']:.4f}"
+                      + (" (averaged over each image and its mirror)" if result["flip_averaged"] else ""))
     return 0

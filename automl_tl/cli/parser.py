@@ -200,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", metavar="DATA",
                         help="with --quantize: the study's data, where it is now if it moved (calibration and the "
                              "accuracy check read it; by default, from where the study recorded it)")
+    export.add_argument("--flip", default="auto", metavar="auto|on|off",
+                        help="average the exported model over each image and its left-right mirror, inside the graph "
+                             "(twice the work per image); auto (default): when that scores better on the study's "
+                             "validation predictions and, with --max-latency-ms, still fits the limit")
     export.add_argument("--overwrite", action="store_true", help="replace an earlier automl-tl export in the same folder")
     export.add_argument("--storage", metavar="URL")
     export.add_argument("--artifacts", metavar="DIR|s3://BUCKET/PREFIX")

@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 
 from automl_tl.deploy.export import ExportReport, ExportSource, check_format, load_trial_model, trial_source, write_export
+from automl_tl.deploy.flip import judge_flip
 from automl_tl.deploy.quantize import QuantizeRequest
 from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
@@ -18,7 +19,9 @@ from automl_tl.search.trial_runner import DIGEST_FIELD
 from automl_tl.storage.artifacts import load_parity_images, study_key
 from automl_tl.types import BackboneSpec, TrialConfig
 
-SELECTION = "greedy forward selection with replacement on validation probabilities (Caruana et al. 2004)"
+SELECTION = ("greedy forward selection with replacement on validation (under cross-validation: out-of-fold) "
+             "probabilities (Caruana et al. 2004); auto keeps it only when it beats the best single trial on "
+             "cross-fitted halves of those rows")
 
 
 def pristine_blocks(spec: BackboneSpec, config: TrialConfig, metrics: dict[str, Any]) -> int:
@@ -95,10 +98,12 @@ def ensemble_source(plugins: Plugins, study: optuna.Study, artifacts: Path, ense
 def export_ensemble(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,
                     rounds: int | str = "auto", overwrite: bool = False,
                     max_latency_ms: float | None = None,
-                    quantize: QuantizeRequest | None = None) -> tuple[ExportReport, Ensemble]:
+                    quantize: QuantizeRequest | None = None, flip: str = "off") -> tuple[ExportReport, Ensemble]:
     """Select an ensemble from the study's kept validation probabilities and export it as one model. When
-    the selection keeps one trial alone, that trial is exported as a single model. ``max_latency_ms``
-    bounds the sum of the members' measured batch-1 latencies (see ``select_ensemble``)."""
+    the selection keeps one trial alone, or ``auto``'s cross-fitted check refuses the ensemble, that trial is
+    exported as a single model. ``max_latency_ms``
+    bounds the sum of the members' measured batch-1 latencies (see ``select_ensemble``), and with ``flip`` the
+    mirror-averaged graph's measured latency (see deploy/flip.py: judged on the members' weighted predictions)."""
     from automl_tl.search.latency import timed_trials
 
     found = candidates(study, artifacts, limit=LIBRARY_SIZE if max_latency_ms is None else None)
@@ -111,4 +116,5 @@ def export_ensemble(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt:
         source.metadata["ensemble"] = {**ensemble.to_dict(), "selection": SELECTION}
     else:
         source = ensemble_source(plugins, study, artifacts, ensemble)
-    return write_export(source, fmt, out_dir, parity, overwrite, quantize), ensemble
+    source.flip = judge_flip(flip, artifacts, list(zip(ensemble.members, ensemble.weights)))
+    return write_export(source, fmt, out_dir, parity, overwrite, quantize, max_latency_ms), ensemble

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.deploy.model_folder import flip_averaged
 from automl_tl.deploy.predict import LoadedExport, predict_rows
 from automl_tl.errors import UserError
 from automl_tl.training.metrics import accuracy, balanced_accuracy
@@ -27,4 +28,5 @@ def evaluate_export(loaded: LoadedExport, table: ImageTable, split: str) -> dict
     labels = table.labels[indices]
     return {"split": split, "images": int(len(indices)), "accuracy": accuracy(probabilities, labels),
             "balanced_accuracy": balanced_accuracy(probabilities, labels),
-            "study": loaded.metadata.get("study"), "trial": loaded.metadata.get("trial")}
+            "study": loaded.metadata.get("study"), "trial": loaded.metadata.get("trial"),
+            "flip_averaged": flip_averaged(loaded.metadata)}

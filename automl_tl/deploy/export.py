@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from automl_tl.data.images import to_model_input
 from automl_tl.deploy.export_folder import check_replaceable, finish_export, staging_folder
 from automl_tl.deploy.export_leftovers import clear_leftovers
+from automl_tl.deploy.flip import FlipChoice, export_latency, flip_graph, judge_flip, mirror_averaged, with_latency
 from automl_tl.deploy.quantize import QuantizeReport, QuantizeRequest, prepare_quantize, quantize_export
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
@@ -39,6 +40,7 @@ class ExportReport:
     images_checked: int
     same_classes: bool
     quantized: QuantizeReport | None = None  # with --quantize: the quantized model against the float one
+    flip: FlipChoice | None = None  # what --flip decided, and the figures it stood on
 
 
 def choose_trial(study: optuna.Study, number: int | None) -> int:
@@ -111,6 +113,8 @@ class ExportSource:
     # What the export must agree with: by default the adapter's prediction with ``model``; an ensemble
     # gives the weighted mean of its members' own models, so its graph is checked against them.
     reference: Callable[[np.ndarray], np.ndarray] | None = None
+    # --flip: whether the graph averages over each image and its mirror (``judge_flip``; None: it does not)
+    flip: FlipChoice | None = None
 
     def predict_reference(self, batch: np.ndarray) -> np.ndarray:
         if self.reference is not None:
@@ -176,31 +180,47 @@ def check_format(adapter: FrameworkAdapter, fmt: str) -> None:
 
 def export_trial(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt: str, out_dir: Path,
                  trial_number: int | None = None, overwrite: bool = False,
-                 quantize: QuantizeRequest | None = None) -> ExportReport:
-    """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left."""
+                 quantize: QuantizeRequest | None = None, flip: str = "off",
+                 max_latency_ms: float | None = None) -> ExportReport:
+    """Export a completed trial's saved weights; nothing is retrained and nothing half-written is left.
+    ``flip`` (auto, on, off) averages the exported model over each image and its mirror (see deploy/flip.py)."""
     number = choose_trial(study, trial_number)
     source = trial_source(plugins, study, artifacts, number, fmt)
+    source.flip = judge_flip(flip, artifacts, [(number, 1)])
     return write_export(source, fmt, out_dir, load_parity_images(artifacts, study.study_name, study_key(study)), overwrite,
-                        quantize)
+                        quantize, max_latency_ms)
 
 
 def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: np.ndarray | None,
-                 overwrite: bool = False, quantize: QuantizeRequest | None = None) -> ExportReport:
+                 overwrite: bool = False, quantize: QuantizeRequest | None = None,
+                 max_latency_ms: float | None = None) -> ExportReport:
     """Write ``source`` in ``fmt`` into ``out_dir``: staged beside it, checked against the model it came
     from on ``parity_images`` (random images without them), and moved into place whole. With ``quantize``,
-    the checked float export is then quantized and replaced by the quantized model (see quantize.py)."""
+    the checked float export is then quantized and replaced by the quantized model (see quantize.py). With
+    ``source.flip`` other than off, both the plain and the mirror-averaged graph are timed at batch 1 and the
+    choice made (``max_latency_ms`` bounds the averaged one); an averaged graph is checked against the mean of
+    the reference on the images and on their mirrors."""
     check_format(source.adapter, fmt)
     adapter, model, preprocessing = source.adapter, source.model, source.preprocessing
     clear_leftovers(out_dir)  # what a killed export to the same place left: its own folders only
     check_replaceable(out_dir, overwrite)
     inputs = None if quantize is None else prepare_quantize(adapter, fmt, preprocessing, source.class_names, quantize)
+    choice = source.flip
+    predict_reference: Callable[[np.ndarray], np.ndarray] = source.predict_reference
     with staging_folder(out_dir) as staging:
+        if choice is not None and choice.mode != "off":
+            averaged_model = flip_graph(adapter, model, preprocessing)
+            choice = with_latency(choice, export_latency(adapter, model, preprocessing, fmt, staging / ".plain"),
+                                  export_latency(adapter, averaged_model, preprocessing, fmt, staging / ".averaged"),
+                                  max_latency_ms)
+            if choice.flip:
+                model, predict_reference = averaged_model, mirror_averaged(source.predict_reference)
         model_file = adapter.export(model, preprocessing, fmt, staging)
         images = parity_images
         if images is None:
             images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)
         batch = to_model_input(images)
-        reference = source.predict_reference(batch)
+        reference = predict_reference(batch)
         # The model this export just wrote itself: trusted, whatever its format.
         exported = adapter.load_exported(staging, fmt, model_file, trusted=True).predict(batch)
         difference, same = parity_check(reference, exported)
@@ -218,6 +238,7 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
             "format": fmt,
             "model_file": model_file,
             "parity": {"images": int(len(batch)), "max_abs_difference": difference, "same_classes": same},
+            "flip": (choice or FlipChoice("off", False, "not asked")).metadata(),
             "input": "float32 NHWC RGB in [0, 1] for predict; the model file itself takes NCHW in [0, 1] "
                      "(torch) and normalises inside",
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -226,4 +247,4 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
         (staging / PREPROCESSING_FILE).write_text(json.dumps(preprocessing.to_dict(), indent=2))
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         finish_export(staging, out_dir, overwrite)
-    return ExportReport(out_dir, model_file, source.trial, difference, int(len(batch)), same, quantized)
+    return ExportReport(out_dir, model_file, source.trial, difference, int(len(batch)), same, quantized, choice)

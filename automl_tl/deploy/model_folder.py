@@ -49,6 +49,17 @@ class ModelFolder:
     def model_path(self) -> Path:
         return self.directory / self.model_file
 
+    @property
+    def flip_averaged(self) -> bool:
+        """Whether the model averages each image with its mirror (``export --flip``; metadata.json "flip")."""
+        return flip_averaged(self.metadata)
+
+
+def flip_averaged(metadata: dict[str, Any]) -> bool:
+    """metadata.json's "flip" "averaged" field; False when absent (exports before --flip) or malformed."""
+    flip = metadata.get("flip")
+    return isinstance(flip, dict) and flip.get("averaged") is True
+
 
 def _show(value: Any) -> str:
     """A JSON value as the user wrote it, cut short."""

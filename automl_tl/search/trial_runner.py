@@ -59,6 +59,7 @@ def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
         "best_phase": outcome.best_phase.value,
         "seconds": round(outcome.seconds, 2),
         "epochs_run": outcome.epochs_run,
+        "mirror_seconds": round(outcome.mirror_seconds, 2),  # the kept weights scored on mirrored images (export --flip)
         **stopped,  # "deadline": the --timeout cut it short; it kept its best whole epoch
         "rss_mb": round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
         **outcome.scoring,  # under --cv: the folds, each fold's accuracy and seconds, the refit
@@ -313,7 +314,9 @@ class TrialRunner:
         save_predictions(partial_dir(self.folder, number), {
             split: SplitPredictions(probabilities, rows, self.table.labels[rows])
             for split, probabilities, rows in (("val", outcome.val_probabilities, val_rows),
-                                               ("test", outcome.test_probabilities, self.table.splits["test"]))
+                                               ("test", outcome.test_probabilities, self.table.splits["test"]),
+                                               ("val_flip", outcome.val_flip_probabilities, val_rows),
+                                               ("test_flip", outcome.test_flip_probabilities, self.table.splits["test"]))
             if probabilities is not None})
         with storage_write(), charged(STUDY_WRITES):  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():

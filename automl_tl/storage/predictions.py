@@ -2,7 +2,10 @@
 
 They are small (images x classes) and let the core combine trials after the search without running any
 model again: ensemble selection reads the validation rows, and the ensemble's test accuracy is read from
-the test rows. The file is plain arrays (``allow_pickle=False``): a study folder may come from someone else.
+the test rows. ``val_flip`` and ``test_flip`` are the same weights' probabilities on the left-right mirrored
+images (trials saved before they were kept lack them): ``export --flip auto`` decides on them whether averaging
+the model over an image and its mirror pays. The file is plain arrays (``allow_pickle=False``): a study
+folder may come from someone else.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 from automl_tl.errors import UserError
 
 PREDICTIONS_FILE = "predictions.npz"
-SPLITS_KEPT = ("val", "test")
+SPLITS_KEPT = ("val", "test", "val_flip", "test_flip")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from automl_tl.training.engine import (
     effective_config,
     head_fitter,
     phase_schedule,
+    predict_mirrored,
     run_trial,
 )
 from automl_tl.training.folds import assign_folds, fold_table, refit_table, scored_rows
@@ -77,12 +78,14 @@ def keep_into(seen: list[np.ndarray]) -> ProbabilitiesCallback:
 
 def train_for_epochs(adapter: FrameworkAdapter, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
                      epochs: int, on_epoch: EpochCallback | None = None, save_to: Path | None = None,
-                     reported: EpochScores | None = None, deadline: Deadline | None = None) -> np.ndarray:
+                     reported: EpochScores | None = None, deadline: Deadline | None = None,
+                     mirrored_test: list[np.ndarray] | None = None) -> np.ndarray:
     """Train ``config`` on ``data``'s training split for its first ``epochs`` epochs, with no validation,
     and return the test split's probabilities; the weights go to ``save_to``. The schedule is the trial's
     own, cut short, so the refit's rates match the folds' epoch for epoch. ``on_epoch`` gets each epoch
     with ``reported(epoch)`` (the cross-validated accuracy of stopping there) as its accuracy. A
-    ``deadline`` that passes before the last epoch ends raises ``DeadlineReached``; nothing is saved."""
+    ``deadline`` that passes before the last epoch ends raises ``DeadlineReached``; nothing is saved. The test
+    split's probabilities on the mirrored images go into ``mirrored_test``, where the session can mirror."""
     session = adapter.start_trial(spec, config, data)
     try:
         driver = EpochDriver(session, np.zeros(0, np.int64), deadline, fit_head=head_fitter(session, spec, config, data))
@@ -96,6 +99,9 @@ def train_for_epochs(adapter: FrameworkAdapter, spec: BackboneSpec, config: Tria
                                      spent=driver.clock.spent))
         with running_under(None):  # the finished refit is always kept
             probabilities = np.asarray(session.predict_split("test"), dtype=np.float32)
+            flipped = predict_mirrored(session, "test")
+            if mirrored_test is not None and flipped is not None:
+                mirrored_test.append(flipped)
             if save_to is not None:
                 session.save(save_to)
         return probabilities
@@ -138,6 +144,7 @@ def run_trial_scored(
     rows = scored_rows(data)
     assignment = assign_folds(data.relpaths, data.labels, rows, folds, seed)
     per_fold: list[list[np.ndarray]] = []
+    mirrored_per_fold: list[list[np.ndarray]] = []  # the same on the mirrored images, where the session can mirror
     fold_outcomes: list[TrialOutcome] = []
     fold_seconds: list[float] = []
     keep_fold_zero = not refit or deadline is not None  # a deadline later on leaves fold 0's model
@@ -145,6 +152,7 @@ def run_trial_scored(
         if j > 0 and deadline is not None and deadline.passed():
             break
         seen: list[np.ndarray] = []
+        seen_mirrored: list[np.ndarray] = []
         fold_start = time.perf_counter()
         if on_fold is not None:
             on_fold(j)
@@ -155,7 +163,7 @@ def run_trial_scored(
                 save_to=save_to if (j == 0 and keep_fold_zero) else None,
                 on_start=on_start if j == 0 else None,
                 on_val_probabilities=keep_into(seen),
-                deadline=deadline, pause_due=pause_due if j == 0 else None,
+                deadline=deadline, on_val_mirrored=keep_into(seen_mirrored), pause_due=pause_due if j == 0 else None,
             )
         except DeadlineReached:
             if j == 0:
@@ -168,6 +176,7 @@ def run_trial_scored(
             break
         fold_outcomes.append(outcome)
         per_fold.append(seen)
+        mirrored_per_fold.append(seen_mirrored)
         fold_seconds.append(time.perf_counter() - fold_start)
         if after_fold is not None and not after_fold(j, outcome.val_accuracy):
             raise PruneTrial(fold_outcomes[0].history, fold=j)
@@ -179,20 +188,25 @@ def run_trial_scored(
     pooled = out_of_fold(per_fold, assignment[:done], rows_done, data.num_classes)
     by_epoch = [accuracy(probabilities, labels) for probabilities in pooled]
     best = int(np.argmax(by_epoch))  # the first maximum: the fewest epochs among equal scores
+    mirrored_pooled = (out_of_fold(mirrored_per_fold, assignment[:done], rows_done, data.num_classes)
+                       if all(len(m) == len(s) for m, s in zip(mirrored_per_fold, per_fold)) else [])
     refit_seconds, refitted = 0.0, False
+    refit_mirrored: list[np.ndarray] = []
     if refit and done == folds and not (deadline is not None and deadline.passed()):
         refit_start = time.perf_counter()
         if on_refit is not None:
             on_refit(best + 1)
         try:
             test_probabilities = train_for_epochs(adapter, spec, effective, refit_table(data), best + 1, on_epoch,
-                                                  save_to, reported=lambda epoch: by_epoch[epoch], deadline=deadline)
+                                                  save_to, reported=lambda epoch: by_epoch[epoch], deadline=deadline,
+                                                  mirrored_test=refit_mirrored)
             refitted = True
         except DeadlineReached:
             pass  # fold 0's model, saved above, stays the trial's
         refit_seconds = time.perf_counter() - refit_start
     if not refitted:
         test_probabilities = np.asarray(fold_outcomes[0].test_probabilities, dtype=np.float32)
+        refit_mirrored = [] if fold_outcomes[0].test_flip_probabilities is None else [fold_outcomes[0].test_flip_probabilities]
     cut_short = done < folds or (refit and not refitted)
     test_labels = data.labels[data.splits["test"]]
     folds_at_best = [accuracy(per_fold[j][best], data.labels[assignment[j]]) for j in range(done)]
@@ -209,6 +223,9 @@ def run_trial_scored(
         val_probabilities=pooled[best],
         test_probabilities=test_probabilities,
         val_index=rows_done,
+        val_flip_probabilities=mirrored_pooled[best] if len(mirrored_pooled) > best else None,
+        test_flip_probabilities=refit_mirrored[0] if refit_mirrored else None,
+        mirror_seconds=sum(o.mirror_seconds for o in fold_outcomes),
         scoring={
             "scoring": f"{folds}-fold cross-validation" + (f", {done} folds done" if done < folds else ""),
             "cv_folds": folds,

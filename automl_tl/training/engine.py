@@ -68,6 +68,11 @@ class TrialOutcome:
     # The table rows ``val_probabilities`` belong to; None: data.splits["val"]. Under cross-validation they are
     # the out-of-fold predictions over train and val (automl_tl.training.cross_validation).
     val_index: np.ndarray | None = None
+    # The same weights' probabilities on the left-right mirrored images, row for row with the two above; None
+    # where the session cannot mirror (``export --flip auto`` decides on them: automl_tl.deploy.flip).
+    val_flip_probabilities: np.ndarray | None = None
+    test_flip_probabilities: np.ndarray | None = None
+    mirror_seconds: float = 0.0  # what computing them cost, inside ``seconds``
     scoring: dict[str, Any] = field(default_factory=dict)  # how the value was scored, kept with the trial's metrics
     stopped_by: str | None = None  # DEADLINE: the --timeout cut it short, and it kept its best whole epoch
     epochs_run: int = 0  # whole epochs trained (under cross-validation: by each fold)
@@ -78,6 +83,17 @@ PruneCheck = Callable[[EpochResult], bool]
 StartCallback = Callable[[TrialConfig], None]
 ProbabilitiesCallback = Callable[[EpochResult, np.ndarray], None]
 PauseDue = Callable[[float], bool]  # called with the trial's training seconds so far: is a check due now?
+
+
+def predict_mirrored(session: TrialSession, split: str) -> np.ndarray | None:
+    """The session's probabilities for ``split`` with every image mirrored left-right, where the session
+    offers ``predict_mirrored`` (an optional part of the session contract) and answers it; None where it
+    does not (a session answers only when it trains on the mirror, so the prediction costs no new pass)."""
+    mirror = getattr(session, "predict_mirrored", None)
+    if not callable(mirror):
+        return None
+    found = mirror(split)
+    return None if found is None else np.asarray(found, dtype=np.float32)
 
 
 def effective_config(spec: BackboneSpec, config: TrialConfig) -> TrialConfig:
@@ -230,6 +246,7 @@ def run_trial(
     on_val_probabilities: ProbabilitiesCallback | None = None,
     deadline: Deadline | None = None,
     pause_due: PauseDue | None = None,
+    on_val_mirrored: ProbabilitiesCallback | None = None,
 ) -> TrialOutcome:
     """Train one configuration and return the scores of the weights it keeps.
 
@@ -247,6 +264,10 @@ def run_trial(
     ``TrainingClock``); when it says True inside an epoch, the weights are validated there and the
     partial ``EpochResult`` (``fraction < 1``) goes to ``on_epoch`` and ``should_prune``, then the epoch
     continues. Only whole epochs are kept, become the best, or reach ``on_val_probabilities``.
+
+    The kept weights are also scored on the mirrored validation and test images (``predict_mirrored``), once,
+    after the last epoch; ``on_val_mirrored`` instead receives every epoch's mirrored validation
+    probabilities (cross-validation pools them as it pools the plain ones).
     """
     started = time.perf_counter()
     config = effective_config(spec, config)
@@ -259,6 +280,7 @@ def run_trial(
     best: EpochResult | None = None
     best_snapshot: Any = None
     best_probabilities: np.ndarray | None = None
+    mirror_epochs = 0.0  # seconds of the per-epoch mirrored validation passes (on_val_mirrored)
 
     def check(result: EpochResult) -> None:
         if on_epoch is not None:
@@ -273,6 +295,9 @@ def run_trial(
                 epoch_start = driver.clock.spent
                 loss = driver.run_epoch(epoch, phase, check, between="between epochs", inside="inside an epoch")
                 probabilities = driver.clock.run(lambda: session.predict_split("val"))
+                mirror_from = time.perf_counter()
+                mirrored_val = None if on_val_mirrored is None else driver.clock.run(lambda: predict_mirrored(session, "val"))
+                mirror_epochs += time.perf_counter() - mirror_from
             except DeadlineReached:
                 if best is None:
                     raise DeadlineReached(f"the --timeout passed before the trial's first whole epoch "
@@ -284,6 +309,8 @@ def run_trial(
             history.append(result)
             if on_val_probabilities is not None:
                 on_val_probabilities(result, probabilities)
+            if on_val_mirrored is not None and mirrored_val is not None:
+                on_val_mirrored(result, mirrored_val)
             if best is None or result.val_accuracy > best.val_accuracy:
                 best, best_snapshot, best_probabilities = result, session.snapshot(), probabilities
             if on_epoch is not None:
@@ -295,6 +322,10 @@ def run_trial(
             session.restore(best_snapshot)
             test_labels = data.labels[data.splits["test"]]
             test_probabilities = session.predict_split("test")
+            mirror_start = time.perf_counter()
+            val_flip = predict_mirrored(session, "val") if on_val_mirrored is None else None
+            test_flip = predict_mirrored(session, "test")
+            mirror_seconds = time.perf_counter() - mirror_start + mirror_epochs
             if save_to is not None:
                 session.save(save_to)
         return TrialOutcome(
@@ -309,6 +340,9 @@ def run_trial(
             seconds=time.perf_counter() - started,
             val_probabilities=np.asarray(best_probabilities, dtype=np.float32),
             test_probabilities=np.asarray(test_probabilities, dtype=np.float32),
+            val_flip_probabilities=val_flip,
+            test_flip_probabilities=test_flip,
+            mirror_seconds=mirror_seconds,
             stopped_by=stopped_by,
             epochs_run=len(history),
         )

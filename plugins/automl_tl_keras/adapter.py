@@ -126,6 +126,12 @@ class KerasAdapter:
 
         return combine(members, preprocessing, check_base=self._same_weights(members[0].spec))
 
+    def flip_average(self, model: Any, preprocessing: Preprocessing) -> Any:
+        """``model`` averaged over each image and its mirror in one graph (``export --flip``)."""
+        from .model import flip_averaged
+
+        return flip_averaged(model, preprocessing.image_size)
+
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
         from automl_tl.cache.activations import normalise_images
 

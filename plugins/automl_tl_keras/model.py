@@ -33,6 +33,22 @@ class SymmetricPadConv2D(keras.layers.Conv2D):
         return super().call(keras.ops.pad(inputs, [[0, 0], [pad, pad], [pad, pad], [0, 0]]))
 
 
+@keras.saving.register_keras_serializable(package="automl_tl")
+class HorizontalMirror(keras.layers.Layer):
+    """NHWC images mirrored left-right (``export --flip``); registered, so a ``.keras`` file loads in safe mode."""
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.flip(inputs, axis=2)
+
+
+def flip_averaged(model: Any, image_size: int) -> Any:
+    """``model`` (normalised NHWC in, probabilities out) averaged over each image and its mirror."""
+    inputs = keras.Input((image_size, image_size, 3), name="normalised_image")
+    mirrored = HorizontalMirror(name="mirror")(inputs)
+    averaged = keras.layers.Average(name="flip_average")([model(inputs), model(mirrored)])
+    return keras.Model(inputs, averaged, name="automl_tl_flip_averaged")
+
+
 def _torch_compatible_layer(layer: Any) -> Any:
     """Layer replacements that make Keras' MobileNetV2 compute exactly what torchvision's does."""
     config = layer.get_config()

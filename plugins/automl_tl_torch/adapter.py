@@ -172,6 +172,13 @@ class TorchAdapter:
                    for m in members]
         return combine(checked, preprocessing)
 
+    def flip_average(self, model: Any, preprocessing: Preprocessing) -> Any:
+        """``model`` (a loaded trial or a combined ensemble) averaged over each image and its mirror, as one
+        graph that ``export`` and ``predict_loaded`` take like the model itself (``export --flip``)."""
+        from .model import FlipAveraged
+
+        return FlipAveraged(model).eval()
+
     def predict_loaded(self, model: Any, preprocessing: Preprocessing, batch: np.ndarray) -> np.ndarray:
         import torch
 

@@ -149,3 +149,19 @@ class NormalisedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.classifier((x - self.mean) / self.std), dim=1)
+
+
+class FlipAveraged(nn.Module):
+    """A classifier (normalised NCHW in, logits or log-probabilities out) averaged over each image and its
+    left-right mirror: both run as one batch, and the log of the mean of their probabilities comes out, so
+    the exporter's softmax gives that mean. Per-channel normalisation commutes with mirroring, so
+    mirroring the normalised image is mirroring the image."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.softmax(self.inner(torch.cat([x, torch.flip(x, dims=[3])])), dim=1)
+        averaged = probabilities.reshape(2, -1, probabilities.shape[1]).mean(dim=0)
+        return torch.log(torch.clamp(averaged, min=1e-12))

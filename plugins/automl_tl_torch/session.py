@@ -17,7 +17,7 @@ from torch import nn
 
 from automl_tl.cache.store import ActivationStore, MemoryStore
 from automl_tl.errors import UserError
-from automl_tl.training.augment import mixed_rows, view_choice, views
+from automl_tl.training.augment import mixed_rows, view_choice, view_ids, views
 from automl_tl.training.block_rates import block_rates
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
@@ -26,6 +26,7 @@ from .cache import PrefixFeatures, channels_last, rows
 from .model import BlockStack, Classifier, build_classifier
 
 WEIGHTS_FILE = "weights.pt"
+MIRROR_VIEW = 1  # augment.view_ids: the global number of the left-right mirror
 LAYOUT_FILE = "layout.json"
 
 
@@ -248,17 +249,34 @@ class TorchTrialSession:
 
     # -- evaluation -----------------------------------------------------------------------
     def predict_split(self, split: str) -> np.ndarray:
+        return self._predict(self.features, split, 0)
+
+    def predict_mirrored(self, split: str) -> np.ndarray | None:
+        """``predict_split`` on the left-right mirrored images (``export --flip auto`` decides on it), for a trial
+        that trains on the mirror (``augment: hflip``): its mirrored activations are cached already, so this costs
+        a head pass, or one validation pass once blocks are fine-tuned. None for any other trial: the mirror's
+        prefix pass over every image would cost as much as the trial's own first pass, and ``auto`` leaves the
+        flip off for a trial that never saw a mirrored image."""
+        ids = view_ids(self.config.augment)
+        if MIRROR_VIEW not in ids:
+            return None
+        position = ids.index(MIRROR_VIEW)
+        return self._predict(self.views[position], split, position)
+
+    def _predict(self, features: PrefixFeatures, split: str, view: int | None) -> np.ndarray:
+        """Probabilities of ``split`` through ``features`` (a view's cached activations); ``view``: its row in
+        the pooled features kept on the device, None when they do not hold it."""
         pristine = not self.backbone_touched
         indices = self.data.splits[split]
         self.model.eval()
-        if pristine and self._head_inputs is not None:  # pooled features already on the device
+        if pristine and self._head_inputs is not None and view is not None:  # pooled features already on the device
             with torch.no_grad():
-                logits = self.model.head(self._head_inputs[0][torch.from_numpy(indices).to(self.device)])
+                logits = self.model.head(self._head_inputs[view][torch.from_numpy(indices).to(self.device)])
                 return torch.softmax(logits, dim=1).cpu().numpy()
-        source = self.features.pooled() if pristine else self.features.after_block(self.frozen)
+        source = features.pooled() if pristine else features.after_block(self.frozen)
         outputs = []
         with torch.no_grad():
-            step = 2 * self.features.rows_per_batch()  # 256 rows of small images, fewer of photos
+            step = 2 * features.rows_per_batch()  # 256 rows of small images, fewer of photos
             for start in range(0, len(indices), step):
                 inputs = rows(source, indices[start : start + step])
                 logits = self._forward(channels_last(inputs.to(self.device)), pristine)

@@ -29,7 +29,7 @@ def test_keras_search_export_predict_and_evaluate(small_sample, tmp_path, capsys
     capsys.readouterr()
     for fmt in ("keras", "savedmodel"):
         out = tmp_path / fmt
-        assert main(["export", "k", "--format", fmt, "-o", str(out)]) == 0
+        assert main(["export", "k", "--format", fmt, "-o", str(out), "--flip", "off"]) == 0
         assert json.loads((out / "metadata.json").read_text())["framework"] == "keras"
         capsys.readouterr()
         trust = ["--trust-model"] if fmt == "savedmodel" else []  # a SavedModel can run code on load
@@ -42,7 +42,7 @@ def test_keras_search_export_predict_and_evaluate(small_sample, tmp_path, capsys
     assert "keras, savedmodel" in capsys.readouterr().err
 
     # Both trials averaged in one .keras graph (loaded back in safe mode), checked against the members' own models.
-    assert main(["export", "k", "--format", "keras", "-o", str(tmp_path / "ensemble"), "--ensemble", "4"]) == 0
+    assert main(["export", "k", "--format", "keras", "-o", str(tmp_path / "ensemble"), "--ensemble", "4", "--flip", "off"]) == 0
     capsys.readouterr()
     metadata = json.loads((tmp_path / "ensemble" / "metadata.json").read_text())
     assert sum(metadata["ensemble"]["weights"]) == 4 and metadata["parity"]["max_abs_difference"] < 1e-3

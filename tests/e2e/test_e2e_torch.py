@@ -83,7 +83,7 @@ def test_export_both_formats_and_predict_the_trained_models_classes(in_study, me
 
     for fmt in ("onnx", "torchscript"):
         out = tmp_path / fmt
-        assert main(["export", "e2e", "--format", fmt, "-o", str(out)]) == 0
+        assert main(["export", "e2e", "--format", fmt, "-o", str(out), "--flip", "off"]) == 0
         assert "largest probability difference" in capsys.readouterr().out
         metadata = json.loads((out / "metadata.json").read_text())
         assert metadata["trial"] == best.number and metadata["val_accuracy"] == best.value
@@ -117,7 +117,7 @@ def test_an_ensemble_exports_as_one_model_that_predict_and_evaluate_use(in_study
     """Three rounds over three trials: one ONNX graph, checked against the members' own models, whose test
     accuracy is the one selection read from the members' kept probabilities."""
     out = tmp_path / "ensemble"
-    assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--ensemble", "3"]) == 0
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--ensemble", "3", "--flip", "off"]) == 0
     printed = capsys.readouterr().out
     metadata = json.loads((out / "metadata.json").read_text())
     ensemble = metadata["ensemble"]
@@ -130,6 +130,23 @@ def test_an_ensemble_exports_as_one_model_that_predict_and_evaluate_use(in_study
     assert main(["evaluate", str(out), str(medium_sample), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert abs(evaluated["accuracy"] - ensemble["test_accuracy"]) <= 0.01
+
+
+def test_export_ensemble_auto_says_its_cross_fitted_decision(in_study, tmp_path, capsys):
+    """``auto`` prints what it exports and why: the ensemble against the best single trial on rows neither was
+    chosen on, with the same figures the export's metadata records."""
+    out = tmp_path / "auto"
+    assert main(["export", "e2e", "--format", "onnx", "-o", str(out), "--ensemble", "auto", "--flip", "off"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    ensemble = json.loads((out / "metadata.json").read_text())["ensemble"]
+    check = ensemble["cross_fitted"]
+    assert f"Cross-fitted check: on {check['rows']} validation rows it was not chosen on" in printed
+    assert f"scored {check['ensemble_accuracy']:.4f}" in printed and f"against {check['single_accuracy']:.4f}" in printed
+    if "refused" in ensemble:
+        assert ensemble["members"] == [ensemble["best_single_trial"]] and len(ensemble["refused"]["members"]) > 1
+        assert f"so trial {ensemble['best_single_trial']} is exported alone" in printed and not check["pays"]
+    elif len(ensemble["members"]) > 1:
+        assert "so the ensemble is exported" in printed and check["pays"]
 
 
 def test_ensemble_options_that_cannot_work_are_refused(in_study, tmp_path, capsys):

@@ -49,3 +49,21 @@ def test_a_hflip_trial_trains_on_both_cached_views_and_validates_on_the_original
     keys = [v._key("block:2", 2).digest() for v in session.views]
     assert all(f"{key}.npy" in images for key in keys), "both views' activations are cached"
     assert torch.isfinite(torch.from_numpy(probabilities)).all()
+
+
+def test_mirrored_predictions_come_only_from_trials_that_train_on_the_mirror(tmp_path):
+    """``export --flip auto`` decides on them; a trial without the mirror view would pay a second prefix pass."""
+    adapter = TorchAdapter()
+    adapter.cache = DiskStore(tmp_path, 2**30, "float16")
+    data = random_table(n_per_split=16)
+    plain = adapter.start_trial(tiny_spec(), config(freeze=0.5, switch=1, epochs=2, augment="none"), data)
+    plain.set_phase(Phase.HEAD)
+    plain.train_epoch()
+    assert plain.predict_mirrored("val") is None
+    flipping = adapter.start_trial(tiny_spec(), config(freeze=0.5, switch=1, epochs=2, augment="hflip"), data)
+    for phase in (Phase.HEAD, Phase.FINETUNE):  # pooled features on the device, then the fine-tuned blocks
+        flipping.set_phase(phase)
+        flipping.train_epoch()
+        got = flipping.predict_mirrored("val")
+        np.testing.assert_allclose(got, flipping._predict(flipping.views[1], "val", None), atol=1e-6)
+        assert not np.allclose(got, flipping.predict_split("val"), atol=1e-6)
