@@ -8,8 +8,8 @@ check compares the graph with the mean of the trained model on the batch and on 
 out-of-fold) probabilities on the plain and on the mirrored images (``val`` and ``val_flip``, see
 automl_tl.storage.predictions); their mean is scored against the plain ones, accuracy first, then log loss
 (``flip_pays``). Averaging doubles the work per image, so with ``--max-latency-ms`` the measured batch-1
-latency of the averaged export must fit the limit too. Trials saved before mirrored predictions were kept
-cannot tell: ``auto`` then means off, and says why.
+latency of the averaged export must fit the limit too. Only trials trained on mirrored images (``augment:
+hflip``) keep mirrored predictions; for any other trial ``auto`` means off, and says why.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def kept_scores(artifacts: Path, members: Sequence[tuple[int, int]]) -> tuple[Fl
     for number, weight in members:
         kept = load_predictions(trial_dir(artifacts, number))
         if not kept or "val" not in kept or "val_flip" not in kept:
-            return (f"trial {number} kept no predictions on mirrored validation images (trials keep them since "
-                    f"issue 24), so nothing shows whether averaging over the mirror pays")
+            return (f"trial {number} kept no predictions on mirrored validation images (only trials trained on "
+                    f"mirrored images, augment hflip, keep them), so nothing shows whether averaging over the "
+                    f"mirror pays")
         val, val_flip = kept["val"], kept["val_flip"]
         if not np.array_equal(val.index, val_flip.index) or (index is not None and not np.array_equal(val.index, index)):
             return f"trial {number}'s kept validation rows do not line up with its mirrored ones or its peers'"
