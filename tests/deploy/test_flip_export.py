@@ -5,14 +5,12 @@ evaluate agreeing with it, and the refusals."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 
-from automl_tl.cli import main
 from automl_tl.data.images import to_model_input
 from automl_tl.deploy.export import load_trial_model
 from automl_tl.deploy.flip import FlipChoice, FlipScores, flip_pays, judge_flip, kept_scores, with_latency
@@ -21,21 +19,7 @@ from automl_tl.errors import UserError
 from automl_tl.plugin.manager import load_plugins
 from automl_tl.storage.artifacts import trial_dir
 from automl_tl.storage.predictions import SplitPredictions, load_predictions, save_predictions
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-@pytest.fixture
-def study(small_cnn_exports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the one-trial small_cnn study "mf", made current."""
-    studies = tmp_path / "mf_studies"
-    shutil.copytree(small_cnn_exports / "studies", studies)
-    monkeypatch.setenv("AUTOML_TL_STUDIES", str(studies))
-    return studies
+from tests.deploy.conftest import run
 
 
 def artifacts_of(studies: Path) -> Path:
@@ -97,11 +81,11 @@ def test_the_latency_limit_drops_auto_and_refuses_on() -> None:
 
 
 # -- what a trial keeps --------------------------------------------------------------------------
-def test_a_trial_keeps_its_weights_predictions_on_the_mirrored_images(study: Path) -> None:
-    artifacts = artifacts_of(study)
+def test_a_trial_keeps_its_weights_predictions_on_the_mirrored_images(small_cnn_study: Path) -> None:
+    artifacts = artifacts_of(small_cnn_study)
     predictions = load_predictions(artifacts)
     assert predictions is not None and {"val_flip", "test_flip"} <= set(predictions)
-    mf = optuna.load_study(study_name="mf", storage=f"sqlite:///{study / 'mf.db'}")
+    mf = optuna.load_study(study_name="mf", storage=f"sqlite:///{small_cnn_study / 'mf.db'}")
     assert mf.trials[0].params["augment"] == "hflip", "only a trial that trains on the mirror keeps these"
     trial = load_trial_model(load_plugins(), mf, artifacts.parent, int(artifacts.name.split("-")[-1]))
     from automl_tl.search.study_data import study_data
@@ -120,15 +104,14 @@ def test_a_trial_keeps_its_weights_predictions_on_the_mirrored_images(study: Pat
 # -- the export --------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_a_flip_export_is_the_mean_of_the_model_on_the_image_and_its_mirror(
-        study: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+        small_cnn_study: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "export", "mf", "--format", fmt, "-o", str(tmp_path / "on"), "--flip", "on")
     assert code == 0, out
     assert "Flip-averaging ON (--flip on)" in out and "ms averaged" in out
     metadata = json.loads((tmp_path / "on" / "metadata.json").read_text())
     assert metadata["flip"]["averaged"] is True and metadata["flip"]["batch_1_ms"]["mirror_averaged"] > 0
-    artifacts = artifacts_of(study)
-    mf = optuna.load_study(study_name="mf", storage=f"sqlite:///{study / 'mf.db'}")
-    assert mf.trials[0].params["augment"] == "hflip", "only a trial that trains on the mirror keeps these"
+    artifacts = artifacts_of(small_cnn_study)
+    mf = optuna.load_study(study_name="mf", storage=f"sqlite:///{small_cnn_study / 'mf.db'}")
     trial = load_trial_model(load_plugins(), mf, artifacts.parent, metadata["trial"])
     batch = np.random.default_rng(1).random((5, 16, 16, 3), dtype=np.float32)
     plain = trial.adapter.predict_loaded(trial.model, trial.preprocessing, batch)
@@ -141,7 +124,7 @@ def test_a_flip_export_is_the_mean_of_the_model_on_the_image_and_its_mirror(
     assert json.loads((tmp_path / "off" / "metadata.json").read_text())["flip"]["averaged"] is False
 
 
-def test_predict_and_evaluate_agree_with_a_flip_export(study: Path, small_sample: Path, tmp_path: Path,
+def test_predict_and_evaluate_agree_with_a_flip_export(small_cnn_study: Path, small_sample: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "export", "mf", "--format", "onnx", "-o", str(tmp_path / "m"), "--flip", "on")[0] == 0
     code, out = run(capsys, "evaluate", str(tmp_path / "m"), str(small_sample), "--split", "all", "--json")
@@ -156,7 +139,7 @@ def test_predict_and_evaluate_agree_with_a_flip_export(study: Path, small_sample
     assert evaluated["accuracy"] == pytest.approx(right / len(predicted))
 
 
-def test_a_flip_export_quantizes(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_flip_export_quantizes(small_cnn_study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "export", "mf", "--format", "onnx", "-o", str(tmp_path / "q"), "--flip", "on",
                     "--quantize", "int8", "--max-accuracy-drop", "100")
     assert code == 0, out
@@ -164,7 +147,7 @@ def test_a_flip_export_quantizes(study: Path, tmp_path: Path, capsys: pytest.Cap
     assert metadata["quantized"] == "int8" and metadata["flip"]["averaged"] is True
 
 
-def test_a_bad_flip_value_is_one_paragraph_and_exit_2(study: Path, tmp_path: Path,
+def test_a_bad_flip_value_is_one_paragraph_and_exit_2(small_cnn_study: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "export", "mf", "--format", "onnx", "-o", str(tmp_path / "x"), "--flip", "maybe")
     assert code == 2

@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import optuna
 import pytest
 
-from automl_tl.cli import main
 from automl_tl.deploy import quantize
 from automl_tl.deploy.quantize import ModelFigures, QuantizeReport, check_accuracy_drop, check_quantize_options
 from automl_tl.errors import UserError
 from automl_tl.search.study_data import study_data
+from tests.deploy.conftest import run
 from tests.support.studies import searched_study
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
-@pytest.fixture
-def small_cnn_study(small_cnn_exports: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the one-trial small_cnn study "mf", made current."""
-    studies = tmp_path / "mf_studies"
-    shutil.copytree(small_cnn_exports / "studies", studies)
-    monkeypatch.setenv("AUTOML_TL_STUDIES", str(studies))
-    return studies
 
 
 @pytest.fixture(scope="module")
