@@ -120,13 +120,13 @@ def judge_flip(mode: str, artifacts: Path, members: Sequence[tuple[int, int]]) -
         return FlipChoice(mode, False, "--flip off")
     found = kept_scores(artifacts, members)
     if isinstance(found, str):
-        return FlipChoice(mode, mode == "on", "--flip on" if mode == "on" else f"off: {found}")
+        return FlipChoice(mode, mode == "on", "--flip on" if mode == "on" else found)
     plain, averaged = found
     if mode == "on":
         return FlipChoice(mode, True, "--flip on", plain, averaged)
     pays = flip_pays(plain, averaged)
-    verdict = ("on: the mirror-averaged validation predictions score better" if pays else
-               "off: the mirror-averaged validation predictions score no better")
+    verdict = ("the mirror-averaged validation predictions score better" if pays else
+               "the mirror-averaged validation predictions score no better")
     return FlipChoice(mode, pays, f"{verdict} (accuracy first, then log loss)", plain, averaged)
 
 
@@ -140,13 +140,13 @@ def with_latency(choice: FlipChoice, plain_ms: float, averaged_ms: float, max_la
         raise UserError(f"--flip on --max-latency-ms {max_latency_ms:g}: the mirror-averaged model takes "
                         f"{averaged_ms:.1f} ms per image at batch 1 here (without the mirror {plain_ms:.1f} ms), over "
                         f"the limit. Export with --flip auto or off, or raise the limit; nothing was written.")
-    return replace(choice, flip=False, reason=f"off: the mirror-averaged model takes {averaged_ms:.1f} ms at batch 1, "
+    return replace(choice, flip=False, reason=f"the mirror-averaged model takes {averaged_ms:.1f} ms at batch 1, "
                                               f"over --max-latency-ms {max_latency_ms:g}")
 
 
 def describe(choice: FlipChoice) -> str:
     """One line for the export's output: the choice, the validation figures and the latencies behind it."""
-    parts = [f"Flip-averaging {'ON' if choice.flip else 'off'} ({choice.reason})"]
+    parts = [f"Flip-averaging {'ON' if choice.flip else 'off'}: {choice.reason}"]
     if choice.plain is not None and choice.averaged is not None:
         parts.append(f"validation accuracy {choice.plain.accuracy:.4f} -> {choice.averaged.accuracy:.4f}, log loss "
                      f"{choice.plain.log_loss:.4f} -> {choice.averaged.log_loss:.4f} on {choice.plain.rows} images")

@@ -107,7 +107,7 @@ def test_a_flip_export_is_the_mean_of_the_model_on_the_image_and_its_mirror(
         small_cnn_study: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "export", "mf", "--format", fmt, "-o", str(tmp_path / "on"), "--flip", "on")
     assert code == 0, out
-    assert "Flip-averaging ON (--flip on)" in out and "ms averaged" in out
+    assert "Flip-averaging ON: --flip on" in out and "ms averaged" in out
     metadata = json.loads((tmp_path / "on" / "metadata.json").read_text())
     assert metadata["flip"]["averaged"] is True and metadata["flip"]["batch_1_ms"]["mirror_averaged"] > 0
     artifacts = artifacts_of(small_cnn_study)
