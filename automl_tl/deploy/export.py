@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from automl_tl.data.images import to_model_input
 from automl_tl.deploy.export_folder import check_replaceable, finish_export, staging_folder
 from automl_tl.deploy.export_leftovers import clear_leftovers
-from automl_tl.deploy.flip import FlipChoice, export_latency, flip_graph, judge_flip, mirror_averaged, with_latency
+from automl_tl.deploy.flip import FlipChoice, flip_graph, judge_flip, keep_one, mirror_averaged, timed_export, with_latency
 from automl_tl.deploy.quantize import QuantizeReport, QuantizeRequest, prepare_quantize, quantize_export
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
@@ -208,14 +208,18 @@ def write_export(source: ExportSource, fmt: str, out_dir: Path, parity_images: n
     choice = source.flip
     predict_reference: Callable[[np.ndarray], np.ndarray] = source.predict_reference
     with staging_folder(out_dir) as staging:
-        if choice is not None and choice.mode != "off":
+        if choice is not None and choice.mode != "off":  # each graph is exported once: timed, then one is kept
             averaged_model = flip_graph(adapter, model, preprocessing)
-            choice = with_latency(choice, export_latency(adapter, model, preprocessing, fmt, staging / ".plain"),
-                                  export_latency(adapter, averaged_model, preprocessing, fmt, staging / ".averaged"),
-                                  max_latency_ms)
+            plain_dir, averaged_dir = staging / ".plain", staging / ".averaged"
+            plain_file, plain_ms = timed_export(adapter, model, preprocessing, fmt, plain_dir)
+            averaged_file, averaged_ms = timed_export(adapter, averaged_model, preprocessing, fmt, averaged_dir)
+            choice = with_latency(choice, plain_ms, averaged_ms, max_latency_ms)
             if choice.flip:
                 model, predict_reference = averaged_model, mirror_averaged(source.predict_reference)
-        model_file = adapter.export(model, preprocessing, fmt, staging)
+            model_file = averaged_file if choice.flip else plain_file
+            keep_one(averaged_dir if choice.flip else plain_dir, plain_dir if choice.flip else averaged_dir, staging)
+        else:
+            model_file = adapter.export(model, preprocessing, fmt, staging)
         images = parity_images
         if images is None:
             images = np.random.default_rng(0).integers(0, 256, (8, preprocessing.image_size, preprocessing.image_size, 3), dtype=np.uint8)

@@ -172,14 +172,20 @@ def flip_graph(adapter: FrameworkAdapter, model: Any, preprocessing: Preprocessi
     return build(model, preprocessing)
 
 
-def export_latency(adapter: FrameworkAdapter, model: Any, preprocessing: Preprocessing, fmt: str, folder: Path) -> float:
-    """The median batch-1 latency (ms) of ``model`` exported in ``fmt`` into ``folder``, which is removed after."""
+def timed_export(adapter: FrameworkAdapter, model: Any, preprocessing: Preprocessing, fmt: str,
+                 folder: Path) -> tuple[str, float]:
+    """``model`` exported in ``fmt`` into ``folder`` (made here), and its median batch-1 latency (ms) there."""
     folder.mkdir(parents=True)
-    try:
-        model_file = adapter.export(model, preprocessing, fmt, folder)
-        loaded = adapter.load_exported(folder, fmt, model_file, trusted=True)  # written just now
-        size = preprocessing.image_size
-        one = to_model_input(np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8))
-        return median_ms(lambda: loaded.predict(one), warmup=2, repeats=20, budget_s=1.5)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    model_file = adapter.export(model, preprocessing, fmt, folder)
+    loaded = adapter.load_exported(folder, fmt, model_file, trusted=True)  # written just now
+    size = preprocessing.image_size
+    one = to_model_input(np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8))
+    return model_file, median_ms(lambda: loaded.predict(one), warmup=2, repeats=20, budget_s=1.5)
+
+
+def keep_one(chosen: Path, other: Path, into: Path) -> None:
+    """Move everything ``chosen`` holds into ``into`` and remove both export folders (``into`` is their parent)."""
+    for entry in chosen.iterdir():
+        entry.rename(into / entry.name)
+    chosen.rmdir()
+    shutil.rmtree(other)
