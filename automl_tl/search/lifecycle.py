@@ -181,8 +181,10 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
     with console.status(f"Profiling the data: frozen {console_text(spec.name)} features and a linear probe (cached for the trials)..."):
         with charged(PROFILING):  # the search's time summary: its cache passes inside are counted as those
             profile = profile_data(plugins.framework(spec.framework), spec, table, space)
-    limit = 4 if settings.trials is None else min(4, max(1, settings.trials // 4))
-    trials = start_trials(profile, space, settings.epochs, settings.backbones, limit, shapes_from(plugins.backbone))
+    limit = 4 + len(pretrained) - 1  # the plans, and the bottleneck recipe on each other pretrained backbone
+    limit = limit if settings.trials is None else min(limit, max(1, settings.trials // 4))
+    trials = start_trials(profile, space, settings.epochs, settings.backbones, limit, shapes_from(plugins.backbone),
+                          pretrained)
     with storage_write():
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
         for trial in trials:

@@ -137,3 +137,20 @@ def test_the_probe_is_the_mean_of_five_folds_of_train_and_val_and_its_trial_fits
     profile = DataProfile("net", 80, 3, 26.7, 0.9, 0.8, 0.5)
     first = start_trials(profile, search_space(["net"], 6), 6, ["net"], 3, lambda name: BackboneShape(True, 8))[0]
     assert first.params["head_fit"] == "lbfgs" and "head_l2" in first.params and "head_units" not in first.params
+
+
+def test_on_small_data_the_bottleneck_recipe_runs_on_every_pretrained_backbone_next():
+    names = ["mobilenet_v2", "efficientnet_lite0", "small_cnn"]
+    space = search_space(names, epochs=4)
+    shapes = {**SHAPES, "efficientnet_lite0": BackboneShape(pretrained=True, blocks=18)}
+    pretrained = ["mobilenet_v2", "efficientnet_lite0"]
+    small = start_trials(DataProfile("mobilenet_v2", 300, 10, 30, 0.9, 0.7, middle_cut(space)), space, 4, names, 8,
+                         shapes.__getitem__, pretrained)
+    first, second = small[0].params, small[1].params
+    assert (first["backbone"], second["backbone"]) == ("mobilenet_v2", "efficientnet_lite0")
+    assert {k: v for k, v in second.items() if k != "backbone"} == {k: v for k, v in first.items() if k != "backbone"}
+    assert second["head_fit"] == "lbfgs" and "efficientnet_lite0" in small[1].reason
+    assert small[2].params["backbone"] == "mobilenet_v2" and small[2].params["head_fit"] == "adam", "then the plans"
+    large = start_trials(DataProfile("mobilenet_v2", 7000, 10, 700, 0.9, 0.7, middle_cut(space)), space, 4, names, 8,
+                         shapes.__getitem__, pretrained)
+    assert all(t.params["backbone"] == "mobilenet_v2" for t in large), "large data: the sampler chooses backbones"
