@@ -1,5 +1,5 @@
-"""Did the numpy head-only loop beat the best torch form of the same head on the CPU? (It did not:
-docs/decisions.md, "The head-only phase is plain torch", has the figures and the decision.)
+"""Which form of the head-only phase trains fastest on the CPU, and to what accuracy? (docs/decisions.md,
+"The head-only phase is plain torch", has the figures and the decision.)
 
     .venv/bin/python bench/numpy_head.py [--rows 5000] [--epochs 8] [--hidden 0,256] [--repeats 3]
 
@@ -7,10 +7,8 @@ A head-only phase (dropout, linear[, ReLU, dropout, linear], class-weighted cros
 trained on the same cached features by each form below, in one run:
 
   torch          the session's torch loop: 64-row batches, fused Adam, on the session's threads
-                 (the baseline of the ratios; what the session ran before on heads numpy did not know)
-  torch 1 thread the same on one intra-op thread: what the session runs on the CPU now
-  numpy          the hand-written loop the session ran on the CPU before (bench/numpy_head_trainer.py:
-                 64-row batches, one BLAS thread)
+                 (the baseline of the ratios)
+  torch 1 thread the same on one intra-op thread: what the session runs on the CPU
   compiled       the torch loop on one thread with torch.compile of the head and of Adam's step;
                  a first trial compiles, a second (a new head) shows what each later trial pays,
                  and "steady" is the speed once compiled
@@ -33,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -46,10 +43,6 @@ from torch import nn
 from automl_tl_torch.adapter import configure_cpu_threads
 from automl_tl_torch.model import build_head
 from automl_tl_torch.session import adam, one_intra_op_thread
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python bench/numpy_head.py` from the repository root
-
-from bench.numpy_head_trainer import NumpyHeadTrainer, one_blas_thread  # noqa: E402
 
 FEATURES, CLASSES, BATCH, LR, DROPOUT = 1280, 10, 64, 1e-3, 0.2
 
@@ -106,20 +99,6 @@ def minibatch_torch(head: nn.Sequential, data: tuple, epochs: int, forward: Call
             total += float(loss.detach()) * len(batch)
         if on_epoch is not None:
             on_epoch(epoch)
-
-
-def numpy_loop(head: nn.Sequential, data: tuple, epochs: int) -> None:
-    """The session's numpy head-only loop (_numpy_head_epoch)."""
-    x, y = data[0], data[1]
-    trainer = NumpyHeadTrainer(head, LR, class_weights(y), seed=0)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=generator).numpy()
-        with one_blas_thread():
-            for start in range(0, len(order), BATCH):
-                batch = order[start : start + BATCH]
-                trainer.step(x[batch], y[batch])
-        trainer.write_back()
 
 
 def full_batch(head: nn.Sequential, data: tuple, steps: int, lr_ratio: float) -> None:
@@ -206,7 +185,6 @@ def main() -> None:
     quasi_newton = partial(lbfgs, data=data, iterations=args.lbfgs_iterations)
     forms: dict[str, Callable[[nn.Sequential], None]] = {
         "torch": minibatch, "torch 1 thread": one_thread(minibatch),
-        "numpy": partial(numpy_loop, data=data, epochs=args.epochs),
         "full batch": whole, "full batch 1 thread": one_thread(whole),
         "L-BFGS": quasi_newton, "L-BFGS 1 thread": one_thread(quasi_newton),
     }

@@ -95,12 +95,9 @@ class ShownErrorsParser(argparse.ArgumentParser):
         super().error(printable(message))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_search_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``search``: run or resume a study."""
     from automl_tl.types import RESIZE_MODES
-
-    parser = ShownErrorsParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
-    parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     search = sub.add_parser("search", help="run or resume a study")
     search.add_argument("data", nargs="?", metavar="DATA",
@@ -152,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
 
+
+def _add_worker_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``worker``: join a prepared study and run its trials."""
     worker = sub.add_parser("worker", help="join a prepared study and run its trials until the budget is met")
     worker.add_argument("--study", required=True, help="the study's name")
     worker.add_argument("--storage", metavar="URL",
@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(worker)
     worker.set_defaults(func=cmd_worker)
 
+
+def _add_show_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``show``: summarise a study."""
     show = sub.add_parser("show", help="summarise a study")
     show.add_argument("name")
     show.add_argument("--storage", metavar="URL")
@@ -177,11 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_test_per_trial_option(show)
     show.set_defaults(func=cmd_show)
 
+
+def _add_studies_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``studies``: list studies."""
     studies = sub.add_parser("studies", help="list studies")
     studies.add_argument("--storage", metavar="URL")
     studies.add_argument("--json", action="store_true")
     studies.set_defaults(func=cmd_studies)
 
+
+def _add_export_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``export``: export a trained trial, or an ensemble of trials."""
     export = sub.add_parser("export", help="export a trained trial (the best by default)")
     export.add_argument("name")
     export.add_argument("--format", required=True, choices=["torchscript", "onnx", "keras", "savedmodel", "tflite"])
@@ -210,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(export)
     export.set_defaults(func=cmd_export)
 
+
+def _add_predict_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``predict``: classify images with an exported model."""
     predict = sub.add_parser("predict", help="classify images with an exported model")
     predict.add_argument("model_dir", metavar="MODEL_DIR")
     predict.add_argument("paths", nargs="+", metavar="PATH")
@@ -219,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(predict)
     predict.set_defaults(func=cmd_predict)
 
+
+def _add_evaluate_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``evaluate``: accuracy of an exported model on a split of a data set."""
     evaluate = sub.add_parser("evaluate", help="accuracy of an exported model on a split of a data set")
     evaluate.add_argument("model_dir", metavar="MODEL_DIR")
     evaluate.add_argument("data", nargs="?", metavar="DATA")
@@ -230,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
+
+def _add_report_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``report``: a self-contained HTML report of a study."""
     report = sub.add_parser("report", help="write a self-contained HTML report of a study")
     report.add_argument("name")
     report.add_argument("-o", "--output", default="report.html", metavar="FILE.html")
@@ -241,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(report)
     report.set_defaults(func=cmd_report)
 
+
+def _add_backbones_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``backbones``: list backbones and whether their weights are here."""
     backbones = sub.add_parser("backbones", help="list backbones and whether their weights are here")
     backbones.add_argument("pattern", nargs="?")
     backbones.add_argument("--framework")
@@ -248,20 +269,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_option(backbones)
     backbones.set_defaults(func=cmd_backbones)
 
+
+def _add_plugins_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``plugins``: list loaded plugins."""
     plugins = sub.add_parser("plugins", help="list loaded plugins")
     plugins.add_argument("--json", action="store_true")
     _add_plugin_option(plugins)
     plugins.set_defaults(func=cmd_plugins)
 
+
+def _add_sample_data_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``sample-data``: write the bundled sample as folder-per-class PNGs."""
     sample = sub.add_parser("sample-data", help="write the bundled sample as folder-per-class PNGs")
     sample.add_argument("directory", nargs="?", metavar="DIR")
     sample.set_defaults(func=cmd_sample_data)
 
+
+def _add_cache_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``cache``: where the caches are and their size, or clear them."""
     cache = sub.add_parser("cache", help="where the activation and decoded-image caches are and their size")
     cache.add_argument("--clear", action="store_true",
                        help="delete the caches' entries (only files automl-tl wrote); they are made again when needed")
     cache.add_argument("--json", action="store_true")
     cache.set_defaults(func=cmd_cache)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``automl-tl`` parser: every sub-command, its options and their help."""
+    parser = ShownErrorsParser(prog="automl-tl", description="Search the transfer-learning recipe for an image folder.")
+    parser.add_argument("--version", action="version", version=f"automl-tl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_search_command, _add_worker_command, _add_show_command, _add_studies_command,
+                        _add_export_command, _add_predict_command, _add_evaluate_command, _add_report_command,
+                        _add_backbones_command, _add_plugins_command, _add_sample_data_command, _add_cache_command):
+        add_command(sub)
     return parser
 
 

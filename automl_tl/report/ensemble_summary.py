@@ -21,7 +21,7 @@ def study_ensemble(study: optuna.Study, artifacts_option: str | None = None) -> 
         return None, str(exc)
     if not found:
         where = f"they live in {remote}; `automl-tl export --ensemble auto` fetches them" if remote else \
-            "trials record them since this version"
+            "completed trials of an older automl-tl have none: run more trials with `automl-tl search`"
         return None, f"No completed trial's validation probabilities are here ({where})."
     try:
         return select_ensemble(found, "auto"), ""

@@ -138,9 +138,9 @@ def select_ensemble(found: list[Candidate], rounds: int | str = "auto", latency_
     the members' latencies may sum to at most the limit: an upper bound of the ensemble's, whose shared
     pretrained prefix runs once."""
     if not found:
-        raise UserError("No completed trial of this study kept its validation probabilities (trials keep them "
-                        "since automl-tl 0.1 issue 16), so no ensemble can be selected. Run more trials with "
-                        "`automl-tl search`, or export a single trial.")
+        raise UserError("No completed trial of this study kept its validation probabilities (trials run by an older "
+                        "automl-tl have none), so no ensemble can be selected. Run more trials with `automl-tl search`, "
+                        "or export a single trial without --ensemble.")
     if rounds != "auto" and not (isinstance(rounds, int) and 1 <= rounds <= MAX_ROUNDS):
         raise UserError(f"--ensemble {rounds}: give auto, or a number of selection rounds from 1 to {MAX_ROUNDS}.")
     costs = None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from automl_tl import __version__
+from automl_tl.capabilities import DigestsWeights
 from automl_tl.errors import TrialFailure, UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.deadline import Deadline, DeadlineReached
@@ -23,13 +25,14 @@ from automl_tl.search.retries import NOT_STARTED, fail_and_requeue, requeue
 from automl_tl.search.search_costs import SearchCosts
 from automl_tl.search.settings import SearchSettings
 from automl_tl.search.space import config_from_trial, shapes_from
+from automl_tl.search.trial_lines import describe_config, pruned_where, shrunk_note
 from automl_tl.search.trial_pruning import TrialPruning
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
 from automl_tl.training.cross_validation import run_trial_scored
 from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
-from automl_tl.types import HEAD_FIT_LBFGS, BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
+from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 TIMED_OUT = "stopped by --timeout before a whole epoch (or, under --cv, its first fold) finished"
@@ -41,10 +44,9 @@ def backbone_weights_digest(adapter: FrameworkAdapter, spec: BackboneSpec) -> st
     """The digest of the pretrained weights ``spec``'s trials start from, from the adapter's optional
     ``backbone_digest(spec)``; None for a from-scratch backbone or an adapter without one. Export refuses
     to rebuild a trial onto weights with another digest."""
-    digest_of = getattr(adapter, "backbone_digest", None)
-    if digest_of is None or not spec.pretrained:
+    if not isinstance(adapter, DigestsWeights) or not spec.pretrained:
         return None
-    digest = digest_of(spec)
+    digest = adapter.backbone_digest(spec)
     return str(digest) if digest else None
 
 
@@ -66,22 +68,16 @@ def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
     }
 
 
-def describe_config(config: TrialConfig, n_blocks: int, pretrained: bool = True) -> str:
-    frozen, depth = config.frozen_blocks(n_blocks), config.depth(n_blocks)
-    cut = f", cut at {depth}/{n_blocks}" if depth < n_blocks else ""
-    if not pretrained:
-        tuning = "from scratch"
-    elif config.finetunes(n_blocks):
-        tuning = f"fine-tune {depth - frozen}/{depth} blocks from epoch {config.switch_epoch + 1}"
-        if config.block_lr_decay != 1.0 and depth - frozen > 1:
-            tuning += f", rate x{config.block_lr_decay:g} per block down"
-    else:
-        tuning = "head only"
-    if config.head_fit == HEAD_FIT_LBFGS:
-        head = f"head linear fitted by L-BFGS (L2 {config.head_l2:.1g})"
-        rate = f", lr {config.lr:.1e}" if pretrained and config.finetunes(n_blocks) else ""
-        return f"{config.backbone}{cut}, {head}{rate}, {tuning}"
-    return f"{config.backbone}{cut}, head {config.head_units or 'linear'}, lr {config.lr:.1e}, {tuning}"
+@dataclass(frozen=True)
+class PreparedTrial:
+    """A trial ready to train: its backbone and adapter, its plan for the time left, the digest of the
+    pretrained weights it starts from, and the pruner's view of it."""
+
+    spec: BackboneSpec
+    adapter: FrameworkAdapter
+    plan: FitPlan
+    digest: str | None
+    pruning: TrialPruning
 
 
 class TrialRunner:
@@ -201,79 +197,18 @@ class TrialRunner:
             return TrialState.FAIL
 
     def _run(self, trial: optuna.Trial) -> TrialState:
-        number = trial.number
+        """``run``'s steps: prepare the trial, train it, and record how it ended."""
         started = time.perf_counter()
         self.not_started = None
+        plan: FitPlan | None = None
         try:
-            config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
-                                       image_size=self.settings.image_size, seed=self.settings.seed,
-                                       shape_of=shapes_from(self.plugins.backbone))
-            spec = self.plugins.backbone(config.backbone)
-            adapter = self.plugins.framework(spec.framework)
-            trial.set_user_attr("framework", spec.framework)
-            trial.set_user_attr("pretrained", spec.pretrained)
-            trial.set_user_attr("blocks", len(spec.blocks))
-            plan = self._plan(trial, spec, config)  # never started at a size that cannot finish in the time left
-            if plan is None:
-                return self._not_started(trial, spec, config)
-            config, folds = plan.config, plan.folds
-            kind = trial_kind(spec, config)
-            trial.set_user_attr("kind", kind)
-            if self.progress is not None:
-                self.progress.trial_started(number, config)
-            limit = self.settings.max_latency_ms  # before anything costly: a trial over it is not trained
-            if limit is not None:
-                with charged(LATENCY):
-                    latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
-                if latency_ms is not None and latency_ms > limit:
-                    return self._too_slow(trial, latency_ms, limit,
-                                          describe_config(effective_config(spec, config), len(spec.blocks), spec.pretrained))
-            digest = backbone_weights_digest(adapter, spec)  # once per trial; refuses a factory that ignores pretrained
-            if digest is not None:
-                trial.set_user_attr(DIGEST_FIELD, digest)
-            pruning = TrialPruning(self.study, trial, kind, folds)  # its checks, rungs, folds
-
-            def on_epoch(result: Any) -> None:  # every whole epoch, and every check inside one (result.partial)
-                raise_if_interrupted()
-                if self.progress is not None:
-                    self.progress.epoch_done(number, config, result, part=result.fraction if result.partial else None)
-
-            def should_prune(result: Any) -> bool:  # whole epochs go to Optuna; checks inside one to --pruner halving
-                return pruning.should_prune(result)
-
-            def on_start(effective: TrialConfig) -> None:  # what run_trial really runs (effective_config)
-                trial.set_user_attr("frozen_blocks", effective.frozen_blocks(len(spec.blocks)))
-                trial.set_user_attr("depth", effective.depth(len(spec.blocks)))
-                pruning.started(effective, len(spec.blocks))
-
-            try:
-                if folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
-                    outcome = run_trial_scored(adapter, spec, config, self.table, folds, on_epoch,
-                                               should_prune, save_to=partial_dir(self.folder, number),
-                                               on_start=on_start, seed=self.settings.seed, deadline=self.deadline,
-                                               pause_due=pruning.pause_due, after_fold=pruning.after_fold,
-                                               **self._fold_progress(number, folds))
-                else:
-                    outcome = run_trial(adapter, spec, config, self.table, on_epoch, should_prune,
-                                        save_to=partial_dir(self.folder, number), on_start=on_start,
-                                        deadline=self.deadline, pause_due=pruning.pause_due)
-            finally:
-                release_freed_memory()  # resident memory must not grow from trial to trial
+            ready = self._prepare(trial)
+            if isinstance(ready, TrialState):  # not started, or over --max-latency-ms: told already
+                return ready
+            plan = ready.plan
+            outcome = self._train(trial, ready)
         except PruneTrial as pruned:
-            discard_partial(self.folder, number)
-            best = max(r.val_accuracy for r in pruned.history)
-            # The traceback holds the trial's frames, and with them its model and activations: drop it
-            # before measuring, or a pruned trial's memory would be counted against the next one.
-            pruned.__traceback__ = None
-            release_freed_memory()
-            with storage_write(), charged(STUDY_WRITES):
-                trial.set_user_attr("val_accuracy", best)
-                trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
-                trial.set_user_attr("rss_mb", round(resident_mb(), 1))
-                self.study.tell(trial, state=TrialState.PRUNED)
-            self._report(number, "PRUNED", None,
-                         f"trial {number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}")
-            return TrialState.PRUNED
+            return self._pruned(trial, pruned, started, plan)
         except DeadlineReached:
             return self.timed_out(trial, time.perf_counter() - started)
         except StoppedTrial:
@@ -281,43 +216,118 @@ class TrialRunner:
         except KeyboardInterrupt:
             raise self.give_back(trial, INTERRUPTED) from None
         except Exception as exc:
-            discard_partial(self.folder, number)
-            reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
-            with storage_write(), charged(STUDY_WRITES):
-                trial.set_user_attr("fail_reason", reason[:2000])
-                trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
-                self.study.tell(trial, state=TrialState.FAIL)
-            self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: {console_text(reason[:300])}")
-            return TrialState.FAIL
-        pruning.flush()  # its last checks, for peers judged at seconds it has reached
+            return self._failed(trial, exc, started)
+        return self._complete(trial, ready, outcome)
+
+    def _prepare(self, trial: optuna.Trial) -> PreparedTrial | TrialState:
+        """The trial's config, backbone and adapter, recorded on it, and its plan for the time left; or, told to
+        the study already, the state of a trial that ends here (not started, or over --max-latency-ms)."""
+        config = config_from_trial(trial, self.space, epochs=self.settings.epochs,
+                                   image_size=self.settings.image_size, seed=self.settings.seed,
+                                   shape_of=shapes_from(self.plugins.backbone))
+        spec = self.plugins.backbone(config.backbone)
+        adapter = self.plugins.framework(spec.framework)
+        trial.set_user_attr("framework", spec.framework)
+        trial.set_user_attr("pretrained", spec.pretrained)
+        trial.set_user_attr("blocks", len(spec.blocks))
+        plan = self._plan(trial, spec, config)  # never started at a size that cannot finish in the time left
+        if plan is None:
+            return self._not_started(trial, spec, config)
+        kind = trial_kind(spec, plan.config)
+        trial.set_user_attr("kind", kind)
+        if self.progress is not None:
+            self.progress.trial_started(trial.number, plan.config)
+        too_slow = self._check_latency_limit(trial, adapter, spec, plan.config)  # before anything costly
+        if too_slow is not None:
+            return too_slow
+        digest = backbone_weights_digest(adapter, spec)  # once per trial; refuses a factory that ignores pretrained
+        if digest is not None:
+            trial.set_user_attr(DIGEST_FIELD, digest)
+        pruning = TrialPruning(self.study, trial, kind, plan.folds)  # its checks, rungs, folds
+        return PreparedTrial(spec, adapter, plan, digest, pruning)
+
+    def _check_latency_limit(self, trial: optuna.Trial, adapter: FrameworkAdapter, spec: BackboneSpec,
+                             config: TrialConfig) -> TrialState | None:
+        """Under --max-latency-ms, the trial's latency measured before it trains: PRUNED when over the limit."""
+        limit = self.settings.max_latency_ms
+        if limit is None:
+            return None
+        with charged(LATENCY):
+            latency_ms = record_latency(trial, adapter, spec, config, self.table.num_classes, limit)
+        if latency_ms is None or latency_ms <= limit:
+            return None
+        return self._too_slow(trial, latency_ms, limit, describe_config(effective_config(spec, config), len(spec.blocks), spec.pretrained))
+
+    def _train(self, trial: optuna.Trial, ready: PreparedTrial) -> TrialOutcome:
+        """Train the trial through the engine (under --cv: K folds, then a refit), telling the progress
+        display and the pruner as it goes; its freed memory is given back however it ends."""
+        number, spec, config, folds, pruning = trial.number, ready.spec, ready.plan.config, ready.plan.folds, ready.pruning
+
+        def on_epoch(result: Any) -> None:  # every whole epoch, and every check inside one (result.partial)
+            raise_if_interrupted()
+            if self.progress is not None:
+                self.progress.epoch_done(number, config, result, part=result.fraction if result.partial else None)
+
+        def should_prune(result: Any) -> bool:  # whole epochs go to Optuna; checks inside one to --pruner halving
+            return pruning.should_prune(result)
+
+        def on_start(effective: TrialConfig) -> None:  # what run_trial really runs (effective_config)
+            trial.set_user_attr("frozen_blocks", effective.frozen_blocks(len(spec.blocks)))
+            trial.set_user_attr("depth", effective.depth(len(spec.blocks)))
+            pruning.started(effective, len(spec.blocks))
+
+        try:
+            if folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
+                return run_trial_scored(ready.adapter, spec, config, self.table, folds, on_epoch,
+                                        should_prune, save_to=partial_dir(self.folder, number),
+                                        on_start=on_start, seed=self.settings.seed, deadline=self.deadline,
+                                        pause_due=pruning.pause_due, after_fold=pruning.after_fold,
+                                        **self._fold_progress(number, folds))
+            return run_trial(ready.adapter, spec, config, self.table, on_epoch, should_prune,
+                             save_to=partial_dir(self.folder, number), on_start=on_start,
+                             deadline=self.deadline, pause_due=pruning.pause_due)
+        finally:
+            release_freed_memory()  # resident memory must not grow from trial to trial
+
+    def _pruned(self, trial: optuna.Trial, pruned: PruneTrial, started: float, plan: FitPlan | None) -> TrialState:
+        """A trial the pruner stopped: its partial artifact discarded, its best score and seconds kept, PRUNED."""
+        discard_partial(self.folder, trial.number)
+        best = max(r.val_accuracy for r in pruned.history)
+        # The traceback holds the trial's frames, and with them its model and activations: drop it
+        # before measuring, or a pruned trial's memory would be counted against the next one.
+        pruned.__traceback__ = None
+        release_freed_memory()
+        with storage_write(), charged(STUDY_WRITES):
+            trial.set_user_attr("val_accuracy", best)
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+            trial.set_user_attr("rss_mb", round(resident_mb(), 1))
+            self.study.tell(trial, state=TrialState.PRUNED)
+        self._report(trial.number, "PRUNED", None,
+                     f"trial {trial.number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}")
+        return TrialState.PRUNED
+
+    def _failed(self, trial: optuna.Trial, exc: Exception, started: float) -> TrialState:
+        """A trial that raised: its partial artifact discarded, the reason kept, FAIL."""
+        discard_partial(self.folder, trial.number)
+        reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
+        with storage_write(), charged(STUDY_WRITES):
+            trial.set_user_attr("fail_reason", reason[:2000])
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+            self.study.tell(trial, state=TrialState.FAIL)
+        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [red]failed[/]: {console_text(reason[:300])}")
+        return TrialState.FAIL
+
+    def _complete(self, trial: optuna.Trial, ready: PreparedTrial, outcome: TrialOutcome) -> TrialState:
+        """A trained trial: its latency (without a limit), predictions, metrics and artifact kept, then COMPLETE
+        with its score; FAIL when its artifact cannot be uploaded."""
+        number, spec = trial.number, ready.spec
+        ready.pruning.flush()  # its last checks, for peers judged at seconds it has reached
         if self.settings.max_latency_ms is None and self._time_for_latency():
             with charged(LATENCY):  # without a limit only a complete trial's latency matters (report, export)
-                record_latency(trial, adapter, spec, config, self.table.num_classes, None)
+                record_latency(trial, ready.adapter, spec, ready.plan.config, self.table.num_classes, None)
         attrs = outcome_attrs(outcome)
-        config = outcome.config
-        meta = {
-            "study": self.settings.study_name,
-            KEY_FIELD: self.key,
-            "trial": number,
-            "params": dict(trial.params),
-            "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
-            "framework": spec.framework,
-            "backbone": spec.name,
-            "pretrained": spec.pretrained,
-            DIGEST_FIELD: digest,
-            "class_names": list(self.table.class_names),
-            "preprocessing": spec.preprocessing(self.settings.image_size, self.settings.resize).to_dict(),
-            "metrics": attrs,
-            "automl_tl_version": __version__,
-        }
-        val_rows = self.table.splits["val"] if outcome.val_index is None else outcome.val_index  # CV: out-of-fold rows
-        save_predictions(partial_dir(self.folder, number), {
-            split: SplitPredictions(probabilities, rows, self.table.labels[rows])
-            for split, probabilities, rows in (("val", outcome.val_probabilities, val_rows),
-                                               ("test", outcome.test_probabilities, self.table.splits["test"]),
-                                               ("val_flip", outcome.val_flip_probabilities, val_rows),
-                                               ("test_flip", outcome.test_flip_probabilities, self.table.splits["test"]))
-            if probabilities is not None})
+        meta = self._trial_meta(trial, ready, outcome.config, attrs)
+        self._save_predictions(number, outcome)
         with storage_write(), charged(STUDY_WRITES):  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
@@ -331,25 +341,42 @@ class TrialRunner:
                     self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {console_text(str(exc))}")
                     return TrialState.FAIL
             self.study.tell(trial, outcome.val_accuracy)
-
-        n_blocks = len(spec.blocks)
         cut = f"  [yellow]stopped by --timeout after {outcome.epochs_run} epoch(s)[/]" if outcome.stopped_by == DEADLINE else ""
         self._report(number, "COMPLETE", outcome.val_accuracy,
                      f"trial {number:>3}  score [bold]{outcome.val_accuracy:.4f}[/] "
                      f"(epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
-                     f"{console_text(describe_config(config, n_blocks, spec.pretrained))}{cut}{shrunk_note(plan)}")
+                     f"{console_text(describe_config(outcome.config, len(spec.blocks), spec.pretrained))}{cut}"
+                     f"{shrunk_note(ready.plan)}")
         return TrialState.COMPLETE
 
+    def _trial_meta(self, trial: optuna.Trial, ready: PreparedTrial, config: TrialConfig, attrs: dict[str, Any]) -> dict[str, Any]:
+        """What the trial's ``trial.json`` records: the study, the trial's config and backbone, and its metrics."""
+        spec = ready.spec
+        return {
+            "study": self.settings.study_name,
+            KEY_FIELD: self.key,
+            "trial": trial.number,
+            "params": dict(trial.params),
+            "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+            "framework": spec.framework,
+            "backbone": spec.name,
+            "pretrained": spec.pretrained,
+            DIGEST_FIELD: ready.digest,
+            "class_names": list(self.table.class_names),
+            "preprocessing": spec.preprocessing(self.settings.image_size, self.settings.resize).to_dict(),
+            "metrics": attrs,
+            "automl_tl_version": __version__,
+        }
 
-def shrunk_note(plan: FitPlan | None) -> str:
-    """The end of a trial's line when it ran smaller than asked, so that it fit the time left."""
-    return f"  [yellow]{console_text(plan.reason)}[/]" if plan is not None and plan.shrunk else ""
+    def _save_predictions(self, number: int, outcome: TrialOutcome) -> None:
+        """The trial's validation and test probabilities (and their mirrored ones), beside its partial artifact."""
+        val_rows = self.table.splits["val"] if outcome.val_index is None else outcome.val_index  # CV: out-of-fold rows
+        save_predictions(partial_dir(self.folder, number), {
+            split: SplitPredictions(probabilities, rows, self.table.labels[rows])
+            for split, probabilities, rows in (("val", outcome.val_probabilities, val_rows),
+                                               ("test", outcome.test_probabilities, self.table.splits["test"]),
+                                               ("val_flip", outcome.val_flip_probabilities, val_rows),
+                                               ("test_flip", outcome.test_flip_probabilities, self.table.splits["test"]))
+            if probabilities is not None})
 
-
-def pruned_where(pruned: PruneTrial) -> str:
-    """Where a pruned trial stopped: after an epoch, inside one (a check at a share of it), or after a fold."""
-    if pruned.fold is not None:
-        return f"after fold {pruned.fold + 1}"
-    last = pruned.history[-1]
-    return f"at {last.fraction:.0%} of epoch {last.epoch + 1}" if last.partial else f"after epoch {last.epoch + 1}"

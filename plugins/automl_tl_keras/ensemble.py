@@ -12,12 +12,6 @@ from .model import cut_tensors, keras
 from .session import build_base
 
 
-def _renamed(model: Any, name: str) -> Any:
-    """``model`` as a functional model of the same layers under a name of its own (member heads are all
-    called "head", and names must be unique inside one model)."""
-    return keras.Model(model.inputs, model.outputs, name=name)
-
-
 def _member_branch(member: EnsembleMember, position: int, tap: Any) -> Any:
     """The member's probabilities from the shared tensor ``tap`` (the activation after its pristine blocks)."""
     classifier = member.model  # full_classifier(base, head, top): base.input -> ... -> top -> GAP -> head
