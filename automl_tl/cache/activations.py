@@ -21,12 +21,12 @@ from automl_tl.cache.store import ActivationKey, ActivationStore, MemoryStore, _
 from automl_tl.data.images import DECODER_VERSION
 from automl_tl.data.pages import release
 from automl_tl.runtime.deadline import active, raise_if_passed
-from automl_tl.runtime.notices import notice_once, take_notices
+from automl_tl.runtime.notices import notice_once
 from automl_tl.runtime.time_ledger import CACHE_PASSES, charged
 from automl_tl.types import ImageTable
 
 __all__ = ["LivePrefix", "NormalisedImages", "PrefixActivations", "PrefixIdentity", "normalise_images", "notice_once",
-           "rows_as_float32", "table_digest", "take_notices"]
+           "rows_as_float32", "table_digest"]
 
 BATCH_PIXELS_SIDE = 96
 POOLED_FLOAT32_BYTES = 512 * 2**20  # a few cut points' pooled features, kept in memory as float32 (the newest always)

@@ -50,17 +50,16 @@ from automl_tl.data.cache_entries import (
 )
 from automl_tl.data.cache_entries import clear_folder as clear_store_folder
 from automl_tl.data.cache_entries import folder_usage as store_folder_usage
-from automl_tl.data.image_store import cache_dir
-from automl_tl.data.pages import free_bytes
+from automl_tl.runtime.cache_paths import activations_dir
+from automl_tl.runtime.disk_room import DISK_RESERVE, StoredEntry, evict_least_recent, free_bytes, room_for
+from automl_tl.runtime.env_vars import CACHE_DTYPE, CACHE_GB
 
 __all__ = ["ActivationKey", "ActivationStore", "ActivationWriter", "DiskStore", "FolderUsage", "MemoryStore",
-           "arrays_digest", "clear_folder", "default_cache_bytes", "default_cache_dir", "folder_usage",
+           "DISK_RESERVE", "arrays_digest", "clear_folder", "default_cache_bytes", "folder_usage",
            "images_digest", "proves_activation", "store_from_env"]
 
-CACHE_GB_ENV = "AUTOML_TL_CACHE_GB"
-CACHE_DTYPE_ENV = "AUTOML_TL_CACHE_DTYPE"
+CACHE_GB_ENV, CACHE_DTYPE_ENV = CACHE_GB.name, CACHE_DTYPE.name
 MEMORY_ENTRY_BYTES = 1 << 30  # the largest entry a MemoryStore keeps (for weights that exist once)
-DISK_RESERVE = 2 << 30  # bytes of the disk the cache leaves free
 DEFAULT_CACHE_SHARE, DEFAULT_CACHE_MAX_GB, DEFAULT_CACHE_MIN_GB = 0.5, 64.0, 1.0
 FLOAT16_SAFE_MAX = 6.0e4  # float16 overflows above 65504; larger activations are kept as float32
 
@@ -254,7 +253,7 @@ class DiskStore:
         (less ``DISK_RESERVE``) once older entries are evicted."""
         if nbytes > self.max_bytes:
             return False
-        return nbytes + DISK_RESERVE <= free_bytes(self.root) + self.bytes_used()
+        return room_for(self.root, nbytes, reclaimable=self.bytes_used())
 
     def writer(self, key: ActivationKey, shape: tuple[int, ...], float16_ok: bool = True) -> ActivationWriter:
         nbytes = int(np.prod(shape)) * self.dtype.itemsize
@@ -285,19 +284,11 @@ class DiskStore:
         for entry in self.entries():
             try:
                 info = entry.stat()
-                stats.append((info.st_atime, info.st_size, entry))  # reads set the access time
+                stats.append(StoredEntry(info.st_atime, info.st_size, entry))  # reads set the access time
             except FileNotFoundError:
                 pass
-        total = sum(size for _, size, _ in stats)
-        budget = min(self.max_bytes, total + free_bytes(self.root) - DISK_RESERVE) - extra
-        for _, size, entry in sorted(stats):
-            if total <= budget:
-                break
-            if entry == keep:
-                continue
-            discard_entry(entry)
-            total -= size
-            self.evicted += 1
+        self.evicted += evict_least_recent(stats, self.root, discard_entry, max_bytes=self.max_bytes, extra=extra,
+                                           keep=keep)
 
 
 def folder_usage(root: Path) -> FolderUsage:
@@ -311,11 +302,6 @@ def clear_folder(root: Path, now: float | None = None) -> FolderUsage:
     that killed processes left, proven ours by their marker or content (see ``cache_entries.clear_folder``).
     Files that are not a store's, and sub-folders, stay. Returns what was removed."""
     return clear_store_folder(root, proves_own, now)
-
-
-def default_cache_dir() -> Path:
-    """The activation cache's folder (see ``automl_tl.data.image_store.cache_dir``)."""
-    return cache_dir()
 
 
 def default_cache_bytes(root: Path) -> int:
@@ -332,8 +318,8 @@ def store_from_env() -> DiskStore:
     (float16 by default)."""
     from automl_tl.errors import UserError
 
-    root = default_cache_dir()
-    raw_gb = os.environ.get(CACHE_GB_ENV)
+    root = activations_dir()
+    raw_gb = CACHE_GB.raw()
     if raw_gb is None or not raw_gb.strip():
         limit = default_cache_bytes(root)
     else:
@@ -341,7 +327,7 @@ def store_from_env() -> DiskStore:
             limit = int(float(raw_gb) * 2**30)
         except ValueError:
             raise UserError(f"{CACHE_GB_ENV}={raw_gb!r} is not a number. Set it to the cache's size limit in GB, e.g. 4.") from None
-    dtype = os.environ.get(CACHE_DTYPE_ENV, "float16")
+    dtype = CACHE_DTYPE.value("float16")
     if dtype not in ("float16", "float32"):
         raise UserError(f"{CACHE_DTYPE_ENV}={dtype!r}: choose float16 (the default) or float32.")
     return DiskStore(root, limit, dtype)

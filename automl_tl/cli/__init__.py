@@ -21,6 +21,7 @@ from automl_tl.cli.parser import build_parser  # noqa: E402
 from automl_tl.errors import UserError  # noqa: E402
 from automl_tl.runtime.interrupts import StoppedTrial, interrupts_as_keyboard_interrupt  # noqa: E402
 from automl_tl.runtime.memory import tune_allocator  # noqa: E402
+from automl_tl.runtime.notices import receiving_notices  # noqa: E402
 from automl_tl.runtime.shown_text import console_text  # noqa: E402
 
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
@@ -40,9 +41,10 @@ def describe_os_error(exc: OSError) -> str:
 def _without_secrets(message: str, args: argparse.Namespace) -> str:
     """A last guard: no piece of the storage URL's password in an error, whatever path or part of the
     URL the message quotes (a SQLite path made from a malformed URL holds the password too)."""
-    from automl_tl.storage.urls import STORAGE_ENV, scrub
+    from automl_tl.runtime.env_vars import STORAGE
+    from automl_tl.storage.urls import scrub
 
-    for url in (getattr(args, "storage", None), os.environ.get(STORAGE_ENV)):
+    for url in (getattr(args, "storage", None), STORAGE.raw()):
         if url:
             message = scrub(message, url)
     return message
@@ -60,6 +62,16 @@ def _show_plugin_warnings(previous: Callable[..., None]) -> Callable[..., None]:
             previous(message, category, filename, lineno, *rest)
 
     return show
+
+
+def _say_notices(notices: list[str], args: argparse.Namespace) -> None:
+    """The caches' notes that no search display said: after the command's output, on stderr when the output
+    is JSON (so that it stays parseable)."""
+    from automl_tl.cli.common import console
+
+    for notice in notices:
+        (err_console if getattr(args, "json", False) else console).print(f"[yellow]note[/] {console_text(notice)}",
+                                                                          highlight=False)
 
 
 def _plain(text: str) -> str:
@@ -81,7 +93,10 @@ def main(argv: Sequence[str] | None = None, started: float | None = None) -> int
         with interrupts_as_keyboard_interrupt(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
             warnings.showwarning = _show_plugin_warnings(warnings.showwarning)  # restored by catch_warnings
-            return handler(args)
+            with receiving_notices() as notices:  # a search's display says its own; the rest are said here
+                code = handler(args)
+            _say_notices(notices.take(), args)
+            return code
     except UserError as exc:
         err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(str(exc), args))}", highlight=False)
         return 2

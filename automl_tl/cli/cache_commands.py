@@ -23,16 +23,16 @@ def _size(nbytes: int) -> str:
 
 def cache_folders() -> dict[str, Path]:
     """The two caches automl-tl keeps under ``$AUTOML_TL_CACHE_DIR``, by what they hold."""
-    from automl_tl.cache.store import default_cache_dir
-    from automl_tl.data.image_store import image_store_dir
+    from automl_tl.runtime.cache_paths import activations_dir, decoded_dir
 
-    return {"activations": default_cache_dir(), "decoded images": image_store_dir()}
+    return {"activations": activations_dir(), "decoded images": decoded_dir()}
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Show each cache's folder, entries and size; with ``--clear``, delete automl-tl's own entries only."""
     from automl_tl.cache.store import clear_folder, folder_usage, store_from_env
-    from automl_tl.data.image_store import CACHE_DIR_ENV, KEEP_ENTRIES
+    from automl_tl.data.image_store import KEEP_ENTRIES
+    from automl_tl.runtime.env_vars import CACHE_DIR
     from automl_tl.search.block_seconds import BlockSecondsCache
     from automl_tl.search.latency import LatencyCache
 
@@ -66,7 +66,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"Caches (set {CACHE_DIR_ENV} to move them)")
+    table = Table(title=f"Caches (set {CACHE_DIR.name} to move them)")
     for column in ("cache", "folder", "entries", "size", "limit"):
         table.add_column(column)
     for row in rows:

@@ -12,10 +12,11 @@ from typing import Any
 from automl_tl.cli.common import command_plugins, console, data_location, err_console, read_images
 from automl_tl.cli.plugin_files import check_study_backbones, record_plugin_files
 from automl_tl.errors import UserError
+from automl_tl.runtime.env_vars import CV
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
 
-CV_ENV = "AUTOML_TL_CV"
+CV_ENV = CV.name
 SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
 DEFAULT_TRIALS = 50  # search --trials when neither it nor --timeout is given (--timeout alone: no count)
 
@@ -240,7 +241,7 @@ def requested_cv(given: str | int | None) -> str | int:
 
     if given is not None:
         return given
-    raw = os.environ.get(CV_ENV, "")
+    raw = CV.value("")
     word = raw.strip().lower()
     if not word:
         return "auto"

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from automl_tl.data import checksums
+from automl_tl.runtime.atomic_files import commit_file, replace_text
 from automl_tl.runtime.notices import count_notice
 
 ENTRY_NAME = re.compile(r"^[0-9a-f]{40}$")
@@ -78,12 +79,7 @@ def write_sidecar(path: Path, content: dict[str, Any]) -> None:
     """Write ``content`` and its own checksum as JSON to ``path`` whole: under a partial name first, then
     renamed into place."""
     partial = path.with_name(f".partial-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
-    try:
-        partial.write_text(json.dumps({**content, SIDECAR_CHECKSUM: _own_checksum(content)}, indent=1))
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    replace_text(path, json.dumps({**content, SIDECAR_CHECKSUM: _own_checksum(content)}, indent=1), partial=partial)
 
 
 def owned_sidecars(root: Path, proves: Proves) -> Iterator[Path]:
@@ -190,7 +186,7 @@ def _marker(partial: Path) -> Path:
 
 def commit_partial(partial: Path, final: Path) -> None:
     """Rename a complete partial array into place as ``final``, and remove its marker."""
-    os.replace(partial, final)
+    commit_file(partial, final)
     _marker(partial).unlink(missing_ok=True)
 
 

@@ -41,9 +41,11 @@ from automl_tl.data.cache_entries import (
     write_sidecar,
 )
 from automl_tl.data.images import DECODER_VERSION, BadImage, decode_image
-from automl_tl.data.pages import free_bytes
 from automl_tl.errors import UserError
+from automl_tl.runtime.cache_paths import decoded_dir
 from automl_tl.runtime.deadline import active, raise_if_passed
+from automl_tl.runtime.disk_room import StoredEntry, evict_least_recent, free_bytes, room_for
+from automl_tl.runtime.env_vars import CACHE_DIR
 from automl_tl.runtime.threads import usable_cpus
 from automl_tl.types import ImageItem, ResizeRule
 
@@ -51,22 +53,6 @@ STORE_VERSION = 2  # bump when the layout of entries changes (2: sidecars keep a
 ENTRY_FORMAT = f"automl-tl decoded images {STORE_VERSION}"
 _LEGACY_FIELDS = frozenset({"version", "decoder", "image_size", "rule", "max_pixels", "kept", "reasons"})
 KEEP_ENTRIES = 4  # the most recently used entries kept; older ones are deleted when a new one is written
-DISK_RESERVE = 1 << 30  # bytes left free on the disk after writing an entry
-CACHE_DIR_ENV = "AUTOML_TL_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """``$AUTOML_TL_CACHE_DIR``, else ``$XDG_CACHE_HOME/automl-tl/activations`` (``~/.cache`` by default)."""
-    explicit = os.environ.get(CACHE_DIR_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "automl-tl" / "activations"
-
-
-def image_store_dir() -> Path:
-    """Where decoded images live: ``decoded/`` inside the cache folder."""
-    return cache_dir() / "decoded"
 
 
 def decode_workers() -> int:
@@ -113,7 +99,7 @@ def entry_key(hashes: Sequence[str], image_size: int, rule: ResizeRule, max_pixe
 def stored_images(items: Sequence[ImageItem], hashes: Sequence[str], unreadable: dict[int, str], image_size: int,
                   rule: ResizeRule, max_pixels: int, root: Path | None = None, show_progress: bool = True) -> StoredImages:
     """The entry for these files, decoding them into the store only when it is not there yet."""
-    root = Path(root) if root is not None else image_store_dir()
+    root = Path(root) if root is not None else decoded_dir()
     key = entry_key(hashes, image_size, rule, max_pixels)
     found = _open(root, key)
     if found is not None:
@@ -227,27 +213,26 @@ def _compact(root: Path, partial: Path, fd: int, offset: int, good_slots: list[i
 
 def _check_space(root: Path, needed: int) -> None:
     root.mkdir(parents=True, exist_ok=True)
-    free = free_bytes(root)
-    if needed + DISK_RESERVE > free:
+    if not room_for(root, needed):
+        free = free_bytes(root)
         raise UserError(
             f"Decoding these images needs {needed / 2**30:.1f} GB in {root}, and its disk has {free / 2**30:.1f} GB "
-            f"free. Free some space, point {CACHE_DIR_ENV} at a larger disk, or choose a smaller --image-size."
+            f"free. Free some space, point {CACHE_DIR.name} at a larger disk, or choose a smaller --image-size."
         )
 
 
 def _evict(root: Path, keep: str) -> None:
-    """Keep the ``KEEP_ENTRIES`` most recently used entries (``keep`` always), delete the rest."""
+    """Keep the ``KEEP_ENTRIES`` most recently used entries (``keep`` always) and the disk's reserve; delete
+    the rest (``runtime.disk_room``'s policy). A sidecar's time is its entry's last use."""
     entries = []
     for sidecar in owned_sidecars(root, proves_decoded):  # never a partial write, nor a file not ours
+        array = sidecar.with_suffix(".npy")
         try:
-            entries.append((sidecar.stat().st_mtime, sidecar))
+            used = sidecar.stat().st_mtime
         except FileNotFoundError:
-            pass
-    entries.sort(reverse=True)
-    for _, sidecar in entries[KEEP_ENTRIES:]:
-        if sidecar.stem == keep:
             continue
-        discard_entry(sidecar.with_suffix(".npy"))
+        entries.append(StoredEntry(used, array.stat().st_size if array.is_file() else 0, array))  # a sidecar alone counts
+    evict_least_recent(entries, root, discard_entry, max_entries=KEEP_ENTRIES, keep=root / f"{keep}.npy")
 
 
 def run_with_progress(work: Callable[[int], None], total: int, what: str, show_progress: bool) -> None:

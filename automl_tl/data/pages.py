@@ -10,8 +10,6 @@ kernel's page cache, so the next read of them is still a memory copy, not a disk
 from __future__ import annotations
 
 import mmap
-import shutil
-from pathlib import Path
 
 import numpy as np
 
@@ -34,14 +32,3 @@ def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     rows = np.array(array[start:stop])
     release(array)
     return rows
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the disk that holds ``path`` (or would: the nearest folder above it that exists)."""
-    probe = Path(path)
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return int(shutil.disk_usage(probe).free)
-    except OSError:
-        return 0

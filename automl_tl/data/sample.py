@@ -16,10 +16,12 @@ import numpy as np
 from PIL import Image
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.cache_paths import data_home
+from automl_tl.runtime.env_vars import DATA_HOME
 
 SAMPLE_NAME = "animal_mnist"
 SAMPLE_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")
-DATA_HOME_ENV = "AUTOML_TL_DATA_HOME"
+DATA_HOME_ENV = DATA_HOME.name
 MARKER = ".automl-tl-sample"
 
 _DATA_FILE = "animal_data_version_3.gz"
@@ -122,9 +124,7 @@ def load_sample_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def default_sample_dir() -> Path:
     """``$AUTOML_TL_DATA_HOME/animal_mnist`` when that is set, else ``~/.cache/automl-tl/animal_mnist``."""
-    home = os.environ.get(DATA_HOME_ENV)
-    base = Path(home).expanduser() if home else Path.home() / ".cache" / "automl-tl"
-    return base / SAMPLE_NAME
+    return data_home() / SAMPLE_NAME
 
 
 def write_sample(directory: Path, limit_per_class: int | None = None, progress: bool = True) -> Path:

@@ -7,6 +7,8 @@ import resource
 import sys
 from typing import Any
 
+from automl_tl.runtime.env_vars import MALLOC_TUNING
+
 
 def resident_mb() -> float:
     """Current resident set size in MB (Linux: /proc/self/statm; elsewhere the peak, as the OS reports it)."""
@@ -34,7 +36,7 @@ def release_freed_memory() -> None:
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-ALLOCATOR_ENV = "AUTOML_TL_MALLOC_TUNING"
+ALLOCATOR_ENV = MALLOC_TUNING.name
 
 
 def _glibc() -> Any:
@@ -52,7 +54,7 @@ def tune_allocator() -> bool:
 
     This changes the whole process's allocator, so only the CLI's own processes call it (its
     ``main``, which workers run too); a program that imports automl-tl as a library keeps its own."""
-    if os.environ.get(ALLOCATOR_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+    if MALLOC_TUNING.raw() == "0" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = _glibc()

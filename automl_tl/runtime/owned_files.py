@@ -10,7 +10,7 @@ here. The rule:
 - An existing regular file is replaced without asking only when it carries the mark the tool writes into
   its own files (``recognise`` says so from the file's first and last bytes); any other file needs
   ``--overwrite``.
-- The new content goes to a temporary file in the same folder, then ``os.replace`` puts it in place: the
+- The new content goes to a temporary file in the same folder, then ``runtime.atomic_files`` puts it in place: the
   target holds its old content or the complete new one, never a part. A replaced file keeps its permission
   bits; a new one gets 0o666 less the umask, like any file a program creates.
 """
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.atomic_files import replace_file
 
 # How many bytes of each end of an existing file ``recognise`` is shown.
 MARK_WINDOW = 64 * 1024
@@ -137,26 +137,15 @@ def write_file(path: Path, data: bytes, option: str, recognise: Recogniser, over
     """Write ``data`` to ``path`` atomically, after ``check_file_target``'s checks (made again just before
     the replace, in case the path changed while the data was prepared). A failed write leaves nothing."""
     check_file_target(path, option, recognise, overwrite, example_name)
-    partial: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
         try:
             mode = stat.S_IMODE(path.lstat().st_mode)  # a replaced file keeps its permissions
         except FileNotFoundError:
             mode = _new_file_mode()  # mkstemp made the file private; a new output is as shareable as any file
-        os.chmod(partial, mode)
-        check_file_target(path, option, recognise, overwrite, example_name)
-        os.replace(partial, path)
-        partial = None
+        replace_file(path, lambda partial: partial.write_bytes(data), durable=True, mode=mode,
+                     check=lambda: check_file_target(path, option, recognise, overwrite, example_name))
     except OSError as exc:
         raise UserError(f"{option} {path}: cannot write it ({exc.strerror or exc}; {exc.filename or path.parent}). "
                         f"Choose another path; nothing was written.") from None
-    finally:
-        if partial is not None:
-            Path(partial).unlink(missing_ok=True)
     return path

@@ -9,14 +9,13 @@ content proves it one of these (exactly the fields this kind of file writes) is 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from automl_tl.data.cache_entries import STALE_PARTIAL_S, FolderUsage, read_json
+from automl_tl.runtime.atomic_files import replace_text
 
 
 class MeasurementFile:
@@ -57,17 +56,12 @@ class MeasurementFile:
         """Keep ``entry`` under ``key`` (with the time it was measured); False when the file could not be written."""
         entries = self.entries()
         entries[key] = {**dict(entry), "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        partial = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=self.path.parent)
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump({**self._header(), "entries": entries}, stream, indent=1)
-            os.replace(partial, self.path)
+            replace_text(self.path, json.dumps({**self._header(), "entries": entries}, indent=1), prefix=".partial-",
+                         suffix=".json")
             return True
         except OSError:
-            if partial is not None:
-                Path(partial).unlink(missing_ok=True)
             return False
 
     def usage(self) -> FolderUsage:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +22,7 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.text import Text
 
-from automl_tl.cache.activations import take_notices
+from automl_tl.runtime.notices import NoticeInbox, receiving_notices
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.search.scoring import SCORE
 from automl_tl.types import EpochResult, TrialConfig
@@ -129,6 +130,8 @@ class SearchProgress:
         self._update_count()
         self.progress.before_drawing = self._update_time
         self._update_time()
+        self.notices = NoticeInbox()  # the caches' notices, as warnings while the display runs
+        self._receiving = ExitStack()
 
     def _task(self, task_id: TaskID) -> Task:
         return next(task for task in self.progress.tasks if task.id == task_id)
@@ -137,6 +140,7 @@ class SearchProgress:
         return f"best {SCORE} {self.best:.4f}" if self.best is not None else f"best {SCORE} -"
 
     def __enter__(self) -> SearchProgress:
+        self._receiving.enter_context(receiving_notices(self.notices))
         if self.score_legend:
             self.console.print(console_text(self.score_legend), style="dim", highlight=False)
         if self.bars:
@@ -146,6 +150,7 @@ class SearchProgress:
     def __exit__(self, *exc: Any) -> None:
         if self.bars:
             self.progress.stop()
+        self._receiving.close()
 
     # -- the whole search ------------------------------------------------------------------------------
 
@@ -235,5 +240,5 @@ class SearchProgress:
         self._number = None
         shown = line if self.bars else f"{line}  [dim]({self.time_text()})[/]"
         self.console.print(shown, highlight=False)
-        for notice in take_notices():  # said once per process, after the trial that met it
+        for notice in self.notices.take():  # each said once per search, after the trial that met it
             self.console.print(f"[yellow]note[/] {console_text(notice)}", highlight=False)

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.atomic_files import replace_file, replace_text
 from automl_tl.types import ImageTable
 
 TRIAL_FILE = "trial.json"
@@ -104,9 +105,7 @@ def verify_folder(folder: Path, study_name: str, key: str) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    replace_text(path, text, partial=path.with_name(f".{path.name}.partial"))
 
 
 def trial_dir(base: Path, number: int) -> Path:
@@ -161,9 +160,9 @@ def save_parity_images(base: Path, table: ImageTable) -> None:
         return
     base.mkdir(parents=True, exist_ok=True)
     indices = table.splits["val"][:PARITY_COUNT]
-    partial = base / (PARITY_FILE + ".partial.npz")
-    np.savez_compressed(partial, images=table.images[indices], labels=table.labels[indices])
-    partial.replace(target)
+    replace_file(target, lambda partial: np.savez_compressed(partial, images=table.images[indices],
+                                                             labels=table.labels[indices]),
+                 partial=base / (PARITY_FILE + ".partial.npz"))
 
 
 def load_parity_images(base: Path, study_name: str, key: str) -> np.ndarray | None:

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.atomic_files import replace_file
 
 SCHEME = "s3://"
 MARKER = "trial.json"  # uploaded last: its presence means the folder is complete
@@ -102,7 +103,6 @@ class S3Mirror:
         except Exception:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        self.client.download_file(self.bucket, self._key(relative), str(partial))
-        partial.replace(path)
+        replace_file(path, lambda partial: self.client.download_file(self.bucket, self._key(relative), str(partial)),
+                     partial=path.with_name(path.name + ".partial"))
         return True

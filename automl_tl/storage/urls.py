@@ -11,9 +11,10 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus
 
 from automl_tl.errors import UserError
+from automl_tl.runtime.env_vars import STORAGE, STUDIES
 
-STUDIES_ENV = "AUTOML_TL_STUDIES"
-STORAGE_ENV = "AUTOML_TL_STORAGE"  # a URL here stays out of the process list, unlike --storage
+STUDIES_ENV = STUDIES.name
+STORAGE_ENV = STORAGE.name  # a URL here stays out of the process list, unlike --storage
 DEFAULT_HEARTBEAT_S = 10
 GRACE_HEARTBEATS = 3  # a trial is stale after this many missed heartbeats
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -21,7 +22,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 def studies_dir() -> Path:
     """``$AUTOML_TL_STUDIES`` or ``./studies``."""
-    return Path(os.environ.get(STUDIES_ENV, "studies")).expanduser().resolve()
+    return Path(STUDIES.value("studies")).expanduser().resolve()
 
 
 def check_study_name(name: str) -> str:
@@ -54,7 +55,7 @@ def storage_url(name: str, storage: str | None) -> str:
 
 def explicit_storage(storage: str | None) -> str | None:
     """The URL the user named with ``--storage`` or ``$AUTOML_TL_STORAGE``, if any."""
-    chosen = storage or os.environ.get(STORAGE_ENV) or None
+    chosen = storage or STORAGE.given()
     if chosen is not None and "\x00" in chosen:
         raise UserError(f"--storage {redact(chosen.replace(chr(0), '?'))}: the URL holds a NUL byte, which no "
                         f"database name or path can. Check how the URL was typed or generated.")

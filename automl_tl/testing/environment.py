@@ -4,19 +4,16 @@ user's; and one compute thread, because the suite's tensors are tiny."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from automl_tl.cache.store import CACHE_DTYPE_ENV, CACHE_GB_ENV
-from automl_tl.data.image_store import CACHE_DIR_ENV
+from automl_tl.runtime.env_vars import CACHE_DIR, CACHE_DTYPE, CACHE_GB, THREADS
 
 __all__ = ["suite_environment"]
 
-THREADS_ENV = "AUTOML_TL_THREADS"  # the torch adapter's intra-op threads
 SUITE_CACHE_GB = "2"  # plenty for the suite's tiny tables; a fixed size needs no look at the free disk
 # On 16 px images a second thread saves nothing, and where other processes share the cores, threads that
 # wait for each other made the torch checks ten times slower (115 s against 15 s measured here).
@@ -30,16 +27,14 @@ def suite_environment(folder: Path | None = None, dtype: str = "float32") -> Ite
     afterwards. Adapters read these settings when they are made, so make them inside the block."""
     made = folder is None
     root = Path(tempfile.mkdtemp(prefix="automl-tl-conformance-")) if folder is None else Path(folder)
-    wanted = {CACHE_DIR_ENV: str(root), CACHE_DTYPE_ENV: dtype, CACHE_GB_ENV: SUITE_CACHE_GB, THREADS_ENV: SUITE_THREADS}
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
+    wanted = {CACHE_DIR: str(root), CACHE_DTYPE: dtype, CACHE_GB: SUITE_CACHE_GB, THREADS: SUITE_THREADS}
+    saved = {variable: variable.raw() for variable in wanted}
+    for variable, value in wanted.items():
+        variable.put(value)
     try:
         yield root
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        for variable, earlier in saved.items():
+            variable.put(earlier)
         if made:
             shutil.rmtree(root, ignore_errors=True)

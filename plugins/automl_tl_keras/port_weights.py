@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.runtime.atomic_files import replace_file
+from automl_tl.runtime.env_vars import KERAS_HOME
+
 TOP_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"
 NO_TOP_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 SIDECAR_SUFFIX = ".automl-tl.json"
@@ -37,7 +40,7 @@ TORCH_STD = (0.229, 0.224, 0.225)
 
 def keras_models_dir() -> Path:
     """Keras' download cache: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    home = KERAS_HOME.given() or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / "models"
 
 
@@ -102,18 +105,19 @@ def write_legacy_h5(path: Path, pairs: list[tuple[Any, list[np.ndarray]]]) -> No
     """The layout Keras' legacy ``load_weights`` reads: one group per layer, named weights inside."""
     import h5py
 
-    partial = path.with_name(path.name + ".partial")
-    with h5py.File(partial, "w") as f:
-        f.attrs["layer_names"] = np.array([layer.name.encode() for layer, _ in pairs])
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"3"
-        for layer, tensors in pairs:
-            group = f.create_group(layer.name)
-            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
-            group.attrs["weight_names"] = np.array(names)
-            for name, tensor in zip(names, tensors):
-                group.create_dataset(name.decode(), data=tensor.astype(np.float32))
-    partial.replace(path)
+    def fill(partial: Path) -> None:
+        with h5py.File(partial, "w") as f:
+            f.attrs["layer_names"] = np.array([layer.name.encode() for layer, _ in pairs])
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = b"3"
+            for layer, tensors in pairs:
+                group = f.create_group(layer.name)
+                names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+                group.attrs["weight_names"] = np.array(names)
+                for name, tensor in zip(names, tensors):
+                    group.create_dataset(name.decode(), data=tensor.astype(np.float32))
+
+    replace_file(path, fill, partial=path.with_name(path.name + ".partial"))
 
 
 def port_mobilenet_v2(torch_checkpoint: Path, target_dir: Path | None = None) -> list[Path]:

@@ -10,7 +10,6 @@ code from it (a model that needs TensorFlow's own ops, which could read or write
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.runtime.env_vars import THREADS
 from automl_tl.types import Preprocessing
 
 from .exporting import with_normalisation
@@ -86,7 +86,7 @@ class TFLiteModel:
     def __init__(self, path: Path) -> None:
         from automl_tl.runtime.threads import usable_cpus
 
-        threads = int(os.environ.get("AUTOML_TL_THREADS", "0")) or usable_cpus()
+        threads = int(THREADS.value("0")) or usable_cpus()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
             self.interpreter = _interpreter_class()(model_path=str(path), num_threads=threads)

@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from automl_tl.errors import UserError, weights_failures_as, weights_unavailable
+from automl_tl.runtime.atomic_files import replace_file
+from automl_tl.runtime.env_vars import TORCH_HOME, XDG_CACHE_HOME
 from automl_tl.types import BackboneSpec, WeightsInfo
 
 
@@ -21,10 +23,11 @@ def hub_checkpoint_dir() -> Path:
 
     Computed without importing torch, so ``automl-tl backbones`` stays fast.
     """
-    torch_home = os.environ.get("TORCH_HOME")
+    torch_home = TORCH_HOME.raw()
     if torch_home is None:
-        cache_home = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
-        torch_home = os.path.join(cache_home, "torch")
+        cache_home = XDG_CACHE_HOME.raw()
+        torch_home = os.path.join(os.path.join(os.path.expanduser("~"), ".cache") if cache_home is None else cache_home,
+                                  "torch")
     return Path(torch_home).expanduser() / "hub" / "checkpoints"
 
 
@@ -120,8 +123,6 @@ def seed_offline_weights() -> list[str]:
             lines.append(f"{name}: {source} is missing or damaged; skipped")
             continue
         target_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        shutil.copyfile(source, partial)
-        partial.replace(target)
+        replace_file(target, functools.partial(shutil.copyfile, source), partial=target.with_suffix(".partial"))
         lines.append(f"{name}: copied into {target_dir}")
     return lines

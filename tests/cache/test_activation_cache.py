@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from automl_tl.cache.activations import LivePrefix, PrefixActivations, PrefixIdentity, rows_as_float32, take_notices
+from automl_tl.cache.activations import LivePrefix, PrefixActivations, PrefixIdentity, rows_as_float32
 from automl_tl.cache.store import (
     ActivationKey,
     DiskStore,
@@ -143,8 +143,8 @@ def test_the_store_stays_under_its_size_limit_evicting_the_least_recently_used(t
     assert len(store.entries()) == 2
 
 
-def test_an_entry_the_cache_cannot_hold_runs_live_and_says_so_once(tmp_path):
-    take_notices()
+def test_an_entry_the_cache_cannot_hold_runs_live_and_says_so_once(inbox, tmp_path):
+    inbox.take()
     store = DiskStore(tmp_path / "tiny", max_bytes=10, dtype="float16")
     data = synthetic_table(n_per_split=4, size=8)
     prefix = LinearBlocks(store, data, [2.0, 3.0])
@@ -153,9 +153,9 @@ def test_an_entry_the_cache_cannot_hold_runs_live_and_says_so_once(tmp_path):
     picked = np.array([5, 0, 3])
     np.testing.assert_allclose(rows_as_float32(live, picked), direct(data, [2.0, 3.0], 2)[picked], rtol=1e-6)
     prefix.after_block(2)
-    notices = take_notices()
+    notices = inbox.take()
     assert len(notices) == 1 and "after block 2 of linear" in notices[0] and "AUTOML_TL_CACHE_GB" in notices[0]
-    assert store.entries() == [] and take_notices() == []
+    assert store.entries() == [] and inbox.take() == []
     # Nothing the size of the data set was kept in memory: reading rows runs the blocks on those rows only.
     prefix.block_runs.clear()
     live[np.array([1, 2])]

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from automl_tl.cache import activations
-from automl_tl.cache.activations import take_notices
 from automl_tl.cache.store import DiskStore
 from automl_tl.data import checksums
 from automl_tl.testing import synthetic_table
@@ -66,7 +65,7 @@ def check_values(prefix: LinearBlocks, data) -> None:
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
-def test_a_damaged_entry_is_computed_again_with_one_notice(tmp_path, damage):
+def test_a_damaged_entry_is_computed_again_with_one_notice(inbox, tmp_path, damage):
     data, store = synthetic_table(n_per_split=5, size=8), DiskStore(tmp_path / "cache", 2**30, "float32")
     _, entries = fill(store, data)
     assert len(entries) == 4  # pooled 1..3, block 2
@@ -74,20 +73,20 @@ def test_a_damaged_entry_is_computed_again_with_one_notice(tmp_path, damage):
     for entry in entries:
         DAMAGE[damage](entry, rng)
     checksums.forget()  # what a new process knows
-    take_notices()
+    inbox.take()
     again = LinearBlocks(DiskStore(store.root, 2**30, "float32"), data, WEIGHTS)
     check_values(again, data)
     assert again.block_runs, "damaged entries are computed again, never served"
-    notices = take_notices()
+    notices = inbox.take()
     assert len(notices) == 1 and str(store.root) in notices[0] and notices[0].startswith("2 cache entries")
     assert again.store.rebuilt == 2  # block 2 and pooled 3: the ones read
     checksums.forget()
     third = LinearBlocks(DiskStore(store.root, 2**30, "float32"), data, WEIGHTS)
     check_values(third, data)
-    assert third.block_runs == [] and take_notices() == [], "the entries computed again are whole"
+    assert third.block_runs == [] and inbox.take() == [], "the entries computed again are whole"
 
 
-def test_swapped_missing_and_damaged_sidecars_are_not_trusted(tmp_path):
+def test_swapped_missing_and_damaged_sidecars_are_not_trusted(inbox, tmp_path):
     data, store = synthetic_table(n_per_split=5, size=8), DiskStore(tmp_path / "cache", 2**30, "float32")
     prefix, _ = fill(store, data)
     block, pooled = store.path(prefix._key("block:2", 2)), store.path(prefix._pooled_key(3))
@@ -97,11 +96,11 @@ def test_swapped_missing_and_damaged_sidecars_are_not_trusted(tmp_path):
     pooled.with_suffix(".json").write_bytes(sidecars[block])
     pooled_one.with_suffix(".json").unlink()  # missing
     checksums.forget()
-    take_notices()
+    inbox.take()
     again = LinearBlocks(DiskStore(store.root, 2**30, "float32"), data, WEIGHTS)
     check_values(again, data)
     np.testing.assert_allclose(again.pooled(1), direct(data, WEIGHTS, 1).mean(axis=(1, 2)), rtol=1e-5)
-    notices = take_notices()
+    notices = inbox.take()
     assert len(notices) == 1 and notices[0].startswith("3 cache entries")
     for path in (block, pooled):  # each sidecar names its own entry again
         assert json.loads(path.with_suffix(".json").read_text())["entry"] == path.stem
@@ -170,7 +169,6 @@ def test_a_search_over_damaged_cache_entries_computes_them_again_and_succeeds(sm
         random_block_in_the_middle(entry, rng)
     checksums.forget()  # a new process: nothing checked, nothing kept in memory
     activations._POOLED_FLOAT32.clear()
-    take_notices()
     capsys.readouterr()
     assert main(["search", str(small_sample), "--study", "after", *args]) == 0
     out = " ".join(capsys.readouterr().out.split())

@@ -11,6 +11,8 @@ import pytest
 from automl_tl.data import FolderDataset, image_store
 from automl_tl.data.loader import load_table
 from automl_tl.data.pages import read_rows, release
+from automl_tl.runtime import disk_room
+from automl_tl.runtime.notices import NoticeInbox
 from automl_tl.types import ResizeRule
 from tests.support.images import make_class_tree, write_image
 
@@ -96,7 +98,7 @@ def test_too_little_disk_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
     from automl_tl.errors import UserError
 
     data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
-    monkeypatch.setattr(image_store, "DISK_RESERVE", 1 << 60)
+    monkeypatch.setattr(disk_room, "DISK_RESERVE", 1 << 60)
     with pytest.raises(UserError, match="AUTOML_TL_CACHE_DIR") as info:
         load(data, store)
     assert str(store) in str(info.value)
@@ -166,26 +168,24 @@ def _damage_every_entry(store: Path, how: str, rng: np.random.Generator) -> None
 
 
 @pytest.mark.parametrize("how", ["flipped bytes", "random pixels", "2 KB in the middle", "truncated"])
-def test_a_damaged_entry_is_decoded_again_and_said_once(tmp_path: Path, how: str) -> None:
+def test_a_damaged_entry_is_decoded_again_and_said_once(inbox: NoticeInbox, tmp_path: Path, how: str) -> None:
     from automl_tl.data import checksums
-    from automl_tl.runtime.notices import take_notices
 
     data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
     clean = np.array(load(data, store).images)
     _damage_every_entry(store, how, np.random.default_rng(0))
     checksums.forget()  # what a new process knows
-    take_notices()
+    inbox.take()
     again = load(data, store)
     assert again.decoded_now == 24 and np.array_equal(np.asarray(again.images), clean)
-    notices = take_notices()
+    notices = inbox.take()
     assert len(notices) == 1 and notices[0].startswith(f"1 cache entry in {store} ")
     checksums.forget()
-    assert load(data, store).decoded_now == 0 and take_notices() == []
+    assert load(data, store).decoded_now == 0 and inbox.take() == []
 
 
-def test_swapped_missing_or_damaged_sidecars_are_not_trusted(tmp_path: Path) -> None:
+def test_swapped_missing_or_damaged_sidecars_are_not_trusted(inbox: NoticeInbox, tmp_path: Path) -> None:
     from automl_tl.data import checksums
-    from automl_tl.runtime.notices import take_notices
 
     data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
     small, large = np.array(load(data, store, size=16).images), np.array(load(data, store, size=24).images)
@@ -194,10 +194,10 @@ def test_swapped_missing_or_damaged_sidecars_are_not_trusted(tmp_path: Path) -> 
     a.write_text(b_text)
     b.write_text(a_text)
     checksums.forget()
-    take_notices()
+    inbox.take()
     assert np.array_equal(np.asarray(load(data, store, size=16).images), small)
     assert np.array_equal(np.asarray(load(data, store, size=24).images), large)
-    assert take_notices()[0].startswith("2 cache entries")
+    assert inbox.take()[0].startswith("2 cache entries")
     for sidecar, damage in ((store / f"{a.stem}.json", "{broken"), (store / f"{b.stem}.json", None)):
         if damage is None:
             sidecar.unlink()
@@ -205,14 +205,13 @@ def test_swapped_missing_or_damaged_sidecars_are_not_trusted(tmp_path: Path) -> 
             sidecar.write_text(damage)
     checksums.forget()
     assert load(data, store, size=16).decoded_now == 24 and load(data, store, size=24).decoded_now == 24
-    assert take_notices()[0].startswith("2 cache entries")
+    assert inbox.take()[0].startswith("2 cache entries")
 
 
-def test_a_sidecar_changed_into_other_valid_json_is_not_believed(tmp_path: Path) -> None:
+def test_a_sidecar_changed_into_other_valid_json_is_not_believed(inbox: NoticeInbox, tmp_path: Path) -> None:
     import json
 
     from automl_tl.data import checksums
-    from automl_tl.runtime.notices import take_notices
 
     data, store = photo_tree(tmp_path / "data"), tmp_path / "store"
     first = load(data, store)
@@ -221,6 +220,6 @@ def test_a_sidecar_changed_into_other_valid_json_is_not_believed(tmp_path: Path)
     meta["kept"] = [meta["kept"][1], meta["kept"][0], *meta["kept"][2:]]  # two images' labels swapped
     sidecar.write_text(json.dumps(meta))
     checksums.forget()
-    take_notices()
+    inbox.take()
     again = load(data, store)
-    assert again.decoded_now == 24 and again.relpaths == first.relpaths and len(take_notices()) == 1
+    assert again.decoded_now == 24 and again.relpaths == first.relpaths and len(inbox.take()) == 1

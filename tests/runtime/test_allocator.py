@@ -36,7 +36,7 @@ def test_a_library_user_starting_a_torch_trial_keeps_its_allocator(glibc):
     from automl_tl.search.space import config_from_params
     from automl_tl.types import Phase
     from automl_tl_torch.adapter import TorchAdapter
-    from tests.plugins.torch_inline import random_table, tiny_spec
+    from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
     config = config_from_params(dict(backbone="tiny_cnn", freeze_fraction=0.5, head_units=0, head_dropout=0.0, lr=1e-2,
                                      finetune_lr_ratio=0.5, switch_epoch=1), epochs=2, image_size=16, batch_size=8)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from automl_tl.errors import UserError
-from automl_tl.runtime import owned_files
+from automl_tl.runtime import atomic_files, owned_files
 from automl_tl.runtime.owned_files import check_file_target, output_path, write_file
 
 MARK = b"<!-- ours -->"
@@ -135,14 +135,14 @@ def test_a_replaced_file_keeps_its_permissions_and_a_new_one_follows_the_umask(t
 
 def test_a_path_that_becomes_a_fifo_while_the_data_is_prepared_is_still_refused(tmp_path, monkeypatch):
     target = tmp_path / "late.html"
-    real_mkstemp = owned_files.tempfile.mkstemp
+    real_mkstemp = atomic_files.tempfile.mkstemp
 
     def mkstemp_then_fifo(*args, **kwargs):
         made = real_mkstemp(*args, **kwargs)
         os.mkfifo(target)  # another program puts a FIFO there after the first check
         return made
 
-    monkeypatch.setattr(owned_files.tempfile, "mkstemp", mkstemp_then_fifo)
+    monkeypatch.setattr(atomic_files.tempfile, "mkstemp", mkstemp_then_fifo)
     with pytest.raises(UserError, match="named pipe"):
         write(target)
     assert kind(target) == stat.S_IFIFO and sorted(p.name for p in tmp_path.iterdir()) == ["late.html"]

@@ -14,7 +14,7 @@ from automl_tl.storage.artifacts import (
     trial_dir,
 )
 from automl_tl.storage.urls import check_study_name, redact, storage_url, study_name_for
-from tests.plugins.torch_inline import random_table
+from tests.support.sample_plugins.torch_inline import random_table
 
 
 def test_redact_hides_only_the_password():
