@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["TrialFailure", "UserError", "weights_failures_as", "weights_unavailable"]
+__all__ = ["PluginContractError", "TrialFailure", "UserError", "weights_failures_as", "weights_unavailable"]
 
 
 class UserError(Exception):
@@ -18,6 +18,12 @@ class UserError(Exception):
     damaged file. During a search, a ``UserError`` raised inside a trial fails only
     that trial, with the message as its reason.
     """
+
+
+class PluginContractError(UserError):
+    """A plugin registered something that breaks the contract it implements: a backbone spec, a framework
+    adapter or a dataset adapter that cannot work as declared. The message names the plugin, the item
+    and the field at fault, and says what to write instead (``automl_tl.plugin.spec_checks``)."""
 
 
 class TrialFailure(Exception):

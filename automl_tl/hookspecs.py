@@ -8,11 +8,14 @@ that way. ``--plugin FILE.py`` loads a single file.
 
 automl-tl calls each hook through pluggy once per plugin that implements it, so that it knows which
 plugin registered what and can skip a plugin whose hook raises without losing the others. Plugins are
-asked in the order they were loaded; ``@hookimpl(tryfirst=True)`` / ``(trylast=True)`` move one to the
-front or the back. A hook wrapper (``@hookimpl(wrapper=True)``) in a plugin that does not implement the
-hook itself runs around every plugin's call; in one that does, around that plugin's own call.
+asked in pluggy's own call order, and automl-tl registers them with pluggy last to first, so that is
+the order they were loaded in (installed ones, then ``--plugin`` files, then plugins passed in code);
+``@hookimpl(tryfirst=True)`` / ``(trylast=True)`` move one to the front or the back. A hook wrapper
+(``@hookimpl(wrapper=True)``) in a plugin that does not implement the hook itself runs around every
+plugin's call; in one that does, around that plugin's own call.
 Everything registered is checked as it arrives (``automl_tl.plugin.spec_checks``): a spec that cannot
-work is a ``UserError`` naming the plugin, the backbone and the field to fix.
+work is a ``PluginContractError`` (a ``UserError``) naming the plugin, the item and the field to fix.
+``AUTOML_TL_TRACE_HOOKS=1`` turns on pluggy's own tracing (``PluginManager.enable_tracing``) on stderr.
 """
 
 from __future__ import annotations

@@ -321,12 +321,9 @@ class FrameworkAdapter(Protocol):
     onnxruntime, ``.keras`` in safe mode). An export folder may come from anyone: the core opens the
     other formats (TorchScript, SavedModel) only when the user vouches for the folder (``--trust-model``).
 
-    Optional, for ``export --quantize int8``: ``quantize_formats`` (the formats it can quantize) and
-    ``quantize(model, preprocessing, fmt, out_dir, model_file, calibration) -> str``, which writes the
-    int8 form of the float export ``out_dir / model_file`` (or of ``model``, converted again) beside it
-    and returns its file name; ``calibration`` is a list of float32 NHWC [0, 1] batches of training
-    images. ``load_exported`` must open that file in ``fmt`` too. The core measures it against the float
-    model and keeps only one of the two (see automl_tl/deploy/quantize.py).
+    The optional capabilities (``backbone_digest``, ``inference_latency``, ``block_seconds``, ``device``,
+    ``prefix_activations``, ``combine``, ``flip_average``, ``quantize`` with ``quantize_formats``) are
+    Protocols of their own in ``automl_tl.capabilities``; the core asks ``isinstance(adapter, ...)``.
     """
 
     name: str

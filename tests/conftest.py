@@ -12,7 +12,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two
     os.environ.setdefault("AUTOML_TL_THREADS", "1")
 
 TESTS = Path(__file__).parent
-STUB_PLUGIN = str(TESTS / "plugins" / "stub_plugin.py")
+STUB_PLUGIN = str(TESTS / "support" / "sample_plugins" / "stub_plugin.py")
 # Tests that compare wall-clock seconds with a deadline, a rung or a prediction: `make test` runs them alone after
 # the parallel part (-m serial), so that the other worker's load does not decide them.
 SERIAL = (

@@ -4,6 +4,7 @@ small modules."""
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a module may import from its own layer and the layers below it, never from above.
 LAYERS = [
-    {"types", "session_types", "ensemble_types", "errors", "hookspecs", "import_order"},  # the public contract plugins are written against
+    {"types", "session_types", "ensemble_types", "capabilities", "errors", "hookspecs", "import_order"},  # the contract
     {"runtime"},
     {"plugin"},
     {"data"},
@@ -134,3 +135,33 @@ def test_the_public_paths_plugin_authors_use_still_import():
     import automl_tl.types
 
     assert automl_tl.hookspecs.hookimpl and automl_tl.types.BackboneSpec and automl_tl.testing.AdapterConformance
+
+
+def private_imports(path: Path) -> list[str]:
+    """Each ``automl_tl`` import in ``path`` that ``automl_tl.plugin.public.PUBLIC_API`` does not list."""
+    from automl_tl.plugin.public import PUBLIC_API, is_public
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names
+                      if alias.name.split(".")[0] == "automl_tl" and alias.name not in PUBLIC_API]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "automl_tl":
+            module = str(node.module)
+            exported = tuple(getattr(importlib.import_module(module), "__all__", ())) if PUBLIC_API.get(module, ()) is None else ()
+            found += [f"{module}.{alias.name}" for alias in node.names if not is_public(module, alias.name, exported)]
+    return found
+
+
+def test_plugins_import_only_the_public_surface():
+    """Every .py under plugins/ (adapters, their tests and packaging alike) imports from automl_tl only what
+    ``automl_tl.plugin.public.PUBLIC_API`` lists: make a name public there, deliberately, or do without it."""
+    private = {str(p.relative_to(ROOT)): names for p in python_files("plugins") if (names := private_imports(p))}
+    assert not private, f"plugins import automl_tl internals (list them in automl_tl/plugin/public.py or drop them): {private}"
+
+
+def test_the_public_surface_check_sees_an_internal_import(tmp_path):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("from automl_tl.types import BackboneSpec\nfrom automl_tl.cache.store import DiskStore\n"
+                      "import automl_tl.search.study\nfrom automl_tl.training.schedule import finetune_steps\n")
+    assert private_imports(plugin) == ["automl_tl.cache.store.DiskStore", "automl_tl.search.study"]

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from automl_tl.capabilities import CombinesTrials
 from automl_tl.deploy.export import ExportReport, ExportSource, check_format, load_trial_model, trial_source, write_export
 from automl_tl.deploy.flip import judge_flip
 from automl_tl.deploy.quantize import QuantizeRequest
@@ -57,11 +58,10 @@ def ensemble_source(plugins: Plugins, study: optuna.Study, artifacts: Path, ense
         if member.preprocessing.image_size != best.preprocessing.image_size or member.preprocessing.rule != best.preprocessing.rule:
             raise UserError(f"Trial {member.trial} takes other input ({member.preprocessing.image_size} px, "
                             f"{member.preprocessing.rule.describe()}) than trial {best.trial}; they cannot share one graph.")
-    combine = getattr(adapter, "combine", None)
-    if combine is None:
+    if not isinstance(adapter, CombinesTrials):
         raise UserError(f"The {adapter.name} adapter cannot combine trials into one model (it has no `combine`). "
                         f"Export a single trial instead (leave out --ensemble).")
-    model = combine(members, best.preprocessing)
+    model = adapter.combine(members, best.preprocessing)
 
     def members_mean(batch: np.ndarray) -> np.ndarray:
         """The reference the ensemble's graph must match: each member's own model, weighted and averaged."""

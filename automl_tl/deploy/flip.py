@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.capabilities import AveragesMirror
 from automl_tl.data.images import to_model_input
 from automl_tl.errors import UserError
 from automl_tl.runtime.timing import median_ms
@@ -165,11 +166,10 @@ def mirror_averaged(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[np
 
 def flip_graph(adapter: FrameworkAdapter, model: Any, preprocessing: Preprocessing) -> Any:
     """The adapter's model averaged over the mirror, in the form its ``export`` and ``predict_loaded`` take."""
-    build = getattr(adapter, "flip_average", None)
-    if not callable(build):
+    if not isinstance(adapter, AveragesMirror):
         raise UserError(f"--flip: the {adapter.name} adapter cannot average a model over the mirrored image (it has no "
                         f"`flip_average`). Export with --flip off.")
-    return build(model, preprocessing)
+    return adapter.flip_average(model, preprocessing)
 
 
 def timed_export(adapter: FrameworkAdapter, model: Any, preprocessing: Preprocessing, fmt: str,

@@ -220,7 +220,7 @@ def read_model_folder(model_dir: Path) -> ModelFolder:
 
 def safe_formats(adapter: FrameworkAdapter) -> tuple[str, ...]:
     """The adapter's formats that load without running code from the file (none, if it declares none)."""
-    return tuple(getattr(adapter, "safe_formats", ()))
+    return tuple(adapter.safe_formats)
 
 
 def _reason(exc: BaseException) -> str:

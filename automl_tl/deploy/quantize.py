@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.capabilities import Quantizes
 from automl_tl.data.images import to_model_input
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
@@ -113,7 +114,7 @@ def study_images(plugins: Plugins, study_name: str, attrs: dict[str, Any],
 
 def quantize_formats(adapter: FrameworkAdapter) -> tuple[str, ...]:
     """The adapter's export formats it can quantize (none, if it declares none)."""
-    return tuple(getattr(adapter, "quantize_formats", ()))
+    return tuple(adapter.quantize_formats) if isinstance(adapter, Quantizes) else ()
 
 
 def check_quantize_options(scheme: str, max_accuracy_drop: float) -> None:
@@ -139,7 +140,7 @@ def check_format_quantizable(plugins: Plugins, fmt: str) -> None:
 def check_quantizable(adapter: FrameworkAdapter, fmt: str) -> None:
     """Refuse ``--quantize`` with a format that the adapter does not quantize."""
     formats = quantize_formats(adapter)
-    if fmt not in formats or not callable(getattr(adapter, "quantize", None)):
+    if fmt not in formats or not isinstance(adapter, Quantizes):
         can = f"it quantizes {', '.join(formats)} exports" if formats else "it quantizes no format"
         raise UserError(f"--format {fmt} --quantize: the {adapter.name} adapter cannot quantize a {fmt} export ({can}). "
                         f"Choose one of those formats, or export without --quantize; nothing was written.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import importlib.util
-import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +27,7 @@ from automl_tl.import_order import torchvision_before_tensorflow
 from automl_tl.plugin.data_checks import check_splits
 from automl_tl.plugin.registry import Registry
 from automl_tl.plugin.spec_checks import check_backbone_spec, check_dataset_adapter, check_framework_adapter
+from automl_tl.runtime.env_vars import LOAD_PLUGINS, TRACE_HOOKS
 from automl_tl.runtime.shown_text import printable
 from automl_tl.types import BackboneSpec, DatasetAdapter, DataSplits, FrameworkAdapter
 
@@ -44,8 +44,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "automl_tl"
-LOAD_ENV = "AUTOML_TL_LOAD_PLUGINS"
-TRACE_ENV = "AUTOML_TL_TRACE_HOOKS"
+LOAD_ENV, TRACE_ENV = LOAD_PLUGINS.name, TRACE_HOOKS.name
 
 
 class PluginWarning(UserWarning):
@@ -123,7 +122,7 @@ class Plugins:
 
 
 def _allowed_names() -> set[str] | None:
-    value = os.environ.get(LOAD_ENV)
+    value = LOAD_PLUGINS.raw()
     if value is None:
         return None
     return {name.strip() for name in value.split(",") if name.strip()}
@@ -191,10 +190,10 @@ def load_plugin_file(path: str | Path) -> ModuleType:
 
 
 def _callers_in_order(impls: Sequence[pluggy.HookImpl]) -> list[tuple[object, str]]:
-    """The plugins that implement a hook (wrappers aside), each once: ``tryfirst`` ones first, then the
-    rest in the order they were loaded, ``trylast`` ones last."""
-    plain = [impl for impl in impls if not (impl.wrapper or impl.hookwrapper)]
-    plain.sort(key=lambda impl: 0 if impl.tryfirst else 2 if impl.trylast else 1)
+    """The plugins that implement a hook (wrappers aside), each once, in pluggy's own call order: pluggy
+    keeps ``get_hookimpls()`` as trylast, plain, tryfirst, each in registration order, and calls them from
+    the end (LIFO). ``load_plugins`` registers plugins last to first, so that order is the load order."""
+    plain = [impl for impl in reversed(impls) if not (impl.wrapper or impl.hookwrapper)]
     seen: list[tuple[object, str]] = []
     for impl in plain:
         if not any(plugin is impl.plugin for plugin, _ in seen):
@@ -230,17 +229,24 @@ def _collect(plugins: Plugins, hook_name: str, add: Callable[[Any, str], None]) 
             warnings.warn(f"Plugin {owner!r} raised in {hook_name} and was skipped: {exc}", PluginWarning, stacklevel=2)
 
 
+def _write_trace(text: str) -> None:
+    """pluggy's trace lines on stderr, each made printable (plugin names are file names)."""
+    for line in text.splitlines():
+        print(f"[automl-tl hook] {printable(line)}", file=sys.stderr)
+
+
 def _trace_hook_calls(manager: pluggy.PluginManager) -> None:
-    """Print each hook call and the plugins it calls on stderr (``AUTOML_TL_TRACE_HOOKS=1``)."""
+    """pluggy's own tracing on stderr (``AUTOML_TL_TRACE_HOOKS=1``): ``enable_tracing`` writes each hook
+    call with its arguments and its result; one more monitor names, through the same tracer, the plugins
+    each call reaches (automl-tl calls a hook once per plugin)."""
+    manager.trace.root.setwriter(_write_trace)
+    manager.enable_tracing()
+    hooktrace = manager.trace.root.get("hook")
 
     def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
-        called = ", ".join(dict.fromkeys(impl.plugin_name for impl in impls if not (impl.wrapper or impl.hookwrapper)))
-        print(f"[automl-tl hook] {hook_name} -> plugin {printable(called)}", file=sys.stderr)  # plugin names: file names
+        hooktrace(hook_name, "-> plugin", ", ".join(name for _plugin, name in _callers_in_order(impls)))
 
-    def after(outcome: Any, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Any) -> None:
-        pass
-
-    manager.add_hookcall_monitoring(before, after)
+    manager.add_hookcall_monitoring(before, lambda outcome, hook_name, impls, kwargs: None)
 
 
 def _undecorated_hooks(manager: pluggy.PluginManager, plugin: object) -> dict[str, str]:
@@ -309,12 +315,13 @@ def load_plugins(
     for name, obj in extra:
         plugins.sources.setdefault(name, "registered in code")
         candidates.append((name, obj))
-    for name, obj in candidates:
-        obj = _hashable(name, obj)
+    hashable = [(name, _hashable(name, obj)) for name, obj in candidates]
+    for name, obj in reversed(hashable):  # pluggy calls the last registered first: see _callers_in_order
         try:
             manager.register(obj, name=name)
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise UserError(f"Plugin {name!r} could not be registered: {exc}") from None
+    for name, obj in hashable:
         _warn_undecorated(plugins, name, obj)
     try:
         manager.check_pending()
@@ -323,7 +330,7 @@ def load_plugins(
             f"Plugin {exc.plugin!r} implements a hook that automl-tl does not define: {exc}. "
             f"Check the hook's name against automl_tl.hookspecs."
         ) from None
-    if os.environ.get(TRACE_ENV):
+    if TRACE_HOOKS.given():
         _trace_hook_calls(manager)
 
     def checked(check: Callable[[Any, str], Any], registry: Registry[Any]) -> Callable[[Any, str], None]:

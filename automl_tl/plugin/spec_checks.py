@@ -2,8 +2,9 @@
 and, through ``find_blocks`` and ``check_feature_dim``, the parts of a spec that only the built model
 can confirm (framework adapters call these two where they build a backbone).
 
-Every problem is a ``BackboneSpecError`` (a ``UserError``): one paragraph naming the plugin or the
-backbone, the field at fault and what to write instead."""
+Every problem is a ``PluginContractError`` (a ``UserError``; ``BackboneSpecError``, its subclass, for a
+backbone spec): one paragraph naming the plugin or the backbone, the field at fault and what to write
+instead."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from numbers import Real
 from typing import Any, TypeVar
 
-from automl_tl.errors import UserError
+from automl_tl.errors import PluginContractError
 from automl_tl.types import INTERPOLATIONS, BackboneSpec, DatasetAdapter, FrameworkAdapter, WeightsInfo
 
 __all__ = [
     "BackboneSpecError",
+    "PluginContractError",
     "check_backbone_spec",
     "check_dataset_adapter",
     "check_feature_dim",
@@ -30,8 +32,9 @@ T = TypeVar("T")
 
 
 
-class BackboneSpecError(UserError):
-    """A plugin registered a backbone (or an adapter) that cannot work as declared."""
+class BackboneSpecError(PluginContractError):
+    """A backbone spec that cannot work as declared: at registration, or where the adapter builds it
+    (``find_blocks``, ``check_feature_dim``). Catch ``PluginContractError`` for every kind of plugin."""
 
 
 def _where(owner: str, name: object) -> str:
@@ -134,13 +137,17 @@ def check_backbone_spec(spec: object, owner: str) -> BackboneSpec:
     return spec
 
 
+def _contract_members(protocol: type) -> set[str]:
+    """The members a class must define to implement ``protocol``: its annotated attributes and its public
+    methods and properties (``name`` included)."""
+    return set(protocol.__dict__.get("__annotations__", {})) | {
+        m for m, value in vars(protocol).items() if (callable(value) or isinstance(value, property)) and not m.startswith("_")}
+
+
 def _adapter_problems(adapter: object, protocol: type, kind: str) -> list[str]:
-    name = getattr(adapter, "name", None)
+    name = adapter.name if hasattr(adapter, "name") else None
     problems = [] if isinstance(name, str) and name.strip() else [f"name={name!r} (give it a short unique name)"]
-    members = set(getattr(protocol, "__annotations__", {})) | {
-        m for m, value in vars(protocol).items() if callable(value) and not m.startswith("_")}
-    members.discard("name")
-    missing = sorted(m for m in members if not hasattr(adapter, m))
+    missing = sorted(m for m in _contract_members(protocol) - {"name"} if not hasattr(adapter, m))
     if missing:
         problems.append(f"no {', '.join(missing)} (a {kind} implements automl_tl.types.{protocol.__name__})")
     return problems
@@ -149,18 +156,18 @@ def _adapter_problems(adapter: object, protocol: type, kind: str) -> list[str]:
 def _checked_adapter(adapter: object, owner: str, protocol: type, kind: str, hook: str) -> None:
     problems = _adapter_problems(adapter, protocol, kind)
     if problems:
-        raise BackboneSpecError(f"Plugin {owner!r} registered a {kind} ({type(adapter).__name__}) with "
+        raise PluginContractError(f"Plugin {owner!r} registered a {kind} ({type(adapter).__name__}) with "
                                 f"{'; '.join(problems)}. Fix the object its {hook} registers.")
 
 
 def check_framework_adapter(adapter: object, owner: str) -> FrameworkAdapter:
-    """``adapter`` if it has a name and every member of ``FrameworkAdapter``; else a ``BackboneSpecError``."""
+    """``adapter`` if it has a name and every member of ``FrameworkAdapter``; else a ``PluginContractError``."""
     _checked_adapter(adapter, owner, FrameworkAdapter, "framework adapter", "register_frameworks")
     return adapter  # type: ignore[return-value]
 
 
 def check_dataset_adapter(adapter: object, owner: str) -> DatasetAdapter:
-    """``adapter`` if it has a name, ``claims`` and ``discover``; else a ``BackboneSpecError``."""
+    """``adapter`` if it has a name, ``claims`` and ``discover``; else a ``PluginContractError``."""
     _checked_adapter(adapter, owner, DatasetAdapter, "dataset adapter", "register_datasets")
     return adapter  # type: ignore[return-value]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from automl_tl.data.image_store import cache_dir
+from automl_tl.capabilities import NamesDevice, TimesBlocks
+from automl_tl.runtime.cache_paths import latency_dir
+from automl_tl.runtime.env_vars import THREADS
 from automl_tl.search.latency import machine_signature
 from automl_tl.search.measurement_file import MeasurementFile
 from automl_tl.types import BackboneSpec, FrameworkAdapter
@@ -37,7 +38,7 @@ class BlockSeconds:
 
 def block_seconds_file() -> Path:
     """``latency/block_seconds.json`` in the cache folder (``$AUTOML_TL_CACHE_DIR``)."""
-    return cache_dir() / "latency" / "block_seconds.json"
+    return latency_dir() / "block_seconds.json"
 
 
 def _installed(distribution: str) -> str | None:
@@ -50,8 +51,9 @@ def _installed(distribution: str) -> str | None:
 def profile_machine(adapter: FrameworkAdapter) -> dict[str, Any]:
     """What makes block timings measured here hold here only: the latency cache's machine signature (CPU
     model, usable CPUs, runtimes), the framework versions, the thread setting and the adapter's device."""
+    device = str(adapter.device) if isinstance(adapter, NamesDevice) else ""
     return {**machine_signature(), **{name: _installed(name) for name in FRAMEWORK_DISTRIBUTIONS},
-            "threads_setting": os.environ.get("AUTOML_TL_THREADS", ""), "device": str(getattr(adapter, "device", ""))}
+            "threads_setting": THREADS.raw() or "", "device": device}
 
 
 def profile_key(spec: BackboneSpec, image_size: int, machine: Mapping[str, Any]) -> str:
@@ -99,8 +101,7 @@ def block_seconds_of(adapter: FrameworkAdapter, spec: BackboneSpec, image_size: 
     """``spec``'s block timings at ``image_size`` from the cache, or measured by the adapter and then cached;
     None when the adapter cannot measure (no ``block_seconds``) or gives something other than one positive
     figure per block."""
-    measure = getattr(adapter, "block_seconds", None)
-    if measure is None:
+    if not isinstance(adapter, TimesBlocks):
         return None
     cache = cache or BlockSecondsCache()
     machine = profile_machine(adapter)
@@ -108,7 +109,7 @@ def block_seconds_of(adapter: FrameworkAdapter, spec: BackboneSpec, image_size: 
     if cached is not None:
         return BlockSeconds(cached)
     start = clock()
-    measured = valid_seconds(measure(spec, int(image_size)), len(spec.blocks))
+    measured = valid_seconds(adapter.block_seconds(spec, int(image_size)), len(spec.blocks))
     spent = clock() - start
     if measured is None:
         return None

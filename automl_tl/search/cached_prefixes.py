@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from automl_tl.capabilities import ShowsStoredPrefixes
 from automl_tl.training.augment import view_table
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable
 
@@ -25,9 +26,11 @@ class AdapterCacheState:
         if key not in self._prefixes:
             if view not in self._tables:  # the original, the mirror or an augmented view (view_ids' numbers)
                 self._tables[view] = view_table(self.table, view)
-            probe = getattr(self.adapter_of(spec.framework), "prefix_activations", None)
+            adapter = self.adapter_of(spec.framework)
+            self._prefixes[key] = None
             try:
-                self._prefixes[key] = probe(spec, self._tables[view]) if probe is not None else None
+                if isinstance(adapter, ShowsStoredPrefixes):
+                    self._prefixes[key] = adapter.prefix_activations(spec, self._tables[view])
             except Exception:  # an estimate: a backbone that cannot be asked is priced as uncached
                 self._prefixes[key] = None
         return self._prefixes[key]

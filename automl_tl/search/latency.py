@@ -25,8 +25,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_tl.data.image_store import cache_dir
+from automl_tl.capabilities import MeasuresLatency
 from automl_tl.errors import TrialFailure
+from automl_tl.runtime.cache_paths import latency_dir
 from automl_tl.runtime.threads import usable_cpus
 from automl_tl.search.measurement_file import MeasurementFile
 from automl_tl.training.engine import effective_config
@@ -100,7 +101,7 @@ def cache_key(architecture: Architecture, machine: Mapping[str, Any]) -> str:
 
 def latency_cache_file() -> Path:
     """``latency/latency.json`` in the cache folder (``$AUTOML_TL_CACHE_DIR``); ``automl-tl cache --clear`` empties it."""
-    return cache_dir() / "latency" / "latency.json"
+    return latency_dir() / "latency.json"
 
 
 def _valid(result: Any) -> dict[str, float] | None:
@@ -139,15 +140,14 @@ def architecture_latency(adapter: FrameworkAdapter, spec: BackboneSpec, config: 
     """The latency figures of ``config``'s architecture (``batch_1_ms``, ``batch_32_ms``), from the cache or
     measured by the adapter and then cached; None when the adapter cannot measure (no ``inference_latency``).
     An adapter that returns something other than positive milliseconds raises ``TrialFailure``."""
-    measure = getattr(adapter, "inference_latency", None)
-    if measure is None:
+    if not isinstance(adapter, MeasuresLatency):
         return None
     cache = cache or LatencyCache()
     architecture, machine = architecture_of(spec, config, num_classes), machine_signature()
     cached = cache.get(architecture, machine)
     if cached is not None:
         return cached
-    measured = _valid(measure(spec, effective_config(spec, config), num_classes))
+    measured = _valid(adapter.inference_latency(spec, effective_config(spec, config), num_classes))
     if measured is None:
         raise TrialFailure(f"the {spec.framework} adapter's inference_latency gave no positive batch_1_ms figure "
                            f"in milliseconds for backbone {spec.name!r}")

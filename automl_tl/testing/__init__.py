@@ -10,8 +10,10 @@ A backbone plugin tests its backbone with its framework's ready-made class, nami
             return load_plugins().backbone("my_backbone")
 
 A framework plugin subclasses ``AdapterConformance`` and implements ``make_adapter``, ``make_spec``,
-``block_weights``, ``head_weights``, ``reference_features`` and ``seed_framework`` (see
-``automl_tl_torch.testing`` for a complete example). Name the subclass ``Test...`` so pytest collects it.
+``reference_features`` and ``seed_framework`` (see ``automl_tl_torch.testing`` for a complete example).
+The suite reads a trial's weights through the session contract only: its sessions implement
+``automl_tl.capabilities.InspectableSession`` (``block_weights(index)``, ``head_weights()``). Name the
+subclass ``Test...`` so pytest collects it.
 
 The suite checks, for pretrained and from-scratch backbones alike (a from-scratch one has no head-only
 phase and freezes nothing, as ``automl_tl.training.engine.effective_config`` runs it): the spec and the

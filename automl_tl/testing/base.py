@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from automl_tl.capabilities import InspectableSession
 from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import effective_config
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
 
 from .environment import suite_environment
 from .tables import synthetic_table
-from .verdicts import refusals_named
+from .verdicts import fail, refusals_named
 
 __all__ = ["ConformanceBase"]
 
@@ -48,13 +49,21 @@ class ConformanceBase(abc.ABC):
     def make_spec(self) -> BackboneSpec:
         """The backbone under test; the suite trains it many times at ``image_size`` px."""
 
-    @abc.abstractmethod
     def block_weights(self, session: TrialSession, index: int) -> list[np.ndarray]:
-        """Copies of every weight and statistic (BatchNorm moving averages too) of block ``index``."""
+        """Copies of every weight and statistic (BatchNorm moving averages too) of block ``index``, from the
+        session's ``InspectableSession.block_weights`` (``automl_tl.capabilities``)."""
+        return [np.asarray(w) for w in self._inspectable(session).block_weights(index)]
 
-    @abc.abstractmethod
     def head_weights(self, session: TrialSession) -> list[np.ndarray]:
-        """Copies of every weight of the session's new head."""
+        """Copies of every weight of the session's new head, from ``InspectableSession.head_weights``."""
+        return [np.asarray(w) for w in self._inspectable(session).head_weights()]
+
+    def _inspectable(self, session: TrialSession) -> InspectableSession:
+        if not isinstance(session, InspectableSession):
+            fail(self.backbone, f"the trial session ({type(session).__name__}) has no block_weights(index) and head_weights(): a "
+                 f"session implements automl_tl.capabilities.InspectableSession so that the suite can see what each "
+                 f"phase trains")
+        return session
 
     @abc.abstractmethod
     def reference_features(self, spec: BackboneSpec, data: ImageTable, depths: list[int]) -> dict[int, np.ndarray]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_tl.capabilities import MirroredSession
 from automl_tl.errors import TrialFailure
 from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
 from automl_tl.training.linear_head import fit_session_head
@@ -89,10 +90,9 @@ def predict_mirrored(session: TrialSession, split: str) -> np.ndarray | None:
     """The session's probabilities for ``split`` with every image mirrored left-right, where the session
     offers ``predict_mirrored`` (an optional part of the session contract) and answers it; None where it
     does not (a session answers only when it trains on the mirror, so the prediction costs no new pass)."""
-    mirror = getattr(session, "predict_mirrored", None)
-    if not callable(mirror):
+    if not isinstance(session, MirroredSession):
         return None
-    found = mirror(split)
+    found = session.predict_mirrored(split)
     return None if found is None else np.asarray(found, dtype=np.float32)
 
 

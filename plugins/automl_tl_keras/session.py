@@ -20,6 +20,7 @@ from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .block_rates import finetune_adam
+from .cut_points import block_layers
 from .model import build_head, cut_tensors, full_classifier, keras
 
 WEIGHTS_FILE = "weights.npz"
@@ -303,6 +304,14 @@ class KerasTrialSession:
         (directory / LAYOUT_FILE).write_text(json.dumps({"backbone": self.spec.name, "frozen_blocks": self.frozen,
                                                          "blocks": self.n_blocks, "backbone_blocks": len(self.spec.blocks),
                                                          "pretrained": self.spec.pretrained}))
+
+    def block_weights(self, index: int) -> list[np.ndarray]:
+        """Copies of the weights of block ``index``'s layers (``automl_tl.capabilities.InspectableSession``)."""
+        return [np.array(w) for layer in block_layers(self.base, self.spec.blocks, index) for w in layer.get_weights()]
+
+    def head_weights(self) -> list[np.ndarray]:
+        """Copies of the head's weights (``automl_tl.capabilities.InspectableSession``)."""
+        return [np.array(w) for w in self.head.get_weights()]
 
     def close(self) -> None:
         self.trainer = self.finetune_model = None

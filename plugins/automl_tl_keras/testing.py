@@ -15,20 +15,6 @@ from .cut_points import OUTPUT, input_of
 __all__ = ["KerasBackboneConformance"]
 
 
-def _block_layers(session: Any, index: int) -> list[Any]:
-    """The backbone's layers from the end of block ``index - 1`` (exclusive) to the end of block ``index``."""
-    layers, blocks = session.base.layers, session.spec.blocks
-
-    def end(name: str) -> int:
-        if name == OUTPUT:
-            return len(layers) - 1
-        target = input_of(name)
-        return layers.index(session.base.get_layer(target)) - 1 if target is not None else layers.index(session.base.get_layer(name))
-
-    start = 0 if index == 0 else end(blocks[index - 1]) + 1
-    return layers[start : end(blocks[index]) + 1]
-
-
 class KerasBackboneConformance(AdapterConformance):
     """Subclass as ``TestMyBackbone`` and implement ``make_spec()`` to run every conformance check.
 
@@ -39,12 +25,6 @@ class KerasBackboneConformance(AdapterConformance):
 
     def make_adapter(self) -> FrameworkAdapter:
         return KerasAdapter()
-
-    def block_weights(self, session: Any, index: int) -> list[Any]:
-        return [np.array(w) for layer in _block_layers(session, index) for w in layer.get_weights()]
-
-    def head_weights(self, session: Any) -> list[Any]:
-        return [np.array(w) for w in session.head.get_weights()]
 
     def seed_framework(self, seed: int) -> None:
         from .model import keras

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +13,7 @@ from automl_tl.cache.store import MemoryStore, store_from_env
 from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.import_order import installed
+from automl_tl.runtime.env_vars import THREADS
 from automl_tl.types import BackboneSpec, ExportedModel, ImageTable, Preprocessing, TrialConfig
 
 from .weights import weights_errors
@@ -27,7 +27,7 @@ def configure_cpu_threads() -> None:
 
     from automl_tl.runtime.threads import usable_cpus
 
-    wanted = int(os.environ.get("AUTOML_TL_THREADS", "0")) or usable_cpus()
+    wanted = int(THREADS.value("0")) or usable_cpus()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
 

@@ -47,8 +47,7 @@ def anneal(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr
 def one_intra_op_thread() -> Iterator[None]:
     """Run torch on one intra-op thread inside the block. A head-only step on cached features is a
     64-row batch through one or two linear layers: more threads only add hand-offs, and on a busy
-    machine they wait on each other (bench/numpy_head.py: 25 s on two threads against 1.6 s on one,
-    for the same 256-unit head, while other processes ran)."""
+    machine they wait on each other (docs/decisions.md, "The head-only phase is plain torch", has the figures)."""
     threads = torch.get_num_threads()
     if threads > 1:
         torch.set_num_threads(1)
@@ -317,6 +316,14 @@ class TorchTrialSession:
                   "pretrained": self.spec.pretrained, "weights_source": self.spec.weights.source if self.spec.weights else None,
                   "keys": sorted(state)}
         (directory / LAYOUT_FILE).write_text(json.dumps(layout, indent=2))
+
+    def block_weights(self, index: int) -> list[np.ndarray]:
+        """Copies of block ``index``'s parameters and buffers (``automl_tl.capabilities.InspectableSession``)."""
+        return [v.detach().cpu().numpy().copy() for v in self.model.backbone.blocks[index].state_dict().values()]
+
+    def head_weights(self) -> list[np.ndarray]:
+        """Copies of the head's parameters (``automl_tl.capabilities.InspectableSession``)."""
+        return [v.detach().cpu().numpy().copy() for v in self.model.head.state_dict().values()]
 
     def close(self) -> None:
         self.optimizer = self.scheduler = None

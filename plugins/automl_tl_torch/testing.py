@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from automl_tl.testing import AdapterConformance, reference_inputs
@@ -19,12 +17,6 @@ class TorchBackboneConformance(AdapterConformance):
 
     def make_adapter(self) -> FrameworkAdapter:
         return TorchAdapter()
-
-    def block_weights(self, session: Any, index: int) -> list[Any]:
-        return [v.detach().cpu().numpy().copy() for v in session.model.backbone.blocks[index].state_dict().values()]
-
-    def head_weights(self, session: Any) -> list[Any]:
-        return [v.detach().cpu().numpy().copy() for v in session.model.head.state_dict().values()]
 
     def seed_framework(self, seed: int) -> None:
         import torch

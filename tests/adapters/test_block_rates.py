@@ -15,7 +15,7 @@ from automl_tl.search.space import config_from_params
 from automl_tl.training.block_rates import block_rate_multipliers, block_rates
 from automl_tl.types import Phase, TrialConfig
 from automl_tl_torch.adapter import TorchAdapter
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 FINETUNE_LR = 1e-3
 
@@ -65,7 +65,7 @@ def test_torch_blocks_take_their_own_rate_and_every_rate_anneals(decay):
 def test_keras_blocks_take_their_own_rate(decay):
     pytest.importorskip("keras", reason="the keras extra is not installed")
     from automl_tl_keras.adapter import KerasAdapter
-    from tests.plugins.keras_inline import tiny_keras_spec
+    from tests.support.sample_plugins.keras_inline import tiny_keras_spec
 
     session = KerasAdapter().start_trial(tiny_keras_spec(), finetune_config(decay, "tiny_keras"), random_table())
     session.set_phase(Phase.FINETUNE)

@@ -12,7 +12,7 @@ from automl_tl.search.cached_prefixes import AdapterCacheState
 from automl_tl.search.cost import DataSizes, TrialCostModel
 from automl_tl.training.augment import view_table
 from automl_tl.types import TrialConfig
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 HEAD_ONLY = TrialConfig(backbone="tiny_cnn", freeze_fraction=1.0, head_units=0, head_dropout=0.0, lr=1e-3,
                         finetune_lr_ratio=1.0, switch_epoch=3, epochs=3, image_size=16)
@@ -60,7 +60,7 @@ def test_an_adapter_without_prefix_activations_counts_as_nothing_stored():
 def test_keras_times_each_block_and_says_what_is_stored(own_cache):
     pytest.importorskip("keras")
     from automl_tl_keras.adapter import KerasAdapter
-    from tests.plugins.keras_inline import tiny_keras_spec
+    from tests.support.sample_plugins.keras_inline import tiny_keras_spec
 
     adapter, spec, table = KerasAdapter(), tiny_keras_spec(), random_table(n_per_split=4)
     seconds = adapter.block_seconds(spec, 16)

@@ -112,7 +112,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_torch_exports_predict_without_tensorflow(small_sample, tmp_path, isolated_studies):
-    import tests.plugins.torch_inline as torch_inline
+    import tests.support.sample_plugins.torch_inline as torch_inline
 
     plugin = ["--plugin", torch_inline.__file__]
     assert main(["search", str(small_sample), "--trials", "1", "--epochs", "1", "--image-size", "16",

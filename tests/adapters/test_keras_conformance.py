@@ -11,7 +11,7 @@ pytest.importorskip("keras", reason="the keras extra is not installed")
 
 from automl_tl.plugin import load_plugins  # noqa: E402
 from automl_tl_keras.testing import KerasBackboneConformance  # noqa: E402
-from tests.plugins.keras_inline import tiny_keras_spec  # noqa: E402
+from tests.support.sample_plugins.keras_inline import tiny_keras_spec  # noqa: E402
 
 # Checks of the adapter's own mechanics, the same for every backbone: the inline backbone runs them. Keras
 # builds and compiles MobileNetV2 afresh for each check, so running them on it too costs about 30 s more;

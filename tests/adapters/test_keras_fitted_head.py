@@ -12,8 +12,8 @@ from automl_tl.training.engine import effective_config, run_trial  # noqa: E402
 from automl_tl.training.linear_head import fit_logistic_head  # noqa: E402
 from automl_tl.types import Phase  # noqa: E402
 from automl_tl_keras.adapter import KerasAdapter  # noqa: E402
-from tests.plugins.keras_inline import tiny_keras_spec  # noqa: E402
-from tests.plugins.torch_inline import random_table  # noqa: E402
+from tests.support.sample_plugins.keras_inline import tiny_keras_spec  # noqa: E402
+from tests.support.sample_plugins.torch_inline import random_table  # noqa: E402
 
 
 def test_a_keras_trial_with_a_fitted_head_predicts_with_the_fitted_weights():

@@ -10,8 +10,8 @@ pytest.importorskip("keras", reason="the keras extra is not installed")
 from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.types import Phase  # noqa: E402
 from automl_tl_keras.adapter import KerasAdapter  # noqa: E402
-from tests.plugins.keras_inline import tiny_keras_spec  # noqa: E402
-from tests.plugins.torch_inline import random_table  # noqa: E402
+from tests.support.sample_plugins.keras_inline import tiny_keras_spec  # noqa: E402
+from tests.support.sample_plugins.torch_inline import random_table  # noqa: E402
 
 
 def test_training_split_predictions_after_fine_tuning_are_in_the_splits_order():

@@ -12,8 +12,8 @@ from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.training.schedule import finetune_steps  # noqa: E402
 from automl_tl.types import Phase  # noqa: E402
 from automl_tl_keras.adapter import KerasAdapter  # noqa: E402
-from tests.plugins.keras_inline import tiny_keras_spec  # noqa: E402
-from tests.plugins.torch_inline import random_table  # noqa: E402
+from tests.support.sample_plugins.keras_inline import tiny_keras_spec  # noqa: E402
+from tests.support.sample_plugins.torch_inline import random_table  # noqa: E402
 
 
 def cosine_factor(step: int, total: int) -> float:

@@ -15,7 +15,7 @@ from automl_tl_torch.backbones import torchvision_backbones
 from automl_tl_torch.cache import PrefixFeatures
 from automl_tl_torch.model import build_block_stack
 from automl_tl_torch.session import load_trained
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 
 def config(freeze=0.5, bn="train", switch=1, epochs=3, head=0, augment="none", cut=1.0):

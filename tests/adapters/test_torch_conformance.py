@@ -8,7 +8,7 @@ import pytest
 
 from automl_tl.plugin import load_plugins
 from automl_tl_torch.testing import TorchBackboneConformance
-from tests.plugins.torch_inline import tiny_spec
+from tests.support.sample_plugins.torch_inline import tiny_spec
 
 
 class TestTorchConformance(TorchBackboneConformance):

@@ -9,7 +9,7 @@ from automl_tl.search.space import config_from_params
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from automl_tl_torch.session import one_intra_op_thread
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 
 def threads_per_step(session) -> list[int]:

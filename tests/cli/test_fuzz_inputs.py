@@ -544,7 +544,6 @@ def decoded_damage_cases(count: int, workspace: Path, monkeypatch: pytest.Monkey
     import numpy as np
 
     from automl_tl.data import checksums
-    from automl_tl.runtime.notices import take_notices
 
     rng = random.Random(SEED + 22)
     cache = workspace.parent / "damaged-cache"
@@ -559,7 +558,6 @@ def decoded_damage_cases(count: int, workspace: Path, monkeypatch: pytest.Monkey
     for case in range(count):
         damage = damage_cache_entry(rng, decoded)
         checksums.forget()  # what a new process knows
-        take_notices()
         size = rng.choice(["16", "20"])
         code, output = run_case(["search", data, "--study", f"d{case}", *STUB, "--trials", "1", "--image-size", size],
                                 workspace, own, f"cache case {case} ({damage})")
@@ -573,9 +571,9 @@ def activation_damage_cases(count: int, tmp: Path) -> None:
     """Activation entries damaged at random: what a reader gets is always the true values."""
     import numpy as np
 
-    from automl_tl.cache.activations import take_notices
     from automl_tl.cache.store import DiskStore
     from automl_tl.data import checksums
+    from automl_tl.runtime.notices import receiving_notices
     from automl_tl.testing import synthetic_table
     from tests.cache.test_activation_cache import LinearBlocks, direct
 
@@ -587,15 +585,15 @@ def activation_damage_cases(count: int, tmp: Path) -> None:
     for case in range(count):
         damage = damage_cache_entry(rng, store.root)
         checksums.forget()
-        take_notices()
-        prefix = LinearBlocks(DiskStore(store.root, 2**30, "float16"), data, weights)
-        for depth in (1, 2, 3):
-            np.testing.assert_allclose(np.asarray(prefix.pooled(depth), np.float32),
-                                       direct(data, weights, depth).mean(axis=(1, 2)), rtol=2e-3, atol=2e-3,
-                                       err_msg=f"seed {SEED}, activation case {case} ({damage}), pooled {depth}")
-        np.testing.assert_allclose(np.asarray(prefix.after_block(2), np.float32), direct(data, weights, 2),
-                                   rtol=2e-3, atol=2e-3, err_msg=f"seed {SEED}, activation case {case} ({damage})")
-        assert len(take_notices()) <= 1, f"seed {SEED}, activation case {case} ({damage}): more than one notice"
+        with receiving_notices() as inbox:  # this case's notices only
+            prefix = LinearBlocks(DiskStore(store.root, 2**30, "float16"), data, weights)
+            for depth in (1, 2, 3):
+                np.testing.assert_allclose(np.asarray(prefix.pooled(depth), np.float32),
+                                           direct(data, weights, depth).mean(axis=(1, 2)), rtol=2e-3, atol=2e-3,
+                                           err_msg=f"seed {SEED}, activation case {case} ({damage}), pooled {depth}")
+            np.testing.assert_allclose(np.asarray(prefix.after_block(2), np.float32), direct(data, weights, 2),
+                                       rtol=2e-3, atol=2e-3, err_msg=f"seed {SEED}, activation case {case} ({damage})")
+        assert len(inbox.take()) <= 1, f"seed {SEED}, activation case {case} ({damage}): more than one notice"
 
 
 def test_fuzzed_cache_entries_with_flipped_bytes(workspace, tmp_path, monkeypatch):

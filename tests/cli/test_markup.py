@@ -27,7 +27,7 @@ PLUGIN = f'''
 import dataclasses
 
 from automl_tl.hookspecs import hookimpl
-from tests.plugins.stub_plugin import StubAdapter, StubSession, stub_spec
+from tests.support.sample_plugins.stub_plugin import StubAdapter, StubSession, stub_spec
 
 
 class FirstTrialExplodes(StubAdapter):

@@ -9,7 +9,7 @@ import shutil
 import optuna
 import pytest
 
-import tests.plugins.torch_inline as torch_inline
+import tests.support.sample_plugins.torch_inline as torch_inline
 from automl_tl.cli import main
 from automl_tl.storage.urls import storage_url
 

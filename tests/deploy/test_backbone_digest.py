@@ -121,7 +121,7 @@ def test_keras_builds_must_agree_and_export_checks_the_digest(tmp_path):
     from automl_tl.training.engine import run_trial
     from automl_tl.types import TrialConfig
     from automl_tl_keras.adapter import KerasAdapter
-    from tests.plugins.keras_inline import _tiny_keras_model, tiny_keras_spec
+    from tests.support.sample_plugins.keras_inline import _tiny_keras_model, tiny_keras_spec
 
     spec, data = tiny_keras_spec(), synthetic_table(n_per_split=8, size=16, classes=2)
     config = TrialConfig(backbone=spec.name, freeze_fraction=1.0, head_units=0, head_dropout=0.0, lr=1e-3,

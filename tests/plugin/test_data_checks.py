@@ -17,7 +17,7 @@ from automl_tl.plugin.data_checks import DataSplitsError, check_splits
 from automl_tl.plugin.manager import load_plugins
 from automl_tl.types import DataSplits, ImageItem
 
-ONE_CLASS_PLUGIN = str(Path(__file__).resolve().parents[1] / "plugins" / "one_class_dataset.py")
+ONE_CLASS_PLUGIN = str(Path(__file__).resolve().parents[1] / "support" / "sample_plugins" / "one_class_dataset.py")
 
 
 def one_class_listing(small_sample: Path, tmp_path: Path) -> Path:

@@ -10,7 +10,7 @@ import pluggy
 import pytest
 
 import automl_tl.plugin.manager as manager_module
-import tests.plugins.torch_inline as torch_inline
+import tests.support.sample_plugins.torch_inline as torch_inline
 from automl_tl.errors import UserError
 from automl_tl.hookspecs import hookimpl
 from automl_tl.plugin.manager import PluginWarning, load_plugins
@@ -94,7 +94,7 @@ def test_a_plugin_whose_hook_raises_is_skipped_alone():
 
 UNDECORATED = '''
 from automl_tl.hookspecs import hookimpl
-from tests.plugins.torch_inline import tiny_spec
+from tests.support.sample_plugins.torch_inline import tiny_spec
 
 
 def register_backbones(register):

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-import tests.plugins.torch_inline as torch_inline
+import tests.support.sample_plugins.torch_inline as torch_inline
 from automl_tl.cli import main
 from automl_tl.errors import UserError
 from automl_tl.hookspecs import hookimpl

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-import tests.plugins.torch_inline as torch_inline
+import tests.support.sample_plugins.torch_inline as torch_inline
 from automl_tl.cli import main
 from automl_tl.errors import UserError
 from automl_tl.hookspecs import hookimpl
@@ -130,7 +130,7 @@ def test_a_feature_dim_that_cannot_be_measured_is_left_to_the_trial():
 WRONG_BLOCKS_PLUGIN = '''
 import dataclasses
 from automl_tl.hookspecs import hookimpl
-from tests.plugins.torch_inline import tiny_spec
+from tests.support.sample_plugins.torch_inline import tiny_spec
 
 
 @hookimpl

@@ -21,7 +21,7 @@ from automl_tl.search.block_seconds import (
 )
 from automl_tl.search.latency import LatencyCache
 from automl_tl.types import BackboneSpec
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 
 
 class FakePrefix:

@@ -25,7 +25,7 @@ from automl_tl.search.cost import (
 from automl_tl.search.cost_calibration import FACTOR_LIMITS, CostCalibration
 from automl_tl.training.augment import VIEW_COUNT
 from automl_tl.types import BackboneSpec, TrialConfig
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 
 BLOCKS = 8
 SECONDS = tuple(1e-3 * (i + 1) for i in range(BLOCKS))  # later blocks slower, so which blocks run shows

@@ -24,7 +24,7 @@ from automl_tl.search.cost_aware_sampler import (
 from automl_tl.search.lifecycle import make_sampler
 from automl_tl.search.settings import SearchSettings
 from automl_tl.search.space import search_space
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 
 COST = {"cheap": 1.0, "dear": 1000.0}
 STARTUP, CANDIDATES = 5, 24

@@ -20,7 +20,7 @@ from automl_tl.search.trial_runner import trial_kind
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, sqlite_path, storage_url
 from tests.conftest import STUB_PLUGIN
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 from tests.support.stub_search import stub_settings
 from tests.training.test_engine import config as trial_config
 
@@ -147,7 +147,7 @@ def test_a_deadline_that_passes_while_the_images_are_read_stops_cleanly_with_exi
     """The first pass alone would overrun: said at the start with the estimate; then a clean stop, no trial.
     A cache of its own: images another test decoded at this size would be read in no time, past the decoding."""
     from automl_tl.cli import main
-    from automl_tl.data.image_store import image_store_dir
+    from automl_tl.runtime.cache_paths import decoded_dir
 
     monkeypatch.setenv("AUTOML_TL_CACHE_DIR", str(tmp_path / "fresh_cache"))
     code = main(["search", str(small_sample), "--plugin", STUB_PLUGIN, "--framework", "stub", "--image-size", "24",
@@ -156,7 +156,7 @@ def test_a_deadline_that_passes_while_the_images_are_read_stops_cleanly_with_exi
     assert code == 0, output
     assert "decoding 200 images and a first backbone pass over them take about" in output
     assert "Stopped by --timeout 1000s" in output and "No trial ran" in output
-    assert not list(image_store_dir().glob(".partial-*"))
+    assert not list(decoded_dir().glob(".partial-*"))
     assert not sqlite_path("late").exists(), "the search stopped before its study was made"
 
 

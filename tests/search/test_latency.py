@@ -40,7 +40,7 @@ from automl_tl.search.trial_runner import LATENCY_RESERVE_S
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
 from automl_tl.types import BackboneSpec, TrialConfig
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 from tests.support.stub_search import stub_settings
 
 CONFIG = TrialConfig(backbone="stub_net", freeze_fraction=0.5, head_units=128, head_dropout=0.1, lr=1e-3,

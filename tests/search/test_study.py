@@ -73,7 +73,7 @@ def test_an_exception_in_a_backbone_fails_only_that_trial(stub_plugins, table, s
 
 
 def test_interrupt_fails_the_running_trial_and_queues_it_again(stub_plugins, table, small_sample, monkeypatch):
-    import tests.plugins.stub_plugin as stub_plugin
+    import tests.support.sample_plugins.stub_plugin as stub_plugin
     from automl_tl.plugin.manager import load_plugins
 
     calls = {"n": 0}
@@ -149,7 +149,7 @@ def test_changed_data_is_refused_on_resume(stub_plugins, small_sample, tmp_path)
 
 def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_on(table, small_sample, monkeypatch):
     """As if this worker paused past the grace period: someone failed its trial and queued a retry."""
-    import tests.plugins.stub_plugin as stub_plugin
+    import tests.support.sample_plugins.stub_plugin as stub_plugin
     from automl_tl.plugin.manager import load_plugins
     from automl_tl.search.retries import fail_and_requeue
 
@@ -174,7 +174,7 @@ def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_o
 
 def interrupting_plugins(monkeypatch, act):
     """The stub framework with ``act()`` run at the start of every second training epoch."""
-    import tests.plugins.stub_plugin as stub_plugin
+    import tests.support.sample_plugins.stub_plugin as stub_plugin
     from automl_tl.plugin.manager import load_plugins
 
     calls = {"n": 0}

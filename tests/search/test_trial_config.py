@@ -13,7 +13,7 @@ from automl_tl.distributed.loop import run_search
 from automl_tl.search.settings import SearchSettings
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 
 
 @pytest.fixture

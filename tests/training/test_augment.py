@@ -11,7 +11,7 @@ from automl_tl.training.augment import mirrored, mixed_rows, view_choice, views
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from tests.adapters.test_torch_adapter import config
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 
 def test_the_mirror_is_a_view_with_its_own_cache_key():

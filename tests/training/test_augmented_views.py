@@ -18,7 +18,7 @@ from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from automl_tl_torch.cache import PrefixFeatures
 from tests.adapters.test_torch_adapter import config
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 
 def hashed_table(n_per_split: int = 8, size: int = 16):

@@ -6,7 +6,7 @@ import pytest
 
 from automl_tl.runtime.deadline import DeadlineReached
 from automl_tl.training.engine import DEADLINE, PruneTrial, run_trial
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 from tests.training.deadline_sessions import BatchDeadline, OneSessionAdapter, SteppedSession
 from tests.training.test_engine import ScriptedAdapter, ScriptedSession, config, table
 

@@ -11,7 +11,7 @@ from automl_tl.errors import TrialFailure
 from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import PruneTrial, phase_schedule, run_trial
 from automl_tl.types import ImageTable, Phase
-from tests.plugins.stub_plugin import stub_spec
+from tests.support.sample_plugins.stub_plugin import stub_spec
 
 
 def table(n_per_split: int = 10) -> ImageTable:

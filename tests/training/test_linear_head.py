@@ -12,7 +12,7 @@ from automl_tl.training.engine import effective_config, run_trial
 from automl_tl.training.linear_head import fit_logistic_head, fit_session_head
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 
 def torch_reference(features: np.ndarray, labels: np.ndarray, classes: int, l2: float) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from automl_tl.search.space import config_from_params
 from automl_tl.training.schedule import finetune_steps
 from automl_tl.types import Phase
-from tests.plugins.torch_inline import random_table, tiny_spec
+from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
 
 def config(epochs=3, switch=1, framework_backbone="tiny_cnn"):

@@ -1,2 +1,2 @@
 """Broken plugins on purpose: adapters and specs the conformance suite must fail, each with a named reason
-(tests/plugin/test_conformance_mutants.py)."""
+(tests/adapters/test_conformance_mutants.py)."""

@@ -1,6 +1,6 @@
 """A third-party dataset adapter that is wrong on purpose: it finds a single class.
 
-Loaded with ``--plugin tests/plugins/one_class_dataset.py``; it claims DATA arguments ending in
+Loaded with ``--plugin tests/support/sample_plugins/one_class_dataset.py``; it claims DATA arguments ending in
 ``.oneclass`` (the file's lines are image paths) and labels every image as the one class "all".
 Without the core's checks of what adapters return, a search on it reports validation accuracy 1.0."""
 

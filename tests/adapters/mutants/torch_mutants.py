@@ -1,7 +1,7 @@
 """Broken torch adapters and backbone specs, each wrong in one way a plugin author could get wrong.
 
 Each adapter is the real ``TorchAdapter`` with one behaviour broken; each spec is the inline tiny
-backbone (tests/plugins/torch_inline.py) with one field wrong."""
+backbone (tests/support/sample_plugins/torch_inline.py) with one field wrong."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 
 from automl_tl.types import BackboneSpec, ImageTable, Phase, Preprocessing, TrialConfig
 from automl_tl_torch.adapter import TorchAdapter
-from tests.plugins.torch_inline import _tiny_model, tiny_spec
+from tests.support.sample_plugins.torch_inline import _tiny_model, tiny_spec
 
 
 class SessionWrapper:

@@ -1,4 +1,4 @@
-"""The conformance suite rejects broken plugins: each mutant (tests/plugins/mutants/) fails the checks
+"""The conformance suite rejects broken plugins: each mutant (tests/adapters/mutants/) fails the checks
 meant to catch it, with a message that starts with the backbone's name and says what is wrong.
 
 The unbroken adapters pass the same checks (tests/adapters/test_torch_conformance.py and
@@ -16,8 +16,8 @@ import pytest
 
 from automl_tl.testing import AdapterConformance, ConformanceFailure, suite_environment
 from automl_tl_torch.testing import TorchBackboneConformance
-from tests.plugins.mutants import torch_mutants as tm
-from tests.plugins.torch_inline import tiny_spec
+from tests.adapters.mutants import torch_mutants as tm
+from tests.support.sample_plugins.torch_inline import tiny_spec
 
 
 def torch_suite(adapter: type = tm.TorchAdapter, spec: Callable[[], Any] = tiny_spec) -> type[AdapterConformance]:
@@ -29,8 +29,8 @@ def torch_suite(adapter: type = tm.TorchAdapter, spec: Callable[[], Any] = tiny_
 def keras_suite(adapter_name: str) -> type[AdapterConformance]:
     pytest.importorskip("keras", reason="the keras extra is not installed")
     from automl_tl_keras.testing import KerasBackboneConformance
-    from tests.plugins.keras_inline import tiny_keras_spec
-    from tests.plugins.mutants import keras_mutants
+    from tests.adapters.mutants import keras_mutants
+    from tests.support.sample_plugins.keras_inline import tiny_keras_spec
 
     adapter = getattr(keras_mutants, adapter_name)
     return type(f"Suite_{adapter_name}", (KerasBackboneConformance,),

@@ -1,6 +1,6 @@
 """A fast stand-in framework for tests where the property under test is the study, not training.
 
-Loaded with ``--plugin tests/plugins/stub_plugin.py`` or registered in code. Its "accuracy" is a
+Loaded with ``--plugin tests/support/sample_plugins/stub_plugin.py`` or registered in code. Its "accuracy" is a
 deterministic function of the trial's parameters, so samplers and pruners behave as usual.
 Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch), STUB_BATCHES (optimiser steps per epoch, default
 1) and STUB_BATCH_SECONDS (sleep per step; ``should_stop`` is asked after each), STUB_NAN_ABOVE_LR (NaN
