@@ -46,9 +46,8 @@ class Code:
 
     @property
     def pythonpath(self) -> list[str]:
-        """What goes first on ``sys.path``; nothing for this working tree (the venv's editable install finds it)."""
-        if self.tree == ROOT:
-            return []
+        """What goes first on ``sys.path``: the arm's tree, also for this working tree, whose checkout may be a
+        ``git worktree`` beside the one the venv's editable install names (a frozen copy to time while work goes on)."""
         return [str(self.tree), str(self.tree / "plugins"), str(self.tree / "plugins" / "efficientnet_lite" / "src")]
 
     def env(self, folder: Path) -> dict[str, str]:
