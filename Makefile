@@ -16,7 +16,7 @@ BACKBONES  ?= mobilenet_v2,small_cnn
 STUDY      ?= sample
 EXPORT_DIR ?= exports/$(STUDY)
 
-.PHONY: setup search test lint bench bench-workers clean-studies postgres browser stamps
+.PHONY: setup search test lint docs bench bench-workers clean-studies postgres browser stamps
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ test: setup postgres browser stamps lint
 lint: setup
 	$(BIN)/ruff check automl_tl plugins tests bench
 	$(BIN)/mypy
+
+# The docs site (mkdocs.yml, docs/) into site/. --strict: any warning fails the build, and mkdocs.yml's
+# `validation:` makes a broken link or anchor, a page left out of the nav, or an unresolved reference one.
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 # The distributed tests start their own PostgreSQL server from Debian's packages (as root: installed here).
 postgres:

@@ -1,5 +1,6 @@
-"""The README's "Writing a Keras backbone" example loads, its cut points cut its graph, its features have
-the declared width, and it says its weights are missing when they are. No weights are downloaded."""
+"""The plugin author's guide's Keras backbone example (docs/plugins/backbone.md, "A Keras backbone") loads,
+its cut points cut its graph, its features have the declared width, and it says its weights are missing when
+they are. No weights are downloaded."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ pytest.importorskip("keras", reason="the keras extra is not installed")
 from automl_tl.plugin.manager import load_plugins  # noqa: E402
 from automl_tl.testing import synthetic_table  # noqa: E402
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+PAGE = (Path(__file__).resolve().parents[2] / "docs" / "plugins" / "backbone.md").read_text()
 
 
 def keras_example() -> str:
-    section = README[README.index("### Writing a Keras backbone"):README.index("### Hook reference")]
+    section = PAGE[PAGE.index("## A Keras backbone"):]
     return re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
 
 

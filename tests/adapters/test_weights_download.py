@@ -1,6 +1,6 @@
 """Pretrained weights that fail to arrive (no network, an HTTP error, a wrong hash, a damaged file) are one
-clear error naming the backbone, the cache and what to do, never a traceback; and the README's plugin
-example does not claim weights that are not here. No network is used: downloads are made to fail."""
+clear error naming the backbone, the cache and what to do, never a traceback; and the plugin author's guide's
+backbone example does not claim weights that are not here. No network is used: downloads are made to fail."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from automl_tl.cli import main
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import load_plugins
 from automl_tl_torch.adapter import TorchAdapter
-from tests.plugin.test_plugin_docs import readme_plugin_example
+from tests.plugin.test_plugin_docs import backbone_plugin_example
 
-# The README's first example as it stood: weights declared always available.
+# The guide's first example as it once stood: weights declared always available.
 ALWAYS_AVAILABLE = '''
 from automl_tl.hookspecs import hookimpl
 from automl_tl.types import BackboneSpec, WeightsInfo
@@ -128,9 +128,9 @@ def test_a_trial_whose_download_fails_records_the_clear_reason(empty_torch_home,
     assert_clear(trial.user_attrs["fail_reason"], empty_torch_home)
 
 
-def test_the_readme_example_says_its_weights_are_missing_when_they_are(empty_torch_home, tmp_path, monkeypatch, capsys):
-    plugin = tmp_path / "readme_plugin.py"
-    plugin.write_text(readme_plugin_example())
+def test_the_guide_example_says_its_weights_are_missing_when_they_are(empty_torch_home, tmp_path, monkeypatch, capsys):
+    plugin = tmp_path / "guide_plugin.py"
+    plugin.write_text(backbone_plugin_example())
     assert main(["backbones", "shufflenet*", "--json", "--plugin", str(plugin)]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(row["name"], row["weights_available"]) for row in rows] == [("shufflenet_v2", False)]

@@ -1,5 +1,5 @@
-"""Meta-tests: every hook is documented in the README and has a test named after it, and the README's
-plugin example really works."""
+"""Meta-tests: every hook is documented in the docs' hook reference and has a test named after it, and the
+backbone plugin example of the plugin author's guide really works."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from automl_tl import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+HOOKS_PAGE = (ROOT / "docs" / "plugins" / "hooks.md").read_text()
+BACKBONE_PAGE = (ROOT / "docs" / "plugins" / "backbone.md").read_text()
 
 
 def hook_names() -> list[str]:
@@ -21,9 +22,9 @@ def hook_names() -> list[str]:
     return sorted(name for name, obj in inspect.getmembers(hookspecs, inspect.isfunction) if hasattr(obj, marker))
 
 
-def undocumented(hooks: list[str], readme: str) -> list[str]:
-    """Hooks without a reference heading ``#### `name(...)` `` in the README."""
-    return [h for h in hooks if not re.search(rf"^#### `{re.escape(h)}\(", readme, flags=re.MULTILINE)]
+def undocumented(hooks: list[str], page: str) -> list[str]:
+    """Hooks without a reference heading ``## `name(...)` `` in the hook reference page."""
+    return [h for h in hooks if not re.search(rf"^## `{re.escape(h)}\(", page, flags=re.MULTILINE)]
 
 
 def untested(hooks: list[str], test_sources: str) -> list[str]:
@@ -39,8 +40,8 @@ def test_the_hookspecs_define_the_three_registration_hooks():
     assert hook_names() == ["register_backbones", "register_datasets", "register_frameworks"]
 
 
-def test_every_hook_is_documented_in_the_readme():
-    assert undocumented(hook_names(), README) == []
+def test_every_hook_is_documented_in_the_hook_reference():
+    assert undocumented(hook_names(), HOOKS_PAGE) == []
 
 
 def test_every_hook_has_a_test_named_after_it():
@@ -49,7 +50,7 @@ def test_every_hook_has_a_test_named_after_it():
 
 def test_the_meta_checks_catch_a_new_hook_that_lacks_docs_or_a_test():
     hooks = [*hook_names(), "register_exporters"]
-    assert undocumented(hooks, README) == ["register_exporters"]
+    assert undocumented(hooks, HOOKS_PAGE) == ["register_exporters"]
     assert untested(hooks, all_test_sources()) == ["register_exporters"]
 
 
@@ -58,21 +59,22 @@ def test_every_hook_has_a_docstring():
         assert (getattr(hookspecs, name).__doc__ or "").strip(), name
 
 
-def readme_plugin_example() -> str:
-    section = README[README.index("### Writing a plugin"):]
+def backbone_plugin_example() -> str:
+    """The first example of "Writing a backbone plugin" (docs/plugins/backbone.md): the ShuffleNetV2 plugin."""
+    section = BACKBONE_PAGE[BACKBONE_PAGE.index("## A PyTorch backbone"):]
     return re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
 
 
-def test_register_backbones_the_readme_example_loads_and_its_blocks_run(tmp_path):
+def test_register_backbones_the_guide_example_loads_and_its_blocks_run(tmp_path):
     torch = pytest.importorskip("torch")
     from automl_tl.plugin.manager import load_plugins
     from automl_tl_torch.model import build_block_stack
 
-    plugin = tmp_path / "readme_plugin.py"
-    plugin.write_text(readme_plugin_example())
+    plugin = tmp_path / "guide_plugin.py"
+    plugin.write_text(backbone_plugin_example())
     plugins = load_plugins(plugin_files=[plugin])
     spec = plugins.backbone("shufflenet_v2")
-    assert plugins.backbones.owner("shufflenet_v2") == "file:readme_plugin.py"
+    assert plugins.backbones.owner("shufflenet_v2") == "file:guide_plugin.py"
     stack = build_block_stack(spec, pretrained=False).eval()
     with torch.no_grad():
         assert stack(torch.zeros(1, 3, 64, 64)).shape[1] == spec.feature_dim

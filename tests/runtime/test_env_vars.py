@@ -1,4 +1,4 @@
-"""One table of environment variables: the README lists exactly its names, and code reads them only through it."""
+"""One table of environment variables: the docs list exactly its names, and code reads them only through it."""
 
 from __future__ import annotations
 
@@ -12,26 +12,34 @@ from automl_tl.runtime import cache_paths, env_vars
 from automl_tl.runtime.env_vars import ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-SECTION = "### Environment variables"
-TEST_SUITE_ONLY = {"AUTOML_TL_FUZZ_SEED"}  # read by the tests, not by the package (the README's Development section)
+PAGE = ROOT / "docs" / "user-guide" / "environment.md"  # the docs site's "Caches and environment variables"
+SECTION = "## Environment variables"
+TEST_SUITE_ONLY = {"AUTOML_TL_FUZZ_SEED"}  # read by the tests, not by the package (docs/development.md)
 
 
-def readme_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    assert SECTION in text, f"README.md has no {SECTION!r} section"
+def docs_section() -> str:
+    text = PAGE.read_text(encoding="utf-8")
+    assert SECTION in text, f"{PAGE.relative_to(ROOT)} has no {SECTION!r} section"
     body = text.split(SECTION, 1)[1]
     return re.split(r"\n#{1,3} ", body, maxsplit=1)[0]
 
 
-def test_the_readme_lists_exactly_the_variables_of_the_table() -> None:
-    rows = re.findall(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|", readme_section(), flags=re.MULTILINE)
-    assert sorted(rows) == sorted(variable.name for variable in ENVIRONMENT), "README's table and env_vars.ENVIRONMENT"
+def test_the_docs_list_exactly_the_variables_of_the_table() -> None:
+    rows = re.findall(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|", docs_section(), flags=re.MULTILINE)
+    assert sorted(rows) == sorted(variable.name for variable in ENVIRONMENT), "the docs' table and env_vars.ENVIRONMENT"
     assert len(rows) == len(set(rows))
 
 
-def test_the_readme_names_no_variable_the_table_lacks() -> None:
-    named = set(re.findall(r"\bAUTOML_TL_[A-Z0-9_]+\b", README.read_text(encoding="utf-8")))
+def test_each_row_of_the_docs_says_the_default_and_meaning_of_the_table() -> None:
+    rows = re.findall(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*(.*?)\s*\|\s*(.*?)\s*\|$", docs_section(), flags=re.MULTILINE)
+    table = {variable.name: (variable.default, variable.meaning) for variable in ENVIRONMENT}
+    assert [name for name, default, meaning in rows if table.get(name) != (default, meaning)] == []
+
+
+def test_the_readme_and_the_docs_name_no_variable_the_table_lacks() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    named = set(re.findall(r"\bAUTOML_TL_[A-Z0-9_]+\b", "\n".join(page.read_text(encoding="utf-8") for page in pages)))
+    assert {"AUTOML_TL_CACHE_DIR", "AUTOML_TL_STORAGE"} <= named
     assert named - TEST_SUITE_ONLY <= {variable.name for variable in ENVIRONMENT}
 
 
