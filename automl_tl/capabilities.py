@@ -5,7 +5,7 @@ are what one may add. The core asks for a capability in one way only, ``isinstan
 Capability)`` (they are ``runtime_checkable``: an adapter need not subclass them, it only defines the
 members), and does without it when the answer is no: a search without latency figures, an export
 without ``--quantize`` or ``--ensemble``. ``FRAMEWORK_CAPABILITIES`` and ``SESSION_CAPABILITIES`` list
-them all; the README's hook and type reference describes each.
+them all; the docs' framework adapter guide (docs/plugins/framework-adapter.md) describes each.
 """
 
 from __future__ import annotations

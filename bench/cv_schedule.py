@@ -108,7 +108,8 @@ def replay_schedule(ordered: list[dict[str, Any]]) -> list[bool]:
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from automl_tl.search.fold_halving import FOLD_ZERO_ATTR, fold_zero_record, runs_other_folds
+    from automl_tl.search.fold_halving import fold_zero_record, runs_other_folds
+    from automl_tl.study_record import FOLD_ZERO_ATTR
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")

@@ -54,7 +54,7 @@ def load_study(name: str, storage: str | None) -> Any:
     row: the store is opened read-only, see storage/study_store.py)."""
     import optuna
 
-    from automl_tl.search.lifecycle import quiet_optuna
+    from automl_tl.storage.stored_attrs import quiet_optuna
     from automl_tl.storage.study_store import reading_store
     from automl_tl.storage.urls import (
         check_study_name,
@@ -66,6 +66,7 @@ def load_study(name: str, storage: str | None) -> Any:
         storage_url,
         store_name,
     )
+    from automl_tl.study_record import migrated
 
     quiet_optuna()
     check_study_name(name)
@@ -82,7 +83,7 @@ def load_study(name: str, storage: str | None) -> Any:
         except KeyError:
             raise UserError(f"No study named {name!r} in {redact(url)}. `automl-tl studies` lists them.") from None
         study.get_trials(deepcopy=False)  # every finished trial read (and cached) here, where damage is named
-        study.user_attrs  # noqa: B018 - read for the same reason
+        migrated(name, study.user_attrs)  # read for the same reason; a study of a newer format is refused here
     return study
 
 

@@ -17,8 +17,7 @@ import optuna
 
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
-
-PLUGIN_FILES_ATTR = "plugin_files"  # study attribute: [{"path", "sha256", "backbones"}, ...]
+from automl_tl.study_record import PLUGIN_FILES_ATTR
 
 
 def file_sha256(path: Path) -> str | None:

@@ -15,6 +15,7 @@ from automl_tl.errors import UserError
 from automl_tl.runtime.env_vars import CV
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
+from automl_tl.study_record import FRAMEWORK_ATTR
 
 CV_ENV = CV.name
 SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
@@ -64,10 +65,10 @@ def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) 
     from automl_tl.runtime.time_ledger import DECODE
     from automl_tl.search.backbone_choice import chosen_frameworks, select_backbones
     from automl_tl.search.latency_limit import resumed_limit
-    from automl_tl.search.lifecycle import existing_study_attrs
     from automl_tl.search.scoring import choose_scoring, recorded_cv_folds
     from automl_tl.search.settings import SearchSettings
     from automl_tl.search.study_input import study_input
+    from automl_tl.storage.stored_attrs import existing_study_attrs
     from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
 
     trials = args.trials if args.trials is not None else (None if args.timeout else DEFAULT_TRIALS)
@@ -140,7 +141,8 @@ def keep_time_summary(study: Any, ledger: Any, deadline: Any) -> dict[str, Any]:
     """Where the search's time went (``time_summary_json``, from the command's start under --timeout), kept as
     the study's attribute for ``show`` and the report."""
     from automl_tl.runtime.interrupts import storage_write
-    from automl_tl.search.time_summary import TIME_SUMMARY_ATTR, time_summary_json
+    from automl_tl.search.time_summary import time_summary_json
+    from automl_tl.study_record import TIME_SUMMARY_ATTR
 
     summary = time_summary_json(ledger, study.get_trials(deepcopy=False),
                                 total=deadline.spent() if deadline is not None else None)
@@ -197,8 +199,8 @@ def export_hint(study: Any, plugins: Any) -> str:
 
     best_format = "onnx"
     ranked = ranked_trials(study)
-    if ranked and ranked[0].user_attrs.get("framework") in plugins.frameworks:
-        best_format = (plugins.framework(ranked[0].user_attrs["framework"]).export_formats or (best_format,))[0]
+    if ranked and ranked[0].user_attrs.get(FRAMEWORK_ATTR) in plugins.frameworks:
+        best_format = (plugins.framework(ranked[0].user_attrs[FRAMEWORK_ATTR]).export_formats or (best_format,))[0]
     return f"Export the best with: automl-tl export {study.study_name} --format {best_format} -o exports/{study.study_name}"
 
 
@@ -316,7 +318,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not (is_postgres(url) or is_sqlite(url)):
         raise UserError(
             f"--storage {redact(url)}: workers share a study through PostgreSQL, whose locks keep the budget exact "
-            f"and find killed workers. Use a postgresql:// URL (see 'Many machines' in the README)."
+            f"and find killed workers. Use a postgresql:// URL (see 'Many machines' in docs/user-guide/studies.md)."
         )
     database = sqlite_file(url) if is_sqlite(url) else None
     if database is not None and database.is_file():
@@ -324,7 +326,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     with database_errors(url):
         stored = read_stored_study(name, url)
         plugins = command_plugins(args)
-        for line in check_study_backbones(plugins, stored.attrs, stored.settings["backbones"], args.plugin or []):
+        for line in check_study_backbones(plugins, stored.attrs, stored.settings.backbones, args.plugin or []):
             err_console.print(f"[yellow]warning[/] {console_text(line)}", highlight=False)
         location = args.data or stored.data_location
         splits = plugins.discover(location)
@@ -332,7 +334,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                          else recorded_artifact_places(name, stored.artifacts))
         settings = worker_settings(stored, plugins, str(Path(location).resolve()), local, args.timeout,
                                    show_bars=not args.lines, artifacts_remote=remote)
-        max_pixels = args.max_pixels or int(stored.settings.get("max_pixels", 40_000_000))
+        max_pixels = args.max_pixels or stored.settings.max_pixels
         with running_under(deadline):
             try:
                 table = read_images(splits, settings.image_size, settings.resize, max_pixels=max_pixels,

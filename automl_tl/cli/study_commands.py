@@ -11,13 +11,15 @@ from automl_tl.cli.common import command_plugins, console, err_console, load_stu
 from automl_tl.errors import UserError
 from automl_tl.runtime.owned_files import output_path
 from automl_tl.runtime.shown_text import console_text
+from automl_tl.study_record import TEST_ACCURACY_ATTR, VAL_BALANCED_ATTR, study_cv_folds
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from automl_tl.report.ensemble_summary import ensemble_text, study_ensemble
     from automl_tl.report.leaderboard import leaderboard_table, study_summary
-    from automl_tl.search.scoring import SCORE, score_legend, study_cv_folds
-    from automl_tl.search.time_summary import TIME_SUMMARY_ATTR, time_table
+    from automl_tl.search.scoring import SCORE, score_legend
+    from automl_tl.search.time_summary import time_table
+    from automl_tl.study_record import TIME_SUMMARY_ATTR
 
     study = load_study(args.name, args.storage)
     summary = study_summary(study)
@@ -37,8 +39,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if best:
         attrs = best["user_attrs"]
         console.print(f"Best trial {best['number']} (the chosen model): {SCORE} {best['value']:.4f} (balanced "
-                      f"{attrs.get('val_balanced_accuracy', float('nan')):.4f}), "
-                      f"test acc {attrs.get('test_accuracy', float('nan')):.4f}")
+                      f"{attrs.get(VAL_BALANCED_ATTR, float('nan')):.4f}), "
+                      f"test acc {attrs.get(TEST_ACCURACY_ATTR, float('nan')):.4f}")
         console.print("Best params: " + console_text(", ".join(f"{k}={v}" for k, v in best["params"].items())))
     console.print(leaderboard_table(study, test_per_trial=args.test_per_trial, chosen_caption=False, legend=False))
     if not args.test_per_trial:
@@ -92,8 +94,8 @@ def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
     from automl_tl.runtime.fitted_table import FitColumn, FittedTable
-    from automl_tl.search.lifecycle import quiet_optuna
-    from automl_tl.search.scoring import SCORE, score_meaning, study_cv_folds
+    from automl_tl.search.scoring import SCORE, score_meaning
+    from automl_tl.storage.stored_attrs import quiet_optuna
     from automl_tl.storage.study_store import reading_store
     from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, store_name, studies_dir
     quiet_optuna()

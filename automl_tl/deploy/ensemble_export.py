@@ -16,8 +16,8 @@ from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.search.ensemble import LIBRARY_SIZE, Ensemble, candidates, select_ensemble, weighted_mean
-from automl_tl.search.trial_runner import DIGEST_FIELD
 from automl_tl.storage.artifacts import load_parity_images, study_key
+from automl_tl.study_record import DIGEST_FIELD
 from automl_tl.types import BackboneSpec, TrialConfig
 
 SELECTION = ("greedy forward selection with replacement on validation (under cross-validation: out-of-fold) "

@@ -29,6 +29,7 @@ from automl_tl.search.space import search_space
 from automl_tl.search.trial_runner import INTERRUPTED, TrialRunner
 from automl_tl.storage.artifacts import claim_folder, study_folder, study_key
 from automl_tl.storage.urls import GRACE_HEARTBEATS, is_postgres, is_sqlite, sqlite_file
+from automl_tl.study_record import Failure
 from automl_tl.types import ImageTable
 
 MAX_NOT_STARTED = 3  # trials in a row too big for the time left, however shrunk, before the search ends
@@ -69,6 +70,14 @@ def run_search(settings: SearchSettings, plugins: Plugins, table: ImageTable, co
         admission.close()
 
 
+def orphans_note(orphans: list[Failure]) -> str:
+    """What the run says of the trials a killed process left running, counted from each ``Failure.requeued``."""
+    requeued = sum(failure.requeued for failure in orphans)
+    given_up = f"; {len(orphans) - requeued} had been retried {MAX_RETRIES} times and were given up" \
+        if requeued < len(orphans) else ""
+    return f"{len(orphans)} trial(s) left running by a killed process were failed; {requeued} queued again{given_up}."
+
+
 def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
                   space: dict[str, Any], console: Console, admission: SingleProcessAdmission,
                   on_ready: Callable[[optuna.Study, int], None] | None = None,
@@ -82,11 +91,7 @@ def work_on_study(study: optuna.Study, settings: SearchSettings, plugins: Plugin
     if not isinstance(admission, PostgresAdmission):  # one process per study: what is RUNNING was left by a killed one
         orphans = fail_orphaned_trials(study)
         if orphans:
-            requeued = sum("; queued again" in reason for reason in orphans)
-            given_up = f"; {len(orphans) - requeued} had been retried {MAX_RETRIES} times and were given up" \
-                if requeued < len(orphans) else ""
-            result.notes.append(f"{len(orphans)} trial(s) left running by a killed process were failed; "
-                                f"{requeued} queued again{given_up}.")
+            result.notes.append(orphans_note(orphans))
     budget = study_budget(study, settings.trials)
     finished = finished_count(study)
     if on_ready is not None:

@@ -24,12 +24,13 @@ from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.deadline import running_under
 from automl_tl.search.budget import finished_count, study_budget
-from automl_tl.search.fingerprint import FINGERPRINT_ATTR, make_fingerprint
-from automl_tl.search.lifecycle import open_study, study_rule_of
+from automl_tl.search.fingerprint import make_fingerprint
+from automl_tl.search.lifecycle import open_study
 from automl_tl.search.search_costs import SearchCosts
-from automl_tl.search.settings import SETTINGS_ATTR, SearchResult, SearchSettings
+from automl_tl.search.settings import SearchResult, SearchSettings
 from automl_tl.search.space import search_space, space_json
 from automl_tl.storage.urls import STORAGE_ENV, is_postgres, redact
+from automl_tl.study_record import FINGERPRINT_ATTR, StudyData, StudySettings, migrated, stored_settings
 from automl_tl.types import ImageTable
 
 
@@ -39,10 +40,10 @@ class StoredStudy:
 
     name: str
     url: str
-    settings: dict[str, Any]
+    settings: StudySettings
     data_location: str
     artifacts: str
-    attrs: dict[str, Any]  # all of the study's user attributes
+    attrs: dict[str, Any]  # all of the study's user attributes, in today's format (``migrated``)
 
 
 def read_stored_study(name: str, url: str) -> StoredStudy:
@@ -61,15 +62,16 @@ def read_stored_study(name: str, url: str) -> StoredStudy:
             f"No study named {name!r} in {redact(url)}. Create it once, before starting workers, with: "
             f"automl-tl search DATA --study {name} --storage URL --trials N --workers 0"
         ) from None
-    attrs = storage.get_study_user_attrs(study_id)
-    if SETTINGS_ATTR not in attrs or FINGERPRINT_ATTR not in attrs:
+    attrs = migrated(name, storage.get_study_user_attrs(study_id))  # a newer format is refused here
+    settings = stored_settings(attrs)
+    if settings is None or FINGERPRINT_ATTR not in attrs:
         raise UserError(
             f"Study {name!r} in {redact(url)} was not prepared by `automl-tl search`, so a worker does not know "
             f"how to run its trials. Prepare it with: automl-tl search DATA --study {name} --storage URL --workers 0"
         )
-    return StoredStudy(name=name, url=url, settings=dict(attrs[SETTINGS_ATTR]),
-                       data_location=str(attrs.get("data_location", "")), artifacts=str(attrs.get("artifacts", "")),
-                       attrs=dict(attrs))
+    data = StudyData.from_attrs(attrs)
+    return StoredStudy(name=name, url=url, settings=settings, data_location=data.data_location if data else "",
+                       artifacts=data.artifacts if data else "", attrs=attrs)
 
 
 def check_workers(workers: int, url: str) -> None:
@@ -80,7 +82,7 @@ def check_workers(workers: int, url: str) -> None:
         raise UserError(
             f"--workers {workers}: several workers need a shared database, and {redact(url)} is not one. SQLite "
             f"serves one process at a time. Put the study in PostgreSQL with --storage postgresql://USER@HOST/DB "
-            f"(see 'Many machines' in the README)."
+            f"(see 'Many machines' in docs/user-guide/studies.md)."
         )
 
 
@@ -88,23 +90,15 @@ def worker_settings(stored: StoredStudy, plugins: Plugins, data_location: str, a
                     timeout: float | None = None, show_bars: bool = True,
                     artifacts_remote: str | None = None) -> SearchSettings:
     """Settings for a worker: everything from the study, except where its data and artifacts live."""
-    values = stored.settings
-    missing = [name for name in values["backbones"] if name not in plugins.backbones.names(None)]
+    missing = [name for name in stored.settings.backbones if name not in plugins.backbones.names(None)]
     if missing:
         raise UserError(
             f"This worker cannot run study {stored.name!r}: backbone(s) {', '.join(missing)} are not installed here. "
             f"Install the same plugins as the machine that created the study (`automl-tl plugins` lists them)."
         )
-    return SearchSettings(
-        study_name=stored.name, storage_url=stored.url, artifacts=artifacts, artifacts_remote=artifacts_remote, trials=0,
-        epochs=int(values["epochs"]), image_size=int(values["image_size"]), backbones=list(values["backbones"]),
-        data_location=data_location, seed=int(values["seed"]), timeout=timeout, pruner=str(values["pruner"]),
-        truncation=bool(values["truncation"]), smart_start=False, heartbeat_s=int(values["heartbeat_s"]),
-        resize=study_rule_of(stored.attrs), image_size_reason=str(values.get("image_size_reason", "")),
-        show_bars=show_bars,
-        max_latency_ms=float(values["max_latency_ms"]) if values.get("max_latency_ms") is not None else None,
-        cv_folds=int(values.get("cv_folds", 0)),  # a study from before --cv scored trials on the val split
-    )
+    return SearchSettings.from_stored(stored.settings, study_name=stored.name, storage_url=stored.url,
+                                      artifacts=artifacts, data_location=data_location, timeout=timeout,
+                                      show_bars=show_bars, artifacts_remote=artifacts_remote)
 
 
 def run_worker(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console) -> SearchResult:

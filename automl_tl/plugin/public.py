@@ -4,7 +4,8 @@
 means every name in that module's ``__all__``. Anything else in ``automl_tl`` is internal and may change
 without notice. ``tests/test_architecture.py`` checks every ``.py`` file under ``plugins/`` against this
 list, and ``tests/plugin/test_public_modules.py`` checks that each listed name exists and is documented.
-The README's hook and type reference describes the list.
+The docs' plugin author's guide (docs/plugins/public-api.md) describes the list, and its API reference
+shows each module's docstrings.
 """
 
 from __future__ import annotations

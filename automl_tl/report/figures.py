@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_tl.runtime.shown_text import printable
+from automl_tl.study_record import VAL_ACCURACY_ATTR, study_cv_folds
 
 PRUNED_COLOUR = "#9e9e9e"
 
@@ -55,7 +56,7 @@ def image_data_uri(image: np.ndarray, scale: int = 3) -> str:
 
 def score_label(study: optuna.Study) -> str:
     """The axis name of a trial's value: "score", and what it is (validation or cross-validated accuracy)."""
-    from automl_tl.search.scoring import SCORE, score_meaning, study_cv_folds
+    from automl_tl.search.scoring import SCORE, score_meaning
 
     return f"{SCORE} ({score_meaning(study_cv_folds(study.user_attrs))})"
 
@@ -64,7 +65,7 @@ def trial_value(trial: optuna.trial.FrozenTrial) -> float | None:
     """A complete trial's score, or the best a pruned trial reached."""
     if trial.state == TrialState.COMPLETE:
         return trial.value
-    return trial.user_attrs.get("val_accuracy") if trial.state == TrialState.PRUNED else None
+    return trial.user_attrs.get(VAL_ACCURACY_ATTR) if trial.state == TrialState.PRUNED else None
 
 
 @contextmanager
@@ -149,10 +150,9 @@ def by_backbone(study: optuna.Study) -> str:
 
 def study_latency_limit(study: optuna.Study) -> float | None:
     """The --max-latency-ms the study's last search ran with (recorded for its workers), or None."""
-    from automl_tl.search.settings import SETTINGS_ATTR
+    from automl_tl.study_record import study_latency_limit as recorded_limit
 
-    limit = study.user_attrs.get(SETTINGS_ATTR, {}).get("max_latency_ms")
-    return float(limit) if isinstance(limit, (int, float)) else None
+    return recorded_limit(study.user_attrs)
 
 
 def accuracy_latency_figure(study: optuna.Study) -> Any:

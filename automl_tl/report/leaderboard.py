@@ -11,10 +11,32 @@ from optuna.trial import FrozenTrial, TrialState
 from automl_tl.runtime.fitted_table import TEXT_MIN, FitColumn, FittedTable
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.search.budget import ranked_trials, without_its_refit
-from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR, format_ms, pareto_front, timed_trials
-from automl_tl.search.scoring import SCORE, score_legend, score_meaning, study_cv_folds
-from automl_tl.search.settings import SETTINGS_ATTR
+from automl_tl.search.latency import format_ms, pareto_front, timed_trials
+from automl_tl.search.scoring import SCORE, score_legend, score_meaning
 from automl_tl.search.space import head_label
+from automl_tl.study_record import (
+    BLOCKS_ATTR,
+    DEPTH_ATTR,
+    FAIL_REASON_ATTR,
+    FINGERPRINT_ATTR,
+    FRAMEWORK_ATTR,
+    FROZEN_BLOCKS_ATTR,
+    IMAGE_SIZE_ATTR,
+    IMAGE_SIZE_REASON_ATTR,
+    LATENCY_ATTR,
+    LATENCY_B32_ATTR,
+    PRETRAINED_ATTR,
+    RETRY_OF_ATTR,
+    RETRY_REASON_ATTR,
+    SECONDS_ATTR,
+    SMART_START_ATTR,
+    TEST_ACCURACY_ATTR,
+    TOO_SLOW_ATTR,
+    VAL_BALANCED_ATTR,
+    study_cv_folds,
+    study_latency_limit,
+    study_rule,
+)
 
 LATENCY_NOTE = "ms: the exported model's batch-1 latency on the search machine's CPU."
 
@@ -27,11 +49,11 @@ def chosen_test_line(study: optuna.Study) -> str | None:
     """The test accuracy of the chosen model (the best by score), said as what it is: the one estimate the
     test split gives; None before a trial completes."""
     ranked = ranked_trials(study)
-    if not ranked or not isinstance(ranked[0].user_attrs.get("test_accuracy"), (int, float)):
+    if not ranked or not isinstance(ranked[0].user_attrs.get(TEST_ACCURACY_ATTR), (int, float)):
         return None
     best = ranked[0]
     line = (f"Chosen model: trial {best.number} (best {SCORE} {best.value:.4f}), test accuracy "
-            f"{best.user_attrs['test_accuracy']:.4f}. Choose by {SCORE}: the test split is for this one estimate.")
+            f"{best.user_attrs[TEST_ACCURACY_ATTR]:.4f}. Choose by {SCORE}: the test split is for this one estimate.")
     passed_over = [t for t in ranked[1:] if (t.value or 0.0) > (best.value or 0.0) and without_its_refit(t)]
     if passed_over:
         numbers = ", ".join(str(t.number) for t in passed_over)
@@ -75,29 +97,29 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
                         title=f"Leaderboard of study {console_text(repr(study.study_name))} (top {top} completed trials)",
                         caption=console_text(caption) if caption else None)
     for trial in shown:
-        p, a = trial.params, trial.user_attrs
-        pretrained = a.get("pretrained", True)
-        blocks = a.get("blocks", "?")
-        depth = a.get("depth", blocks)
+        p, attrs = trial.params, trial.user_attrs
+        pretrained = attrs.get(PRETRAINED_ATTR, True)
+        blocks = attrs.get(BLOCKS_ATTR, "?")
+        depth = attrs.get(DEPTH_ATTR, blocks)
         transfer = (lambda text: text) if pretrained else (lambda text: "-")  # from scratch: no transfer settings
         table.add_row(
             str(trial.number),
             _fmt(trial.value, ".4f"),
-            *([_fmt(a.get("test_accuracy"), ".4f")] if test_per_trial else []),
-            _fmt(a.get("val_balanced_accuracy"), ".4f"),
-            console_text(str(a.get("framework", "?"))),
+            *([_fmt(attrs.get(TEST_ACCURACY_ATTR), ".4f")] if test_per_trial else []),
+            _fmt(attrs.get(VAL_BALANCED_ATTR), ".4f"),
+            console_text(str(attrs.get(FRAMEWORK_ATTR, "?"))),
             console_text(str(p.get("backbone"))),
             "yes" if pretrained else "[red]no, from scratch[/]",
             console_text(f"{depth}/{blocks}"),  # values from the study, which others may have written: not markup
-            transfer(console_text(f"{a.get('frozen_blocks', '?')}/{depth}")),
+            transfer(console_text(f"{attrs.get(FROZEN_BLOCKS_ATTR, '?')}/{depth}")),
             console_text(head_label(p)),
             _fmt(p.get("lr"), ".1e"),
             transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),  # "-" where the trial does not fine-tune
             *([_fmt(p.get("block_lr_decay"), ".2f")] if decays else []),  # "-" too with one block fine-tuned
             transfer(console_text(str(p.get("switch_epoch", "-")))),
             console_text(str(p.get("unfrozen_bn", "-"))),
-            _fmt(a.get("seconds"), ".0f"),
-            _ms(a.get(LATENCY_ATTR)),
+            _fmt(attrs.get(SECONDS_ATTR), ".0f"),
+            _ms(attrs.get(LATENCY_ATTR)),
         )
     return table
 
@@ -119,9 +141,10 @@ def pareto_table(study: optuna.Study) -> FittedTable | None:
     table = FittedTable(columns, title=f"Accuracy-latency Pareto front ({len(front)} of {len(timed)} timed trials)",
                         caption="latency: the exported model on the search machine's CPU, median per call")
     for trial, latency in front:
-        a = trial.user_attrs
-        table.add_row(str(trial.number), _fmt(trial.value, ".4f"), format_ms(latency), _ms(a.get(LATENCY_B32_ATTR)),
-                      console_text(str(trial.params.get("backbone"))), console_text(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
+        attrs = trial.user_attrs
+        depth = f"{attrs.get(DEPTH_ATTR, '?')}/{attrs.get(BLOCKS_ATTR, '?')}"
+        table.add_row(str(trial.number), _fmt(trial.value, ".4f"), format_ms(latency), _ms(attrs.get(LATENCY_B32_ATTR)),
+                      console_text(str(trial.params.get("backbone"))), console_text(depth),
                       console_text(head_label(trial.params)))
     return table
 
@@ -129,7 +152,7 @@ def pareto_table(study: optuna.Study) -> FittedTable | None:
 def failure_row(trial: FrozenTrial, retry: FrozenTrial | None) -> dict[str, Any]:
     """Why a trial failed and which trial retried it. A trial whose worker was killed could not
     record a reason itself; the retry says why it was queued."""
-    reason = trial.user_attrs.get("fail_reason") or (retry.user_attrs.get("retry_reason", "") if retry else "")
+    reason = trial.user_attrs.get(FAIL_REASON_ATTR) or (retry.user_attrs.get(RETRY_REASON_ATTR, "") if retry else "")
     if retry is not None:
         reason = f"{reason} (retried as trial {retry.number})"
     return {"trial": trial.number, "reason": reason, "retried_as": retry.number if retry else None}
@@ -137,9 +160,8 @@ def failure_row(trial: FrozenTrial, retry: FrozenTrial | None) -> dict[str, Any]
 
 def study_input_summary(attrs: dict[str, Any]) -> dict[str, Any]:
     """The size the study trains at, why, and how images become squares."""
-    from automl_tl.search.lifecycle import study_rule_of
-    rule = study_rule_of(attrs)
-    return {"image_size": attrs.get("image_size"), "why": attrs.get("image_size_reason") or "--image-size",
+    rule = study_rule(attrs)
+    return {"image_size": attrs.get(IMAGE_SIZE_ATTR), "why": attrs.get(IMAGE_SIZE_REASON_ATTR) or "--image-size",
             "resize": rule.mode, "crop_pct": rule.crop_pct, "interpolation": rule.interpolation,
             "rule": rule.describe()}
 
@@ -149,7 +171,7 @@ def latency_summary(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str,
     Pareto front's trial numbers, fastest first."""
     timed = timed_trials(trials)
     front = pareto_front([(latency, float(t.value or 0.0)) for t, latency in timed])
-    return {"max_latency_ms": study.user_attrs.get(SETTINGS_ATTR, {}).get("max_latency_ms"),
+    return {"max_latency_ms": study_latency_limit(study.user_attrs),
             "too_slow": [t.number for t in trials if TOO_SLOW_ATTR in t.user_attrs],
             "pareto_front": [timed[i][0].number for i in front]}
 
@@ -161,7 +183,7 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
     counts = Counter(t.state.name for t in trials)
     ranked = ranked_trials(study)
     best = ranked[0] if ranked else None
-    retries = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    retries = {t.user_attrs[RETRY_OF_ATTR]: t for t in trials if RETRY_OF_ATTR in t.user_attrs}
     failures = [failure_row(t, retries.get(t.number)) for t in trials if t.state == TrialState.FAIL]
     return {
         "study": study.study_name,
@@ -180,8 +202,8 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
             "duration_s": best.duration.total_seconds() if best and best.duration else None,
         } if best else None,
         "failures": failures,
-        "smart_start": {str(t.number): t.user_attrs["smart_start"] for t in trials if "smart_start" in t.user_attrs},
+        "smart_start": {str(t.number): t.user_attrs[SMART_START_ATTR] for t in trials if SMART_START_ATTR in t.user_attrs},
         "latency": latency_summary(study, trials),
         "input": study_input_summary(study.user_attrs),
-        "user_attrs": {k: v for k, v in study.user_attrs.items() if k != "fingerprint"},
+        "user_attrs": {k: v for k, v in study.user_attrs.items() if k != FINGERPRINT_ATTR},
     }

@@ -17,10 +17,24 @@ from automl_tl.report.leaderboard import study_input_summary
 from automl_tl.runtime.owned_files import check_file_target, write_file
 from automl_tl.runtime.shown_text import html_text
 from automl_tl.search.budget import ranked_trials
-from automl_tl.search.latency import LATENCY_ATTR
-from automl_tl.search.scoring import SCORE, score_legend, study_cv_folds
+from automl_tl.search.scoring import SCORE, score_legend
 from automl_tl.search.space import head_label
-from automl_tl.search.time_summary import TIME_SUMMARY_ATTR
+from automl_tl.study_record import (
+    BLOCKS_ATTR,
+    CLASS_NAMES_ATTR,
+    DATA_LOCATION_ATTR,
+    DEPTH_ATTR,
+    EPOCHS_ATTR,
+    FROZEN_BLOCKS_ATTR,
+    IMAGE_SIZE_ATTR,
+    LATENCY_ATTR,
+    PRETRAINED_ATTR,
+    SECONDS_ATTR,
+    SPLIT_COUNTS_ATTR,
+    TEST_ACCURACY_ATTR,
+    TIME_SUMMARY_ATTR,
+    study_cv_folds,
+)
 
 # The mark that tells a report automl-tl wrote (and may replace without --overwrite) from a file of the user's.
 GENERATOR_META = '<meta name="generator" content="automl-tl">'
@@ -66,15 +80,15 @@ def summary_section(study: optuna.Study) -> str:
     shown = study_input_summary(attrs)
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
-    counts = attrs.get("split_counts", {})
-    classes = attrs.get("class_names", [])
+    counts = attrs.get(SPLIT_COUNTS_ATTR, {})
+    classes = attrs.get(CLASS_NAMES_ATTR, [])
     rows = [
-        ["data set", html_text(str(attrs.get("data_location", "-")))],
+        ["data set", html_text(str(attrs.get(DATA_LOCATION_ATTR, "-")))],
         ["classes", f"{len(classes)}: " + html_text(", ".join(classes))],
         ["images per split", ", ".join(html_text(f"{k} {v}") for k, v in counts.items()) or "-"],
         ["trials", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"],
         ["search took", _duration(trials) + " (first trial's start to last trial's end)"],
-        ["epochs per trial, image size", html_text(f"{attrs.get('epochs', '-')}, {attrs.get('image_size', '-')} px")],
+        ["epochs per trial, image size", html_text(f"{attrs.get(EPOCHS_ATTR, '-')}, {attrs.get(IMAGE_SIZE_ATTR, '-')} px")],
         ["input", html_text(f"{shown['image_size']} px ({shown['why']}); {shown['rule']}")],
     ]
     return "<h2>Summary</h2>" + _table(None, [[f"<th>{k}</th>", f"<td>{v}</td>"] for k, v in rows])
@@ -103,18 +117,18 @@ def leaderboard_section(study: optuna.Study, top: int = 15, test_per_trial: bool
     """The best trials by score; their test accuracy only with ``test_per_trial``."""
     rows = []
     for trial in ranked_trials(study)[:top]:
-        p, a = trial.params, trial.user_attrs
-        pretrained = a.get("pretrained", True)
+        p, attrs = trial.params, trial.user_attrs
+        pretrained = attrs.get(PRETRAINED_ATTR, True)
         rows.append([
             _cell(trial.number), _cell(trial.value, ".4f"),
-            *([_cell(a.get("test_accuracy", "-"), ".4f")] if test_per_trial else []),
+            *([_cell(attrs.get(TEST_ACCURACY_ATTR, "-"), ".4f")] if test_per_trial else []),
             _cell(p.get("backbone")),
             "<td>yes</td>" if pretrained else '<td class="scratch">no, trained from scratch</td>',
-            _cell(f"{a.get('depth', '?')}/{a.get('blocks', '?')}"),
-            _cell(f"{a.get('frozen_blocks', '?')}/{a.get('depth', '?')}" if pretrained else "-"),
+            _cell(f"{attrs.get(DEPTH_ATTR, '?')}/{attrs.get(BLOCKS_ATTR, '?')}"),
+            _cell(f"{attrs.get(FROZEN_BLOCKS_ATTR, '?')}/{attrs.get(DEPTH_ATTR, '?')}" if pretrained else "-"),
             _cell(head_label(p)), _cell(p.get("lr", "-"), ".1e"),
-            _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(a.get("seconds", "-"), ".0f"),
-            _cell(a.get(LATENCY_ATTR, "-"), ".2f"),
+            _cell(p.get("switch_epoch", "-") if pretrained else "-"), _cell(attrs.get(SECONDS_ATTR, "-"), ".0f"),
+            _cell(attrs.get(LATENCY_ATTR, "-"), ".2f"),
         ])
     headers = ["#", SCORE, *(["test acc"] if test_per_trial else []), "backbone", "pretrained", "depth",
                "frozen", "head", "lr", "switch", "secs", "ms (batch 1)"]
@@ -128,8 +142,8 @@ def per_backbone_section(study: optuna.Study, test_per_trial: bool = False) -> s
     for trial in ranked_trials(study):
         best.setdefault(str(trial.params.get("backbone")), trial)
     rows = [[_cell(name), _cell(t.value, ".4f"),
-             *([_cell(t.user_attrs.get("test_accuracy", "-"), ".4f")] if test_per_trial else []), _cell(t.number),
-             _cell("yes" if t.user_attrs.get("pretrained", True) else "no, from scratch")] for name, t in best.items()]
+             *([_cell(t.user_attrs.get(TEST_ACCURACY_ATTR, "-"), ".4f")] if test_per_trial else []), _cell(t.number),
+             _cell("yes" if t.user_attrs.get(PRETRAINED_ATTR, True) else "no, from scratch")] for name, t in best.items()]
     headers = ["backbone", f"best {SCORE}", *(["its test acc"] if test_per_trial else []), "trial", "pretrained"]
     return "<h2>Best result per backbone</h2>" + _table(headers, rows)
 

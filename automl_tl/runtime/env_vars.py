@@ -1,8 +1,8 @@
 """Every environment variable automl-tl and its bundled plugins read: one table, its name, default and meaning.
 
 Code reads a variable through its row (``CACHE_DIR.given()``), never with ``os.environ`` of its own, so this
-table is the whole list. The README's "Environment variables" section lists the same names; a test
-(``tests/runtime/test_env_vars.py``) holds the two together.
+table is the whole list. The docs' "Environment variables" table (docs/user-guide/environment.md) lists the
+same names; a test (``tests/runtime/test_env_vars.py``) holds the two together.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["CACHE_DIR", "CACHE_DTYPE", "CACHE_GB", "CV", "DATA_HOME", "ENVIRONME
 
 @dataclass(frozen=True)
 class EnvVar:
-    """One environment variable: its ``name``, its ``default`` (as the README says it) and its ``meaning``."""
+    """One environment variable: its ``name``, its ``default`` (as the docs say it) and its ``meaning``."""
 
     name: str
     default: str
@@ -51,7 +51,8 @@ CACHE_GB = EnvVar("AUTOML_TL_CACHE_GB", "half the disk the cache may use, betwee
 CACHE_DTYPE = EnvVar("AUTOML_TL_CACHE_DTYPE", "`float16`", "how activations are stored: `float16` or `float32`")
 CV = EnvVar("AUTOML_TL_CV", "`auto`", "the default of `search --cv`: `auto`, `off` or a number of folds")
 DATA_HOME = EnvVar("AUTOML_TL_DATA_HOME", "`~/.cache/automl-tl`",
-                   "where `automl-tl sample` puts the sample data set (in `animal_mnist/`)")
+                   "where `automl-tl sample-data` and a search without DATA put the sample data set (in "
+                   "`animal_mnist/`)")
 LOAD_PLUGINS = EnvVar("AUTOML_TL_LOAD_PLUGINS", "every installed plugin",
                       "the entry-point plugins to load, comma-separated (empty: none)")
 MALLOC_TUNING = EnvVar("AUTOML_TL_MALLOC_TUNING", "`1`",
@@ -68,4 +69,4 @@ KERAS_HOME = EnvVar("KERAS_HOME", "`~/.keras`", "where the Keras plugin finds an
 
 ENVIRONMENT: tuple[EnvVar, ...] = (CACHE_DIR, CACHE_GB, CACHE_DTYPE, CV, DATA_HOME, LOAD_PLUGINS, MALLOC_TUNING,
                                    STORAGE, STUDIES, THREADS, TRACE_HOOKS, XDG_CACHE_HOME, TORCH_HOME, KERAS_HOME)
-"""The table: every variable read, in the order the README lists them."""
+"""The table: every variable read, in the order the docs list them."""

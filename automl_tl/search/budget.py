@@ -10,7 +10,8 @@ import math
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-BUDGET_ATTR = "budget"
+from automl_tl.study_record import BUDGET_ATTR, CV_FOLDS_ATTR, CV_REFIT_ATTR, CV_SCORED_IMAGES_ATTR, STOPPED_BY_ATTR
+
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -35,7 +36,7 @@ def without_its_refit(trial: FrozenTrial) -> bool:
     """Whether the deadline cut a cross-validated trial short before its refit: its saved model is then fold 0's,
     trained on (K-1)/K of the images, not the recipe retrained on all of them that its score describes."""
     attrs = trial.user_attrs
-    return attrs.get("stopped_by") == "deadline" and int(attrs.get("cv_folds") or 1) > 1 and not attrs.get("cv_refit")
+    return attrs.get(STOPPED_BY_ATTR) == "deadline" and int(attrs.get(CV_FOLDS_ATTR) or 1) > 1 and not attrs.get(CV_REFIT_ATTR)
 
 
 def selection_score(trial: FrozenTrial) -> float:
@@ -44,7 +45,7 @@ def selection_score(trial: FrozenTrial) -> float:
     by more than the score's own noise. On the stamps at --timeout 600 such a trial, a head-only one whose refit the
     deadline cut, led a fine-tuned one by 0.001 and scored 0.880 held out against its 0.900."""
     value = float(trial.value or 0.0)
-    scored = int(trial.user_attrs.get("cv_scored_images") or 0)
+    scored = int(trial.user_attrs.get(CV_SCORED_IMAGES_ATTR) or 0)
     if not without_its_refit(trial) or scored <= 0:
         return value
     return value - math.sqrt(max(value * (1.0 - value), 0.0) / scored)

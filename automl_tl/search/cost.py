@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from automl_tl.search.cost_calibration import PREDICTED_ATTR, PREDICTED_RAW_ATTR, CostCalibration
+from automl_tl.search.cost_calibration import CostCalibration
+from automl_tl.study_record import KIND_ATTR, PREDICTED_ATTR, PREDICTED_RAW_ATTR
 from automl_tl.training.augment import view_ids
 from automl_tl.training.engine import effective_config
 from automl_tl.types import HEAD_FIT_LBFGS, BackboneSpec, ImageTable, TrialConfig
@@ -132,7 +133,7 @@ class Prediction:
 
     def attrs(self) -> dict[str, float | str]:
         """The trial attributes that record it (calibration reads them back)."""
-        return {PREDICTED_ATTR: round(self.seconds, 2), PREDICTED_RAW_ATTR: round(self.raw_seconds, 3), "kind": self.kind}
+        return {PREDICTED_ATTR: round(self.seconds, 2), PREDICTED_RAW_ATTR: round(self.raw_seconds, 3), KIND_ATTR: self.kind}
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,9 @@ from dataclasses import dataclass, field
 
 from optuna.trial import FrozenTrial, TrialState
 
-PREDICTED_ATTR = "predicted_seconds"  # the calibrated prediction, what the user and the benchmark compare
-PREDICTED_RAW_ATTR = "predicted_raw_seconds"  # the model's prediction before calibration, what calibration uses
-KIND_ATTR = "kind"  # head-only, fine-tune or scratch (see automl_tl.search.cost.trial_kind)
-SECONDS_ATTR = "seconds"  # what the trial really took (the engine's outcome.seconds)
-FRAMEWORK_ATTR = "framework"
+from automl_tl.study_record import FRAMEWORK_ATTR, KIND_ATTR, PREDICTED_ATTR, PREDICTED_RAW_ATTR, SECONDS_ATTR, STOPPED_BY_ATTR
+
 BACKBONE_PARAM = "backbone"  # the trial's parameter naming its backbone
-STOPPED_BY_ATTR = "stopped_by"  # a trial cut short (by the deadline) ran less than was predicted
 RECENT = 20  # the newest ratios per group that count: a machine's load changes during a search
 FACTOR_LIMITS = (0.25, 4.0)  # one odd trial (a cold start, a paused machine) cannot move predictions further
 

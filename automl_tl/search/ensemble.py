@@ -26,9 +26,10 @@ from automl_tl.search.budget import ranked_trials
 from automl_tl.search.ensemble_crossfit import MIN_ROWS, CrossFit, cross_fit
 from automl_tl.search.ensemble_library import diverse_order, diversity_group
 from automl_tl.search.greedy_selection import greedy_selection, score, weighted_mean
-from automl_tl.search.scoring import MIN_FOLDS, study_cv_folds
+from automl_tl.search.scoring import MIN_FOLDS
 from automl_tl.storage.artifacts import trial_dir
 from automl_tl.storage.predictions import SplitPredictions, load_predictions
+from automl_tl.study_record import FRAMEWORK_ATTR, study_cv_folds
 
 __all__ = ["AUTO_ROUNDS", "LIBRARY_SIZE", "MAX_ROUNDS", "Candidate", "CrossFit", "Ensemble", "candidates",
            "decision_text", "greedy_selection", "score", "select_ensemble", "weighted_mean"]
@@ -100,7 +101,7 @@ def candidates(study: optuna.Study, artifacts: Path, limit: int | None = LIBRARY
         kept = load_predictions(trial_dir(artifacts, trial.number))
         if not kept or "val" not in kept:
             continue
-        framework = str(trial.user_attrs.get("framework", ""))
+        framework = str(trial.user_attrs.get(FRAMEWORK_ATTR, ""))
         if found and (framework != found[0].framework or not np.array_equal(kept["val"].index, found[0].val.index)):
             continue
         found.append(Candidate(trial.number, framework, kept["val"], kept.get("test"), rank,

@@ -8,7 +8,6 @@ from typing import Any
 
 from automl_tl.search.space import SPACE_LAYOUT
 
-FINGERPRINT_ATTR = "fingerprint"
 FLAT_LAYOUT = "flat"  # what studies made before the conditional space asked: every parameter of every trial
 
 

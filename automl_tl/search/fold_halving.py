@@ -16,23 +16,23 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_tl.search.pruning import MIN_PEERS, REDUCTION_FACTOR, keep_threshold
+from automl_tl.study_record import FoldZero
 
-FOLD_ZERO_ATTR = "cv_fold_0_accuracy"  # trial: {"folds": K, "accuracy": fold 0's best validation accuracy}
 EXEMPT_KINDS = ("head-only",)
 
 
 def fold_zero_record(folds: int, accuracy: float) -> dict[str, float]:
-    """The value kept in ``FOLD_ZERO_ATTR``."""
-    return {"folds": folds, "accuracy": round(float(accuracy), 4)}
+    """The value kept in ``FOLD_ZERO_ATTR`` (``FoldZero``), its accuracy rounded as every peer's is."""
+    return FoldZero(folds, round(float(accuracy), 4)).to_attrs()
 
 
 def fold_zero_peers(study: optuna.Study, number: int, folds: int) -> list[float]:
     """Fold-0 accuracies of every other COMPLETE, PRUNED or RUNNING trial scored on the same ``folds``."""
     peers = []
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
-        kept = other.user_attrs.get(FOLD_ZERO_ATTR)
-        if other.number != number and isinstance(kept, dict) and kept.get("folds") == folds:
-            peers.append(float(kept["accuracy"]))
+        kept = FoldZero.from_attrs(other.user_attrs)
+        if other.number != number and kept is not None and kept.folds == folds:
+            peers.append(kept.accuracy)
     return peers
 
 
@@ -41,7 +41,7 @@ def runs_other_folds(study: optuna.Study, number: int, kind: str, folds: int, ac
     """After fold 0 of trial ``number`` (``kind`` as ``trial_kind`` says): whether its other folds run."""
     if kind in EXEMPT_KINDS:
         return True
-    accuracy = fold_zero_record(folds, accuracy)["accuracy"]  # as the peers' are kept: a tie stays a tie
+    accuracy = round(float(accuracy), 4)  # as the peers' are kept (fold_zero_record): a tie stays a tie
     peers = fold_zero_peers(study, number, folds)
     if len(peers) < min_peers:
         return True

@@ -30,14 +30,11 @@ from automl_tl.errors import TrialFailure
 from automl_tl.runtime.cache_paths import latency_dir
 from automl_tl.runtime.threads import usable_cpus
 from automl_tl.search.measurement_file import MeasurementFile
+from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR, LATENCY_ERROR_ATTR, TOO_SLOW_ATTR
 from automl_tl.training.engine import effective_config
 from automl_tl.types import BackboneSpec, FrameworkAdapter, TrialConfig
 
 FORMAT_VERSION = 1  # bump when what is measured changes: older figures are then measured again
-LATENCY_ATTR = "latency_ms"  # a trial's batch-1 median, ms: the figure --max-latency-ms limits
-LATENCY_B32_ATTR = "latency_ms_b32"  # its batch-32 median, ms per call (of 32 images)
-LATENCY_ERROR_ATTR = "latency_error"  # why it could not be measured (the trial trains anyway without a limit)
-TOO_SLOW_ATTR = "too_slow"  # on a trial ended before training because it was over the limit: the sentence why
 CONSTRAINT_KEY = "latency_ms"  # Optuna constraint: latency minus limit, feasible when <= 0
 # The runtimes exported models run in, each with the distributions that install it: a new version measures again.
 RUNTIMES = {"onnxruntime": ("onnxruntime", "onnxruntime-gpu"),

@@ -13,15 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from automl_tl.search.settings import SETTINGS_ATTR
+from automl_tl.study_record import study_latency_limit
 
 OFF = "off"  # --max-latency-ms off: train every architecture again
 
 
 def recorded_limit(attrs: Mapping[str, Any]) -> float | None:
     """The limit the study's last run trained with (None: none, or a study from before latency limits)."""
-    value = attrs.get(SETTINGS_ATTR, {}).get("max_latency_ms")
-    return float(value) if isinstance(value, (int, float)) else None
+    return study_latency_limit(attrs)
 
 
 def resumed_limit(given: float | str | None, attrs: Mapping[str, Any] | None) -> tuple[float | None, str | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -18,17 +17,15 @@ from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import storage_write
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.runtime.time_ledger import PROFILING, charged
-from automl_tl.search.budget import BUDGET_ATTR
 from automl_tl.search.cost_aware_sampler import CostAwareTPESampler, SamplingCost
-from automl_tl.search.fingerprint import FINGERPRINT_ATTR, describe_changes, make_fingerprint
+from automl_tl.search.fingerprint import describe_changes, make_fingerprint
 from automl_tl.search.pruning import make_pruner
 from automl_tl.search.retries import fail_and_requeue
-from automl_tl.search.settings import SETTINGS_ATTR, SearchSettings
+from automl_tl.search.settings import SearchSettings
 from automl_tl.search.space import search_space, shapes_from, space_json
 from automl_tl.storage.artifacts import (
     PARITY_FILE,
     STUDY_FILE,
-    STUDY_KEY_ATTR,
     check_writable,
     claim_folder,
     new_study_key,
@@ -38,18 +35,29 @@ from automl_tl.storage.artifacts import (
     study_key,
 )
 from automl_tl.storage.mirror import S3Mirror
-from automl_tl.storage.urls import is_postgres, is_sqlite, open_storage, redact, sqlite_file
-from automl_tl.types import ImageTable, ResizeRule, rule_from_dict
+from automl_tl.storage.stored_attrs import quiet_optuna
+from automl_tl.storage.urls import is_postgres, open_storage, redact
+from automl_tl.study_record import (
+    BUDGET_ATTR,
+    FINGERPRINT_ATTR,
+    FORMAT_ATTR,
+    PROFILE_ATTR,
+    SETTINGS_ATTR,
+    SMART_START_ATTR,
+    STUDY_FORMAT,
+    STUDY_KEY_ATTR,
+    Failure,
+    StudyData,
+    migrated,
+    settings_with_limit,
+    stored_settings,
+)
+from automl_tl.types import ImageTable
 
 KILLED = "the process running it was killed"
 
 
-def quiet_optuna() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-def fail_orphaned_trials(study: optuna.Study) -> list[str]:
+def fail_orphaned_trials(study: optuna.Study) -> list[Failure]:
     """Trials left RUNNING in a SQLite study by a killed process: failed, and queued again.
 
     Only safe while this process holds the study's lock file (see ``SqliteAdmission``). Returns what
@@ -89,7 +97,8 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
     if settings.study_name in existing:
         study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
         study.sampler = make_sampler(settings, len(study.get_trials(deepcopy=False)), cost=cost)
-        old = study.user_attrs.get(FINGERPRINT_ATTR)
+        attrs = migrated(settings.study_name, study.user_attrs)  # a newer format is refused here
+        old = attrs.get(FINGERPRINT_ATTR)
         if old is not None:
             changes = describe_changes(old, fingerprint)
             if changes:
@@ -99,79 +108,45 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
                     f"settings, or start a new study with --study NEW_NAME."
                 )
         # Every worker must judge staleness by the heartbeat the study was created with.
-        settings.heartbeat_s = int(study.user_attrs.get(SETTINGS_ATTR, {}).get("heartbeat_s", settings.heartbeat_s))
+        recorded = stored_settings(attrs)
+        settings.heartbeat_s = recorded.heartbeat_s if recorded is not None else settings.heartbeat_s
         return study
     if not create:
         raise UserError(f"No study named {settings.study_name!r} in {redact(settings.storage_url)}.")
     study = optuna.create_study(
         study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize"
     )
+    study.set_user_attr(FORMAT_ATTR, STUDY_FORMAT)
     study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
     study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
     return study
 
 
-def study_rule_of(attrs: dict[str, Any]) -> ResizeRule:
-    """The resize rule a study's attributes record; a study from before rules stretched its images."""
-    recorded = attrs.get("resize") or attrs.get(SETTINGS_ATTR, {}).get("resize")
-    return rule_from_dict(recorded) if isinstance(recorded, dict) else ResizeRule("stretch")
-
-
-def existing_study_attrs(storage_url: str, study_name: str) -> dict[str, Any] | None:
-    """The user attributes of an existing study; None when there is no such study yet (nothing is created)."""
-    quiet_optuna()
-    if is_sqlite(storage_url):
-        path = sqlite_file(storage_url)
-        if path is None or not path.is_file():
-            return None
-    storage = open_storage(storage_url)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage=storage, include_best_trial=False)}
-    if study_name not in names:
-        return None
-    return dict(optuna.load_study(study_name=study_name, storage=storage).user_attrs)
-
-
-def recorded_input(storage_url: str, study_name: str) -> tuple[int, ResizeRule, int] | None:
-    """The size, rule and epochs an existing study trains with, so that ``auto`` resumes it as it
-    began; None when there is no such study yet (nothing is created)."""
-    attrs = existing_study_attrs(storage_url, study_name)
-    if attrs is None or "image_size" not in attrs or "epochs" not in attrs:
-        return None
-    return int(attrs["image_size"]), study_rule_of(attrs), int(attrs["epochs"])
-
-
 def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
-    if STUDY_KEY_ATTR not in study.user_attrs:  # made by an earlier version: its trials from now on are keyed
-        study.set_user_attr(STUDY_KEY_ATTR, new_study_key())
-    if SETTINGS_ATTR not in study.user_attrs:
-        study.set_user_attr(SETTINGS_ATTR, {
-            "backbones": list(settings.backbones), "epochs": settings.epochs, "image_size": settings.image_size,
-            "seed": settings.seed, "pruner": settings.pruner, "truncation": settings.truncation,
-            "heartbeat_s": settings.heartbeat_s, "max_pixels": settings.max_pixels,
-            "resize": settings.resize.to_dict(), "image_size_reason": settings.image_size_reason,
-            "cv_folds": settings.cv_folds,  # how trials are scored: workers must score theirs the same way
-        })
-    recorded = dict(study.user_attrs[SETTINGS_ATTR])
-    if recorded.get("max_latency_ms") != settings.max_latency_ms:  # this run's limit, for the workers that join it
-        study.set_user_attr(SETTINGS_ATTR, {**recorded, "max_latency_ms": settings.max_latency_ms})
-    if "class_names" in study.user_attrs:
-        return
-    counts = {name: int(len(idx)) for name, idx in table.splits.items()}
-    study.set_user_attr("class_names", list(table.class_names))
-    study.set_user_attr("data_location", settings.data_location)
-    study.set_user_attr("split_counts", counts)
-    study.set_user_attr("epochs", settings.epochs)
-    study.set_user_attr("image_size", settings.image_size)
-    study.set_user_attr("image_size_reason", settings.image_size_reason)
-    study.set_user_attr("resize", settings.resize.to_dict())
-    study.set_user_attr("artifacts", settings.artifacts_remote or str(settings.artifacts))
-    study.set_user_attr("automl_tl_version", __version__)
+    """What workers, resumes and readers need, recorded on the study: its settings (this run's latency limit
+    among them), and, once, its data. An older study is written in today's format first (``migrated``), and
+    given an artifact key if it was made before keys: its trials from now on are keyed."""
+    current = migrated(study.study_name, study.user_attrs)
+    current.setdefault(STUDY_KEY_ATTR, new_study_key())
+    current.setdefault(SETTINGS_ATTR, settings.stored().to_attrs())
+    limited = settings_with_limit(current, settings.max_latency_ms)  # this run's limit, for the workers that join it
+    if limited is not None:
+        current[SETTINGS_ATTR] = limited
+    if StudyData.from_attrs(current) is None:
+        counts = {name: int(len(idx)) for name, idx in table.splits.items()}
+        current.update(StudyData(list(table.class_names), settings.data_location, counts, settings.epochs,
+                                 settings.image_size, settings.image_size_reason, settings.resize,
+                                 settings.artifacts_remote or str(settings.artifacts), __version__).to_attrs())
+    before = study.user_attrs
+    for key, value in current.items():
+        if before.get(key) != value or key not in before:
+            study.set_user_attr(key, value)
 
 
 def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
                         space: dict[str, Any], console: Console) -> None:
     """Profile the data once and enqueue the first trials of a new study (see smart_start.py)."""
-    from automl_tl.search.smart_start import PROFILE_ATTR, REASON_ATTR, profile_attrs, profile_data, start_trials
+    from automl_tl.search.smart_start import profile_attrs, profile_data, start_trials
 
     pretrained = [name for name in settings.backbones if plugins.backbone(name).pretrained]
     if not pretrained:
@@ -188,7 +163,7 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
     with storage_write():
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
         for trial in trials:
-            study.enqueue_trial(trial.params, user_attrs={REASON_ATTR: trial.reason})
+            study.enqueue_trial(trial.params, user_attrs={SMART_START_ATTR: trial.reason})
     console.print(f"[bold]Smart start[/] {console_text(profile.describe())}. The first {len(trials)} trial(s) follow from that "
                   f"(`automl-tl show {settings.study_name}` says why).")
 

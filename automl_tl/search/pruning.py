@@ -33,13 +33,11 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.errors import UserError
+from automl_tl.study_record import CHECKS_ATTR, FIRST_RUNG_ATTR, HEAD_EPOCHS_ATTR
 from automl_tl.types import EpochResult, Phase
 
 PRUNERS = ("halving", "median", "hyperband", "none")
 DEFAULT_PRUNER = "halving"
-CHECKS_ATTR = "checks"  # trial: [[seconds, value, epochs, phase], ...], every whole epoch and check inside one
-HEAD_EPOCHS_ATTR = "head_epochs"  # trial: head-only epochs before it fine-tunes (null: it has no such switch)
-FIRST_RUNG_ATTR = "pruning_first_rung_s"  # study: s0, the seconds of the first rung
 MIN_FIRST_RUNG_S = 1.0  # a trial that ends before it is cheap: judging it would save almost nothing
 GRACE = 0.1  # a check inside an epoch is not asked for when the epoch ends within this share of the rung
 REDUCTION_FACTOR = 3

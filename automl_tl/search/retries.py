@@ -13,17 +13,18 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from automl_tl.study_record import SMART_START_ATTR, Failure, RetryOf
+from automl_tl.study_record import retry_history as recorded_history
+
 MAX_RETRIES = 3  # a trial that kills its worker every time (out of memory, say) is given up after this
-RETRY_OF_ATTR = "retry_of"
-RETRY_REASON_ATTR = "retry_reason"
 STALE_REASON = "its worker stopped sending heartbeats (killed, or cut off from the database)"
-CARRIED_USER_ATTRS = ("smart_start",)  # why smart start chose it
+CARRIED_USER_ATTRS = (SMART_START_ATTR,)  # why smart start chose it
 NOT_STARTED = "not started"  # how the reason of a trial too big for the time left begins (failed untrained, queued again)
 
 
 def retry_history(trial: FrozenTrial) -> list[int]:
     """Numbers of the earlier attempts of this trial, oldest first; empty for a first attempt."""
-    return list(trial.system_attrs.get("retry_history", []))
+    return recorded_history(trial.system_attrs)
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
@@ -31,16 +32,15 @@ def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     history = retry_history(trial) + [trial.number]
     if len(history) > MAX_RETRIES:
         return False
+    retry = RetryOf(trial.number, reason, history)
     user_attrs: dict[str, Any] = {k: v for k, v in trial.user_attrs.items() if k in CARRIED_USER_ATTRS}
-    user_attrs[RETRY_OF_ATTR] = trial.number
-    user_attrs[RETRY_REASON_ATTR] = reason
     study.add_trial(
         optuna.trial.create_trial(
             state=TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            user_attrs=user_attrs,
-            system_attrs={"failed_trial": history[0], "retry_history": history},
+            user_attrs={**user_attrs, **retry.user_attrs()},
+            system_attrs=retry.system_attrs(),
         )
     )
     return True
@@ -51,23 +51,24 @@ def has_retry(study: optuna.Study, number: int) -> bool:
     return any(retry_history(t)[-1:] == [number] for t in study.get_trials(deepcopy=False))
 
 
-def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> str:
+def fail_and_requeue(study: optuna.Study, trial_id: int, reason: str) -> Failure:
     """Queue the retry first, then fail the trial, so a process killed between the two steps leaves a
     RUNNING trial that the next check handles again (and ``has_retry`` keeps it to one retry),
     never a failed trial without a retry.
 
-    Returns the reason as recorded, which says whether the trial was queued again or given up
-    (after ``MAX_RETRIES`` retries of the same parameters)."""
+    Returns the failure as recorded: its reason, which says whether the trial was queued again or given up
+    (after ``MAX_RETRIES`` retries of the same parameters), and that fact itself (``requeued``)."""
     storage = study._storage
     frozen = storage.get_trial(trial_id)
     attempt = len(retry_history(frozen)) + 1
     if has_retry(study, frozen.number) or requeue(study, frozen, reason):
-        recorded = f"{reason}; queued again (retry {attempt} of {MAX_RETRIES})"
+        recorded = Failure(f"{reason}; queued again (retry {attempt} of {MAX_RETRIES})", requeued=True)
     else:
-        recorded = (f"{reason}; not queued again: these parameters were tried {attempt} times, and a trial is "
-                    f"retried at most {MAX_RETRIES} times")
+        recorded = Failure(f"{reason}; not queued again: these parameters were tried {attempt} times, and a trial "
+                           f"is retried at most {MAX_RETRIES} times", requeued=False)
     try:
-        storage.set_trial_user_attr(trial_id, "fail_reason", recorded)
+        for key, value in recorded.to_attrs().items():
+            storage.set_trial_user_attr(trial_id, key, value)
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         pass  # its worker finished it after all; the retry runs as one extra attempt of the same parameters

@@ -10,11 +10,10 @@ as it began, and an explicit different ``--cv`` is refused by the study's finger
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from automl_tl.errors import UserError
-from automl_tl.search.lifecycle import existing_study_attrs
-from automl_tl.search.settings import SETTINGS_ATTR
+from automl_tl.storage.stored_attrs import existing_study_attrs
+from automl_tl.study_record import study_cv_folds
 from automl_tl.training.folds import MAX_FOLDS, MIN_FOLDS
 
 AUTO_FOLDS = 5
@@ -50,7 +49,7 @@ def recorded_cv_folds(storage_url: str, study_name: str) -> int | None:
     attrs = existing_study_attrs(storage_url, study_name)
     if attrs is None:
         return None
-    return int(attrs.get(SETTINGS_ATTR, {}).get("cv_folds", 0))
+    return study_cv_folds(attrs)
 
 
 def choose_scoring(requested: str | int, val_images: int, scored_images: int, recorded: int | None) -> Scoring:
@@ -73,11 +72,6 @@ def choose_scoring(requested: str | int, val_images: int, scored_images: int, re
         raise UserError(f"--cv {scoring.folds}: there are only {scored_images} train and val images, fewer than the "
                         f"folds. Use fewer folds, or --cv off.")
     return scoring
-
-
-def study_cv_folds(study_attrs: dict[str, Any]) -> int:
-    """The folds a study scores its trials over, from its user attributes (0: the validation split)."""
-    return int((study_attrs.get(SETTINGS_ATTR) or {}).get("cv_folds", 0) or 0)
 
 
 SCORE = "score"  # the one name a trial's value has in the progress display, the trial lines, show, the report

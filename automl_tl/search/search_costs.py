@@ -25,10 +25,10 @@ from automl_tl.search.cost import DataSizes, FitPlan, TrialCostModel, shrunk_ver
 from automl_tl.search.cost_aware_sampler import SamplingCost, budget_share_left, params_seconds, typical_params
 from automl_tl.search.cost_calibration import CostCalibration
 from automl_tl.search.settings import SearchSettings
+from automl_tl.study_record import SHRUNK_ATTR
 from automl_tl.types import BackboneSpec, ImageTable, TrialConfig
 
 _LOG = logging.getLogger(__name__)
-SHRUNK_ATTR = "shrunk"  # a trial's user attribute: what was cut so that it fits the time left (absent: nothing)
 
 
 class SearchCosts:

@@ -9,9 +9,8 @@ import optuna
 
 from automl_tl.search.pruning import DEFAULT_PRUNER
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
+from automl_tl.study_record import StudySettings
 from automl_tl.types import ResizeRule
-
-SETTINGS_ATTR = "search_settings"  # what a worker needs to run the study's trials the same way
 
 
 @dataclass
@@ -40,6 +39,27 @@ class SearchSettings:
     show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
     max_latency_ms: float | None = None  # --max-latency-ms: architectures slower than this at batch 1 are not trained
     cv_folds: int = 0  # --cv: score each trial by k-fold cross-validation over train and val (0: the single val split)
+
+    def stored(self) -> StudySettings:
+        """What the study keeps of these settings, for the workers that join it (``SETTINGS_ATTR``)."""
+        return StudySettings(list(self.backbones), self.epochs, self.image_size, self.seed, self.pruner,
+                             self.truncation, self.heartbeat_s, self.max_pixels, self.resize, self.image_size_reason,
+                             self.cv_folds, self.max_latency_ms)
+
+    @classmethod
+    def from_stored(cls, stored: StudySettings, *, study_name: str, storage_url: str, artifacts: Path,
+                    data_location: str, timeout: float | None = None, show_bars: bool = True,
+                    artifacts_remote: str | None = None) -> SearchSettings:
+        """A worker's settings: everything from the study's ``stored`` settings, except where its data and
+        artifacts live. It counts no budget of its own (``trials=0``: the study's is read) and enqueues no
+        smart start."""
+        return cls(study_name=study_name, storage_url=storage_url, artifacts=artifacts,
+                   artifacts_remote=artifacts_remote, trials=0, epochs=stored.epochs, image_size=stored.image_size,
+                   backbones=list(stored.backbones), data_location=data_location, seed=stored.seed, timeout=timeout,
+                   pruner=stored.pruner, truncation=stored.truncation, smart_start=False,
+                   heartbeat_s=stored.heartbeat_s, max_pixels=stored.max_pixels, resize=stored.resize,
+                   image_size_reason=stored.image_size_reason, show_bars=show_bars,
+                   max_latency_ms=stored.max_latency_ms, cv_folds=stored.cv_folds)
 
 
 @dataclass

@@ -33,8 +33,6 @@ from automl_tl.types import HEAD_FIT_ADAM, HEAD_FIT_LBFGS, BackboneSpec, Framewo
 SMALL_PER_CLASS = 100  # fewer training images per class than this is "small" data
 PROBE_FOLDS = 5  # the probe is cross-validated over train and val, as trials under --cv auto are
 CLOSE_CALL = 0.02  # probe accuracies closer than this leave the likeness undecided
-REASON_ATTR = "smart_start"
-PROFILE_ATTR = "data_profile"
 
 
 @dataclass(frozen=True)

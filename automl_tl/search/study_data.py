@@ -15,12 +15,15 @@ from automl_tl.data.images import DEFAULT_MAX_PIXELS
 from automl_tl.data.loader import load_table
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
-from automl_tl.search.fingerprint import FINGERPRINT_ATTR
-from automl_tl.search.lifecycle import study_rule_of
-from automl_tl.search.settings import SETTINGS_ATTR
+from automl_tl.study_record import (
+    DATA_LOCATION_ATTR,
+    FINGERPRINT_ATTR,
+    IMAGE_SIZE_ATTR,
+    LEGACY_IMAGE_SIZE,
+    study_max_pixels,
+    study_rule,
+)
 from automl_tl.types import ImageTable, ResizeRule
-
-DEFAULT_IMAGE_SIZE = 48  # what a study recorded before it recorded its size
 
 
 @dataclass
@@ -39,7 +42,7 @@ def study_data(plugins: Plugins, attrs: dict[str, Any], study_name: str, data: s
     else from where the study recorded them; at ``image_size`` and ``rule`` when given (an exported
     model's own), else at the study's. A location that can no longer be read is a ``UserError`` that
     names it and suggests ``--data``."""
-    location = data or attrs.get("data_location")
+    location = data or attrs.get(DATA_LOCATION_ATTR)
     if not location:
         raise UserError(f"Study {study_name!r} does not record where its data is. Pass --data with the folder or "
                         f"CSV file it searched on.")
@@ -47,9 +50,9 @@ def study_data(plugins: Plugins, attrs: dict[str, Any], study_name: str, data: s
         raise UserError(f"Study {study_name!r} searched on the data at {location}, which no longer exists. If the "
                         f"data moved, pass --data with its new location (the same images, so the splits match).")
     splits = plugins.discover(str(location))
-    max_pixels = int(attrs.get(SETTINGS_ATTR, {}).get("max_pixels", DEFAULT_MAX_PIXELS))
-    size = image_size or int(attrs.get("image_size", DEFAULT_IMAGE_SIZE))
+    max_pixels = study_max_pixels(attrs, DEFAULT_MAX_PIXELS)
+    size = image_size or int(attrs.get(IMAGE_SIZE_ATTR, LEGACY_IMAGE_SIZE))
     table = load_table(splits, size, max_pixels=max_pixels, show_progress=show_progress,
-                       rule=rule or study_rule_of(attrs))
+                       rule=rule or study_rule(attrs))
     recorded = (attrs.get(FINGERPRINT_ATTR) or {}).get("data_manifest")
     return StudyData(table, str(splits.source), bool(recorded) and table.manifest_hash != recorded)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from automl_tl.data.resolution import AUTO, NativeSizes, choose_image_size, study_rule, typical_shorter_side
-from automl_tl.search.lifecycle import recorded_input
+from automl_tl.storage.stored_attrs import recorded_input
 from automl_tl.training.schedule import auto_epochs
 from automl_tl.types import BackboneSpec, DataSplits, ResizeRule
 

@@ -21,12 +21,11 @@ from automl_tl.runtime.shown_text import console_text
 from automl_tl.runtime.time_ledger import BLOCK_TIMING, CACHE_PASSES, DECODE, LATENCY, PROFILING, STUDY_WRITES, TimeLedger
 from automl_tl.search.progress import clock_text
 from automl_tl.search.retries import NOT_STARTED
+from automl_tl.study_record import KIND_ATTR, Failure
 
-__all__ = ["KIND_ATTR", "TIME_SUMMARY_ATTR", "TRIAL_KINDS", "TimeRow", "time_rows", "time_summary_json",
+__all__ = ["TRIAL_KINDS", "TimeRow", "time_rows", "time_summary_json",
            "time_summary_table", "time_table"]
 
-TIME_SUMMARY_ATTR = "time_summary"  # the study's user attribute: the last search's time_summary_json
-KIND_ATTR = "kind"  # a trial's user attribute: one of TRIAL_KINDS
 TRIAL_KINDS = ("head-only", "fine-tune", "scratch")
 OTHER = "other"
 PHASES = ((DECODE, "decoding images"), (CACHE_PASSES, "cache passes (frozen-prefix activations)"),
@@ -74,7 +73,8 @@ def time_rows(ledger: TimeLedger, trials: Sequence[FrozenTrial], total: float | 
 def kind_of(trial: FrozenTrial) -> str:
     """The summary's kind of a trial: its ``kind``, or "not started" for one too big for the time left (the
     search priced it, and went on without it)."""
-    if str(trial.user_attrs.get("fail_reason", "")).startswith(NOT_STARTED):
+    failure = Failure.from_attrs(trial.user_attrs)
+    if failure is not None and failure.not_started:
         return NOT_STARTED
     return str(trial.user_attrs.get(KIND_ATTR) or "kind unknown")
 

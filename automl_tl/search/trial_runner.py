@@ -10,7 +10,6 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_tl import __version__
-from automl_tl.capabilities import DigestsWeights
 from automl_tl.errors import TrialFailure, UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.deadline import Deadline, DeadlineReached
@@ -19,7 +18,7 @@ from automl_tl.runtime.memory import release_freed_memory, resident_mb
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
 from automl_tl.search.cost import FitPlan, trial_kind
-from automl_tl.search.latency import TOO_SLOW_ATTR, format_ms, record_latency, too_slow_reason
+from automl_tl.search.latency import format_ms, record_latency, too_slow_reason
 from automl_tl.search.progress import SearchProgress
 from automl_tl.search.retries import NOT_STARTED, fail_and_requeue, requeue
 from automl_tl.search.search_costs import SearchCosts
@@ -30,40 +29,54 @@ from automl_tl.search.trial_pruning import TrialPruning
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
+from automl_tl.study_record import (
+    BEST_EPOCH_ATTR,
+    BEST_PHASE_ATTR,
+    BLOCKS_ATTR,
+    DEPTH_ATTR,
+    DIGEST_FIELD,
+    EPOCHS_RUN_ATTR,
+    FAIL_REASON_ATTR,
+    FRAMEWORK_ATTR,
+    FROZEN_BLOCKS_ATTR,
+    KIND_ATTR,
+    MIRROR_SECONDS_ATTR,
+    PRETRAINED_ATTR,
+    RSS_MB_ATTR,
+    SECONDS_ATTR,
+    STOPPED_BY_ATTR,
+    TEST_ACCURACY_ATTR,
+    TEST_BALANCED_ATTR,
+    TOO_SLOW_ATTR,
+    VAL_ACCURACY_ATTR,
+    VAL_BALANCED_ATTR,
+    Failure,
+    backbone_weights_digest,
+)
 from automl_tl.training.cross_validation import run_trial_scored
 from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 TIMED_OUT = "stopped by --timeout before a whole epoch (or, under --cv, its first fold) finished"
-DIGEST_FIELD = "backbone_digest"  # in trial.json and the trial's attributes: the pretrained weights it trained on
 LATENCY_RESERVE_S = 10.0  # no latency measured for a complete trial this close to the deadline
 
 
-def backbone_weights_digest(adapter: FrameworkAdapter, spec: BackboneSpec) -> str | None:
-    """The digest of the pretrained weights ``spec``'s trials start from, from the adapter's optional
-    ``backbone_digest(spec)``; None for a from-scratch backbone or an adapter without one. Export refuses
-    to rebuild a trial onto weights with another digest."""
-    if not isinstance(adapter, DigestsWeights) or not spec.pretrained:
-        return None
-    digest = adapter.backbone_digest(spec)
-    return str(digest) if digest else None
-
-
 def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
-    stopped = {"stopped_by": outcome.stopped_by} if outcome.stopped_by else {}
+    """A trained trial's figures, as its user attributes."""
+    stopped = {STOPPED_BY_ATTR: outcome.stopped_by} if outcome.stopped_by else {}
     return {
-        "val_accuracy": outcome.val_accuracy,
-        "val_balanced_accuracy": outcome.val_balanced_accuracy,
-        "test_accuracy": outcome.test_accuracy,
-        "test_balanced_accuracy": outcome.test_balanced_accuracy,
-        "best_epoch": outcome.best_epoch,
-        "best_phase": outcome.best_phase.value,
-        "seconds": round(outcome.seconds, 2),
-        "epochs_run": outcome.epochs_run,
-        "mirror_seconds": round(outcome.mirror_seconds, 2),  # the kept weights scored on mirrored images (export --flip)
+        VAL_ACCURACY_ATTR: outcome.val_accuracy,
+        VAL_BALANCED_ATTR: outcome.val_balanced_accuracy,
+        TEST_ACCURACY_ATTR: outcome.test_accuracy,
+        TEST_BALANCED_ATTR: outcome.test_balanced_accuracy,
+        BEST_EPOCH_ATTR: outcome.best_epoch,
+        BEST_PHASE_ATTR: outcome.best_phase.value,
+        SECONDS_ATTR: round(outcome.seconds, 2),
+        EPOCHS_RUN_ATTR: outcome.epochs_run,
+        MIRROR_SECONDS_ATTR: round(outcome.mirror_seconds, 2),  # the kept weights scored on mirrored images (--flip)
         **stopped,  # "deadline": the --timeout cut it short; it kept its best whole epoch
-        "rss_mb": round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
+        RSS_MB_ATTR: round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
         **outcome.scoring,  # under --cv: the folds, each fold's accuracy and seconds, the refit
     }
 
@@ -113,17 +126,17 @@ class TrialRunner:
         with storage_write():
             discard_partial(self.folder, trial.number)
             recorded = fail_and_requeue(self.study, trial._trial_id, reason)
-        return StoppedTrial(f"Trial {trial.number} was {recorded}.")
+        return StoppedTrial(f"Trial {trial.number} was {recorded.reason}.")
 
     def timed_out(self, trial: optuna.Trial, seconds: float) -> TrialState:
         """A trial the deadline stopped before it had a score: failed and queued again, as an interrupted
         one is, so the next run starts with it; the search then ends normally."""
         with storage_write(), charged(STUDY_WRITES):
             discard_partial(self.folder, trial.number)
-            trial.set_user_attr("seconds", round(seconds, 2))
+            trial.set_user_attr(SECONDS_ATTR, round(seconds, 2))
             recorded = fail_and_requeue(self.study, trial._trial_id, TIMED_OUT)
         # ``recorded`` begins with TIMED_OUT ("stopped by --timeout before ..."): said once, not twice
-        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [yellow]{console_text(recorded)}[/]")
+        self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [yellow]{console_text(recorded.reason)}[/]")
         return TrialState.FAIL
 
     def _plan(self, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig) -> FitPlan | None:
@@ -142,8 +155,10 @@ class TrialRunner:
         while this one goes on with other trials."""
         why = self.costs.too_big(spec, config) if self.costs is not None else ""
         with storage_write(), charged(STUDY_WRITES):
-            trial.set_user_attr("kind", trial_kind(spec, config))
-            trial.set_user_attr("fail_reason", f"{NOT_STARTED}: {why}; queued again for the next run")
+            trial.set_user_attr(KIND_ATTR, trial_kind(spec, config))
+            failure = Failure(f"{NOT_STARTED}: {why}; queued again for the next run", requeued=True, not_started=True)
+            for key, value in failure.to_attrs().items():
+                trial.set_user_attr(key, value)
             self.study.tell(trial, state=TrialState.FAIL)
         self.not_started = why
         self.given_back.append(trial._trial_id)
@@ -227,14 +242,14 @@ class TrialRunner:
                                    shape_of=shapes_from(self.plugins.backbone))
         spec = self.plugins.backbone(config.backbone)
         adapter = self.plugins.framework(spec.framework)
-        trial.set_user_attr("framework", spec.framework)
-        trial.set_user_attr("pretrained", spec.pretrained)
-        trial.set_user_attr("blocks", len(spec.blocks))
+        trial.set_user_attr(FRAMEWORK_ATTR, spec.framework)
+        trial.set_user_attr(PRETRAINED_ATTR, spec.pretrained)
+        trial.set_user_attr(BLOCKS_ATTR, len(spec.blocks))
         plan = self._plan(trial, spec, config)  # never started at a size that cannot finish in the time left
         if plan is None:
             return self._not_started(trial, spec, config)
         kind = trial_kind(spec, plan.config)
-        trial.set_user_attr("kind", kind)
+        trial.set_user_attr(KIND_ATTR, kind)
         if self.progress is not None:
             self.progress.trial_started(trial.number, plan.config)
         too_slow = self._check_latency_limit(trial, adapter, spec, plan.config)  # before anything costly
@@ -272,8 +287,8 @@ class TrialRunner:
             return pruning.should_prune(result)
 
         def on_start(effective: TrialConfig) -> None:  # what run_trial really runs (effective_config)
-            trial.set_user_attr("frozen_blocks", effective.frozen_blocks(len(spec.blocks)))
-            trial.set_user_attr("depth", effective.depth(len(spec.blocks)))
+            trial.set_user_attr(FROZEN_BLOCKS_ATTR, effective.frozen_blocks(len(spec.blocks)))
+            trial.set_user_attr(DEPTH_ATTR, effective.depth(len(spec.blocks)))
             pruning.started(effective, len(spec.blocks))
 
         try:
@@ -298,9 +313,9 @@ class TrialRunner:
         pruned.__traceback__ = None
         release_freed_memory()
         with storage_write(), charged(STUDY_WRITES):
-            trial.set_user_attr("val_accuracy", best)
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
-            trial.set_user_attr("rss_mb", round(resident_mb(), 1))
+            trial.set_user_attr(VAL_ACCURACY_ATTR, best)
+            trial.set_user_attr(SECONDS_ATTR, round(time.perf_counter() - started, 2))
+            trial.set_user_attr(RSS_MB_ATTR, round(resident_mb(), 1))
             self.study.tell(trial, state=TrialState.PRUNED)
         self._report(trial.number, "PRUNED", None,
                      f"trial {trial.number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}")
@@ -311,8 +326,8 @@ class TrialRunner:
         discard_partial(self.folder, trial.number)
         reason = str(exc) if isinstance(exc, (TrialFailure, UserError)) else f"{type(exc).__name__}: {exc}"
         with storage_write(), charged(STUDY_WRITES):
-            trial.set_user_attr("fail_reason", reason[:2000])
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+            trial.set_user_attr(FAIL_REASON_ATTR, reason[:2000])
+            trial.set_user_attr(SECONDS_ATTR, round(time.perf_counter() - started, 2))
             self.study.tell(trial, state=TrialState.FAIL)
         self._report(trial.number, "FAIL", None, f"trial {trial.number:>3}  [red]failed[/]: {console_text(reason[:300])}")
         return TrialState.FAIL
@@ -336,7 +351,7 @@ class TrialRunner:
                 try:
                     self.mirror.push_folder(final, final.name)
                 except Exception as exc:  # a completed trial must have its artifact where every worker looks
-                    trial.set_user_attr("fail_reason", f"could not upload its artifacts to {self.mirror.url}: {exc}"[:2000])
+                    trial.set_user_attr(FAIL_REASON_ATTR, f"could not upload its artifacts to {self.mirror.url}: {exc}"[:2000])
                     self.study.tell(trial, state=TrialState.FAIL)
                     self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {console_text(str(exc))}")
                     return TrialState.FAIL

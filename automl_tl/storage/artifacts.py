@@ -22,12 +22,12 @@ import optuna
 
 from automl_tl.errors import UserError
 from automl_tl.runtime.atomic_files import replace_file, replace_text
+from automl_tl.study_record import ARTIFACTS_ATTR, STUDY_KEY_ATTR
 from automl_tl.types import ImageTable
 
 TRIAL_FILE = "trial.json"
 PARITY_FILE = "parity.npz"
 STUDY_FILE = "study.json"  # the folder's owner: the study's name and key
-STUDY_KEY_ATTR = "artifact_key"
 KEY_FIELD = "study_key"
 PARITY_COUNT = 32
 
@@ -185,5 +185,5 @@ def study_artifact_places(study: optuna.Study, option: str | None) -> tuple[Path
 
     key = study_key(study)
     local, remote = (artifact_places(study.study_name, option) if option
-                     else recorded_artifact_places(study.study_name, study.user_attrs.get("artifacts")))
+                     else recorded_artifact_places(study.study_name, study.user_attrs.get(ARTIFACTS_ATTR)))
     return study_folder(local, key), remote_study_folder(remote, key)

@@ -29,6 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
+from automl_tl.study_record import (
+    CV_EPOCH_ACCURACIES_ATTR,
+    CV_FOLD_ACCURACIES_ATTR,
+    CV_FOLD_SECONDS_ATTR,
+    CV_FOLDS_ATTR,
+    CV_FOLDS_DONE_ATTR,
+    CV_REFIT_ATTR,
+    CV_REFIT_SECONDS_ATTR,
+    CV_SCORED_IMAGES_ATTR,
+    SCORING_ATTR,
+)
 from automl_tl.training.engine import (
     DEADLINE,
     EpochCallback,
@@ -227,15 +238,15 @@ def run_trial_scored(
         test_flip_probabilities=refit_mirrored[0] if refit_mirrored else None,
         mirror_seconds=sum(o.mirror_seconds for o in fold_outcomes),
         scoring={
-            "scoring": f"{folds}-fold cross-validation" + (f", {done} folds done" if done < folds else ""),
-            "cv_folds": folds,
-            "cv_folds_done": done,
-            "cv_scored_images": int(len(rows_done)),  # the out-of-fold predictions the score stands on
-            "cv_refit": refitted,
-            "cv_fold_accuracies": [round(a, 4) for a in folds_at_best],
-            "cv_epoch_accuracies": [round(a, 4) for a in by_epoch],
-            "cv_fold_seconds": [round(s, 2) for s in fold_seconds],
-            "cv_refit_seconds": round(refit_seconds, 2),
+            SCORING_ATTR: f"{folds}-fold cross-validation" + (f", {done} folds done" if done < folds else ""),
+            CV_FOLDS_ATTR: folds,
+            CV_FOLDS_DONE_ATTR: done,
+            CV_SCORED_IMAGES_ATTR: int(len(rows_done)),  # the out-of-fold predictions the score stands on
+            CV_REFIT_ATTR: refitted,
+            CV_FOLD_ACCURACIES_ATTR: [round(a, 4) for a in folds_at_best],
+            CV_EPOCH_ACCURACIES_ATTR: [round(a, 4) for a in by_epoch],
+            CV_FOLD_SECONDS_ATTR: [round(s, 2) for s in fold_seconds],
+            CV_REFIT_SECONDS_ATTR: round(refit_seconds, 2),
         },
         stopped_by=DEADLINE if cut_short else None,
         epochs_run=len(by_epoch),

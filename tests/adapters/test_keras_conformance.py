@@ -1,4 +1,4 @@
-"""The Keras adapter passes the same conformance suite as the PyTorch one, run as the README shows: on an
+"""The Keras adapter passes the same conformance suite as the PyTorch one, run as the docs show: on an
 inline backbone and on the built-in MobileNetV2 (its ImageNet weights ported from torchvision)."""
 
 from __future__ import annotations

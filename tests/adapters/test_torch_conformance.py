@@ -1,4 +1,4 @@
-"""The PyTorch adapter passes the shared adapter conformance suite, run exactly as the README shows, on an
+"""The PyTorch adapter passes the shared adapter conformance suite, run exactly as the docs show (docs/plugins/conformance.md), on an
 inline backbone, the built-in pretrained mobilenet_v2 and the from-scratch small_cnn."""
 
 from __future__ import annotations

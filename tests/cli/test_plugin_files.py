@@ -80,15 +80,15 @@ def test_a_study_searched_without_plugin_files_records_none(small_sample, capsys
     assert "plugin_files" not in optuna.load_study(study_name="none", storage=storage_url("none", None)).user_attrs
 
 
-def test_the_readme_commands_table_documents_plugin_for_every_command_that_takes_it():
+def test_the_docs_commands_table_documents_plugin_for_every_command_that_takes_it():
     import argparse
     import re
     from pathlib import Path
 
     from automl_tl.cli.parser import build_parser
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    table = readme[readme.index("### Commands"):readme.index("### What is searched")]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "user-guide" / "commands.md").read_text()
+    table = page[page.index("## Every command"):page.index("## Exit codes")]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([a-z-]+).*$", table, flags=re.MULTILINE)}
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     taking = [name for name, parser in sub.choices.items()

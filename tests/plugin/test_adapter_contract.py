@@ -46,7 +46,7 @@ def test_every_optional_member_the_core_uses_is_in_the_contract_and_documented()
 
 def test_the_core_does_without_a_capability_an_adapter_lacks_and_uses_one_it_has():
     from automl_tl.deploy.quantize import quantize_formats
-    from automl_tl.search.trial_runner import backbone_weights_digest
+    from automl_tl.study_record import backbone_weights_digest
     from automl_tl.types import WeightsInfo
 
     spec = BackboneSpec("tiny", "plain", lambda pretrained: None, ("b1",), 4, weights=WeightsInfo("here", lambda: True))

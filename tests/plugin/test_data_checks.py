@@ -85,15 +85,16 @@ def test_an_adapter_that_returns_something_else_is_told_what_to_return():
         check([])
 
 
-def readme_dataset_example() -> str:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("### Types a plugin uses"):]
+def guide_dataset_example() -> str:
+    """The list-file plugin of "Writing a dataset adapter" (docs/plugins/dataset-adapter.md)."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "plugins" / "dataset-adapter.md").read_text()
+    section = page[page.index("## An example: list files"):]
     return re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
 
 
-def test_register_datasets_the_readme_list_file_adapter_works_and_passes_the_checks(small_sample, tmp_path):
+def test_register_datasets_the_guide_list_file_adapter_works_and_passes_the_checks(small_sample, tmp_path):
     namespace: dict = {}
-    exec(compile(readme_dataset_example(), "README.md", "exec"), namespace)
+    exec(compile(guide_dataset_example(), "dataset-adapter.md", "exec"), namespace)
     adapter = namespace["ListFileDataset"]()
     listing = tmp_path / "pets.txt"
     lines = [f"{image} {image.parent.name}" for folder in ("cat", "dog") for image in sorted((small_sample / folder).glob("*.png"))]

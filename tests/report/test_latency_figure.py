@@ -16,8 +16,7 @@ import automl_tl.report.figures as figures
 from automl_tl.cli import main
 from automl_tl.report.leaderboard import leaderboard_table, pareto_table, study_summary
 from automl_tl.report.page import leaderboard_section, plots_section
-from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR, TOO_SLOW_ATTR
-from automl_tl.search.settings import SETTINGS_ATTR
+from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR, SETTINGS_ATTR, TOO_SLOW_ATTR
 
 matplotlib.use("Agg")
 

@@ -61,7 +61,7 @@ def test_the_reports_tables_leave_per_trial_test_accuracy_out_unless_asked():
 
 def test_show_json_gives_the_score_under_its_one_name_and_says_what_it_is():
     from automl_tl.report.leaderboard import study_summary
-    from automl_tl.search.settings import SETTINGS_ATTR
+    from automl_tl.study_record import SETTINGS_ATTR
 
     study = study_with_two_trials()
     summary = study_summary(study)

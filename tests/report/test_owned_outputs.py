@@ -17,7 +17,7 @@ from automl_tl.cli import main
 from automl_tl.report.page import LEGACY_PAGE_HEAD, report_is_ours
 from automl_tl.report.plot_file import plot_is_ours
 from automl_tl.runtime.owned_files import read_ends
-from automl_tl.search.latency import LATENCY_ATTR
+from automl_tl.study_record import LATENCY_ATTR
 
 
 @pytest.fixture

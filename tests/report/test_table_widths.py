@@ -13,7 +13,7 @@ from rich.console import Console
 
 from automl_tl.report.leaderboard import leaderboard_table, pareto_table
 from automl_tl.runtime.fitted_table import FitColumn, FittedTable
-from automl_tl.search.latency import LATENCY_ATTR, LATENCY_B32_ATTR
+from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR
 
 LONG_BACKBONES = ["efficientnet_lite0_with_a_rather_long_plugin_name", "mobilenet_v3_large_100_miil_in21k_ft_in1k"]
 

@@ -7,7 +7,7 @@ from optuna.trial import create_trial
 
 from automl_tl.cli import main
 from automl_tl.report.page import time_section
-from automl_tl.search.time_summary import TIME_SUMMARY_ATTR
+from automl_tl.study_record import TIME_SUMMARY_ATTR
 
 SUMMARY = {"total_seconds": 45.0, "rows": [
     {"key": "decode", "label": "decoding images", "seconds": 10.0, "share": 0.2222, "trials": None},

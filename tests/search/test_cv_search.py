@@ -10,10 +10,10 @@ from rich.console import Console
 from automl_tl.distributed.loop import run_search
 from automl_tl.distributed.workers import read_stored_study, worker_settings
 from automl_tl.errors import UserError
-from automl_tl.search.settings import SETTINGS_ATTR
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.predictions import load_predictions
 from automl_tl.storage.urls import artifacts_dir, storage_url
+from automl_tl.study_record import SETTINGS_ATTR
 from automl_tl.training.folds import scored_rows
 from tests.support.stub_search import stub_settings
 

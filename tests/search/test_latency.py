@@ -25,10 +25,6 @@ from automl_tl.runtime.timing import median_ms
 from automl_tl.search.budget import ranked_trials
 from automl_tl.search.latency import (
     CONSTRAINT_KEY,
-    LATENCY_ATTR,
-    LATENCY_B32_ATTR,
-    LATENCY_ERROR_ATTR,
-    TOO_SLOW_ATTR,
     LatencyCache,
     architecture_latency,
     architecture_of,
@@ -39,6 +35,7 @@ from automl_tl.search.latency import (
 from automl_tl.search.trial_runner import LATENCY_RESERVE_S
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
+from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR, LATENCY_ERROR_ATTR, TOO_SLOW_ATTR
 from automl_tl.types import BackboneSpec, TrialConfig
 from tests.support.sample_plugins.stub_plugin import stub_spec
 from tests.support.stub_search import stub_settings
@@ -291,7 +288,7 @@ def test_a_resumed_study_takes_the_new_limit_and_workers_read_it(timed_stub, tab
     assert all(t.state == TrialState.COMPLETE for t in after if t.params.get("head_units", 0) == 0)
     assert all(TOO_SLOW_ATTR in t.user_attrs for t in after if t.params.get("head_units", 0) != 0)
     stored = read_stored_study("lat", storage_url("lat", None))
-    assert stored.settings["max_latency_ms"] == 2.0
+    assert stored.settings.max_latency_ms == 2.0
     assert worker_settings(stored, plugins, str(small_sample), artifacts_dir("lat")).max_latency_ms == 2.0
 
 

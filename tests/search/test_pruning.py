@@ -9,9 +9,6 @@ from optuna.trial import TrialState, create_trial
 
 from automl_tl.errors import UserError
 from automl_tl.search.pruning import (
-    CHECKS_ATTR,
-    FIRST_RUNG_ATTR,
-    HEAD_EPOCHS_ATTR,
     MIN_FIRST_RUNG_S,
     Check,
     PhaseAwareHalving,
@@ -24,6 +21,7 @@ from automl_tl.search.pruning import (
     settle_first_rung,
     value_at,
 )
+from automl_tl.study_record import CHECKS_ATTR, FIRST_RUNG_ATTR, HEAD_EPOCHS_ATTR
 from automl_tl.types import EpochResult, Phase
 
 

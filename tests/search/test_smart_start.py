@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from automl_tl.search.smart_start import (
-    REASON_ATTR,
-    DataProfile,
-    middle_cut,
-    ridge_probe_accuracy,
-    start_trials,
-)
+from automl_tl.search.smart_start import DataProfile, middle_cut, ridge_probe_accuracy, start_trials
 from automl_tl.search.space import BackboneShape, ask_params, config_from_params, search_space
+from automl_tl.study_record import SMART_START_ATTR
 from automl_tl.testing import synthetic_table
 
 from .test_study import settings
@@ -95,20 +90,20 @@ def test_a_new_study_starts_with_enqueued_trials_that_say_why(stub_plugins, tabl
     from automl_tl.distributed.loop import run_search
     result = run_search(settings(small_sample, name="smart", trials=8, epochs=4), stub_plugins, table, Console(quiet=True))
     trials = result.study.get_trials(deepcopy=False)
-    reasons = [t.user_attrs.get(REASON_ATTR) for t in trials]
+    reasons = [t.user_attrs.get(SMART_START_ATTR) for t in trials]
     assert reasons[0] and reasons[1], "the first trials come from smart start"
     assert all(r is None for r in reasons[2:]), "then the sampler takes over"
     assert trials[0].params["freeze_fraction"] == 1.0
     assert result.study.user_attrs["data_profile"]["train_images"] == len(table.splits["train"])
     resumed = run_search(settings(small_sample, name="smart", trials=10, epochs=4), stub_plugins, table, Console(quiet=True))
-    assert [t.user_attrs.get(REASON_ATTR) for t in resumed.study.get_trials(deepcopy=False)][8:] == [None, None], \
+    assert [t.user_attrs.get(SMART_START_ATTR) for t in resumed.study.get_trials(deepcopy=False)][8:] == [None, None], \
         "a resumed study is not started again"
 
 
 def test_smart_start_can_be_turned_off(stub_plugins, table, small_sample):  # noqa: F811
     from automl_tl.distributed.loop import run_search
     result = run_search(settings(small_sample, name="plain", trials=2, smart_start=False), stub_plugins, table, Console(quiet=True))
-    assert all(REASON_ATTR not in t.user_attrs for t in result.study.get_trials(deepcopy=False))
+    assert all(SMART_START_ATTR not in t.user_attrs for t in result.study.get_trials(deepcopy=False))
 
 
 def test_a_close_call_hedges_with_the_other_sides_plan_and_tries_the_shorter_backbone_first():
