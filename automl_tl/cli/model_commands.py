@@ -15,7 +15,7 @@ from automl_tl.runtime.shown_text import console_text
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from automl_tl.deploy.export import choose_trial, export_trial, fetch_remote_artifacts
+    from automl_tl.deploy.export import check_format_offered, choose_trial, export_trial, fetch_remote_artifacts
     from automl_tl.deploy.export_folder import check_replaceable
     from automl_tl.deploy.flip import check_flip_mode
     from automl_tl.storage.artifacts import study_artifact_places
@@ -25,6 +25,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     study = load_study(args.name, args.storage)
     local, remote = study_artifact_places(study, args.artifacts)
     plugins = command_plugins(args)
+    check_format_offered(plugins, args.format)
     out_dir = output_path(args.output)  # a link named by -o is refused, not followed
     check_replaceable(out_dir, args.overwrite)  # before any model is loaded; checked again before it is written
     quantize = quantize_request(args, study, plugins)

@@ -193,7 +193,9 @@ def _add_export_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> N
     """``export``: export a trained trial, or an ensemble of trials."""
     export = sub.add_parser("export", help="export a trained trial (the best by default)")
     export.add_argument("name")
-    export.add_argument("--format", required=True, choices=["torchscript", "onnx", "keras", "savedmodel", "tflite"])
+    export.add_argument("--format", required=True, metavar="FORMAT",
+                        help="a format the trial's framework exports: onnx or torchscript (torch); keras, savedmodel or "
+                             "tflite (keras); a framework plugin adds its own")
     export.add_argument("-o", "--output", required=True, metavar="DIR")
     export.add_argument("--trial", type=int)
     export.add_argument("--ensemble", type=auto_or_int("--ensemble"), metavar="auto|K",

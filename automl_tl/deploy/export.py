@@ -173,6 +173,16 @@ def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number:
     return ExportSource(trial.adapter, trial.model, trial.preprocessing, list(meta["class_names"]), number, metadata)
 
 
+def check_format_offered(plugins: Plugins, fmt: str) -> None:
+    """Refuse, before the study is read, a format that no loaded framework exports (the list is the plugins':
+    a framework plugin brings its own formats, so the command line cannot fix them)."""
+    offered = {name: adapter.name for _key, adapter in plugins.frameworks.items() for name in adapter.export_formats}
+    if fmt not in offered:
+        listed = "; ".join(f"{name} ({framework})" for name, framework in offered.items()) or "none"
+        raise UserError(f"--format {fmt}: no loaded framework exports it. The formats are: {listed}. "
+                        f"Give one of them; nothing was written.")
+
+
 def check_format(adapter: FrameworkAdapter, fmt: str) -> None:
     if fmt not in adapter.export_formats:
         raise UserError(f"--format {fmt}: the {adapter.name} adapter exports {', '.join(adapter.export_formats)}.")
