@@ -276,7 +276,8 @@ class DataSplits:
 @dataclass
 class ImageTable:
     """Decoded, resized images with labels and split indices. ``images`` is usually a read-only memory
-    map of the decoded-image store: read it in batches (``automl_tl.data.pages.read_rows``)."""
+    map of the decoded-image store: read it in slices of rows (``np.array(images[start:stop])``), never
+    all at once."""
 
     images: np.ndarray  # uint8, (N, H, W, 3)
     labels: np.ndarray  # int64, (N,)
