@@ -2,7 +2,7 @@
 
 Loaded with ``--plugin tests/support/sample_plugins/stub_plugin.py`` or registered in code. Its "accuracy" is a
 deterministic function of the trial's parameters, so samplers and pruners behave as usual.
-Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch), STUB_BATCHES (optimiser steps per epoch, default
+Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch, the fitted head's one epoch included), STUB_BATCHES (optimiser steps per epoch, default
 1) and STUB_BATCH_SECONDS (sleep per step; ``should_stop`` is asked after each), STUB_NAN_ABOVE_LR (NaN
 loss when lr is above this value), STUB_RAISE_ON_HEAD (raise when head_units equals this value),
 STUB_BLOCK_SECONDS (each block's forward seconds per image, as ``block_seconds`` reports them to the cost
@@ -65,6 +65,9 @@ class StubSession:
         return 1.0 / self.epoch
 
     def head_training_features(self) -> tuple[np.ndarray, np.ndarray]:
+        # The fit is the head phase's one epoch, and lasts as long: a test that stops a running trial (SIGTERM,
+        # a deadline) must find smart start's fitted-head trial still running, not done in 0.04 s.
+        time.sleep(float(os.environ.get("STUB_EPOCH_SECONDS", "0")))
         train = self.data.splits["train"]
         return np.random.default_rng(0).normal(size=(len(train), 4)).astype(np.float32), self.data.labels[train]
 
