@@ -2,8 +2,8 @@
 
 Loaded with ``--plugin tests/support/sample_plugins/stub_plugin.py`` or registered in code. Its "accuracy" is a
 deterministic function of the trial's parameters, so samplers and pruners behave as usual.
-Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch, the fitted head's one epoch included), STUB_BATCHES (optimiser steps per epoch, default
-1) and STUB_BATCH_SECONDS (sleep per step; ``should_stop`` is asked after each), STUB_NAN_ABOVE_LR (NaN
+Environment knobs: STUB_EPOCH_SECONDS (sleep per epoch, the fitted head's one epoch included), STUB_BATCHES
+(optimiser steps per epoch, default 1) and STUB_BATCH_SECONDS (sleep per step; ``should_stop`` is asked after each), STUB_NAN_ABOVE_LR (NaN
 loss when lr is above this value), STUB_RAISE_ON_HEAD (raise when head_units equals this value),
 STUB_BLOCK_SECONDS (each block's forward seconds per image, as ``block_seconds`` reports them to the cost
 model; unset: the stub cannot be timed, and its trials are not predicted; the figures are cached in the cache
