@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
 
 IMPORTED = time.monotonic()  # the command's start where the process's own cannot be read (--timeout counts from it)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices are not for users
+
+from automl_tl.runtime.env_vars import TF_LOG_LEVEL  # noqa: E402
+
+TF_LOG_LEVEL.put_default("2")  # TensorFlow's C++ notices are not for users (the user's own setting wins)
 
 from automl_tl.cli.common import err_console  # noqa: E402
 from automl_tl.cli.parser import build_parser  # noqa: E402
 from automl_tl.errors import UserError  # noqa: E402
 from automl_tl.runtime.interrupts import StoppedTrial, interrupts_as_keyboard_interrupt  # noqa: E402
 from automl_tl.runtime.memory import tune_allocator  # noqa: E402
+from automl_tl.runtime.native_logs import quiet_unconfigured_logging  # noqa: E402
 from automl_tl.runtime.notices import receiving_notices  # noqa: E402
 from automl_tl.runtime.shown_text import console_text  # noqa: E402
 
@@ -88,6 +91,7 @@ def main(argv: Sequence[str] | None = None, started: float | None = None) -> int
     args = parser.parse_args(argv)
     args.command_started = started
     tune_allocator()
+    quiet_unconfigured_logging()  # frameworks' log records go to the log, never into a display
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
         with interrupts_as_keyboard_interrupt(), warnings.catch_warnings():

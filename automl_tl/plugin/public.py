@@ -41,6 +41,7 @@ PUBLIC_API: Mapping[str, tuple[str, ...] | None] = {
     "automl_tl.training.schedule": ("finetune_steps",),
     "automl_tl.runtime.threads": ("usable_cpus",),
     "automl_tl.runtime.timing": ("median_ms",),
+    "automl_tl.runtime.native_logs": ("native_stderr_to_log", "python_logs_to_log"),
     # Files on disk: the one write-then-rename helper and the table of environment variables.
     "automl_tl.runtime.atomic_files": None,
     "automl_tl.runtime.env_vars": None,

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 
 __all__ = ["CACHE_DIR", "CACHE_DTYPE", "CACHE_GB", "CV", "DATA_HOME", "ENVIRONMENT", "EnvVar", "KERAS_HOME",
-           "LOAD_PLUGINS", "MALLOC_TUNING", "STORAGE", "STUDIES", "THREADS", "TORCH_HOME", "TRACE_HOOKS",
-           "XDG_CACHE_HOME"]
+           "LOAD_PLUGINS", "MALLOC_TUNING", "STORAGE", "STUDIES", "TF_LOG_LEVEL", "THREADS", "TORCH_HOME",
+           "TRACE_HOOKS", "XDG_CACHE_HOME"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ class EnvVar:
         """The value as set ("" included); ``default`` when the variable is not set."""
         raw = self.raw()
         return default if raw is None else raw
+
+    def put_default(self, value: str) -> None:
+        """Set the variable to ``value`` unless it is set already ("" included): the user's value wins."""
+        if self.raw() is None:
+            self.put(value)
 
     def put(self, value: str | None) -> None:
         """Set the variable for this process and its children (None: remove it)."""
@@ -66,7 +71,11 @@ XDG_CACHE_HOME = EnvVar("XDG_CACHE_HOME", "`~/.cache`", "the base of the default
 TORCH_HOME = EnvVar("TORCH_HOME", "`$XDG_CACHE_HOME/torch`",
                     "where the torch plugin finds torch hub's checkpoints (`hub/checkpoints/`)")
 KERAS_HOME = EnvVar("KERAS_HOME", "`~/.keras`", "where the Keras plugin finds and ports Keras weights (`models/`)")
+TF_LOG_LEVEL = EnvVar("TF_CPP_MIN_LOG_LEVEL", "`2` (errors only) in automl-tl's processes",
+                      "TensorFlow's C++ log level; the lines it lets through go to Python's `tensorflow.native` "
+                      "logger, never to the terminal")
 
 ENVIRONMENT: tuple[EnvVar, ...] = (CACHE_DIR, CACHE_GB, CACHE_DTYPE, CV, DATA_HOME, LOAD_PLUGINS, MALLOC_TUNING,
-                                   STORAGE, STUDIES, THREADS, TRACE_HOOKS, XDG_CACHE_HOME, TORCH_HOME, KERAS_HOME)
+                                   STORAGE, STUDIES, THREADS, TRACE_HOOKS, XDG_CACHE_HOME, TORCH_HOME, KERAS_HOME,
+                                   TF_LOG_LEVEL)
 """The table: every variable read, in the order the docs list them."""

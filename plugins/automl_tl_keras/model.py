@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from automl_tl.import_order import torchvision_before_tensorflow
+from .quiet_tensorflow import import_tensorflow_quietly
 
-torchvision_before_tensorflow()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the CLI
+import_tensorflow_quietly()  # torchvision first; TensorFlow's log lines to the log, never into the display
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-tf.get_logger().setLevel("ERROR")  # retracing notices are not the user's concern
+import tensorflow as tf  # noqa: E402, F401  (other modules take tf from here)
 
 from automl_tl.plugin.spec_checks import find_blocks  # noqa: E402
 
