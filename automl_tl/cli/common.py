@@ -26,13 +26,22 @@ def command_plugins(args: argparse.Namespace) -> Plugins:
     return load_plugins(plugin_files=getattr(args, "plugin", None) or [])
 
 
-def data_location(data: str | None) -> str:
-    """The data a command reads: the folder or CSV given, or the bundled sample."""
+def data_location(data: str | None, command: str = "search") -> str:
+    """The data a command reads: the folder or CSV given, or the bundled sample, said in one line on stderr
+    first (a search of the sample by mistake is minutes lost, and its results are not the user's)."""
     if data:
         return data
-    from automl_tl.data.sample import ensure_sample
+    from automl_tl.data.sample import default_sample_dir, ensure_sample
 
+    err_console.print(f"[yellow]note[/] No DATA given: {sample_named(command, default_sample_dir())}", highlight=False)
     return str(ensure_sample())
+
+
+def sample_named(command: str, sample: Path) -> str:
+    """The line that names the bundled sample when a command runs without DATA."""
+    doing = "searching" if command == "search" else "reading"
+    return (f"{doing} the bundled sample at {console_text(str(sample))} (give a folder of your own: "
+            f"automl-tl {command} {'MODEL_DIR ' if command == 'evaluate' else ''}DATA).")
 
 
 def read_images(splits: DataSplits, image_size: int, rule: ResizeRule, *, max_pixels: int | None = None,

@@ -200,7 +200,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     plugins = command_plugins(args)
     loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
-    location = data_location(args.data)
+    location = data_location(args.data, "evaluate")
     table = read_images(plugins.discover(location), loaded.preprocessing.image_size, loaded.preprocessing.rule,
                         skipped_note="They are not counted.")
     result = evaluate_export(loaded, table, args.split)

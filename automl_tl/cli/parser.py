@@ -8,12 +8,13 @@ from typing import NoReturn
 
 from automl_tl import __version__
 from automl_tl.cli.cache_commands import cmd_cache
+from automl_tl.cli.examples import TOP_LEVEL, add_examples
 from automl_tl.cli.info_commands import cmd_backbones, cmd_plugins, cmd_sample_data
 from automl_tl.cli.model_commands import cmd_evaluate, cmd_export, cmd_predict
 from automl_tl.cli.search_commands import DEFAULT_TRIALS, cmd_search, cmd_worker
 from automl_tl.cli.study_commands import cmd_report, cmd_show, cmd_studies
 from automl_tl.runtime.shown_text import printable
-from automl_tl.search.pruning import DEFAULT_PRUNER, PRUNERS
+from automl_tl.search.pruner_names import DEFAULT_PRUNER, PRUNERS
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
 
 DEFAULT_EPOCHS = "auto"
@@ -305,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
                         _add_export_command, _add_predict_command, _add_evaluate_command, _add_report_command,
                         _add_backbones_command, _add_plugins_command, _add_sample_data_command, _add_cache_command):
         add_command(sub)
+    add_examples(parser, TOP_LEVEL)
+    for command, command_parser in sub.choices.items():
+        add_examples(command_parser, command)
     return parser
 
 
