@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.study_record import PLUGIN_FILES_ATTR
+
+if TYPE_CHECKING:  # optuna only for the annotation: predict and evaluate load no study, and skip its import
+    import optuna
 
 
 def file_sha256(path: Path) -> str | None:

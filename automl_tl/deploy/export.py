@@ -17,6 +17,7 @@ from automl_tl.data.images import to_model_input
 from automl_tl.deploy.export_folder import check_replaceable, finish_export, staging_folder
 from automl_tl.deploy.export_leftovers import clear_leftovers
 from automl_tl.deploy.flip import FlipChoice, flip_graph, judge_flip, keep_one, mirror_averaged, timed_export, with_latency
+from automl_tl.deploy.model_folder import LABELS_FILE, METADATA_FILE, PREPROCESSING_FILE
 from automl_tl.deploy.quantize import QuantizeReport, QuantizeRequest, prepare_quantize, quantize_export
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
@@ -25,9 +26,6 @@ from automl_tl.storage.artifacts import PARITY_FILE, STUDY_FILE, TRIAL_FILE, loa
 from automl_tl.study_record import DIGEST_FIELD, backbone_weights_digest
 from automl_tl.types import BackboneSpec, FrameworkAdapter, Preprocessing, TrialConfig
 
-METADATA_FILE = "metadata.json"
-LABELS_FILE = "labels.json"
-PREPROCESSING_FILE = "preprocessing.json"
 PARITY_TOLERANCE = 1e-3
 
 

@@ -20,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.deploy.export import LABELS_FILE, METADATA_FILE, PREPROCESSING_FILE
 from automl_tl.errors import UserError
 from automl_tl.runtime.label_names import label_key, look_alike
 from automl_tl.types import INTERPOLATIONS, RESIZE_MODES, ExportedModel, FrameworkAdapter, Preprocessing, ResizeRule
 
+METADATA_FILE = "metadata.json"  # an export folder's three JSON files (here, not in export.py: reading a folder
+LABELS_FILE = "labels.json"  # to predict then needs none of the export's imports, Optuna's among them)
+PREPROCESSING_FILE = "preprocessing.json"
 LEGACY_RESIZE_TEXT = "bilinear, to a square"  # what preprocessing.json said before resize rules
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 1024  # the range `automl-tl search --image-size` accepts

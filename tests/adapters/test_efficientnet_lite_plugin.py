@@ -56,6 +56,14 @@ def test_the_plugin_is_found_through_its_entry_point_with_its_weights():
 
 
 @pytest.mark.parametrize("name", LITE)
+def test_the_registered_architecture_is_the_packages_network(name):
+    from automl_tl_efficientnet_lite.plugin import ARCHITECTURES, architecture
+
+    assert ARCHITECTURES[name] == architecture(name)  # the table spares registration from building the network
+    assert lite_spec(name).feature_dim == ARCHITECTURES[name][1]
+
+
+@pytest.mark.parametrize("name", LITE)
 def test_each_model_states_its_own_native_size_and_evaluation_crop(name):
     spec = lite_spec(name)
     size = DEPTH_AND_SIZE[name][1]

@@ -45,6 +45,10 @@ VARIANTS = (
 )
 NAME = VARIANTS[0].name
 BY_NAME = {variant.name: variant for variant in VARIANTS}
+# (MBConv blocks, feature width) of each variant, as ``architecture`` reads them off the package's network (a test
+# holds the two equal): registering the backbones then needs no torch, so a command that trains nothing (predict
+# with an ONNX model) does not pay torch's second of start-up.
+ARCHITECTURES = {"efficientnet_lite0": (16, 1280), "efficientnet_lite1": (21, 1280), "efficientnet_lite2": (21, 1280)}
 
 
 def weights_file(name: str = NAME) -> str | None:
@@ -84,7 +88,7 @@ def architecture(name: str) -> tuple[int, int]:
 
 def spec_of(variant: Variant) -> BackboneSpec:
     """The backbone ``variant``: a stem, its MBConv blocks and a 1x1 head, at its native size and crop."""
-    blocks, width = architecture(variant.name)
+    blocks, width = ARCHITECTURES[variant.name]
     return BackboneSpec(
         name=variant.name,
         framework="torch",
