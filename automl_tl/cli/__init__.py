@@ -98,8 +98,10 @@ def main(argv: Sequence[str] | None = None, started: float | None = None) -> int
             warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
             warnings.showwarning = _show_plugin_warnings(warnings.showwarning)  # restored by catch_warnings
             with receiving_notices() as notices:  # a search's display says its own; the rest are said here
-                code = handler(args)
-            _say_notices(notices.take(), args)
+                try:
+                    code = handler(args)
+                finally:  # also before a refusal's paragraph: what the cache rebuilt is true either way
+                    _say_notices(notices.take(), args)
             return code
     except UserError as exc:
         err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(str(exc), args))}", highlight=False)

@@ -26,14 +26,24 @@ def command_plugins(args: argparse.Namespace) -> Plugins:
     return load_plugins(plugin_files=getattr(args, "plugin", None) or [])
 
 
-def data_location(data: str | None, command: str = "search") -> str:
-    """The data a command reads: the folder or CSV given, or the bundled sample, said in one line on stderr
-    first (a search of the sample by mistake is minutes lost, and its results are not the user's)."""
+def announce_sample(data: str | None, command: str = "search") -> None:
+    """Without DATA, one line on stderr naming the bundled sample the command will read (a search of the
+    sample by mistake is minutes lost, and its results are not the user's). Writes nothing."""
+    if not data:
+        from automl_tl.data.sample import default_sample_dir
+
+        err_console.print(f"[yellow]note[/] No DATA given: {sample_named(command, default_sample_dir())}", highlight=False)
+
+
+def data_location(data: str | None, command: str = "search", announced: bool = False) -> str:
+    """The data a command reads: the folder or CSV given, or the bundled sample (written on first use), said
+    first by ``announce_sample`` unless ``announced``."""
     if data:
         return data
-    from automl_tl.data.sample import default_sample_dir, ensure_sample
+    from automl_tl.data.sample import ensure_sample
 
-    err_console.print(f"[yellow]note[/] No DATA given: {sample_named(command, default_sample_dir())}", highlight=False)
+    if not announced:
+        announce_sample(data, command)
     return str(ensure_sample())
 
 

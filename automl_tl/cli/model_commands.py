@@ -22,10 +22,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     check_quantize_flags(args)
     check_flip_mode(args.flip)
+    plugins = command_plugins(args)
+    check_format_offered(plugins, args.format)  # before the study is read
     study = load_study(args.name, args.storage)
     local, remote = study_artifact_places(study, args.artifacts)
-    plugins = command_plugins(args)
-    check_format_offered(plugins, args.format)
     out_dir = output_path(args.output)  # a link named by -o is refused, not followed
     check_replaceable(out_dir, args.overwrite)  # before any model is loaded; checked again before it is written
     quantize = quantize_request(args, study, plugins)

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from automl_tl.cli.common import command_plugins, console, data_location, err_console, read_images
+from automl_tl.cli.common import announce_sample, command_plugins, console, data_location, err_console, read_images
 from automl_tl.cli.plugin_files import check_study_backbones, record_plugin_files
 from automl_tl.errors import UserError
 from automl_tl.runtime.env_vars import CV
@@ -71,7 +71,7 @@ def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) 
     from automl_tl.storage.stored_attrs import existing_study_attrs
     from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
 
-    location = data_location(args.data)  # first: a search of the bundled sample is said before anything else
+    announce_sample(args.data)  # first: a search of the bundled sample is said before anything else
     trials = args.trials if args.trials is not None else (None if args.timeout else DEFAULT_TRIALS)
     if args.study is not None:
         check_study_name(args.study)  # before any slow work; an empty name is refused, not replaced
@@ -85,6 +85,7 @@ def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) 
             err_console.print(f"[yellow]skipping backbone[/] {console_text(line)}")
     elif skipped:
         console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
+    location = data_location(args.data, announced=True)  # the sample is written only once the arguments passed
     splits = plugins.discover(location)
     name = check_study_name(args.study if args.study is not None else study_name_for(location))
     check_database_place(storage_url(name, args.storage))  # before the images are read

@@ -151,6 +151,11 @@ class SearchProgress:
         if self.bars:
             self.progress.stop()
         self._receiving.close()
+        self._say_notices()  # those met after the last trial line, or by a trial that was stopped
+
+    def _say_notices(self) -> None:
+        for notice in self.notices.take():  # each said once per search, after the trial that met it
+            self.console.print(f"[yellow]note[/] {console_text(notice)}", highlight=False)
 
     # -- the whole search ------------------------------------------------------------------------------
 
@@ -240,5 +245,4 @@ class SearchProgress:
         self._number = None
         shown = line if self.bars else f"{line}  [dim]({self.time_text()})[/]"
         self.console.print(shown, highlight=False)
-        for notice in self.notices.take():  # each said once per search, after the trial that met it
-            self.console.print(f"[yellow]note[/] {console_text(notice)}", highlight=False)
+        self._say_notices()

@@ -27,11 +27,16 @@ def retry_history(trial: FrozenTrial) -> list[int]:
     return recorded_history(trial.system_attrs)
 
 
+def can_requeue(trial: FrozenTrial) -> bool:
+    """Whether ``trial``, once failed, may be queued again: its parameters ran at most ``MAX_RETRIES`` times."""
+    return len(retry_history(trial)) + 1 <= MAX_RETRIES
+
+
 def requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     """Queue a WAITING copy of a finished-as-failed ``trial``. False when it has been retried enough."""
-    history = retry_history(trial) + [trial.number]
-    if len(history) > MAX_RETRIES:
+    if not can_requeue(trial):
         return False
+    history = retry_history(trial) + [trial.number]
     retry = RetryOf(trial.number, reason, history)
     user_attrs: dict[str, Any] = {k: v for k, v in trial.user_attrs.items() if k in CARRIED_USER_ATTRS}
     study.add_trial(

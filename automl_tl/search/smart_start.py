@@ -204,7 +204,10 @@ def start_trials(profile: DataProfile, space: Mapping[str, BaseDistribution], ep
     probe = ({"cut_fraction": 1.0 if profile.similar else cut, "head_fit": HEAD_FIT_LBFGS, "head_l2": TrialConfig.head_l2},
              "the classic bottleneck recipe: frozen features and a softmax layer, fitted to convergence, the cheapest "
              "baseline")
-    trials = [probe, *backbone_probes(profile, probe[0], pretrained or []), *plans]
+    # The probes on other backbones never crowd out the data's own plans: with many backbones and few trials,
+    # the plans keep their places inside ``limit``.
+    others = backbone_probes(profile, probe[0], pretrained or [])[:max(0, limit - 1 - len(plans))]
+    trials = [probe, *others, *plans]
     scratch = [name for name in backbones if name == "small_cnn"]
     if scratch and not profile.similar:
         trials.append(({"backbone": scratch[0], "lr": 3e-3, "head_units": 128, "head_dropout": 0.1},

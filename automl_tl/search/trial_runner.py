@@ -20,7 +20,7 @@ from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
 from automl_tl.search.cost import FitPlan, trial_kind
 from automl_tl.search.latency import format_ms, record_latency, too_slow_reason
 from automl_tl.search.progress import SearchProgress
-from automl_tl.search.retries import NOT_STARTED, fail_and_requeue, requeue
+from automl_tl.search.retries import MAX_RETRIES, NOT_STARTED, can_requeue, fail_and_requeue, requeue
 from automl_tl.search.search_costs import SearchCosts
 from automl_tl.search.settings import SearchSettings
 from automl_tl.search.space import config_from_trial, shapes_from
@@ -156,7 +156,10 @@ class TrialRunner:
         why = self.costs.too_big(spec, config) if self.costs is not None else ""
         with storage_write(), charged(STUDY_WRITES):
             trial.set_user_attr(KIND_ATTR, trial_kind(spec, config))
-            failure = Failure(f"{NOT_STARTED}: {why}; queued again for the next run", requeued=True, not_started=True)
+            again = can_requeue(self.study._storage.get_trial(trial._trial_id))  # the fact, before it is told
+            then = ("queued again for the next run" if again else
+                    f"not queued again: these parameters were tried {MAX_RETRIES} times")
+            failure = Failure(f"{NOT_STARTED}: {why}; {then}", requeued=again, not_started=True)
             for key, value in failure.to_attrs().items():
                 trial.set_user_attr(key, value)
             self.study.tell(trial, state=TrialState.FAIL)

@@ -149,3 +149,12 @@ def test_on_small_data_the_bottleneck_recipe_runs_on_every_pretrained_backbone_n
     large = start_trials(DataProfile("mobilenet_v2", 7000, 10, 700, 0.9, 0.7, middle_cut(space)), space, 4, names, 8,
                          shapes.__getitem__, pretrained)
     assert all(t.params["backbone"] == "mobilenet_v2" for t in large), "large data: the sampler chooses backbones"
+
+
+def test_with_many_backbones_and_few_trials_the_backbone_probes_leave_room_for_the_plans():
+    names = ["mobilenet_v2", "efficientnet_lite0", "small_cnn"]
+    space = search_space(names, epochs=4)
+    shapes = {**SHAPES, "efficientnet_lite0": BackboneShape(pretrained=True, blocks=18)}
+    trials = start_trials(DataProfile("mobilenet_v2", 300, 10, 30, 0.9, 0.7, middle_cut(space)), space, 4, names, 3,
+                          shapes.__getitem__, ["mobilenet_v2", "efficientnet_lite0"])
+    assert [t.params["backbone"] for t in trials] == ["mobilenet_v2"] * 3, "the probe, then both of the data's plans"
