@@ -30,6 +30,7 @@ __all__ = [
     "MirroredSession",
     "NamesDevice",
     "Quantizes",
+    "ResumableSession",
     "ShowsStoredPrefixes",
     "TimesBlocks",
 ]
@@ -139,9 +140,26 @@ class InspectableSession(Protocol):
         """Copies of every weight of the trial's new head, as numpy arrays, in a fixed order."""
 
 
+@runtime_checkable
+class ResumableSession(Protocol):
+    """A trial session whose training state can be written after an epoch and read back in a new process, so
+    that an interrupted trial run again goes on from its last finished epoch (automl_tl/training/resume.py)."""
+
+    def save_state(self, directory: Path, kept: Any) -> None:
+        """Write into ``directory`` (an empty folder) everything training needs to go on: the weights, the
+        optimiser's and the learning-rate schedule's state, the random generators' state, and ``kept`` (a
+        ``snapshot()`` of the weights the engine keeps so far, or None when they are the current ones). Called
+        between epochs, in the phase of the epoch just finished."""
+
+    def load_state(self, directory: Path) -> Any:
+        """Read back what ``save_state`` wrote, into a session just started and set to the phase that was saved
+        in; return its ``kept`` snapshot (None: the weights just loaded). Files are read without running code
+        (``torch.load(weights_only=True)``, a framework's own safe format); anything unreadable raises."""
+
+
 FRAMEWORK_CAPABILITIES: tuple[type, ...] = (DigestsWeights, MeasuresLatency, TimesBlocks, NamesDevice,
                                             ShowsStoredPrefixes, CombinesTrials, AveragesMirror, Quantizes)
 """Every optional capability of a framework adapter."""
 
-SESSION_CAPABILITIES: tuple[type, ...] = (MirroredSession, InspectableSession)
+SESSION_CAPABILITIES: tuple[type, ...] = (MirroredSession, InspectableSession, ResumableSession)
 """Every optional capability of a trial session (``FittedHeadSession`` in ``automl_tl.types`` is one too)."""

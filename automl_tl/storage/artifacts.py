@@ -117,6 +117,12 @@ def partial_dir(base: Path, number: int) -> Path:
     return base / f".trial-{number:04d}.partial"
 
 
+def resume_dir(base: Path, number: int) -> Path:
+    """Where the training state of trial ``number`` (its first attempt: every retry shares it) is kept between
+    epochs, so that a retry goes on from its last finished epoch (automl_tl/training/resume.py)."""
+    return base / f".resume-{number:04d}"
+
+
 def finalize(base: Path, number: int, meta: dict[str, Any]) -> Path:
     partial = partial_dir(base, number)
     (partial / TRIAL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))

@@ -24,6 +24,7 @@ from automl_tl.errors import TrialFailure
 from automl_tl.runtime.deadline import Deadline, DeadlineReached, running_under
 from automl_tl.training.linear_head import fit_session_head
 from automl_tl.training.metrics import accuracy, balanced_accuracy
+from automl_tl.training.resume import KeptEpochs, TrialResume
 from automl_tl.types import (
     HEAD_FIT_LBFGS,
     BackboneSpec,
@@ -247,6 +248,7 @@ def run_trial(
     deadline: Deadline | None = None,
     pause_due: PauseDue | None = None,
     on_val_mirrored: ProbabilitiesCallback | None = None,
+    resume: TrialResume | None = None,
 ) -> TrialOutcome:
     """Train one configuration and return the scores of the weights it keeps.
 
@@ -268,18 +270,19 @@ def run_trial(
     The kept weights are also scored on the mirrored validation and test images (``predict_mirrored``), once,
     after the last epoch; ``on_val_mirrored`` instead receives every epoch's mirrored validation
     probabilities (cross-validation pools them as it pools the plain ones).
+
+    ``resume``: where the trial's training state is kept after every whole epoch (once the callbacks have
+    seen it), and read back when the trial starts; the epochs read back are told to ``on_epoch`` and
+    ``should_prune`` again, and only the rest are trained (automl_tl/training/resume.py).
     """
     started = time.perf_counter()
     config = effective_config(spec, config)
     if on_start is not None:
         on_start(config)
     val_labels = data.labels[data.splits["val"]]
-    session = adapter.start_trial(spec, config, data)
+    session, kept = started_session(adapter, spec, config, data, resume)
     driver = EpochDriver(session, val_labels, deadline, pause_due, head_fitter(session, spec, config, data))
-    history: list[EpochResult] = []
-    best: EpochResult | None = None
-    best_snapshot: Any = None
-    best_probabilities: np.ndarray | None = None
+    history = kept.history
     mirror_epochs = 0.0  # seconds of the per-epoch mirrored validation passes (on_val_mirrored)
 
     def check(result: EpochResult) -> None:
@@ -289,8 +292,9 @@ def run_trial(
             raise PruneTrial([*history, result])
 
     try:
+        resumed_at = replay(kept, driver, on_epoch, should_prune)
         stopped_by: str | None = None
-        for epoch, phase in enumerate(phase_schedule(config, len(spec.blocks))):
+        for epoch, phase in list(enumerate(phase_schedule(config, len(spec.blocks))))[resumed_at:]:
             try:
                 epoch_start = driver.clock.spent
                 loss = driver.run_epoch(epoch, phase, check, between="between epochs", inside="inside an epoch")
@@ -299,52 +303,88 @@ def run_trial(
                 mirrored_val = None if on_val_mirrored is None else driver.clock.run(lambda: predict_mirrored(session, "val"))
                 mirror_epochs += time.perf_counter() - mirror_from
             except DeadlineReached:
-                if best is None:
+                if kept.best is None:
                     raise DeadlineReached(f"the --timeout passed before the trial's first whole epoch "
                                           f"({len(history)} of {config.epochs})") from None
                 stopped_by = DEADLINE
                 break
             result = scored(epoch, phase, loss, probabilities, val_labels, driver.clock.spent - epoch_start,
                             driver.clock.spent)
-            history.append(result)
+            kept.add(result, session, probabilities)
             if on_val_probabilities is not None:
                 on_val_probabilities(result, probabilities)
             if on_val_mirrored is not None and mirrored_val is not None:
                 on_val_mirrored(result, mirrored_val)
-            if best is None or result.val_accuracy > best.val_accuracy:
-                best, best_snapshot, best_probabilities = result, session.snapshot(), probabilities
             if on_epoch is not None:
                 on_epoch(result)
             if should_prune is not None and should_prune(result):
                 raise PruneTrial(history)
-        assert best is not None
-        with running_under(None):  # restoring and saving the kept weights is never cut short
-            session.restore(best_snapshot)
-            test_labels = data.labels[data.splits["test"]]
-            test_probabilities = session.predict_split("test")
-            mirror_start = time.perf_counter()
-            val_flip = predict_mirrored(session, "val") if on_val_mirrored is None else None
-            test_flip = predict_mirrored(session, "test")
-            mirror_seconds = time.perf_counter() - mirror_start + mirror_epochs
-            if save_to is not None:
-                session.save(save_to)
-        return TrialOutcome(
-            val_accuracy=best.val_accuracy,
-            val_balanced_accuracy=best.val_balanced_accuracy,
-            best_epoch=best.epoch,
-            best_phase=best.phase,
-            test_accuracy=accuracy(test_probabilities, test_labels),
-            test_balanced_accuracy=balanced_accuracy(test_probabilities, test_labels),
-            config=config,
-            history=history,
-            seconds=time.perf_counter() - started,
-            val_probabilities=np.asarray(best_probabilities, dtype=np.float32),
-            test_probabilities=np.asarray(test_probabilities, dtype=np.float32),
-            val_flip_probabilities=val_flip,
-            test_flip_probabilities=test_flip,
-            mirror_seconds=mirror_seconds,
-            stopped_by=stopped_by,
-            epochs_run=len(history),
-        )
+            if resume is not None:  # after the epoch was told: an interrupt in its callbacks repeats it
+                resume.save(session, kept)
+        outcome = kept_outcome(session, data, kept, config, save_to, mirror_flips=on_val_mirrored is None)
+        outcome.mirror_seconds += mirror_epochs
+        outcome.seconds, outcome.stopped_by = time.perf_counter() - started, stopped_by
+        return outcome
     finally:
         session.close()
+
+
+def started_session(adapter: FrameworkAdapter, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
+                    resume: TrialResume | None) -> tuple[TrialSession, KeptEpochs]:
+    """The trial's session, brought to the end of the epochs ``resume`` saved (if any), and those epochs. A
+    session that failed half-way through reading them is closed and started afresh."""
+    session = adapter.start_trial(spec, config, data)
+    kept = resume.load(session) if resume is not None else None
+    if resume is not None and resume.spoiled:
+        session.close()
+        session = adapter.start_trial(spec, config, data)
+    return session, kept or KeptEpochs()
+
+
+def replay(kept: KeptEpochs, driver: EpochDriver, on_epoch: EpochCallback | None,
+           should_prune: PruneCheck | None) -> int:
+    """Tell the callbacks again about the epochs a resumed trial trained before (the pruner reports each to
+    the study: the trial's curve stays whole), and set the driver where they left it. Returns how many."""
+    if not kept.history:
+        return 0
+    driver.phase, driver.clock.spent = kept.history[-1].phase, kept.history[-1].spent
+    for done, result in enumerate(kept.history):
+        if on_epoch is not None:
+            on_epoch(result)
+        if should_prune is not None and should_prune(result):
+            raise PruneTrial(kept.history[: done + 1])
+    return len(kept.history)
+
+
+def kept_outcome(session: TrialSession, data: ImageTable, kept: KeptEpochs, config: TrialConfig,
+                 save_to: Path | None, mirror_flips: bool) -> TrialOutcome:
+    """The outcome of the best whole epoch: its weights restored, scored on test (and, with ``mirror_flips``, on
+    the mirrored validation and test images), and saved into ``save_to``."""
+    best = kept.best
+    assert best is not None
+    with running_under(None):  # restoring and saving the kept weights is never cut short
+        session.restore(kept.snapshot)
+        test_labels = data.labels[data.splits["test"]]
+        test_probabilities = session.predict_split("test")
+        mirror_start = time.perf_counter()
+        val_flip = predict_mirrored(session, "val") if mirror_flips else None
+        test_flip = predict_mirrored(session, "test")
+        mirror_seconds = time.perf_counter() - mirror_start
+        if save_to is not None:
+            session.save(save_to)
+    return TrialOutcome(
+        val_accuracy=best.val_accuracy,
+        val_balanced_accuracy=best.val_balanced_accuracy,
+        best_epoch=best.epoch,
+        best_phase=best.phase,
+        test_accuracy=accuracy(test_probabilities, test_labels),
+        test_balanced_accuracy=balanced_accuracy(test_probabilities, test_labels),
+        config=config,
+        history=kept.history,
+        val_probabilities=np.asarray(kept.probabilities, dtype=np.float32),
+        test_probabilities=np.asarray(test_probabilities, dtype=np.float32),
+        val_flip_probabilities=val_flip,
+        test_flip_probabilities=test_flip,
+        mirror_seconds=mirror_seconds,
+        epochs_run=len(kept.history),
+    )

@@ -22,6 +22,7 @@ from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 from .block_rates import finetune_adam
 from .cut_points import block_layers
 from .model import build_head, cut_tensors, full_classifier, keras
+from .training_state import load_training_state, save_training_state
 
 WEIGHTS_FILE = "weights.npz"
 LAYOUT_FILE = "layout.json"
@@ -304,6 +305,14 @@ class KerasTrialSession:
         (directory / LAYOUT_FILE).write_text(json.dumps({"backbone": self.spec.name, "frozen_blocks": self.frozen,
                                                          "blocks": self.n_blocks, "backbone_blocks": len(self.spec.blocks),
                                                          "pretrained": self.spec.pretrained}))
+
+    def save_state(self, directory: Path, kept: Any) -> None:
+        """The state after a whole epoch (``automl_tl.capabilities.ResumableSession``; ``.training_state``)."""
+        save_training_state(self, directory, kept)
+
+    def load_state(self, directory: Path) -> Any:
+        """Read back what ``save_state`` wrote; the kept snapshot, or None (``ResumableSession``)."""
+        return load_training_state(self, directory)
 
     def block_weights(self, index: int) -> list[np.ndarray]:
         """Copies of the weights of block ``index``'s layers (``automl_tl.capabilities.InspectableSession``)."""

@@ -24,6 +24,7 @@ from automl_tl.types import BackboneSpec, ImageTable, Phase, TrialConfig
 
 from .cache import PrefixFeatures, channels_last, rows
 from .model import BlockStack, Classifier, build_classifier
+from .training_state import load_training_state, save_training_state
 
 WEIGHTS_FILE = "weights.pt"
 MIRROR_VIEW = 1  # augment.view_ids: the global number of the left-right mirror
@@ -316,6 +317,14 @@ class TorchTrialSession:
                   "pretrained": self.spec.pretrained, "weights_source": self.spec.weights.source if self.spec.weights else None,
                   "keys": sorted(state)}
         (directory / LAYOUT_FILE).write_text(json.dumps(layout, indent=2))
+
+    def save_state(self, directory: Path, kept: Any) -> None:
+        """The state after a whole epoch (``automl_tl.capabilities.ResumableSession``; ``.training_state``)."""
+        save_training_state(self, directory, kept)
+
+    def load_state(self, directory: Path) -> Any:
+        """Read back what ``save_state`` wrote; the kept snapshot, or None (``ResumableSession``)."""
+        return load_training_state(self, directory)
 
     def block_weights(self, index: int) -> list[np.ndarray]:
         """Copies of block ``index``'s parameters and buffers (``automl_tl.capabilities.InspectableSession``)."""

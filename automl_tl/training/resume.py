@@ -1,0 +1,162 @@
+"""A trial's training state kept after every finished epoch, so that the trial, run again after an interrupt,
+goes on from there instead of from epoch 1.
+
+The state lives in one folder per trial (its first attempt's number: every retry of it finds the same folder,
+see automl_tl/storage/artifacts.py ``resume_dir``): ``resume.json`` and a subfolder per saved epoch, which the
+session fills (``automl_tl.capabilities.ResumableSession``) beside the kept weights' validation probabilities.
+A save writes the new epoch's subfolder whole under a partial name, renames it, then replaces ``resume.json``
+(written atomically), then removes the older subfolder: a kill at any point leaves a ``resume.json`` whose
+subfolder is complete. ``resume.json`` proves its content before it is used (the cache's rule): the SHA-256
+of every file of its subfolder, and the trial's identity (its parameters and the configuration they make). A
+mismatch, a damaged file or a session that cannot read its state means starting from epoch 1, with ``note``
+saying why. The folder is removed when the trial ends in any way other than an interrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automl_tl.capabilities import ResumableSession
+from automl_tl.runtime.atomic_files import replace_text
+from automl_tl.types import EpochResult, Phase, TrialSession
+
+MANIFEST = "resume.json"
+KEPT_PROBABILITIES = "kept_val_probabilities.npy"
+FORMAT = 1
+
+
+@dataclass
+class KeptEpochs:
+    """A trial's whole epochs so far and the best of them: its ``EpochResult``, the session's snapshot of its
+    weights, and its validation probabilities."""
+
+    history: list[EpochResult] = field(default_factory=list)
+    best: EpochResult | None = None
+    snapshot: Any = None
+    probabilities: np.ndarray | None = None
+
+    def add(self, result: EpochResult, session: TrialSession, probabilities: np.ndarray) -> None:
+        """Record a whole epoch; it becomes the best when its validation accuracy is higher."""
+        self.history.append(result)
+        if self.best is None or result.val_accuracy > self.best.val_accuracy:
+            self.best, self.snapshot, self.probabilities = result, session.snapshot(), probabilities
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 of every file under ``folder``, by its path relative to it."""
+    return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _result_record(result: EpochResult) -> dict[str, Any]:
+    return {**asdict(result), "phase": result.phase.value}
+
+
+def _result_of(record: dict[str, Any]) -> EpochResult:
+    return EpochResult(**{**record, "phase": Phase(record["phase"])})
+
+
+class TrialResume:
+    """The saved training state of one trial, in ``folder``, for the trial whose ``identity`` (JSON-able: its
+    parameters and configuration) it was saved with."""
+
+    def __init__(self, folder: Path, identity: dict[str, Any]) -> None:
+        self.folder = folder
+        self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))
+        self.note: str | None = None  # why a saved state was not used, for the trial's record
+        self.spoiled = False  # a session began to read the state and failed: it must be started afresh
+        self.resumed_epochs = 0  # the whole epochs read back by ``load``: trained before, not again
+
+    def save(self, session: TrialSession, kept: KeptEpochs) -> None:
+        """Keep the state after the last of ``kept.history`` (a session without ``ResumableSession``: nothing)."""
+        if not isinstance(session, ResumableSession) or not kept.history or kept.probabilities is None:
+            return
+        epoch = len(kept.history)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name, partial = f"epoch-{epoch:04d}", self.folder / f".epoch-{epoch:04d}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        same = kept.best is kept.history[-1]
+        session.save_state(partial, None if same else kept.snapshot)
+        np.save(partial / KEPT_PROBABILITIES, np.asarray(kept.probabilities, dtype=np.float32))
+        digests = folder_digests(partial)
+        shutil.rmtree(self.folder / name, ignore_errors=True)
+        partial.rename(self.folder / name)
+        best = next(i for i, r in enumerate(kept.history) if r is kept.best)
+        manifest = {"format": FORMAT, "identity": self.identity, "epochs": name, "files": digests, "best": best,
+                    "history": [_result_record(r) for r in kept.history]}
+        replace_text(self.folder / MANIFEST, json.dumps(manifest, indent=1))
+        for old in self.folder.iterdir():
+            if old.name != name and old.name != MANIFEST and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, session: TrialSession) -> KeptEpochs | None:
+        """The epochs saved before, the session brought to where they ended (in the last one's phase); None
+        when there is nothing to go on from (``note`` says why, when something was there)."""
+        manifest = self._proven()
+        if manifest is None or not isinstance(session, ResumableSession):
+            if manifest is not None:
+                self._drop("this framework's sessions cannot read a saved training state")
+            return None
+        history = [_result_of(r) for r in manifest["history"]]
+        folder = self.folder / manifest["epochs"]
+        try:
+            session.set_phase(history[-1].phase)
+            kept_snapshot = session.load_state(folder)
+            probabilities = np.load(folder / KEPT_PROBABILITIES, allow_pickle=False)
+        except Exception as exc:  # any framework's error reading its own files
+            self.spoiled = True
+            self._drop(f"the session could not read it ({type(exc).__name__}: {exc})"[:300])
+            return None
+        best = history[int(manifest["best"])]
+        snapshot = session.snapshot() if kept_snapshot is None else kept_snapshot
+        self.resumed_epochs = len(history)
+        return KeptEpochs(history, best, snapshot, probabilities)
+
+    def _proven(self) -> dict[str, Any] | None:
+        """``resume.json`` when every file it names has its recorded digest and it is this trial's; else None
+        (the folder is removed, with a note, when something was there)."""
+        path = self.folder / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            folder = self.folder / str(manifest["epochs"])
+            history, files = manifest["history"], manifest["files"]
+            if manifest.get("format") != FORMAT or not history or not isinstance(files, dict):
+                raise ValueError("an unknown layout")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._drop(f"{path} cannot be read ({exc})")
+            return None
+        if manifest.get("identity") != self.identity:
+            self._drop("it was saved by a trial with other parameters")
+            return None
+        if folder_digests(folder) != files:
+            self._drop("its files do not match the digests recorded with them (damaged or replaced)")
+            return None
+        return dict(manifest)
+
+    def _drop(self, why: str) -> None:
+        """Give up the saved state: the trial starts from epoch 1, and ``note`` says why."""
+        self.note = f"started from epoch 1: the saved training state was not used: {why}"
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the saved state (the trial ended, or the state cannot be used)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
