@@ -13,23 +13,26 @@ from automl_tl.deploy.export import load_trial_model
 from automl_tl.deploy.predict import predict_rows
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
+from automl_tl.report.data_section import DataReading, data_reading
+from automl_tl.report.top_losses import MAX_MISTAKES, Mistake, ranked_mistakes
 from automl_tl.storage.artifacts import read_trial, study_key
 from automl_tl.training.metrics import confusion_matrix
 from automl_tl.types import ImageTable
 
-MAX_MISTAKES = 24
-
 
 @dataclass
 class BestModelResults:
-    """The best trial's model on the test split: its confusion matrix, per-class scores and first mistakes."""
+    """The best trial's model on the test split: its confusion matrix, per-class scores and its mistakes with the
+    highest loss; and, when the report read the data, what it found, used and skipped."""
 
     trial: int
     class_names: list[str]
     confusion: np.ndarray  # rows: true class, columns: predicted class
     precision: np.ndarray
     recall: np.ndarray
-    mistakes: list[tuple[np.ndarray, str, str]]  # image, true label, predicted label
+    mistakes: list[Mistake]  # highest loss first, at most MAX_MISTAKES
+    wrong: int = 0  # all the test images it got wrong
+    reading: DataReading | None = None
 
     @property
     def accuracy(self) -> float:
@@ -63,9 +66,12 @@ def evaluate_best(plugins: Plugins, study: optuna.Study, trial_number: int, arti
     labels = table.labels[indices]
     matrix = confusion_matrix(labels=labels, predicted=predicted, num_classes=len(class_names))
     precision, recall = precision_recall(matrix)
-    wrong = np.flatnonzero(predicted != labels)[:MAX_MISTAKES]
-    mistakes = [(table.images[indices[i]], class_names[labels[i]], class_names[predicted[i]]) for i in wrong]
-    return BestModelResults(trial_number, class_names, matrix, precision, recall, mistakes)
+    mistakes = [Mistake(np.array(table.images[indices[i]]), class_names[labels[i]], class_names[predicted[i]],
+                        float(probabilities[i, predicted[i]]), float(probabilities[i, labels[i]]),
+                        table.relpaths[indices[i]] if len(table.relpaths) > indices[i] else "")
+                for i in ranked_mistakes(probabilities, labels, MAX_MISTAKES)]
+    return BestModelResults(trial_number, class_names, matrix, precision, recall, mistakes,
+                            int(np.count_nonzero(predicted != labels)))
 
 
 def evaluate_study_best(plugins: Plugins, study: optuna.Study, artifacts_option: str | None, data: str | None,
@@ -75,9 +81,9 @@ def evaluate_study_best(plugins: Plugins, study: optuna.Study, artifacts_option:
     Fetches the trial from the S3 mirror when the study's artifacts live there, and appends to ``warnings``
     when the data is no longer what the study searched on."""
     from automl_tl.deploy.export import fetch_remote_artifacts
-    from automl_tl.search.budget import ranked_trials
-    from automl_tl.search.study_data import study_data
     from automl_tl.storage.artifacts import study_artifact_places
+    from automl_tl.tuning.budget import ranked_trials
+    from automl_tl.tuning.study_data import study_data
 
     ranked = ranked_trials(study)
     if not ranked:
@@ -93,4 +99,7 @@ def evaluate_study_best(plugins: Plugins, study: optuna.Study, artifacts_option:
             f"describe that data, not the study's own test split, and its test images may include images the "
             f"model was trained on. Pass --data with the study's original data to report on it."
         )
-    return evaluate_best(plugins, study, ranked[0].number, local, loaded.table)
+    results = evaluate_best(plugins, study, ranked[0].number, local, loaded.table)
+    if loaded.splits is not None:
+        results.reading = data_reading(loaded.splits, loaded.table)
+    return results

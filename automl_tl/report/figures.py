@@ -1,6 +1,6 @@
 """The report's pictures, embedded as PNG data URIs (no network needed to view): Optuna's own
 matplotlib plots where Optuna draws the figure (history, importances), matplotlib for the rest
-(by backbone, accuracy against latency, confusion matrix, misclassified images)."""
+(by backbone, accuracy against latency, confusion matrix); thumbnails are ``thumbnails``' job."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from automl_tl.runtime.shown_text import printable
 from automl_tl.study_record import VAL_ACCURACY_ATTR, study_cv_folds
 
 PRUNED_COLOUR = "#9e9e9e"
+# Fewer completed trials than this and parameter importances say more about chance than about the parameters:
+# with a handful of trials, one lucky draw decides which parameter "matters". The report draws none then.
+MIN_IMPORTANCE_TRIALS = 10
 
 
 def plot_text(text: object) -> str:
@@ -43,20 +46,9 @@ def png_data_uri(figure: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def image_data_uri(image: np.ndarray, scale: int = 3) -> str:
-    """A small image (H, W, 3 uint8) as a PNG data URI, enlarged so a 28-pixel image is visible."""
-    from PIL import Image
-
-    picture = Image.fromarray(image.astype(np.uint8))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def score_label(study: optuna.Study) -> str:
     """The axis name of a trial's value: "score", and what it is (validation or cross-validated accuracy)."""
-    from automl_tl.search.scoring import SCORE, score_meaning
+    from automl_tl.tuning.scoring import SCORE, score_meaning
 
     return f"{SCORE} ({score_meaning(study_cv_folds(study.user_attrs))})"
 
@@ -100,9 +92,10 @@ def history(study: optuna.Study) -> str:
 
 
 def importances(study: optuna.Study) -> str | None:
-    """Optuna's parameter importances (PED-ANOVA); None when the study has too few complete trials to tell."""
+    """Optuna's parameter importances (PED-ANOVA); None when the study has fewer than ``MIN_IMPORTANCE_TRIALS``
+    complete trials, or too little variation to tell."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 3:
+    if len(complete) < MIN_IMPORTANCE_TRIALS:
         return None
     _pyplot()
     from optuna.visualization.matplotlib import plot_param_importances
@@ -160,7 +153,7 @@ def accuracy_latency_figure(study: optuna.Study) -> Any:
     completed trial, one colour per backbone, with the Pareto front (no trial both faster and more accurate)
     drawn as a staircase and labelled with trial numbers, and the study's latency limit if it has one.
     None when no completed trial has a measured latency."""
-    from automl_tl.search.latency import pareto_front, timed_trials
+    from automl_tl.tuning.latency import pareto_front, timed_trials
 
     timed = timed_trials(study.get_trials(deepcopy=False))
     if not timed:

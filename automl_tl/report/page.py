@@ -6,22 +6,28 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
 import automl_tl.report.figures as figures
+from automl_tl.data.images import DEFAULT_MAX_PIXELS
+from automl_tl.report.audit_section import audit_section
 from automl_tl.report.best_model import BestModelResults
+from automl_tl.report.curves import curves_section
+from automl_tl.report.data_section import DataReading, skipped_section, split_counts_text
+from automl_tl.report.html_parts import cell as _cell
+from automl_tl.report.html_parts import picture as _img
+from automl_tl.report.html_parts import table as _table
 from automl_tl.report.leaderboard import study_input_summary
+from automl_tl.report.thumbnails import data_root
+from automl_tl.report.top_losses import mistakes_html
 from automl_tl.runtime.owned_files import check_file_target, write_file
 from automl_tl.runtime.shown_text import html_text
-from automl_tl.search.budget import ranked_trials
-from automl_tl.search.scoring import SCORE, score_legend
-from automl_tl.search.space import head_label
 from automl_tl.study_record import (
     BLOCKS_ATTR,
     CLASS_NAMES_ATTR,
+    DATA_AUDIT_ATTR,
     DATA_LOCATION_ATTR,
     DEPTH_ATTR,
     EPOCHS_ATTR,
@@ -34,7 +40,11 @@ from automl_tl.study_record import (
     TEST_ACCURACY_ATTR,
     TIME_SUMMARY_ATTR,
     study_cv_folds,
+    study_max_pixels,
 )
+from automl_tl.tuning.budget import ranked_trials
+from automl_tl.tuning.scoring import SCORE, score_legend
+from automl_tl.tuning.space import head_label
 
 # The mark that tells a report automl-tl wrote (and may replace without --overwrite) from a file of the user's.
 GENERATOR_META = '<meta name="generator" content="automl-tl">'
@@ -50,20 +60,12 @@ th { text-align: left; background: #f6f6f6; } td.num { text-align: right; font-v
 .scratch { color: #b00020; } .note { color: #666; font-size: 0.85rem; }
 .warning { color: #8a4b00; background: #fff4e0; border: 1px solid #f0c070; padding: 0.5rem 0.8rem; }
 .grid { display: flex; flex-wrap: wrap; gap: 0.6rem; } .grid figure { margin: 0; text-align: center; font-size: 0.75rem; }
-img.plot { max-width: 100%; }
+img.plot { max-width: 100%; } .grid figure { width: 128px; } img.thumb { max-width: 112px; max-height: 112px; }
+.nothumb { width: 96px; height: 96px; margin: auto; background: #f3f3f3; color: #888; font-size: 0.7rem;
+  display: flex; align-items: center; justify-content: center; }
+.path { color: #666; font-size: 0.7rem; overflow-wrap: anywhere; } .group { margin-bottom: 0.8rem; }
+.group .grid { display: inline-flex; }
 """
-
-
-def _cell(value: Any, spec: str = "") -> str:
-    if isinstance(value, (int, float)) and spec:
-        return f'<td class="num">{format(value, spec)}</td>'
-    return f"<td>{html_text(str(value))}</td>"
-
-
-def _table(headers: list[str] | None, rows: list[list[str]]) -> str:
-    head = "<thead><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in headers) + "</tr></thead>" if headers else ""
-    body = "".join(f"<tr>{''.join(row)}</tr>" for row in rows)
-    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _duration(trials: list[FrozenTrial]) -> str:
@@ -75,7 +77,7 @@ def _duration(trials: list[FrozenTrial]) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
-def summary_section(study: optuna.Study) -> str:
+def summary_section(study: optuna.Study, reading: DataReading | None = None) -> str:
     attrs = study.user_attrs
     shown = study_input_summary(attrs)
     trials = study.get_trials(deepcopy=False)
@@ -85,7 +87,7 @@ def summary_section(study: optuna.Study) -> str:
     rows = [
         ["data set", html_text(str(attrs.get(DATA_LOCATION_ATTR, "-")))],
         ["classes", f"{len(classes)}: " + html_text(", ".join(classes))],
-        ["images per split", ", ".join(html_text(f"{k} {v}") for k, v in counts.items()) or "-"],
+        ["images per split", split_counts_text(counts, reading)],
         ["trials", ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"],
         ["search took", _duration(trials) + " (first trial's start to last trial's end)"],
         ["epochs per trial, image size", html_text(f"{attrs.get(EPOCHS_ATTR, '-')}, {attrs.get(IMAGE_SIZE_ATTR, '-')} px")],
@@ -148,10 +150,6 @@ def per_backbone_section(study: optuna.Study, test_per_trial: bool = False) -> s
     return "<h2>Best result per backbone</h2>" + _table(headers, rows)
 
 
-def _img(uri: str, alt: str) -> str:
-    return f'<img class="plot" src="{uri}" alt="{html_text(alt)}">'
-
-
 LATENCY_NOTE = ('<p class="note">Latency: the median time the exported model takes to classify one image on the '
                 'CPU of the machine that ran the search (measured once per architecture). The Pareto front joins the '
                 'trials that no other trial beats on both accuracy and latency.</p>')
@@ -161,8 +159,7 @@ def plots_section(study: optuna.Study) -> str:
     parts = ["<h2>Optimisation history</h2>", _img(figures.history(study), "score per trial, best so far")]
     importance = figures.importances(study)
     parts.append("<h2>Parameter importances</h2>")
-    parts.append(_img(importance, "parameter importances") if importance else
-                 '<p class="note">Too few completed trials with varied parameters to estimate importances.</p>')
+    parts.append(importance_caveat(study) + (_img(importance, "parameter importances") if importance else ""))
     parts += ["<h2>Freeze fraction and switch epoch, by backbone</h2>",
               _img(figures.by_backbone(study), "score against freeze fraction and switch epoch")]
     trade_off = figures.accuracy_latency(study)
@@ -173,31 +170,50 @@ def plots_section(study: optuna.Study) -> str:
     return "".join(parts)
 
 
+def importance_caveat(study: optuna.Study) -> str:
+    """What the importances can and cannot say, from how many completed trials they would stand on."""
+    complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    trials = f"{complete} completed trial{'' if complete == 1 else 's'}"
+    if complete < figures.MIN_IMPORTANCE_TRIALS:
+        return (f'<p class="note">Not drawn: only {trials}. Importances from fewer than '
+                f"{figures.MIN_IMPORTANCE_TRIALS} trials reflect which values happened to be drawn more than which "
+                f"parameters matter. Run more trials to see them.</p>")
+    return (f'<p class="note">Estimated from {trials} (PED-ANOVA): a hint of what mattered in this search, not a '
+            f"measurement. With few trials a parameter can look important by chance: the more trials, the steadier "
+            f"they are.</p>")
+
+
 def best_model_section(results: BestModelResults | None, reason: str = "") -> str:
     if results is None:
         return f"<h2>Best model on the test split</h2><p class=\"note\">{html_text(reason)}</p>"
     rows = [[_cell(name), _cell(float(p), ".3f"), _cell(float(r), ".3f"), _cell(int(results.confusion[i].sum()))]
             for i, (name, p, r) in enumerate(zip(results.class_names, results.precision, results.recall))]
-    grid = "".join(
-        f'<figure><img src="{figures.image_data_uri(image)}" alt="{html_text(true)} predicted as {html_text(guess)}">'
-        f"<figcaption>true <b>{html_text(true)}</b><br>predicted {html_text(guess)}</figcaption></figure>"
-        for image, true, guess in results.mistakes)
     return (f"<h2>Best model on the test split</h2><p>Trial {results.trial}: test accuracy {results.accuracy:.4f} on "
             f"{int(results.confusion.sum())} images.</p>"
             + _img(figures.confusion(results.confusion, results.class_names), "confusion matrix")
             + "<h3>Precision and recall per class</h3>" + _table(["class", "precision", "recall", "test images"], rows)
-            + f"<h3>Misclassified test images (first {len(results.mistakes)})</h3>"
-            + (f'<div class="grid">{grid}</div>' if grid else "<p>None.</p>"))
+            + mistakes_html(results.mistakes, results.wrong))
+
+
+def study_audit_section(study: optuna.Study, data_location: str | None = None) -> str:
+    """The data audit recorded on the study, its thumbnails read from ``data_location`` (``--data``) or from
+    where the study recorded its data, under the study's pixel cap."""
+    attrs = study.user_attrs
+    location = data_location or str(attrs.get(DATA_LOCATION_ATTR, ""))
+    return audit_section(attrs.get(DATA_AUDIT_ATTR), data_root(location), study_max_pixels(attrs, DEFAULT_MAX_PIXELS))
 
 
 def render(study: optuna.Study, best: BestModelResults | None, best_reason: str = "",
-           warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "") -> str:
+           warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "",
+           data_location: str | None = None) -> str:
     created = datetime.now().strftime("%Y-%m-%d %H:%M")
+    reading = best.reading if best is not None else None
     body = (f"<h1>Study {html_text(study.study_name)}</h1><p class=\"note\">automl-tl report, {created}</p>"
             + "".join(f'<p class="warning">{html_text(text)}</p>' for text in warnings)
-            + summary_section(study) + time_section(study) + leaderboard_section(study, test_per_trial=test_per_trial)
-            + ("" if test_per_trial else TEST_NOTE) + plots_section(study)
-            + per_backbone_section(study, test_per_trial) + ensemble_html + best_model_section(best, best_reason))
+            + summary_section(study, reading) + skipped_section(reading) + time_section(study)
+            + leaderboard_section(study, test_per_trial=test_per_trial) + ("" if test_per_trial else TEST_NOTE)
+            + curves_section(study) + plots_section(study) + per_backbone_section(study, test_per_trial)
+            + ensemble_html + best_model_section(best, best_reason) + study_audit_section(study, data_location))
     return (f"{PAGE_HEAD}<title>automl-tl: "
             f"{html_text(study.study_name)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
 
@@ -209,7 +225,7 @@ def report_is_ours(head: bytes, tail: bytes) -> bool:
 
 def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestModelResults | None],
                  warnings: Sequence[str] = (), test_per_trial: bool = False, ensemble_html: str = "",
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, data_location: str | None = None) -> Path:
     """Write the page atomically: a half-written report never replaces a good one, and a failed write
     leaves nothing behind. An existing file is replaced only when it is an earlier report, or with
     ``overwrite``; a link, device, FIFO or socket never (see ``runtime.owned_files``). ``warnings``
@@ -219,5 +235,5 @@ def write_report(study: optuna.Study, output: Path, evaluate: Callable[[], BestM
         best, reason = evaluate(), ""
     except Exception as exc:  # the rest of the report is still worth having
         best, reason = None, f"The best model could not be evaluated: {exc}"
-    page = render(study, best, reason, warnings, test_per_trial, ensemble_html)
+    page = render(study, best, reason, warnings, test_per_trial, ensemble_html, data_location)
     return write_file(output, page.encode("utf-8"), "-o", report_is_ours, overwrite, "report.html")

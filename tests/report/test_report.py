@@ -29,7 +29,7 @@ def test_confusion_matrix_and_per_class_precision_and_recall():
     np.testing.assert_allclose(recall, [0.5, 1.0, 0.0])
 
 
-def synthetic_study(trials: int = 12) -> optuna.Study:
+def synthetic_study(trials: int = 15) -> optuna.Study:
     """Complete trials whose value follows freeze_fraction, and pruned ones with the best epoch they saw."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
@@ -65,6 +65,7 @@ def test_history_and_importances_are_optunas_plots_with_pruned_trials_kept(monke
     assert sorted(label.get_text() for label in importance.get_yticklabels()) == ["backbone", "freeze_fraction", "lr"]
     assert dict(matplotlib.rcParams) == style  # Optuna's ggplot style does not leak into the other figures
     assert figures.importances(synthetic_study(trials=3)) is None  # two complete trials: too few to tell
+    assert figures.importances(synthetic_study(trials=13)) is None  # nine: still under MIN_IMPORTANCE_TRIALS
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +103,11 @@ def test_report_test_the_page_is_self_contained_and_has_every_section(report_of)
     page = report_of()
     for heading in ("Summary", "Leaderboard", "Optimisation history", "Parameter importances",
                     "Freeze fraction and switch epoch, by backbone", "Best result per backbone",
-                    "Best model on the test split", "Precision and recall per class", "Misclassified test images"):
+                    "Best model on the test split", "Precision and recall per class",
+                    "Misclassified test images, highest loss first", "Learning curves", "Skipped files", "Data audit"):
         assert f">{heading}" in page, heading
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) >= 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) >= 5 and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in sources)
     assert "http://" not in page and "https://" not in page  # nothing to fetch: it opens offline
     assert "10: bear, bird" in page and re.search(r"train \d+, val \d+, test \d+", page)  # classes, split counts
     assert "32 px (--image-size); shorter side resized (bilinear), centre square of 0.875 of it kept" in page
