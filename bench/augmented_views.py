@@ -39,9 +39,9 @@ import torchvision  # noqa: E402,F401  (before anything that may import tensorfl
 
 from automl_tl.cache.store import DiskStore  # noqa: E402
 from automl_tl.plugin.manager import load_plugins  # noqa: E402
-from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.training.augment import view_ids, view_table  # noqa: E402
 from automl_tl.training.engine import run_trial  # noqa: E402
+from automl_tl.tuning.space import config_from_params  # noqa: E402
 from bench.budget import FULL, prepare_data  # noqa: E402
 from bench.small_data_cv import joined_table  # noqa: E402
 

@@ -34,8 +34,8 @@ from automl_tl.cache.store import DiskStore  # noqa: E402
 from automl_tl.data import FolderDataset, load_table  # noqa: E402
 from automl_tl.data.sample import ensure_sample  # noqa: E402
 from automl_tl.plugin.manager import load_plugins  # noqa: E402
-from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.training.engine import run_trial  # noqa: E402
+from automl_tl.tuning.space import config_from_params  # noqa: E402
 from automl_tl.types import ImageTable  # noqa: E402
 from automl_tl_torch.adapter import configure_cpu_threads  # noqa: E402
 from bench.photo_set import stamps_available, write_stamps_folder  # noqa: E402

@@ -35,8 +35,8 @@ from automl_tl.cache import activations  # noqa: E402
 from automl_tl.cache.store import DiskStore  # noqa: E402
 from automl_tl.data import FolderDataset, checksums, load_table  # noqa: E402
 from automl_tl.plugin.manager import load_plugins  # noqa: E402
-from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.training.engine import run_trial  # noqa: E402
+from automl_tl.tuning.space import config_from_params  # noqa: E402
 from automl_tl_torch.adapter import configure_cpu_threads  # noqa: E402
 from bench.photo_set import stamps_available, write_stamps_folder  # noqa: E402
 

@@ -24,8 +24,8 @@ from automl_tl.cache.store import DiskStore
 from automl_tl.data import load_table
 from automl_tl.data.sample import ensure_sample
 from automl_tl.plugin.manager import load_plugins
-from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import run_trial
+from automl_tl.tuning.space import config_from_params
 from automl_tl_torch.adapter import configure_cpu_threads
 from automl_tl_torch.cache import PrefixFeatures
 from automl_tl_torch.model import build_block_stack

@@ -10,7 +10,7 @@ fine-tuning trials, and whether the selection stays as honest as full cross-vali
    the kept blocks after half the epochs), is scored three ways on the same images: on the validation split
    (``--cv off``: one training), by 5-fold cross-validation and a refit (today's ``--cv 5``: K + 1 trainings), and
    fold 0 alone (its best accuracy, what ``after_fold`` sees). Every model's held-out accuracy is measured.
-3. The schedule (``automl_tl.search.fold_halving.runs_other_folds``, the rule the search runs) is replayed on
+3. The schedule (``automl_tl.tuning.fold_halving.runs_other_folds``, the rule the search runs) is replayed on
    many random orders of sub-pools of 10, 20 and all recipes: in that order, a trial's fold-0 accuracy is
    compared with the earlier trials'; a fine-tuning trial below the top third (with 4 peers or more) is pruned
    after fold 0 and never ranked, every other trial runs all folds and the refit. For each of the three ways:
@@ -49,7 +49,7 @@ BACKBONES = ["efficientnet_lite0", "mobilenet_v2"]
 
 def recipes(head: int, finetune: int, epochs: int, image_size: int, seed: int) -> list[Any]:
     """``head`` head-only and ``finetune`` fine-tuning recipes drawn from the search space's ranges, interleaved."""
-    from automl_tl.search.space import HEAD_UNITS
+    from automl_tl.tuning.space import HEAD_UNITS
     from automl_tl.types import TrialConfig
 
     rng = np.random.default_rng(seed)
@@ -73,9 +73,9 @@ def score_pool(work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Each recipe scored on the validation split and by K-fold CV with a refit, with every model's held-out
     accuracy and the seconds of each fold and of the refit."""
     from automl_tl.plugin.manager import load_plugins
-    from automl_tl.search.trial_runner import trial_kind
     from automl_tl.training.cross_validation import run_trial_scored
     from automl_tl.training.engine import run_trial
+    from automl_tl.tuning.trial_runner import trial_kind
 
     os.environ["AUTOML_TL_CACHE_DIR"] = str(work / "cache")
     plugins = load_plugins()
@@ -108,8 +108,8 @@ def replay_schedule(ordered: list[dict[str, Any]]) -> list[bool]:
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from automl_tl.search.fold_halving import fold_zero_record, runs_other_folds
     from automl_tl.study_record import FOLD_ZERO_ATTR
+    from automl_tl.tuning.fold_halving import fold_zero_record, runs_other_folds
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")

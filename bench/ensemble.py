@@ -91,7 +91,7 @@ def held_out_accuracies(study: Any, artifacts: Path, folder: Path, selections: d
     from automl_tl.data.images import decode_image, to_model_input
     from automl_tl.deploy.export import load_trial_model
     from automl_tl.plugin.manager import load_plugins
-    from automl_tl.search.ensemble import score, weighted_mean
+    from automl_tl.tuning.ensemble import score, weighted_mean
 
     names = list(study.user_attrs["class_names"])
     paths = sorted(p for p in folder.glob("*/*") if p.parent.name in names)
@@ -112,9 +112,9 @@ def replay(study_name: str, studies: Path, held_out: Path | None = None) -> dict
     (and, with ``held_out``, on that folder too)."""
     import optuna
 
-    from automl_tl.search.ensemble import candidates, select_ensemble
     from automl_tl.storage.artifacts import study_artifact_places
     from automl_tl.storage.urls import storage_url
+    from automl_tl.tuning.ensemble import candidates, select_ensemble
 
     os.environ["AUTOML_TL_STUDIES"] = str(studies)
     study = optuna.load_study(study_name=study_name, storage=storage_url(study_name, None))

@@ -34,11 +34,11 @@ import torchvision  # noqa: E402,F401  (before anything that may import tensorfl
 
 from automl_tl.data import load_table  # noqa: E402
 from automl_tl.plugin.manager import load_plugins  # noqa: E402
-from automl_tl.search.smart_start import probe_accuracy, ridge_probe_accuracy  # noqa: E402
-from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.training.engine import run_trial  # noqa: E402
 from automl_tl.training.folds import assign_folds, fold_table, scored_rows  # noqa: E402
 from automl_tl.training.linear_head import LinearHead, fit_logistic_head  # noqa: E402
+from automl_tl.tuning.smart_start import probe_accuracy, ridge_probe_accuracy  # noqa: E402
+from automl_tl.tuning.space import config_from_params  # noqa: E402
 from automl_tl.types import ImageTable  # noqa: E402
 
 FOLDS = 5

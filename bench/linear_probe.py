@@ -17,8 +17,8 @@ import torchvision  # noqa: F401  (before anything that may import tensorflow)
 from automl_tl.data import load_table
 from automl_tl.data.sample import ensure_sample
 from automl_tl.plugin.manager import load_plugins
-from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import run_trial
+from automl_tl.tuning.space import config_from_params
 
 
 def main() -> None:

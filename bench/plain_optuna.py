@@ -33,9 +33,9 @@ from automl_tl.cache.activations import normalise_images
 from automl_tl.data import load_table
 from automl_tl.plugin.manager import load_plugins
 from automl_tl.runtime.memory import resident_mb
-from automl_tl.search.space import config_from_trial, search_space
 from automl_tl.training.engine import effective_config
 from automl_tl.training.schedule import finetune_steps
+from automl_tl.tuning.space import config_from_trial, search_space
 from automl_tl_torch.adapter import configure_cpu_threads
 from automl_tl_torch.cache import channels_last
 from automl_tl_torch.model import build_classifier

@@ -26,8 +26,8 @@ from automl_tl.cache.store import DiskStore
 from automl_tl.data import load_table
 from automl_tl.data.sample import ensure_sample
 from automl_tl.plugin.manager import load_plugins
-from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import run_trial
+from automl_tl.tuning.space import config_from_params
 from automl_tl_torch.adapter import configure_cpu_threads
 
 PLAN = {"backbone": "mobilenet_v2", "head_units": 256, "head_dropout": 0.2, "lr": 1e-3, "switch_epoch": 1,

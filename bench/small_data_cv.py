@@ -132,9 +132,9 @@ def refit_against_fold_0(work: Path, name: str, args: argparse.Namespace, top: i
     os.environ.update({k: env[k] for k in ("AUTOML_TL_STUDIES", "AUTOML_TL_CACHE_DIR")})
     from automl_tl.data import FolderDataset, load_table
     from automl_tl.plugin.manager import load_plugins
-    from automl_tl.search.budget import ranked_trials
     from automl_tl.storage.artifacts import read_trial, study_folder, study_key
     from automl_tl.training.cross_validation import run_trial_scored
+    from automl_tl.tuning.budget import ranked_trials
     from automl_tl.types import Preprocessing, TrialConfig
 
     study = load_study(env, name)
@@ -191,7 +191,7 @@ def fold_seconds(work: Path, name: str) -> dict[str, Any]:
 
 def pool_recipes(count: int, backbones: list[str], epochs: int, image_size: int, seed: int) -> list[Any]:
     """``count`` random head-only recipes from the search space's own ranges (cut point, head, dropout, rate, views)."""
-    from automl_tl.search.space import HEAD_UNITS
+    from automl_tl.tuning.space import HEAD_UNITS
     from automl_tl.types import TrialConfig
 
     rng = np.random.default_rng(seed)

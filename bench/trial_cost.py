@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AUTOML_TL_CACHE_DIR"] = str(work / "cache")  # cold: a cache of this run's own
     from automl_tl.data import FolderDataset, load_table
     from automl_tl.plugin.manager import load_plugins
-    from automl_tl.search.block_seconds import BlockSecondsSource
-    from automl_tl.search.cached_prefixes import AdapterCacheState
-    from automl_tl.search.cost import DataSizes, TrialCostModel
-    from automl_tl.search.cost_calibration import CostCalibration
     from automl_tl.training.cross_validation import run_trial_scored
     from automl_tl.training.engine import run_trial
+    from automl_tl.tuning.block_seconds import BlockSecondsSource
+    from automl_tl.tuning.cached_prefixes import AdapterCacheState
+    from automl_tl.tuning.cost import DataSizes, TrialCostModel
+    from automl_tl.tuning.cost_calibration import CostCalibration
     from automl_tl.types import TrialConfig
 
     write_stamps_folder(work / "stamps", per_class=args.per_class)

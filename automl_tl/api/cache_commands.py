@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from automl_tl.cli.common import console
+from automl_tl.api.common import console
 from automl_tl.runtime.shown_text import console_text
 
 
@@ -33,8 +33,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from automl_tl.cache.store import clear_folder, folder_usage, store_from_env
     from automl_tl.data.image_store import KEEP_ENTRIES
     from automl_tl.runtime.env_vars import CACHE_DIR
-    from automl_tl.search.block_seconds import BlockSecondsCache
-    from automl_tl.search.latency import LatencyCache
+    from automl_tl.tuning.block_seconds import BlockSecondsCache
+    from automl_tl.tuning.latency import LatencyCache
 
     folders = cache_folders()
     # JSON files of measurements, not folders of entries

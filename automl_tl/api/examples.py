@@ -67,6 +67,11 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("automl-tl sample-data", "the sample, where a search without DATA reads it"),
         ("automl-tl sample-data ~/animal_mnist", "the sample, in a folder of your choice"),
     ),
+    "audit": (
+        ("automl-tl audit ~/flower_photos", "duplicates, leaks, small and unreadable images, imbalance"),
+        ("automl-tl audit ~/flower_photos --image-size 224 --json", "the same against 224 px, as JSON"),
+        ("automl-tl audit --labels flower_photos", "likely label errors of a cross-validated study"),
+    ),
     "cache": (
         ("automl-tl cache", "where the caches are and their size"),
         ("automl-tl cache --clear", "delete their entries (made again when needed)"),

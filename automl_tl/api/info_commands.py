@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from automl_tl.cli.common import command_plugins, console
+from automl_tl.api.common import command_plugins, console
 from automl_tl.runtime.shown_text import console_text
 
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from automl_tl.cli.common import command_plugins, console, data_location, err_console, load_study, read_images
-from automl_tl.cli.plugin_files import check_study_backbones
+from automl_tl.api.common import command_plugins, console, err_console, load_study
+from automl_tl.api.plugin_files import check_study_backbones
 from automl_tl.errors import UserError
 from automl_tl.runtime.owned_files import output_path
 from automl_tl.runtime.shown_text import console_text
@@ -55,7 +55,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def trial_within_latency(study: Any, limit_ms: float) -> int:
     """``export --max-latency-ms``: the most accurate completed trial within the limit, said with why."""
-    from automl_tl.search.latency import fastest_accurate
+    from automl_tl.tuning.latency import fastest_accurate
 
     check_latency_limit(limit_ms)
     chosen, why = fastest_accurate(study.get_trials(deepcopy=False), limit_ms)
@@ -76,8 +76,8 @@ def export_ensemble_command(args: argparse.Namespace, study: Any, plugins: Any, 
     """``export --ensemble``: select, say what was selected and why, export one model."""
     from automl_tl.deploy.ensemble_export import export_ensemble
     from automl_tl.deploy.export import fetch_remote_artifacts
-    from automl_tl.search.budget import ranked_trials
-    from automl_tl.search.ensemble import LIBRARY_SIZE, decision_text
+    from automl_tl.tuning.budget import ranked_trials
+    from automl_tl.tuning.ensemble import LIBRARY_SIZE, decision_text
 
     ranked = ranked_trials(study)[:LIBRARY_SIZE]
     backbones = sorted({str(t.params.get("backbone", "")) for t in ranked})
@@ -168,13 +168,12 @@ def print_quantize_report(quantized: Any) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from automl_tl.deploy.predict import image_paths, load_export, predict_files
+    from automl_tl.api.model import load_model
 
     if args.top < 1:
         raise UserError(f"--top {args.top}: give how many of the most likely classes to show for each image (at least 1).")
-    plugins = command_plugins(args)
-    loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
-    results = predict_files(loaded, image_paths(args.paths), top=args.top)
+    model = load_model(args.model_dir, trust=args.trust_model, plugin=args.plugin or [])
+    results = model.predict(list(args.paths), top=args.top)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -195,15 +194,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from automl_tl.deploy.evaluate import evaluate_export
-    from automl_tl.deploy.predict import load_export
+    from automl_tl.api.model import load_model
 
-    plugins = command_plugins(args)
-    loaded = load_export(plugins, Path(args.model_dir), trusted=args.trust_model)
-    location = data_location(args.data, "evaluate")
-    table = read_images(plugins.discover(location), loaded.preprocessing.image_size, loaded.preprocessing.rule,
-                        skipped_note="They are not counted.")
-    result = evaluate_export(loaded, table, args.split)
+    model = load_model(args.model_dir, trust=args.trust_model, plugin=args.plugin or [])
+    result = model.evaluate(args.data, args.split)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

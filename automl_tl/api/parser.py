@@ -7,15 +7,16 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from automl_tl import __version__
-from automl_tl.cli.cache_commands import cmd_cache
-from automl_tl.cli.examples import TOP_LEVEL, add_examples
-from automl_tl.cli.info_commands import cmd_backbones, cmd_plugins, cmd_sample_data
-from automl_tl.cli.model_commands import cmd_evaluate, cmd_export, cmd_predict
-from automl_tl.cli.search_commands import DEFAULT_TRIALS, cmd_search, cmd_worker
-from automl_tl.cli.study_commands import cmd_report, cmd_show, cmd_studies
+from automl_tl.api.audit_commands import cmd_audit
+from automl_tl.api.cache_commands import cmd_cache
+from automl_tl.api.examples import TOP_LEVEL, add_examples
+from automl_tl.api.info_commands import cmd_backbones, cmd_plugins, cmd_sample_data
+from automl_tl.api.model_commands import cmd_evaluate, cmd_export, cmd_predict
+from automl_tl.api.search_commands import DEFAULT_TRIALS, cmd_search, cmd_worker
+from automl_tl.api.study_commands import cmd_report, cmd_show, cmd_studies
 from automl_tl.runtime.shown_text import printable
-from automl_tl.search.pruner_names import DEFAULT_PRUNER, PRUNERS
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
+from automl_tl.tuning.pruner_names import DEFAULT_PRUNER, PRUNERS
 
 DEFAULT_EPOCHS = "auto"
 DEFAULT_IMAGE_SIZE = "auto"
@@ -132,6 +133,10 @@ def _add_search_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> N
                         help="search the cut point: the head may read earlier blocks' features (default on)")
     search.add_argument("--smart-start", action=argparse.BooleanOptionalAction, default=True,
                         help="start a new study with trials chosen from a quick profile of the data (default on)")
+    search.add_argument("--warm-start", metavar="OTHER_STUDY",
+                        help="queue the best 5 distinct recipes of another study first (from --storage, else its own "
+                             "database), e.g. the same folder before a class was added; parameters this search cannot "
+                             "take are left out, with a note")
     search.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
     search.add_argument("--workers", type=int, metavar="N",
                         help="start N worker processes on the study (needs PostgreSQL when N > 1); 0 prepares the study for "
@@ -147,6 +152,8 @@ def _add_search_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> N
                         help="score trials by K-fold cross-validation over the training and validation images; auto: "
                              "5 folds when the validation split is small (under 300 images), else off (default auto, "
                              "or what the AUTOML_TL_CV environment variable says)")
+    search.add_argument("--strict", action="store_true",
+                        help="refuse to search when the data audit finds an image in more than one split (a leak)")
     _add_plugin_option(search)
     search.set_defaults(func=cmd_search)
 
@@ -288,6 +295,20 @@ def _add_sample_data_command(sub: argparse._SubParsersAction[ShownErrorsParser])
     sample.set_defaults(func=cmd_sample_data)
 
 
+def _add_audit_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
+    """``audit``: duplicates, leaks, small, oblong and unreadable images, imbalance; or a study's label errors."""
+    audit = sub.add_parser("audit", help="check a data set for duplicates, leaks and bad images, or a study for label errors")
+    audit.add_argument("data", nargs="?", metavar="DATA", help="folder with one sub-folder per class, or a CSV manifest")
+    audit.add_argument("--image-size", type=int, metavar="PX",
+                       help="the size the search uses: images under half of it are flagged (default: half the median)")
+    audit.add_argument("--json", action="store_true", help="print the findings as JSON")
+    audit.add_argument("--labels", metavar="STUDY", help="list the likely label errors of a cross-validated study instead")
+    audit.add_argument("--storage", metavar="URL", help="the study's storage (with --labels)")
+    audit.add_argument("--max-pixels", type=int, default=40_000_000, help="reject images larger than this many pixels")
+    _add_plugin_option(audit)
+    audit.set_defaults(func=cmd_audit)
+
+
 def _add_cache_command(sub: argparse._SubParsersAction[ShownErrorsParser]) -> None:
     """``cache``: where the caches are and their size, or clear them."""
     cache = sub.add_parser("cache", help="where the activation and decoded-image caches are and their size")
@@ -304,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in (_add_search_command, _add_worker_command, _add_show_command, _add_studies_command,
                         _add_export_command, _add_predict_command, _add_evaluate_command, _add_report_command,
-                        _add_backbones_command, _add_plugins_command, _add_sample_data_command, _add_cache_command):
+                        _add_backbones_command, _add_plugins_command, _add_sample_data_command, _add_cache_command,
+                        _add_audit_command):
         add_command(sub)
     add_examples(parser, TOP_LEVEL)
     for command, command_parser in sub.choices.items():

@@ -9,8 +9,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from automl_tl.cli.common import announce_sample, command_plugins, console, data_location, err_console, read_images
-from automl_tl.cli.plugin_files import check_study_backbones, record_plugin_files
+from automl_tl.api.audit_commands import audit_before_search, keep_audit, record_label_issues
+from automl_tl.api.common import announce_sample, command_plugins, console, data_location, err_console, read_images
+from automl_tl.api.plugin_files import check_study_backbones, record_plugin_files
 from automl_tl.errors import UserError
 from automl_tl.runtime.env_vars import CV
 from automl_tl.runtime.shown_text import console_text
@@ -39,7 +40,15 @@ def timed_out(stopped: Any, deadline: Any, what: str) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    """``search``: everything after the numbers are checked runs under the command's deadline (--timeout)."""
+    """``search`` on the command line: ``searched_study`` (which ``automl_tl.search`` calls too)."""
+    searched_study(args)
+    return 0
+
+
+def searched_study(args: argparse.Namespace) -> str | None:
+    """Run the search ``args`` describe (the CLI's parsed options, or ``automl_tl.search``'s); everything after
+    the numbers are checked runs under the command's deadline (--timeout). Returns the study's name, or None
+    where the deadline passed before any study was opened."""
     from automl_tl.runtime.deadline import DeadlineReached, running_under
     from automl_tl.runtime.time_ledger import TimeLedger
 
@@ -55,21 +64,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         try:
             return search_command(args, deadline, ledger)
         except DeadlineReached as stopped:
-            return timed_out(stopped, deadline, "trial")
+            timed_out(stopped, deadline, "trial")
+            return None
 
 
-def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) -> int:
-    """The search itself, its input checked (see ``cmd_search``); ``ledger``: the command's ``TimeLedger``."""
+def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) -> str:
+    """The search itself, its input checked (see ``searched_study``); ``ledger``: the command's ``TimeLedger``.
+    Returns the study's name."""
     from automl_tl.distributed.loop import run_search
     from automl_tl.distributed.workers import check_workers
     from automl_tl.runtime.time_ledger import DECODE
-    from automl_tl.search.backbone_choice import chosen_frameworks, select_backbones
-    from automl_tl.search.latency_limit import resumed_limit
-    from automl_tl.search.scoring import choose_scoring, recorded_cv_folds
-    from automl_tl.search.settings import SearchSettings
-    from automl_tl.search.study_input import study_input
     from automl_tl.storage.stored_attrs import existing_study_attrs
     from automl_tl.storage.urls import artifact_places, check_database_place, check_study_name, storage_url, study_name_for
+    from automl_tl.tuning.backbone_choice import chosen_frameworks, select_backbones
+    from automl_tl.tuning.latency_limit import resumed_limit
+    from automl_tl.tuning.scoring import choose_scoring, recorded_cv_folds
+    from automl_tl.tuning.settings import SearchSettings
+    from automl_tl.tuning.study_input import study_input
 
     announce_sample(args.data)  # first: a search of the bundled sample is said before anything else
     trials = args.trials if args.trials is not None else (None if args.timeout else DEFAULT_TRIALS)
@@ -80,11 +91,7 @@ def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) 
     plugins = command_plugins(args)
     frameworks = chosen_frameworks(plugins, args.framework)
     backbones, skipped = select_backbones(plugins, frameworks, args.backbones)
-    if skipped and args.backbones:
-        for line in skipped:
-            err_console.print(f"[yellow]skipping backbone[/] {console_text(line)}")
-    elif skipped:
-        console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
+    say_skipped_backbones(skipped, bool(args.backbones))
     location = data_location(args.data, announced=True)  # the sample is written only once the arguments passed
     splits = plugins.discover(location)
     name = check_study_name(args.study if args.study is not None else study_name_for(location))
@@ -110,40 +117,53 @@ def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) 
         say_slow_first_pass(splits.items, size, rule, args.max_pixels, deadline)
     with ledger.phase(DECODE) if ledger is not None else nullcontext():
         table = read_images(splits, size, rule, max_pixels=args.max_pixels)
+    audit = audit_before_search(table, splits, size, args.data or location, bool(getattr(args, "strict", False)))
     url = storage_url(name, args.storage)
     local_artifacts, remote_artifacts = artifact_places(name, args.artifacts)
     settings = SearchSettings(
         study_name=name, storage_url=url, artifacts=local_artifacts, artifacts_remote=remote_artifacts, trials=trials,
         epochs=chosen.epochs, image_size=size, backbones=backbones, data_location=str(Path(location).resolve()),
-        seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation,
+        seed=args.seed, timeout=args.timeout, pruner=args.pruner, truncation=args.truncation, warm_start=getattr(args, "warm_start", None),
         smart_start=args.smart_start, heartbeat_s=args.heartbeat, max_pixels=args.max_pixels,
         resize=rule, image_size_reason=chosen.size_why, max_latency_ms=latency_limit, cv_folds=scoring.folds,
     )
     if args.workers is not None:
         with database_errors(url):
-            return search_with_workers(args, settings, plugins, table, deadline)
+            search_with_workers(args, settings, plugins, table, deadline)
+        return name
 
     def ready(study: Any, finished: int) -> None:
-        from automl_tl.search.budget import describe_budget
         from automl_tl.storage.urls import redact
+        from automl_tl.tuning.budget import describe_budget
 
         record_plugin_files(study, plugins, args.plugin or [])
+        keep_audit(study, audit)
         console.print(f"[bold]Study[/] {name!r} in {console_text(redact(url))}: {finished} finished, budget "
                       f"{describe_budget(trials)}; backbones: {console_text(', '.join(backbones))}")
 
     with database_errors(url):
         result = run_search(settings, plugins, table, console, on_ready=ready)
+        record_label_issues(result.study, table, audit, args.artifacts)
         summary = keep_time_summary(result.study, ledger, deadline) if ledger is not None else None
     report_result(result, settings, plugins, deadline, summary)
-    return 0
+    return name
+
+
+def say_skipped_backbones(skipped: list[str], named: bool) -> None:
+    """The backbones left out: each by name when --backbones named them, else one line with their count."""
+    if skipped and named:
+        for line in skipped:
+            err_console.print(f"[yellow]skipping backbone[/] {console_text(line)}")
+    elif skipped:
+        console.print(f"{len(skipped)} backbone(s) without pretrained weights here are left out; `automl-tl backbones` lists them.")
 
 
 def keep_time_summary(study: Any, ledger: Any, deadline: Any) -> dict[str, Any]:
     """Where the search's time went (``time_summary_json``, from the command's start under --timeout), kept as
     the study's attribute for ``show`` and the report."""
     from automl_tl.runtime.interrupts import storage_write
-    from automl_tl.search.time_summary import time_summary_json
     from automl_tl.study_record import TIME_SUMMARY_ATTR
+    from automl_tl.tuning.time_summary import time_summary_json
 
     summary = time_summary_json(ledger, study.get_trials(deepcopy=False),
                                 total=deadline.spent() if deadline is not None else None)
@@ -168,8 +188,8 @@ def report_result(result: Any, settings: Any, plugins: Any, deadline: Any = None
                   time_summary: dict[str, Any] | None = None) -> None:
     """What a search did: its notes, the leaderboard, where the time went, and why it stopped."""
     from automl_tl.report.leaderboard import leaderboard_table
-    from automl_tl.search.latency import limit_note
-    from automl_tl.search.time_summary import time_table
+    from automl_tl.tuning.latency import limit_note
+    from automl_tl.tuning.time_summary import time_table
 
     name = settings.study_name
     for note in result.notes:
@@ -196,7 +216,7 @@ def report_result(result: Any, settings: Any, plugins: Any, deadline: Any = None
 
 
 def export_hint(study: Any, plugins: Any) -> str:
-    from automl_tl.search.budget import ranked_trials
+    from automl_tl.tuning.budget import ranked_trials
 
     best_format = "onnx"
     ranked = ranked_trials(study)
@@ -227,7 +247,7 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise UserError(f"--max-pixels {max_pixels}: give the largest image size to accept, in pixels (width times "
                         f"height, at least 1; default 40000000).")
     if getattr(args, "cv", None) is not None:
-        from automl_tl.search.scoring import check_cv_option
+        from automl_tl.tuning.scoring import check_cv_option
 
         check_cv_option(args.cv)
     max_latency = getattr(args, "max_latency_ms", None)
@@ -239,8 +259,8 @@ def check_numbers(args: argparse.Namespace) -> None:
 def requested_cv(given: str | int | None) -> str | int:
     """``--cv`` as given, else ``$AUTOML_TL_CV``, else auto. A bad environment value is refused naming the
     variable, not the flag the user never typed."""
-    from automl_tl.search.scoring import check_cv_option
     from automl_tl.training.folds import MAX_FOLDS, MIN_FOLDS
+    from automl_tl.tuning.scoring import check_cv_option
 
     if given is not None:
         return given
@@ -264,8 +284,8 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
     from automl_tl.distributed.loop import make_admission
     from automl_tl.distributed.workers import run_local_workers
     from automl_tl.report.leaderboard import leaderboard_table
-    from automl_tl.search.lifecycle import prepare_study
     from automl_tl.storage.urls import redact
+    from automl_tl.tuning.lifecycle import prepare_study
 
     admission = make_admission(settings)  # on SQLite this also refuses a second process
     try:

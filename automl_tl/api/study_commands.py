@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from automl_tl.cli.common import command_plugins, console, err_console, load_study
+from automl_tl.api.audit_commands import show_label_issues
+from automl_tl.api.common import command_plugins, console, err_console, load_study
 from automl_tl.errors import UserError
 from automl_tl.runtime.owned_files import output_path
 from automl_tl.runtime.shown_text import console_text
@@ -17,9 +18,9 @@ from automl_tl.study_record import TEST_ACCURACY_ATTR, VAL_BALANCED_ATTR, study_
 def cmd_show(args: argparse.Namespace) -> int:
     from automl_tl.report.ensemble_summary import ensemble_text, study_ensemble
     from automl_tl.report.leaderboard import leaderboard_table, study_summary
-    from automl_tl.search.scoring import SCORE, score_legend
-    from automl_tl.search.time_summary import time_table
     from automl_tl.study_record import TIME_SUMMARY_ATTR
+    from automl_tl.tuning.scoring import SCORE, score_legend
+    from automl_tl.tuning.time_summary import time_table
 
     study = load_study(args.name, args.storage)
     summary = study_summary(study)
@@ -49,6 +50,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if ensemble is not None:
         console.print(console_text(ensemble_text(ensemble)), highlight=False)
     show_latency(study, summary["latency"])
+    show_label_issues(study)
     if plot_file is not None:
         console.print(f"Accuracy against latency drawn into {console_text(str(plot_file))}", highlight=False)
     if isinstance(study.user_attrs.get(TIME_SUMMARY_ATTR), dict):  # recorded by the last search run
@@ -94,10 +96,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
     import optuna
 
     from automl_tl.runtime.fitted_table import FitColumn, FittedTable
-    from automl_tl.search.scoring import SCORE, score_meaning
     from automl_tl.storage.stored_attrs import quiet_optuna
     from automl_tl.storage.study_store import reading_store
     from automl_tl.storage.urls import explicit_storage, missing_database, open_storage, redact, store_name, studies_dir
+    from automl_tl.tuning.scoring import SCORE, score_meaning
     quiet_optuna()
     chosen = explicit_storage(args.storage)
     missing = missing_database(chosen) if chosen else None  # opening it would create the file and its folders
@@ -141,11 +143,11 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from automl_tl.cli.plugin_files import check_study_backbones
+    from automl_tl.api.plugin_files import check_study_backbones
     from automl_tl.report import write_report
     from automl_tl.report.best_model import BestModelResults, evaluate_study_best
     from automl_tl.report.ensemble_summary import ensemble_section, study_ensemble
-    from automl_tl.search.budget import ranked_trials
+    from automl_tl.tuning.budget import ranked_trials
 
     study = load_study(args.name, args.storage)
     plugins = command_plugins(args)
@@ -161,7 +163,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     with console.status("Drawing the report and evaluating the best model on the test split ..."):
         ensemble, why_not = study_ensemble(study, args.artifacts)
         write_report(study, output, evaluate, warnings, test_per_trial=args.test_per_trial,
-                     ensemble_html=ensemble_section(ensemble, why_not), overwrite=args.overwrite)
+                     ensemble_html=ensemble_section(ensemble, why_not), overwrite=args.overwrite,
+                     data_location=args.data)
     for text in warnings:
         err_console.print(f"[yellow]warning[/] {console_text(text)}", highlight=False)
     console.print(f"Report of study {args.name!r} written to [bold]{console_text(str(output))}[/] (one self-contained HTML file)")

@@ -2,7 +2,7 @@
 
 A trial's cost is mostly blocks run forward (prefix passes, validation) and forward and backward (the
 blocks it fine-tunes), so one figure per block, for one backbone at one image size on one machine, predicts
-every trial of it (automl_tl/search/cost.py). Each block runs on the previous block's output for a small
+every trial of it (automl_tl/tuning/cost.py). Each block runs on the previous block's output for a small
 batch of random images: after one untimed pass (kernels chosen, buffers allocated), the median of a few
 timed passes, divided by the batch. Timing stops after the first timed pass that brings the timed passes past
 ``PROFILE_BUDGET_S``, so a slow backbone on a busy machine costs a few seconds, not a minute.

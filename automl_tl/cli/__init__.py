@@ -1,7 +1,8 @@
-"""The command line: a thin layer over the core. Exit codes: 0 ok, 2 bad input, 1 internal error, 130 stopped.
+"""The command line: a thin layer over the commands. Exit codes: 0 ok, 2 bad input, 1 internal error, 130 stopped.
 
-Each command lives in the module for its group (search, study, model, info); this module only turns
-what they raise into the one-paragraph messages and exit codes users see."""
+The commands and their options live in ``automl_tl.api`` (one module per group), where the Python API calls
+them too; this module parses the command line onto them and turns what they raise into the one-paragraph
+messages and exit codes users see."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import argparse
 import errno
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 
 IMPORTED = time.monotonic()  # the command's start where the process's own cannot be read (--timeout counts from it)
@@ -18,13 +18,13 @@ from automl_tl.runtime.env_vars import TF_LOG_LEVEL  # noqa: E402
 
 TF_LOG_LEVEL.put_default("2")  # TensorFlow's C++ notices are not for users (the user's own setting wins)
 
-from automl_tl.cli.common import err_console  # noqa: E402
-from automl_tl.cli.parser import build_parser  # noqa: E402
+from automl_tl.api.common import err_console  # noqa: E402
+from automl_tl.api.parser import build_parser  # noqa: E402
+from automl_tl.api.running import running_command  # noqa: E402
 from automl_tl.errors import UserError  # noqa: E402
-from automl_tl.runtime.interrupts import StoppedTrial, interrupts_as_keyboard_interrupt  # noqa: E402
+from automl_tl.runtime.interrupts import StoppedTrial  # noqa: E402
 from automl_tl.runtime.memory import tune_allocator  # noqa: E402
 from automl_tl.runtime.native_logs import quiet_unconfigured_logging  # noqa: E402
-from automl_tl.runtime.notices import receiving_notices  # noqa: E402
 from automl_tl.runtime.shown_text import console_text  # noqa: E402
 
 _ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
@@ -53,34 +53,6 @@ def _without_secrets(message: str, args: argparse.Namespace) -> str:
     return message
 
 
-def _show_plugin_warnings(previous: Callable[..., None]) -> Callable[..., None]:
-    """``warnings.showwarning`` for the CLI: a plugin's warning is one escaped line on stderr, not
-    Python's file-and-source-line format; any other warning is shown as before."""
-    from automl_tl.plugin.manager import PluginWarning
-
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: object) -> None:
-        if isinstance(category, type) and issubclass(category, PluginWarning):
-            err_console.print(f"[yellow]warning[/] {console_text(_plain(str(message)))}", highlight=False)
-        else:
-            previous(message, category, filename, lineno, *rest)
-
-    return show
-
-
-def _say_notices(notices: list[str], args: argparse.Namespace) -> None:
-    """The caches' notes that no search display said: after the command's output, on stderr when the output
-    is JSON (so that it stays parseable)."""
-    from automl_tl.cli.common import console
-
-    for notice in notices:
-        (err_console if getattr(args, "json", False) else console).print(f"[yellow]note[/] {console_text(notice)}",
-                                                                          highlight=False)
-
-
-def _plain(text: str) -> str:
-    return " ".join(text.split())
-
-
 def main(argv: Sequence[str] | None = None, started: float | None = None) -> int:
     """Run one command; returns its exit code. The process is the CLI's own, so its allocator is
     tuned for training loops here (a host program that imports automl-tl keeps its own settings).
@@ -94,15 +66,8 @@ def main(argv: Sequence[str] | None = None, started: float | None = None) -> int
     quiet_unconfigured_logging()  # frameworks' log records go to the log, never into a display
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
-        with interrupts_as_keyboard_interrupt(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning, module="optuna")
-            warnings.showwarning = _show_plugin_warnings(warnings.showwarning)  # restored by catch_warnings
-            with receiving_notices() as notices:  # a search's display says its own; the rest are said here
-                try:
-                    code = handler(args)
-                finally:  # also before a refusal's paragraph: what the cache rebuilt is true either way
-                    _say_notices(notices.take(), args)
-            return code
+        with running_command(args):
+            return handler(args)
     except UserError as exc:
         err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(str(exc), args))}", highlight=False)
         return 2

@@ -15,9 +15,9 @@ from automl_tl.deploy.quantize import QuantizeRequest
 from automl_tl.ensemble_types import EnsembleMember
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
-from automl_tl.search.ensemble import LIBRARY_SIZE, Ensemble, candidates, select_ensemble, weighted_mean
 from automl_tl.storage.artifacts import load_parity_images, study_key
 from automl_tl.study_record import DIGEST_FIELD
+from automl_tl.tuning.ensemble import LIBRARY_SIZE, Ensemble, candidates, select_ensemble, weighted_mean
 from automl_tl.types import BackboneSpec, TrialConfig
 
 SELECTION = ("greedy forward selection with replacement on validation (under cross-validation: out-of-fold) "
@@ -104,7 +104,7 @@ def export_ensemble(plugins: Plugins, study: optuna.Study, artifacts: Path, fmt:
     exported as a single model. ``max_latency_ms``
     bounds the sum of the members' measured batch-1 latencies (see ``select_ensemble``), and with ``flip`` the
     mirror-averaged graph's measured latency (see deploy/flip.py: judged on the members' weighted predictions)."""
-    from automl_tl.search.latency import timed_trials
+    from automl_tl.tuning.latency import timed_trials
 
     found = candidates(study, artifacts, limit=LIBRARY_SIZE if max_latency_ms is None else None)
     latency = {t.number: ms for t, ms in timed_trials(study.get_trials(deepcopy=False))}

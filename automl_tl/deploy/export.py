@@ -21,9 +21,9 @@ from automl_tl.deploy.model_folder import LABELS_FILE, METADATA_FILE, PREPROCESS
 from automl_tl.deploy.quantize import QuantizeReport, QuantizeRequest, prepare_quantize, quantize_export
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
-from automl_tl.search.budget import ranked_trials
 from automl_tl.storage.artifacts import PARITY_FILE, STUDY_FILE, TRIAL_FILE, load_parity_images, read_trial, study_key, trial_dir
 from automl_tl.study_record import DIGEST_FIELD, backbone_weights_digest
+from automl_tl.tuning.budget import ranked_trials
 from automl_tl.types import BackboneSpec, FrameworkAdapter, Preprocessing, TrialConfig
 
 PARITY_TOLERANCE = 1e-3

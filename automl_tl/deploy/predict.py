@@ -6,6 +6,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,31 +85,42 @@ def predict_rows(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray
     return np.concatenate(outputs) if outputs else np.zeros((0, num_classes), dtype=np.float32)
 
 
-def _batches(paths: list[Path], size: int) -> Iterator[list[Path]]:
-    for start in range(0, len(paths), size):
-        yield paths[start : start + size]
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def predict_files(loaded: LoadedExport, paths: list[Path], top: int = 3) -> list[dict[str, Any]]:
     """One result per path: the top classes with probabilities, or the reason it could not be read."""
+    return predict_sources(loaded, [(str(path), partial(read_regular_file, path)) for path in paths], top)
+
+
+def predict_pictures(loaded: LoadedExport, pictures: list[tuple[str, bytes]], top: int = 3) -> list[dict[str, Any]]:
+    """``predict_files`` for images already in memory as encoded bytes, each with the name its result carries."""
+    return predict_sources(loaded, [(name, partial(bytes, data)) for name, data in pictures], top)
+
+
+def predict_sources(loaded: LoadedExport, sources: list[tuple[str, Callable[[], bytes]]], top: int) -> list[dict[str, Any]]:
+    """One result per (name, read) source, in order: the top classes with probabilities, or why it could not be
+    read. Images are decoded as the search decoded them (the pixel cap, the resize rule) and classified in batches."""
     results: list[dict[str, Any]] = []
     size = loaded.preprocessing.image_size
     top = max(1, min(top, len(loaded.class_names)))
-    for batch_paths in _batches(paths, BATCH):
+    for batch in _batches(sources, BATCH):
         arrays, kept = [], []
-        for path in batch_paths:
+        for name, read in batch:
             try:
-                arrays.append(decode_image(read_regular_file(path), size, rule=loaded.preprocessing.rule))
-                kept.append(path)
+                arrays.append(decode_image(read(), size, rule=loaded.preprocessing.rule))
+                kept.append(name)
             except BadImage as exc:
-                results.append({"path": str(path), "error": str(exc)})
+                results.append({"path": name, "error": str(exc)})
             except OSError as exc:
-                results.append({"path": str(path), "error": f"cannot be read: {exc.strerror or exc}"})
+                results.append({"path": name, "error": f"cannot be read: {exc.strerror or exc}"})
         if not arrays:
             continue
         probabilities = loaded.model.predict(to_model_input(np.stack(arrays)))
-        for path, row in zip(kept, probabilities):
+        for name, row in zip(kept, probabilities):
             order = np.argsort(-row)[:top]
-            results.append({"path": str(path), "top": [{"label": loaded.class_names[i], "probability": float(row[i])} for i in order]})
-    order_of = {str(p): i for i, p in enumerate(paths)}
+            results.append({"path": name, "top": [{"label": loaded.class_names[i], "probability": float(row[i])} for i in order]})
+    order_of = {name: i for i, (name, _) in enumerate(sources)}
     return sorted(results, key=lambda r: order_of[r["path"]])

@@ -23,7 +23,7 @@ from automl_tl.data.images import to_model_input
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.timing import median_ms
-from automl_tl.search.study_data import study_data
+from automl_tl.tuning.study_data import study_data
 from automl_tl.types import ExportedModel, FrameworkAdapter, ImageTable, Preprocessing
 
 SCHEMES = ("int8",)

@@ -31,8 +31,8 @@ from optuna.trial import TrialState
 
 from automl_tl.distributed.optuna_tables import schema_mismatches, stale_running_trials
 from automl_tl.errors import UserError
-from automl_tl.search.budget import FINISHED_STATES
-from automl_tl.search.retries import STALE_REASON, fail_and_requeue
+from automl_tl.tuning.budget import FINISHED_STATES
+from automl_tl.tuning.retries import STALE_REASON, fail_and_requeue
 
 
 @dataclass

@@ -18,18 +18,18 @@ from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.deadline import Deadline, active, running_under
 from automl_tl.runtime.interrupts import StoppedTrial, raise_if_interrupted, storage_write
 from automl_tl.runtime.time_ledger import STUDY_WRITES, charged, charged_trial
-from automl_tl.search.budget import finished_count, study_budget
-from automl_tl.search.lifecycle import fail_orphaned_trials, prepare_study
-from automl_tl.search.progress import SearchProgress
-from automl_tl.search.retries import MAX_RETRIES
-from automl_tl.search.scoring import score_legend
-from automl_tl.search.search_costs import SearchCosts
-from automl_tl.search.settings import SearchResult, SearchSettings
-from automl_tl.search.space import search_space
-from automl_tl.search.trial_runner import INTERRUPTED, TrialRunner
 from automl_tl.storage.artifacts import claim_folder, study_folder, study_key
 from automl_tl.storage.urls import GRACE_HEARTBEATS, is_postgres, is_sqlite, sqlite_file
 from automl_tl.study_record import Failure
+from automl_tl.tuning.budget import finished_count, study_budget
+from automl_tl.tuning.lifecycle import fail_orphaned_trials, prepare_study
+from automl_tl.tuning.progress import SearchProgress
+from automl_tl.tuning.retries import MAX_RETRIES
+from automl_tl.tuning.scoring import score_legend
+from automl_tl.tuning.search_costs import SearchCosts
+from automl_tl.tuning.settings import SearchResult, SearchSettings
+from automl_tl.tuning.space import search_space
+from automl_tl.tuning.trial_runner import INTERRUPTED, TrialRunner
 from automl_tl.types import ImageTable
 
 MAX_NOT_STARTED = 3  # trials in a row too big for the time left, however shrunk, before the search ends

@@ -23,14 +23,14 @@ from automl_tl.distributed.loop import make_admission, search_deadline, work_on_
 from automl_tl.errors import UserError
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.deadline import running_under
-from automl_tl.search.budget import finished_count, study_budget
-from automl_tl.search.fingerprint import make_fingerprint
-from automl_tl.search.lifecycle import open_study
-from automl_tl.search.search_costs import SearchCosts
-from automl_tl.search.settings import SearchResult, SearchSettings
-from automl_tl.search.space import search_space, space_json
 from automl_tl.storage.urls import STORAGE_ENV, is_postgres, redact
 from automl_tl.study_record import FINGERPRINT_ATTR, StudyData, StudySettings, migrated, stored_settings
+from automl_tl.tuning.budget import finished_count, study_budget
+from automl_tl.tuning.fingerprint import make_fingerprint
+from automl_tl.tuning.lifecycle import open_study
+from automl_tl.tuning.search_costs import SearchCosts
+from automl_tl.tuning.settings import SearchResult, SearchSettings
+from automl_tl.tuning.space import search_space, space_json
 from automl_tl.types import ImageTable
 
 

@@ -6,7 +6,7 @@ import optuna
 
 from automl_tl.errors import UserError
 from automl_tl.runtime.shown_text import html_text
-from automl_tl.search.ensemble import Ensemble, candidates, decision_text, select_ensemble
+from automl_tl.tuning.ensemble import Ensemble, candidates, decision_text, select_ensemble
 
 
 def study_ensemble(study: optuna.Study, artifacts_option: str | None = None) -> tuple[Ensemble | None, str]:

@@ -10,12 +10,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.runtime.fitted_table import TEXT_MIN, FitColumn, FittedTable
 from automl_tl.runtime.shown_text import console_text
-from automl_tl.search.budget import ranked_trials, without_its_refit
-from automl_tl.search.latency import format_ms, pareto_front, timed_trials
-from automl_tl.search.scoring import SCORE, score_legend, score_meaning
-from automl_tl.search.space import head_label
 from automl_tl.study_record import (
     BLOCKS_ATTR,
+    DATA_INVENTORY_ATTR,
     DEPTH_ATTR,
     FAIL_REASON_ATTR,
     FINGERPRINT_ATTR,
@@ -37,6 +34,10 @@ from automl_tl.study_record import (
     study_latency_limit,
     study_rule,
 )
+from automl_tl.tuning.budget import ranked_trials, without_its_refit
+from automl_tl.tuning.latency import format_ms, pareto_front, timed_trials
+from automl_tl.tuning.scoring import SCORE, score_legend, score_meaning
+from automl_tl.tuning.space import head_label
 
 LATENCY_NOTE = "ms: the exported model's batch-1 latency on the search machine's CPU."
 
@@ -124,6 +125,24 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
     return table
 
 
+def leaderboard_rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
+    """The leaderboard as records, best first (``Study.leaderboard()``): the table's columns under plain names,
+    and every parameter of the trial. The test accuracy is the chosen model's only, as in the table."""
+    rows = []
+    for rank, trial in enumerate(ranked_trials(study)[:top]):
+        p, attrs = trial.params, trial.user_attrs
+        rows.append({
+            "trial": trial.number, "score": trial.value,
+            "test_accuracy": attrs.get(TEST_ACCURACY_ATTR) if rank == 0 else None,
+            "balanced_accuracy": attrs.get(VAL_BALANCED_ATTR), "framework": attrs.get(FRAMEWORK_ATTR),
+            "backbone": p.get("backbone"), "pretrained": attrs.get(PRETRAINED_ATTR, True),
+            "depth": attrs.get(DEPTH_ATTR, attrs.get(BLOCKS_ATTR)), "blocks": attrs.get(BLOCKS_ATTR),
+            "frozen_blocks": attrs.get(FROZEN_BLOCKS_ATTR), "head": head_label(p), "seconds": attrs.get(SECONDS_ATTR),
+            "latency_ms": attrs.get(LATENCY_ATTR), "params": dict(p),
+        })
+    return rows
+
+
 def _ms(value: Any) -> str:
     return format_ms(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
@@ -205,5 +224,5 @@ def study_summary(study: optuna.Study) -> dict[str, Any]:
         "smart_start": {str(t.number): t.user_attrs[SMART_START_ATTR] for t in trials if SMART_START_ATTR in t.user_attrs},
         "latency": latency_summary(study, trials),
         "input": study_input_summary(study.user_attrs),
-        "user_attrs": {k: v for k, v in study.user_attrs.items() if k != FINGERPRINT_ATTR},
+        "user_attrs": {k: v for k, v in study.user_attrs.items() if k not in (FINGERPRINT_ATTR, DATA_INVENTORY_ATTR)},
     }

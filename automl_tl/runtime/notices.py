@@ -2,7 +2,7 @@
 
 A layer below the display cannot print without breaking its bars, so it issues a ``CacheNotice`` warning
 (``notice_once``, ``count_notice``) and whoever shows things to the user receives it: the search's
-progress display prints the notices after the trial that met them (``automl_tl.search.progress``), the
+progress display prints the notices after the trial that met them (``automl_tl.tuning.progress``), the
 CLI prints the rest when a command ends. Both receive them in a ``NoticeInbox`` (``receiving_notices``).
 A program that imports automl-tl sees them as ordinary warnings, which it may filter or record.
 

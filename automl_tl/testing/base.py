@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from automl_tl.capabilities import InspectableSession
-from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import effective_config
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, Phase, TrialConfig, TrialSession
 
 from .environment import suite_environment

@@ -18,8 +18,8 @@ from typing import Any
 from automl_tl.capabilities import NamesDevice, TimesBlocks
 from automl_tl.runtime.cache_paths import latency_dir
 from automl_tl.runtime.env_vars import THREADS
-from automl_tl.search.latency import machine_signature
-from automl_tl.search.measurement_file import MeasurementFile
+from automl_tl.tuning.latency import machine_signature
+from automl_tl.tuning.measurement_file import MeasurementFile
 from automl_tl.types import BackboneSpec, FrameworkAdapter
 
 FORMAT_VERSION = 1  # bump when what is measured changes: older figures are then measured again

@@ -1,7 +1,7 @@
 """What a trial will cost, in seconds, before it runs; and the largest version of it that fits the time left.
 
 A trial's seconds are mostly blocks run forward and backward, so the model counts block runs and prices them
-with the backbone's measured forward seconds per image and block (automl_tl/search/block_seconds.py):
+with the backbone's measured forward seconds per image and block (automl_tl/tuning/block_seconds.py):
 
 - prefix passes, once per trial, over every image of the table (and of each augmented view): the pooled
   features the head reads and the activations at the freeze point, from the deepest block the activation cache
@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from automl_tl.search.cost_calibration import CostCalibration
 from automl_tl.study_record import KIND_ATTR, PREDICTED_ATTR, PREDICTED_RAW_ATTR
 from automl_tl.training.augment import view_ids
 from automl_tl.training.engine import effective_config
+from automl_tl.tuning.cost_calibration import CostCalibration
 from automl_tl.types import HEAD_FIT_LBFGS, BackboneSpec, ImageTable, TrialConfig
 
 KIND_HEAD, KIND_FINETUNE, KIND_SCRATCH = "head-only", "fine-tune", "scratch"

@@ -25,8 +25,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
-from automl_tl.search.cost import TrialCostModel
-from automl_tl.search.space import config_from_params
+from automl_tl.tuning.cost import TrialCostModel
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import BackboneSpec
 
 _LOG = logging.getLogger(__name__)

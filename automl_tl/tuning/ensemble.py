@@ -22,14 +22,14 @@ import numpy as np
 import optuna
 
 from automl_tl.errors import UserError
-from automl_tl.search.budget import ranked_trials
-from automl_tl.search.ensemble_crossfit import MIN_ROWS, CrossFit, cross_fit
-from automl_tl.search.ensemble_library import diverse_order, diversity_group
-from automl_tl.search.greedy_selection import greedy_selection, score, weighted_mean
-from automl_tl.search.scoring import MIN_FOLDS
 from automl_tl.storage.artifacts import trial_dir
 from automl_tl.storage.predictions import SplitPredictions, load_predictions
 from automl_tl.study_record import FRAMEWORK_ATTR, study_cv_folds
+from automl_tl.tuning.budget import ranked_trials
+from automl_tl.tuning.ensemble_crossfit import MIN_ROWS, CrossFit, cross_fit
+from automl_tl.tuning.ensemble_library import diverse_order, diversity_group
+from automl_tl.tuning.greedy_selection import greedy_selection, score, weighted_mean
+from automl_tl.tuning.scoring import MIN_FOLDS
 
 __all__ = ["AUTO_ROUNDS", "LIBRARY_SIZE", "MAX_ROUNDS", "Candidate", "CrossFit", "Ensemble", "candidates",
            "decision_text", "greedy_selection", "score", "select_ensemble", "weighted_mean"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from automl_tl.search.greedy_selection import greedy_selection, weighted_mean
+from automl_tl.tuning.greedy_selection import greedy_selection, weighted_mean
 
 FIRST_SEED = 0  # the first deal of the folds; the deals are the same on every run: the decision does not change by chance
 FOLDS = 5  # each choice is made on 4/5 of the rows: close to the whole split that the real choice reads

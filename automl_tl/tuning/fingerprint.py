@@ -6,9 +6,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from automl_tl.search.space import SPACE_LAYOUT
+from automl_tl.tuning.space import SPACE_LAYOUT
 
 FLAT_LAYOUT = "flat"  # what studies made before the conditional space asked: every parameter of every trial
+DATA_CHANGED = "the data changed"  # how the refusal's line about the data begins (search/data_changes.py makes it exact)
 
 
 LEGACY_RESIZE = "stretch:1:bilinear"  # what studies made before resize rules did to every image
@@ -56,7 +57,7 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     """Human-readable differences between two fingerprints; empty when they match."""
     changes = []
     if old.get("data_manifest") != new.get("data_manifest"):
-        changes.append("the data changed (images were added, removed, relabelled or edited)")
+        changes.append(DATA_CHANGED + " (images were added, removed, relabelled or edited)")
     for key, label in (("epochs", "--epochs"), ("image_size", "--image-size")):
         if old.get(key) != new.get(key):
             changes.append(f"{label} changed from {old.get(key)} to {new.get(key)}")

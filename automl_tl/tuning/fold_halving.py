@@ -15,8 +15,8 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from automl_tl.search.pruning import MIN_PEERS, REDUCTION_FACTOR, keep_threshold
 from automl_tl.study_record import FoldZero
+from automl_tl.tuning.pruning import MIN_PEERS, REDUCTION_FACTOR, keep_threshold
 
 EXEMPT_KINDS = ("head-only",)
 

@@ -29,9 +29,9 @@ from automl_tl.capabilities import MeasuresLatency
 from automl_tl.errors import TrialFailure
 from automl_tl.runtime.cache_paths import latency_dir
 from automl_tl.runtime.threads import usable_cpus
-from automl_tl.search.measurement_file import MeasurementFile
 from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR, LATENCY_ERROR_ATTR, TOO_SLOW_ATTR
 from automl_tl.training.engine import effective_config
+from automl_tl.tuning.measurement_file import MeasurementFile
 from automl_tl.types import BackboneSpec, FrameworkAdapter, TrialConfig
 
 FORMAT_VERSION = 1  # bump when what is measured changes: older figures are then measured again

@@ -17,12 +17,6 @@ from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.interrupts import storage_write
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.runtime.time_ledger import PROFILING, charged
-from automl_tl.search.cost_aware_sampler import CostAwareTPESampler, SamplingCost
-from automl_tl.search.fingerprint import describe_changes, make_fingerprint
-from automl_tl.search.pruning import make_pruner
-from automl_tl.search.retries import fail_and_requeue
-from automl_tl.search.settings import SearchSettings
-from automl_tl.search.space import search_space, shapes_from, space_json
 from automl_tl.storage.artifacts import (
     PARITY_FILE,
     STUDY_FILE,
@@ -39,6 +33,7 @@ from automl_tl.storage.stored_attrs import quiet_optuna
 from automl_tl.storage.urls import is_postgres, open_storage, redact
 from automl_tl.study_record import (
     BUDGET_ATTR,
+    DATA_INVENTORY_ATTR,
     FINGERPRINT_ATTR,
     FORMAT_ATTR,
     PROFILE_ATTR,
@@ -46,12 +41,21 @@ from automl_tl.study_record import (
     SMART_START_ATTR,
     STUDY_FORMAT,
     STUDY_KEY_ATTR,
+    WARM_START_ATTR,
     Failure,
     StudyData,
     migrated,
     settings_with_limit,
     stored_settings,
 )
+from automl_tl.tuning.cost_aware_sampler import CostAwareTPESampler, SamplingCost
+from automl_tl.tuning.data_changes import data_inventory, describe_data_change
+from automl_tl.tuning.fingerprint import DATA_CHANGED, describe_changes, make_fingerprint
+from automl_tl.tuning.pruning import make_pruner
+from automl_tl.tuning.retries import fail_and_requeue
+from automl_tl.tuning.settings import SearchSettings
+from automl_tl.tuning.space import search_space, shapes_from, space_json
+from automl_tl.tuning.warm_start import WarmRecipe, enqueue_warm_start, warm_start_recipes, warm_start_storage
 from automl_tl.types import ImageTable
 
 KILLED = "the process running it was killed"
@@ -86,9 +90,10 @@ def make_sampler(settings: SearchSettings, trials_before: int = 0,
 
 
 def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create: bool = True,
-               cost: SamplingCost | None = None) -> optuna.Study:
-    """Load the named study, or create it. A different fingerprint is refused with what changed. With ``cost``,
-    its sampler weighs candidates by their predicted seconds (see ``make_sampler``)."""
+               cost: SamplingCost | None = None, table: ImageTable | None = None) -> optuna.Study:
+    """Load the named study, or create it. A different fingerprint is refused with what changed (with ``table``,
+    the images found now: which classes and images changed). With ``cost``, its sampler weighs candidates by
+    their predicted seconds (see ``make_sampler``)."""
     quiet_optuna()
     storage = open_storage(settings.storage_url)
     sampler = make_sampler(settings, cost=cost)
@@ -102,10 +107,11 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
         if old is not None:
             changes = describe_changes(old, fingerprint)
             if changes:
+                changes, hint = data_changes_told(changes, attrs, table, settings.study_name)
                 raise UserError(
                     f"Study {settings.study_name!r} in {redact(settings.storage_url)} was created with a different "
                     f"setup, so it cannot be resumed or joined: {'; '.join(changes)}. Use the original data and "
-                    f"settings, or start a new study with --study NEW_NAME."
+                    f"settings, or start a new study with --study NEW_NAME{hint}."
                 )
         # Every worker must judge staleness by the heartbeat the study was created with.
         recorded = stored_settings(attrs)
@@ -122,6 +128,17 @@ def open_study(settings: SearchSettings, fingerprint: dict[str, Any], *, create:
     return study
 
 
+def data_changes_told(changes: list[str], attrs: dict[str, Any], table: ImageTable | None,
+                      name: str) -> tuple[list[str], str]:
+    """A refusal's ``changes`` with the data's line made exact where the study kept an inventory (which classes
+    and how many images changed, ``describe_data_change``), and the hint that goes with changed data: a new
+    study can begin from this one's best recipes."""
+    if not changes or not changes[0].startswith(DATA_CHANGED):
+        return changes, ""
+    exact = describe_data_change(attrs.get(DATA_INVENTORY_ATTR), table) if table is not None else None
+    return [exact or changes[0], *changes[1:]], f" --warm-start {name} (it begins with this study's best recipes)"
+
+
 def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: ImageTable) -> None:
     """What workers, resumes and readers need, recorded on the study: its settings (this run's latency limit
     among them), and, once, its data. An older study is written in today's format first (``migrated``), and
@@ -132,6 +149,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
     limited = settings_with_limit(current, settings.max_latency_ms)  # this run's limit, for the workers that join it
     if limited is not None:
         current[SETTINGS_ATTR] = limited
+    current.setdefault(DATA_INVENTORY_ATTR, data_inventory(table))  # to say later what changed in the data
     if StudyData.from_attrs(current) is None:
         counts = {name: int(len(idx)) for name, idx in table.splits.items()}
         current.update(StudyData(list(table.class_names), settings.data_location, counts, settings.epochs,
@@ -146,7 +164,7 @@ def record_study_attrs(study: optuna.Study, settings: SearchSettings, table: Ima
 def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: Plugins, table: ImageTable,
                         space: dict[str, Any], console: Console) -> None:
     """Profile the data once and enqueue the first trials of a new study (see smart_start.py)."""
-    from automl_tl.search.smart_start import profile_attrs, profile_data, start_trials
+    from automl_tl.tuning.smart_start import profile_attrs, profile_data, start_trials
 
     pretrained = [name for name in settings.backbones if plugins.backbone(name).pretrained]
     if not pretrained:
@@ -179,7 +197,8 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
     fingerprint = make_fingerprint(table.manifest_hash, space_json(space), settings.epochs, settings.image_size,
                                    settings.resize.token(), settings.cv_folds)
     check_writable(settings.artifacts)  # before the study exists: an unwritable folder leaves nothing behind
-    study = open_study(settings, fingerprint, cost=cost)
+    warm = warm_recipes(settings, space)  # before the study exists too: a missing --warm-start study leaves nothing behind
+    study = open_study(settings, fingerprint, cost=cost, table=table)
     with storage_write():
         record_study_attrs(study, settings, table)
         study.set_user_attr(BUDGET_ATTR, settings.trials)
@@ -192,6 +211,18 @@ def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable,
         mirror = S3Mirror(remote)
         for name in (STUDY_FILE, PARITY_FILE):
             mirror.push_file(folder / name, name)
-    if settings.smart_start and not study.get_trials(deepcopy=False):
+    fresh = not study.get_trials(deepcopy=False)
+    if warm is not None and not any(WARM_START_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
+        for line in enqueue_warm_start(study, str(settings.warm_start), warm):
+            console.print(console_text(line), highlight=False)
+    if settings.smart_start and fresh:
         enqueue_smart_start(study, settings, plugins, table, space, console)
     return study, space
+
+
+def warm_recipes(settings: SearchSettings, space: dict[str, Any]) -> list[WarmRecipe] | None:
+    """The recipes ``--warm-start`` queues (None without it); a study that is not there is refused here."""
+    if settings.warm_start is None:
+        return None
+    url = warm_start_storage(settings.study_name, settings.storage_url, settings.warm_start)
+    return warm_start_recipes(url, settings.warm_start, settings.study_name if url == settings.storage_url else "", space)

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from automl_tl.runtime.notices import NoticeInbox, receiving_notices
 from automl_tl.runtime.shown_text import console_text
-from automl_tl.search.scoring import SCORE
+from automl_tl.tuning.scoring import SCORE
 from automl_tl.types import EpochResult, TrialConfig
 
 

@@ -33,9 +33,9 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.errors import UserError
-from automl_tl.search.pruner_names import DEFAULT_PRUNER as DEFAULT_PRUNER
-from automl_tl.search.pruner_names import PRUNERS as PRUNERS
 from automl_tl.study_record import CHECKS_ATTR, FIRST_RUNG_ATTR, HEAD_EPOCHS_ATTR
+from automl_tl.tuning.pruner_names import DEFAULT_PRUNER as DEFAULT_PRUNER
+from automl_tl.tuning.pruner_names import PRUNERS as PRUNERS
 from automl_tl.types import EpochResult, Phase
 
 MIN_FIRST_RUNG_S = 1.0  # a trial that ends before it is cheap: judging it would save almost nothing

@@ -18,14 +18,14 @@ from optuna.distributions import BaseDistribution
 from automl_tl.plugin.manager import Plugins
 from automl_tl.runtime.deadline import Deadline
 from automl_tl.runtime.time_ledger import BLOCK_TIMING, charged
-from automl_tl.search.block_seconds import BlockSecondsSource
-from automl_tl.search.budget import FINISHED_STATES, study_budget
-from automl_tl.search.cached_prefixes import AdapterCacheState
-from automl_tl.search.cost import DataSizes, FitPlan, TrialCostModel, shrunk_versions, trial_kind
-from automl_tl.search.cost_aware_sampler import SamplingCost, budget_share_left, params_seconds, typical_params
-from automl_tl.search.cost_calibration import CostCalibration
-from automl_tl.search.settings import SearchSettings
 from automl_tl.study_record import SHRUNK_ATTR
+from automl_tl.tuning.block_seconds import BlockSecondsSource
+from automl_tl.tuning.budget import FINISHED_STATES, study_budget
+from automl_tl.tuning.cached_prefixes import AdapterCacheState
+from automl_tl.tuning.cost import DataSizes, FitPlan, TrialCostModel, shrunk_versions, trial_kind
+from automl_tl.tuning.cost_aware_sampler import SamplingCost, budget_share_left, params_seconds, typical_params
+from automl_tl.tuning.cost_calibration import CostCalibration
+from automl_tl.tuning.settings import SearchSettings
 from automl_tl.types import BackboneSpec, ImageTable, TrialConfig
 
 _LOG = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import optuna
 
-from automl_tl.search.pruning import DEFAULT_PRUNER
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S
 from automl_tl.study_record import StudySettings
+from automl_tl.tuning.pruning import DEFAULT_PRUNER
 from automl_tl.types import ResizeRule
 
 
@@ -39,6 +39,7 @@ class SearchSettings:
     show_bars: bool = True  # live progress bars; workers started by `search --workers` print lines only
     max_latency_ms: float | None = None  # --max-latency-ms: architectures slower than this at batch 1 are not trained
     cv_folds: int = 0  # --cv: score each trial by k-fold cross-validation over train and val (0: the single val split)
+    warm_start: str | None = None  # --warm-start: a study whose best recipes are queued first (search/warm_start.py)
 
     def stored(self) -> StudySettings:
         """What the study keeps of these settings, for the workers that join it (``SETTINGS_ATTR``)."""

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from automl_tl.search.space import ShapeOf, ask_params, unknown_shape
 from automl_tl.training.folds import assign_folds, fold_table, scored_rows
+from automl_tl.tuning.space import ShapeOf, ask_params, unknown_shape
 from automl_tl.types import HEAD_FIT_ADAM, HEAD_FIT_LBFGS, BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 SMALL_PER_CLASS = 100  # fewer training images per class than this is "small" data

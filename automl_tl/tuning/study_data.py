@@ -23,7 +23,7 @@ from automl_tl.study_record import (
     study_max_pixels,
     study_rule,
 )
-from automl_tl.types import ImageTable, ResizeRule
+from automl_tl.types import DataSplits, ImageTable, ResizeRule
 
 
 @dataclass
@@ -33,6 +33,7 @@ class StudyData:
     table: ImageTable
     location: str  # the folder or CSV read
     changed: bool  # True when the images differ from the ones the study's fingerprint recorded
+    splits: DataSplits | None = None  # what was found, before unusable images were skipped
 
 
 def study_data(plugins: Plugins, attrs: dict[str, Any], study_name: str, data: str | None = None, *,
@@ -55,4 +56,4 @@ def study_data(plugins: Plugins, attrs: dict[str, Any], study_name: str, data: s
     table = load_table(splits, size, max_pixels=max_pixels, show_progress=show_progress,
                        rule=rule or study_rule(attrs))
     recorded = (attrs.get(FINGERPRINT_ATTR) or {}).get("data_manifest")
-    return StudyData(table, str(splits.source), bool(recorded) and table.manifest_hash != recorded)
+    return StudyData(table, str(splits.source), bool(recorded) and table.manifest_hash != recorded, splits)

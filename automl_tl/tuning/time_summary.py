@@ -19,9 +19,9 @@ from rich.table import Table
 
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.runtime.time_ledger import BLOCK_TIMING, CACHE_PASSES, DECODE, LATENCY, PROFILING, STUDY_WRITES, TimeLedger
-from automl_tl.search.progress import clock_text
-from automl_tl.search.retries import NOT_STARTED
 from automl_tl.study_record import KIND_ATTR, Failure
+from automl_tl.tuning.progress import clock_text
+from automl_tl.tuning.retries import NOT_STARTED
 
 __all__ = ["TRIAL_KINDS", "TimeRow", "time_rows", "time_summary_json",
            "time_summary_table", "time_table"]

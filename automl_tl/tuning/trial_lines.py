@@ -4,8 +4,8 @@ how it was shrunk to fit the time left."""
 from __future__ import annotations
 
 from automl_tl.runtime.shown_text import console_text
-from automl_tl.search.cost import FitPlan
 from automl_tl.training.engine import PruneTrial
+from automl_tl.tuning.cost import FitPlan
 from automl_tl.types import HEAD_FIT_LBFGS, TrialConfig
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import optuna
 
-from automl_tl.search.fold_halving import fold_zero_record, runs_other_folds
-from automl_tl.search.pruning import Check, PhaseAwareHalving, RungClock, check_of, first_rung_seconds, settle_first_rung
 from automl_tl.study_record import CHECKS_ATTR, FOLD_ZERO_ATTR, HEAD_EPOCHS_ATTR
 from automl_tl.training.engine import PauseDue
+from automl_tl.tuning.fold_halving import fold_zero_record, runs_other_folds
+from automl_tl.tuning.pruning import Check, PhaseAwareHalving, RungClock, check_of, first_rung_seconds, settle_first_rung
 from automl_tl.types import EpochResult, TrialConfig
 
 WRITE_EVERY_S = 1.0  # training seconds between writes of the checks (each a database write) besides judged ones

@@ -17,18 +17,10 @@ from automl_tl.runtime.interrupts import StoppedTrial, interrupt_handled, raise_
 from automl_tl.runtime.memory import release_freed_memory, resident_mb
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
-from automl_tl.search.cost import FitPlan, trial_kind
-from automl_tl.search.latency import format_ms, record_latency, too_slow_reason
-from automl_tl.search.progress import SearchProgress
-from automl_tl.search.retries import MAX_RETRIES, NOT_STARTED, can_requeue, fail_and_requeue, requeue
-from automl_tl.search.search_costs import SearchCosts
-from automl_tl.search.settings import SearchSettings
-from automl_tl.search.space import config_from_trial, shapes_from
-from automl_tl.search.trial_lines import describe_config, pruned_where, shrunk_note
-from automl_tl.search.trial_pruning import TrialPruning
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
+from automl_tl.storage.trial_state import resumed
 from automl_tl.study_record import (
     BEST_EPOCH_ATTR,
     BEST_PHASE_ATTR,
@@ -55,6 +47,15 @@ from automl_tl.study_record import (
 )
 from automl_tl.training.cross_validation import run_trial_scored
 from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
+from automl_tl.tuning.cost import FitPlan, trial_kind
+from automl_tl.tuning.latency import format_ms, record_latency, too_slow_reason
+from automl_tl.tuning.progress import SearchProgress
+from automl_tl.tuning.retries import MAX_RETRIES, NOT_STARTED, can_requeue, fail_and_requeue, requeue
+from automl_tl.tuning.search_costs import SearchCosts
+from automl_tl.tuning.settings import SearchSettings
+from automl_tl.tuning.space import config_from_trial, shapes_from
+from automl_tl.tuning.trial_lines import describe_config, pruned_where, shrunk_note
+from automl_tl.tuning.trial_pruning import TrialPruning
 from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialConfig
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
@@ -293,7 +294,6 @@ class TrialRunner:
             trial.set_user_attr(FROZEN_BLOCKS_ATTR, effective.frozen_blocks(len(spec.blocks)))
             trial.set_user_attr(DEPTH_ATTR, effective.depth(len(spec.blocks)))
             pruning.started(effective, len(spec.blocks))
-
         try:
             if folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
                 return run_trial_scored(ready.adapter, spec, config, self.table, folds, on_epoch,
@@ -301,9 +301,9 @@ class TrialRunner:
                                         on_start=on_start, seed=self.settings.seed, deadline=self.deadline,
                                         pause_due=pruning.pause_due, after_fold=pruning.after_fold,
                                         **self._fold_progress(number, folds))
-            return run_trial(ready.adapter, spec, config, self.table, on_epoch, should_prune,
-                             save_to=partial_dir(self.folder, number), on_start=on_start,
-                             deadline=self.deadline, pause_due=pruning.pause_due)
+            return resumed(self.study, self.folder, trial, config, lambda resume: run_trial(
+                ready.adapter, spec, config, self.table, on_epoch, should_prune, save_to=partial_dir(self.folder, number),
+                on_start=on_start, deadline=self.deadline, pause_due=pruning.pause_due, resume=resume))
         finally:
             release_freed_memory()  # resident memory must not grow from trial to trial
 

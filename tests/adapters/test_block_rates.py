@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from automl_tl.search.space import config_from_params
 from automl_tl.training.block_rates import block_rate_multipliers, block_rates
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import Phase, TrialConfig
 from automl_tl_torch.adapter import TorchAdapter
 from tests.support.sample_plugins.torch_inline import random_table, tiny_spec

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from automl_tl.search.cached_prefixes import AdapterCacheState
-from automl_tl.search.cost import DataSizes, TrialCostModel
 from automl_tl.training.augment import view_table
+from automl_tl.tuning.cached_prefixes import AdapterCacheState
+from automl_tl.tuning.cost import DataSizes, TrialCostModel
 from automl_tl.types import TrialConfig
 from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 

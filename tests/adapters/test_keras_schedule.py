@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("keras", reason="the keras extra is not installed")
 
-from automl_tl.search.space import config_from_params  # noqa: E402
 from automl_tl.training.schedule import finetune_steps  # noqa: E402
+from automl_tl.tuning.space import config_from_params  # noqa: E402
 from automl_tl.types import Phase  # noqa: E402
 from automl_tl_keras.adapter import KerasAdapter  # noqa: E402
 from tests.support.sample_plugins.keras_inline import tiny_keras_spec  # noqa: E402

@@ -8,7 +8,7 @@ import torch
 
 from automl_tl.cache.activations import normalise_images
 from automl_tl.cache.store import DiskStore
-from automl_tl.search.space import config_from_params
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from automl_tl_torch.backbones import torchvision_backbones

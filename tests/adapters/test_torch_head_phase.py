@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from automl_tl.search.space import config_from_params
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from automl_tl_torch.session import one_intra_op_thread

@@ -10,7 +10,7 @@ import pytest
 
 from automl_tl.cli import main
 from automl_tl.errors import UserError
-from automl_tl.search.scoring import AUTO_BELOW_VAL_IMAGES, AUTO_FOLDS, choose_scoring
+from automl_tl.tuning.scoring import AUTO_BELOW_VAL_IMAGES, AUTO_FOLDS, choose_scoring
 from tests.conftest import STUB_PLUGIN
 
 STUB = ["--plugin", STUB_PLUGIN, "--framework", "stub", "--trials", "1", "--epochs", "1", "--image-size", "16"]

@@ -280,7 +280,7 @@ def label_cases(count: int, workspace: Path, real_export: Path, monkeypatch: pyt
 
     from rich.console import Console
 
-    import automl_tl.cli.model_commands as model_commands
+    import automl_tl.api.model_commands as model_commands
     from automl_tl.runtime.shown_text import printable
 
     rng = random.Random(SEED + 4)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from automl_tl.api.common import data_location
+from automl_tl.api.examples import EXAMPLES, TOP_LEVEL
+from automl_tl.api.parser import build_parser
 from automl_tl.cli import main
-from automl_tl.cli.common import data_location
-from automl_tl.cli.examples import EXAMPLES, TOP_LEVEL
-from automl_tl.cli.parser import build_parser
 from tests.conftest import STUB_PLUGIN
 
 

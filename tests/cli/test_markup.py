@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from automl_tl.cli import main
-from automl_tl.search.progress import SearchProgress
 from automl_tl.storage.urls import storage_url
+from automl_tl.tuning.progress import SearchProgress
 from automl_tl.types import Phase
 
 ERROR = "boom [/] [bold red]x"

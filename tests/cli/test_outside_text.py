@@ -20,7 +20,8 @@ from automl_tl.cli import main
 from automl_tl.report.best_model import BestModelResults
 from automl_tl.report.leaderboard import leaderboard_table
 from automl_tl.report.page import best_model_section, summary_section
-from automl_tl.search.progress import SearchProgress
+from automl_tl.report.top_losses import Mistake
+from automl_tl.tuning.progress import SearchProgress
 from automl_tl.types import Phase
 
 HOSTILE = "boom\x1b[2J\x1b[31m\x07\nforged.png: cat 1.000\r\x9b1m\u202eevil"
@@ -150,7 +151,7 @@ def test_the_report_escapes_class_names_and_the_data_location():
     study.set_user_attr("data_location", HOSTILE)
     names = [HOSTILE, "cat$\\frac$"]  # a $ would start matplotlib mathtext; \frac without arguments cannot parse
     results = BestModelResults(0, names, np.array([[3, 1], [0, 4]]), np.array([1.0, 0.8]), np.array([0.75, 1.0]),
-                               [(np.zeros((8, 8, 3), dtype=np.uint8), HOSTILE, "cat$\\frac$")])
+                               [Mistake(np.zeros((8, 8, 3), dtype=np.uint8), HOSTILE, "cat$\\frac$", 0.9, 0.1, HOSTILE)], 1)
     for html in (summary_section(study), best_model_section(results)):
         assert not ACTED_ON.findall(html) and "\n" not in html
         assert SHOWN in html and "cat$\\frac$" in html
@@ -166,7 +167,7 @@ def test_a_ctrl_c_says_what_is_true_of_the_command_it_stopped(capsys, monkeypatc
     def stopped(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(f"automl_tl.cli.parser.{command}", stopped)
+    monkeypatch.setattr(f"automl_tl.api.parser.{command}", stopped)
     argv = {"cmd_export": ["export", "s", "--format", "onnx", "-o", "out"], "cmd_predict": ["predict", "m", "x.png"],
             "cmd_report": ["report", "s"], "cmd_search": ["search"]}[command]
     assert main(argv) == 130

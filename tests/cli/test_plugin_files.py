@@ -85,7 +85,7 @@ def test_the_docs_commands_table_documents_plugin_for_every_command_that_takes_i
     import re
     from pathlib import Path
 
-    from automl_tl.cli.parser import build_parser
+    from automl_tl.api.parser import build_parser
 
     page = (Path(__file__).resolve().parents[2] / "docs" / "user-guide" / "commands.md").read_text()
     table = page[page.index("## Every command"):page.index("## Exit codes")]

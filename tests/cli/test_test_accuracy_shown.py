@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from automl_tl.cli import common, main
+from automl_tl.api import common
+from automl_tl.cli import main
 from tests.conftest import STUB_PLUGIN
 
 # Scored on the validation split: what is shown under --cv is tests/cli/test_cv_option.py's subject.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from automl_tl.cli.parser import build_parser
+from automl_tl.api.parser import build_parser
 
 from .conftest import run
 

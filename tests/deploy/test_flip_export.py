@@ -88,7 +88,7 @@ def test_a_trial_keeps_its_weights_predictions_on_the_mirrored_images(small_cnn_
     mf = optuna.load_study(study_name="mf", storage=f"sqlite:///{small_cnn_study / 'mf.db'}")
     assert mf.trials[0].params["augment"] == "hflip", "only a trial that trains on the mirror keeps these"
     trial = load_trial_model(load_plugins(), mf, artifacts.parent, int(artifacts.name.split("-")[-1]))
-    from automl_tl.search.study_data import study_data
+    from automl_tl.tuning.study_data import study_data
 
     table = study_data(load_plugins(), mf.user_attrs, "mf", None, image_size=trial.preprocessing.image_size,
                        rule=trial.preprocessing.rule, show_progress=False).table

@@ -13,7 +13,7 @@ import pytest
 from automl_tl.deploy import quantize
 from automl_tl.deploy.quantize import ModelFigures, QuantizeReport, check_accuracy_drop, check_quantize_options
 from automl_tl.errors import UserError
-from automl_tl.search.study_data import study_data
+from automl_tl.tuning.study_data import study_data
 from tests.deploy.conftest import run
 from tests.support.studies import searched_study
 
@@ -162,7 +162,7 @@ def test_max_accuracy_drop_outside_0_to_100_points_is_refused_before_the_study_i
 
 
 def test_the_printed_limit_is_the_points_that_may_be_lost(capsys) -> None:
-    from automl_tl.cli.model_commands import print_quantize_report
+    from automl_tl.api.model_commands import print_quantize_report
 
     print_quantize_report(report(0.9, 0.895, 100.0))
     text = " ".join(capsys.readouterr().out.split())

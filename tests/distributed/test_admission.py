@@ -8,9 +8,9 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from automl_tl.distributed.admission import Slots, advisory_key, count_slots
-from automl_tl.search.retries import MAX_RETRIES, requeue, retry_history
 from automl_tl.storage.urls import redact, scrub
 from automl_tl.study_record import RETRY_OF_ATTR
+from automl_tl.tuning.retries import MAX_RETRIES, requeue, retry_history
 
 
 def test_slots_count_running_trials_against_the_budget():

@@ -19,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from automl_tl.search.retries import MAX_RETRIES
+from automl_tl.tuning.retries import MAX_RETRIES
 from tests.conftest import STUB_PLUGIN
 from tests.support.postgres_server import PASSWORD
 

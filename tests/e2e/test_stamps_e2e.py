@@ -38,9 +38,9 @@ def test_stamps_at_auto_resolution_through_export_and_predict(tmp_path: Path, ca
     from automl_tl.data import FolderDataset
     from automl_tl.data.loader import load_table
     from automl_tl.plugin.manager import load_plugins
-    from automl_tl.search.budget import ranked_trials
     from automl_tl.storage.artifacts import read_trial, study_folder, study_key
     from automl_tl.storage.urls import storage_url
+    from automl_tl.tuning.budget import ranked_trials
     from automl_tl.types import Preprocessing, TrialConfig
 
     data = tmp_path / "stamps"

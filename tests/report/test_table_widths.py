@@ -99,7 +99,8 @@ def test_a_fitted_table_wraps_text_before_it_leaves_out_a_column():
 
 
 def test_studies_lists_every_best_score_whole_at_80_columns(capsys, isolated_studies, monkeypatch):
-    from automl_tl.cli import common, main
+    from automl_tl.api import common
+    from automl_tl.cli import main
 
     monkeypatch.setattr(common.console, "width", 80)
     isolated_studies.mkdir(parents=True, exist_ok=True)

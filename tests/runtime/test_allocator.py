@@ -33,7 +33,7 @@ def glibc(monkeypatch):
 def test_a_library_user_starting_a_torch_trial_keeps_its_allocator(glibc):
     pytest.importorskip("torch")
     import automl_tl  # noqa: F401
-    from automl_tl.search.space import config_from_params
+    from automl_tl.tuning.space import config_from_params
     from automl_tl.types import Phase
     from automl_tl_torch.adapter import TorchAdapter
     from tests.support.sample_plugins.torch_inline import random_table, tiny_spec

@@ -37,7 +37,7 @@ def test_an_inbox_says_each_text_once_and_counts_a_topic_in_one_line() -> None:
 
 
 def test_the_search_display_says_the_notices_met_while_it_runs() -> None:
-    from automl_tl.search.progress import SearchProgress
+    from automl_tl.tuning.progress import SearchProgress
 
     out = io.StringIO()
     with SearchProgress(Console(file=out, width=200), 2, 0, None, bars=False) as progress:

@@ -12,14 +12,14 @@ import pytest
 
 from automl_tl.cache.block_timing import PROFILE_IMAGES, probe_table, time_blocks
 from automl_tl.cli import main
-from automl_tl.search.block_seconds import (
+from automl_tl.tuning.block_seconds import (
     BlockSecondsCache,
     BlockSecondsSource,
     block_seconds_file,
     block_seconds_of,
     profile_machine,
 )
-from automl_tl.search.latency import LatencyCache
+from automl_tl.tuning.latency import LatencyCache
 from automl_tl.types import BackboneSpec
 from tests.support.sample_plugins.stub_plugin import stub_spec
 

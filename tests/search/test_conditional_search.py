@@ -9,8 +9,8 @@ from rich.console import Console
 
 from automl_tl.distributed.loop import run_search
 from automl_tl.errors import UserError
-from automl_tl.search.space import config_from_params
 from automl_tl.study_record import FINGERPRINT_ATTR
+from automl_tl.tuning.space import config_from_params
 
 from .test_study import settings
 

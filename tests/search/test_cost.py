@@ -9,7 +9,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
-from automl_tl.search.cost import (
+from automl_tl.training.augment import VIEW_COUNT
+from automl_tl.tuning.cost import (
     FITTED_HEAD_EPOCHS,
     KIND_FINETUNE,
     KIND_HEAD,
@@ -22,8 +23,7 @@ from automl_tl.search.cost import (
     shrunk_versions,
     trial_kind,
 )
-from automl_tl.search.cost_calibration import FACTOR_LIMITS, CostCalibration
-from automl_tl.training.augment import VIEW_COUNT
+from automl_tl.tuning.cost_calibration import FACTOR_LIMITS, CostCalibration
 from automl_tl.types import BackboneSpec, TrialConfig
 from tests.support.sample_plugins.stub_plugin import stub_spec
 

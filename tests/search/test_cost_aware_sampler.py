@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from automl_tl.search.cost import DataSizes, TrialCostModel
-from automl_tl.search.cost_aware_sampler import (
+from automl_tl.tuning.cost import DataSizes, TrialCostModel
+from automl_tl.tuning.cost_aware_sampler import (
     CostAwareTPESampler,
     SamplingCost,
     budget_share_left,
@@ -21,9 +21,9 @@ from automl_tl.search.cost_aware_sampler import (
     params_seconds,
     typical_params,
 )
-from automl_tl.search.lifecycle import make_sampler
-from automl_tl.search.settings import SearchSettings
-from automl_tl.search.space import search_space
+from automl_tl.tuning.lifecycle import make_sampler
+from automl_tl.tuning.settings import SearchSettings
+from automl_tl.tuning.space import search_space
 from tests.support.sample_plugins.stub_plugin import stub_spec
 
 COST = {"cheap": 1.0, "dear": 1000.0}

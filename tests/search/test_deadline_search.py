@@ -16,9 +16,9 @@ from rich.console import Console
 from automl_tl.data import FolderDataset
 from automl_tl.distributed.loop import run_search
 from automl_tl.runtime.deadline import Deadline, running_under
-from automl_tl.search.trial_runner import trial_kind
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, sqlite_path, storage_url
+from automl_tl.tuning.trial_runner import trial_kind
 from tests.conftest import STUB_PLUGIN
 from tests.support.sample_plugins.stub_plugin import stub_spec
 from tests.support.stub_search import stub_settings

@@ -7,11 +7,11 @@ import numpy as np
 import optuna
 import pytest
 
-from automl_tl.search.ensemble import Candidate, candidates, decision_text, select_ensemble
-from automl_tl.search.ensemble_crossfit import MIN_ROWS, CrossFit, stratified_folds
-from automl_tl.search.ensemble_library import diverse_order, diversity_group
 from automl_tl.storage.artifacts import trial_dir
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
+from automl_tl.tuning.ensemble import Candidate, candidates, decision_text, select_ensemble
+from automl_tl.tuning.ensemble_crossfit import MIN_ROWS, CrossFit, stratified_folds
+from automl_tl.tuning.ensemble_library import diverse_order, diversity_group
 
 CLASSES = 4
 

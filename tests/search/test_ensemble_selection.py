@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from automl_tl.errors import UserError
-from automl_tl.search.ensemble import Candidate, greedy_selection, score, select_ensemble
 from automl_tl.storage.predictions import SplitPredictions
+from automl_tl.tuning.ensemble import Candidate, greedy_selection, score, select_ensemble
 
 
 def one_hot_guess(labels: np.ndarray, right: np.ndarray, classes: int, confidence: float = 0.7) -> np.ndarray:

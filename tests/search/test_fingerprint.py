@@ -1,5 +1,5 @@
-from automl_tl.search.fingerprint import describe_changes, make_fingerprint
-from automl_tl.search.space import search_space, space_json
+from automl_tl.tuning.fingerprint import describe_changes, make_fingerprint
+from automl_tl.tuning.space import search_space, space_json
 
 
 def _fp(manifest="m", backbones=("a",), epochs=4, size=32):

@@ -16,14 +16,17 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
-import automl_tl.search.latency as latency
+import automl_tl.tuning.latency as latency
 from automl_tl.distributed.loop import run_search
 from automl_tl.distributed.workers import read_stored_study, worker_settings
 from automl_tl.errors import TrialFailure
 from automl_tl.runtime.deadline import Deadline, running_under
 from automl_tl.runtime.timing import median_ms
-from automl_tl.search.budget import ranked_trials
-from automl_tl.search.latency import (
+from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
+from automl_tl.storage.urls import artifacts_dir, storage_url
+from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR, LATENCY_ERROR_ATTR, TOO_SLOW_ATTR
+from automl_tl.tuning.budget import ranked_trials
+from automl_tl.tuning.latency import (
     CONSTRAINT_KEY,
     LatencyCache,
     architecture_latency,
@@ -32,10 +35,7 @@ from automl_tl.search.latency import (
     pareto_front,
     record_latency,
 )
-from automl_tl.search.trial_runner import LATENCY_RESERVE_S
-from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
-from automl_tl.storage.urls import artifacts_dir, storage_url
-from automl_tl.study_record import LATENCY_ATTR, LATENCY_B32_ATTR, LATENCY_ERROR_ATTR, TOO_SLOW_ATTR
+from automl_tl.tuning.trial_runner import LATENCY_RESERVE_S
 from automl_tl.types import BackboneSpec, TrialConfig
 from tests.support.sample_plugins.stub_plugin import stub_spec
 from tests.support.stub_search import stub_settings

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from automl_tl.cli import main
-from automl_tl.search.latency_limit import resumed_limit
 from automl_tl.storage.urls import storage_url
 from automl_tl.study_record import SETTINGS_ATTR
+from automl_tl.tuning.latency_limit import resumed_limit
 from tests.conftest import STUB_PLUGIN
 
 

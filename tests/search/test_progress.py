@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from rich.console import Console
 
-from automl_tl.search.progress import SearchProgress, clock_text
+from automl_tl.tuning.progress import SearchProgress, clock_text
 from automl_tl.types import EpochResult, Phase
 
 

@@ -8,7 +8,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from automl_tl.errors import UserError
-from automl_tl.search.pruning import (
+from automl_tl.study_record import CHECKS_ATTR, FIRST_RUNG_ATTR, HEAD_EPOCHS_ATTR
+from automl_tl.tuning.pruning import (
     MIN_FIRST_RUNG_S,
     Check,
     PhaseAwareHalving,
@@ -21,7 +22,6 @@ from automl_tl.search.pruning import (
     settle_first_rung,
     value_at,
 )
-from automl_tl.study_record import CHECKS_ATTR, FIRST_RUNG_ATTR, HEAD_EPOCHS_ATTR
 from automl_tl.types import EpochResult, Phase
 
 

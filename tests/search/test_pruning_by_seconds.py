@@ -8,8 +8,8 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from automl_tl.distributed.loop import run_search
-from automl_tl.search.fold_halving import fold_zero_record, runs_other_folds
 from automl_tl.study_record import CHECKS_ATTR, FIRST_RUNG_ATTR, FOLD_ZERO_ATTR
+from automl_tl.tuning.fold_halving import fold_zero_record, runs_other_folds
 from tests.support.stub_search import stub_settings
 
 GOOD = {"lr": 10 ** -2.5, "head_dropout": 0.0}  # the stub's best quality

@@ -6,8 +6,8 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from automl_tl.search.retries import MAX_RETRIES, can_requeue, requeue
 from automl_tl.study_record import RetryOf
+from automl_tl.tuning.retries import MAX_RETRIES, can_requeue, requeue
 
 
 def failed_trial(history: list[int]) -> optuna.trial.FrozenTrial:

@@ -15,10 +15,10 @@ from rich.console import Console
 from automl_tl.distributed.loop import MAX_NOT_STARTED, run_search
 from automl_tl.distributed.workers import run_worker
 from automl_tl.runtime.deadline import Deadline, running_under
-from automl_tl.search import search_costs
-from automl_tl.search.cost_aware_sampler import CostAwareTPESampler
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir
+from automl_tl.tuning import search_costs
+from automl_tl.tuning.cost_aware_sampler import CostAwareTPESampler
 from tests.support.stub_search import stub_settings
 
 FINE_TUNE = {"backbone": "stub_net", "head_fit": "adam", "head_units": 0, "head_dropout": 0.0, "lr": 3e-3, "augment": "none",

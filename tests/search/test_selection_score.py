@@ -9,7 +9,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from automl_tl.report.leaderboard import chosen_test_line
-from automl_tl.search.budget import ranked_trials, selection_score, without_its_refit
+from automl_tl.tuning.budget import ranked_trials, selection_score, without_its_refit
 
 CUT = {"stopped_by": "deadline", "cv_folds": 5, "cv_folds_done": 5, "cv_refit": False, "cv_scored_images": 574}
 FULL = {"cv_folds": 5, "cv_folds_done": 5, "cv_refit": True, "cv_scored_images": 574}

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from automl_tl.search.smart_start import DataProfile, middle_cut, ridge_probe_accuracy, start_trials
-from automl_tl.search.space import BackboneShape, ask_params, config_from_params, search_space
 from automl_tl.study_record import SMART_START_ATTR
 from automl_tl.testing import synthetic_table
+from automl_tl.tuning.smart_start import DataProfile, middle_cut, ridge_probe_accuracy, start_trials
+from automl_tl.tuning.space import BackboneShape, ask_params, config_from_params, search_space
 
 from .test_study import settings
 
@@ -120,8 +120,8 @@ def test_a_clear_call_keeps_its_sides_order():
 
 
 def test_the_probe_is_the_mean_of_five_folds_of_train_and_val_and_its_trial_fits_its_head():
-    from automl_tl.search.smart_start import probe_accuracy
     from automl_tl.training.folds import assign_folds, fold_table, scored_rows
+    from automl_tl.tuning.smart_start import probe_accuracy
 
     table = synthetic_table(n_per_split=40, size=8, classes=3)
     features = np.random.default_rng(0).normal(size=(len(table.labels), 6)) + table.labels[:, None] * 0.4

@@ -2,7 +2,7 @@ import optuna
 import pytest
 
 from automl_tl.errors import UserError
-from automl_tl.search.space import BackboneShape, ask_params, config_from_params, config_from_trial, search_space, space_json
+from automl_tl.tuning.space import BackboneShape, ask_params, config_from_params, config_from_trial, search_space, space_json
 from automl_tl.types import Phase, TrialConfig
 
 
@@ -159,7 +159,7 @@ def test_a_parameter_a_trial_was_not_asked_means_not_used():
 
 
 def test_a_trial_is_described_with_its_block_rate_decay_only_when_it_has_one():
-    from automl_tl.search.trial_runner import describe_config
+    from automl_tl.tuning.trial_runner import describe_config
 
     assert "per block down" not in describe_config(_config(freeze_fraction=0.5, switch_epoch=1), 10)
     decayed = describe_config(_config(freeze_fraction=0.5, switch_epoch=1, block_lr_decay=0.7), 10)
@@ -191,13 +191,13 @@ def test_a_backbone_trained_from_scratch_is_never_asked_how_to_fit_its_head():
 
 
 def test_the_head_label_names_a_fitted_head_and_its_l2_in_a_narrow_column():
-    from automl_tl.search.space import head_label
+    from automl_tl.tuning.space import head_label
 
     assert head_label({"head_fit": "lbfgs", "head_l2": 0.01}) == "fit L2 0.01"
     assert head_label({"head_fit": "adam", "head_units": 0}) == "linear" and head_label({"head_units": 256}) == "256"
 
 
 def test_a_fitted_heads_l2_that_is_not_a_number_is_shown_as_written():
-    from automl_tl.search.space import head_label
+    from automl_tl.tuning.space import head_label
 
     assert head_label({"head_fit": "lbfgs", "head_l2": "[/]x"}) == "fit L2 [/]x", "a study from elsewhere, unchecked"

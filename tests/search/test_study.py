@@ -151,7 +151,7 @@ def test_a_trial_another_worker_failed_as_stale_is_dropped_and_the_search_goes_o
     """As if this worker paused past the grace period: someone failed its trial and queued a retry."""
     import tests.support.sample_plugins.stub_plugin as stub_plugin
     from automl_tl.plugin.manager import load_plugins
-    from automl_tl.search.retries import fail_and_requeue
+    from automl_tl.tuning.retries import fail_and_requeue
 
     calls = {"n": 0}
 
@@ -231,7 +231,7 @@ def test_an_interrupt_swallowed_by_a_weakref_callback_still_stops_the_trial(tabl
 
 def test_the_fourth_interrupt_of_one_trial_says_it_is_not_queued_again(table, small_sample, monkeypatch):
     import automl_tl.runtime.interrupts as interrupts
-    from automl_tl.search.retries import MAX_RETRIES
+    from automl_tl.tuning.retries import MAX_RETRIES
 
     plugins = interrupting_plugins(monkeypatch, lambda: interrupts._handler(2, None))
     details = []

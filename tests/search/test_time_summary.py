@@ -9,7 +9,7 @@ from optuna.trial import create_trial
 from rich.console import Console
 
 from automl_tl.runtime.time_ledger import CACHE_PASSES, DECODE, LATENCY, PROFILING, STUDY_WRITES, TimeLedger
-from automl_tl.search.time_summary import time_rows, time_summary_json, time_summary_table
+from automl_tl.tuning.time_summary import time_rows, time_summary_json, time_summary_table
 
 
 class FakeClock:

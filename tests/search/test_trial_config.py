@@ -10,9 +10,9 @@ from rich.console import Console
 
 from automl_tl.data import FolderDataset, load_table
 from automl_tl.distributed.loop import run_search
-from automl_tl.search.settings import SearchSettings
 from automl_tl.storage.artifacts import study_folder, study_key, trial_dir
 from automl_tl.storage.urls import artifacts_dir, storage_url
+from automl_tl.tuning.settings import SearchSettings
 from tests.support.sample_plugins.stub_plugin import stub_spec
 
 

@@ -62,9 +62,9 @@ def test_a_search_uploads_completed_trials_and_another_machine_fetches_them(buck
     from automl_tl.data import FolderDataset, load_table
     from automl_tl.deploy.export import fetch_remote_artifacts
     from automl_tl.distributed.loop import run_search
-    from automl_tl.search.settings import SearchSettings
     from automl_tl.storage.artifacts import read_trial, remote_study_folder, study_key
     from automl_tl.storage.urls import artifact_places, storage_url
+    from automl_tl.tuning.settings import SearchSettings
 
     local, remote = artifact_places("s3s", "s3://models/shared")
     assert remote == "s3://models/shared/s3s"

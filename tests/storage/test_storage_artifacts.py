@@ -101,8 +101,8 @@ def test_interrupts_wait_for_the_storage_write_to_finish():
 def test_progress_shows_trial_phase_epoch_and_best():
     from rich.console import Console
 
-    from automl_tl.search.progress import SearchProgress
-    from automl_tl.search.space import config_from_params
+    from automl_tl.tuning.progress import SearchProgress
+    from automl_tl.tuning.space import config_from_params
     from automl_tl.types import EpochResult, Phase
 
     console = Console(record=True, width=160, force_terminal=False)

@@ -118,7 +118,7 @@ def test_study_settings_round_trip():
 
 
 def test_search_settings_round_trip_through_the_study_record(tmp_path):
-    from automl_tl.search.settings import SearchSettings
+    from automl_tl.tuning.settings import SearchSettings
 
     search = SearchSettings(study_name="s", storage_url="sqlite:///x.db", artifacts=tmp_path, trials=5, epochs=3,
                             image_size=32, backbones=["tiny"], data_location="/data", seed=4, pruner="asha",
@@ -181,7 +181,7 @@ def test_a_newer_study_is_refused_when_it_is_resumed(tmp_path):
 
 def test_orphans_are_counted_as_requeued_from_the_record_not_from_their_sentence(tmp_path, monkeypatch):
     """The count a killed search's next run reports comes from ``Failure.requeued``; the sentence may say anything."""
-    from automl_tl.search import lifecycle, retries
+    from automl_tl.tuning import lifecycle, retries
 
     study = optuna.create_study(study_name="orphans", storage=f"sqlite:///{tmp_path / 's.db'}")
     for _ in range(2):
@@ -206,7 +206,7 @@ def test_the_note_on_orphans_counts_the_requeued_flag_whatever_the_sentences_say
 
 
 def test_commands_that_read_a_study_refuse_a_newer_format(tmp_path):
-    from automl_tl.cli.common import load_study
+    from automl_tl.api.common import load_study
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     optuna.create_study(study_name="future", storage=url).set_user_attr(FORMAT_ATTR, STUDY_FORMAT + 1)
@@ -214,8 +214,8 @@ def test_commands_that_read_a_study_refuse_a_newer_format(tmp_path):
         load_study("future", url)
 
 
-READERS_OF_THE_RECORD = ["automl_tl/report/leaderboard.py", "automl_tl/search/scoring.py", "automl_tl/search/study_data.py",
-                         "automl_tl/search/study_input.py", "automl_tl/deploy/export.py", "automl_tl/deploy/ensemble_export.py",
+READERS_OF_THE_RECORD = ["automl_tl/report/leaderboard.py", "automl_tl/tuning/scoring.py", "automl_tl/tuning/study_data.py",
+                         "automl_tl/tuning/study_input.py", "automl_tl/deploy/export.py", "automl_tl/deploy/ensemble_export.py",
                          "automl_tl/distributed/workers.py", "automl_tl/distributed/loop.py"]
 
 
@@ -229,6 +229,6 @@ RUNS_THEM = {"automl_tl/distributed/loop.py": {"prepare_study", "fail_orphaned_t
 def test_readers_import_the_record_not_the_modules_that_write_it(path):
     imported: set[str] = set()
     for node in ast.walk(ast.parse((ROOT / path).read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module in {"automl_tl.search.lifecycle", "automl_tl.search.trial_runner"}:
+        if isinstance(node, ast.ImportFrom) and node.module in {"automl_tl.tuning.lifecycle", "automl_tl.tuning.trial_runner"}:
             imported.update(alias.name for alias in node.names)
     assert imported <= RUNS_THEM.get(path, set())

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from automl_tl.search.settings import SearchSettings
 from automl_tl.storage.urls import artifacts_dir, storage_url
+from automl_tl.tuning.settings import SearchSettings
 
 
 def stub_settings(data: Path, name: str, trials: int | None, epochs: int, **changes: Any) -> SearchSettings:

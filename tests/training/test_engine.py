@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from automl_tl.errors import TrialFailure
-from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import PruneTrial, phase_schedule, run_trial
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import ImageTable, Phase
 from tests.support.sample_plugins.stub_plugin import stub_spec
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from automl_tl.errors import TrialFailure
-from automl_tl.search.space import config_from_params
 from automl_tl.training.engine import effective_config, run_trial
 from automl_tl.training.linear_head import fit_logistic_head, fit_session_head
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import Phase
 from automl_tl_torch.adapter import TorchAdapter
 from tests.support.sample_plugins.torch_inline import random_table, tiny_spec

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from automl_tl.search.space import config_from_params
 from automl_tl.training.schedule import finetune_steps
+from automl_tl.tuning.space import config_from_params
 from automl_tl.types import Phase
 from tests.support.sample_plugins.torch_inline import random_table, tiny_spec
 
