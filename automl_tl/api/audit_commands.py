@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zipfile
+import zlib
 from typing import Any
 
 from rich.table import Table
@@ -84,7 +86,7 @@ def print_report(report: AuditReport) -> None:
 def summary_line(report: AuditReport) -> str:
     """One line: how many images, what was found of each kind, and the time."""
     counts = (f"{report.total('exact_duplicates')} exact and {report.total('near_duplicates')} near-duplicate groups "
-              f"({len(report.leaks())} across splits), {report.total('small_images')} small, "
+              f"({report.group_total('leak')} across splits), {report.total('small_images')} small, "
               f"{report.total('extreme_aspect')} extreme aspect ratios, {report.total('unreadable')} unreadable; "
               f"largest/smallest class {report.imbalance.ratio:g}{' (flagged)' if report.imbalance.flagged else ''}")
     return f"[bold]Audit[/] {report.images} images: {counts}. {report.seconds:.1f}s."
@@ -178,19 +180,48 @@ def record_label_issues(study: Any, table: Any, report: AuditReport, artifacts_o
     from automl_tl.audit.labels import label_issues
     from automl_tl.audit.run import with_label_issues
     from automl_tl.storage.artifacts import study_artifact_places, trial_dir
-    from automl_tl.storage.predictions import load_predictions
+    from automl_tl.storage.predictions import PREDICTIONS_FILE, load_predictions
     from automl_tl.tuning.budget import ranked_trials
     from automl_tl.tuning.scoring import MIN_FOLDS
 
     ranked = ranked_trials(study)
     if study_cv_folds(study.user_attrs) < MIN_FOLDS or not ranked:
         return
-    kept = load_predictions(trial_dir(study_artifact_places(study, artifacts_option)[0], ranked[0].number))
+    directory = trial_dir(study_artifact_places(study, artifacts_option)[0], ranked[0].number)
+    problem: str | None = None
+    try:
+        kept = load_predictions(directory)
+    except (UserError, zipfile.BadZipFile, zlib.error, EOFError):  # np.load raises these on a damaged file
+        kept, problem = None, "the file cannot be read"
+    else:
+        problem = predictions_mismatch(kept["val"], table) if kept and "val" in kept else None
+    if problem is not None:
+        err_console.print(f"[yellow]note[/] Likely label errors were not looked for: the out-of-fold predictions of "
+                          f"trial {ranked[0].number} ({console_text(str(directory / PREDICTIONS_FILE))}) do not fit "
+                          f"this search's images ({console_text(problem)}).", highlight=False)
+        return
     if not kept or "val" not in kept:
         return
     oof = kept["val"]
     files = [table.relpaths[int(row)] for row in oof.index]
     keep_audit(study, with_label_issues(report, label_issues(oof.probabilities, oof.labels, files, table.class_names)))
+
+
+def predictions_mismatch(oof: Any, table: Any) -> str | None:
+    """Why the kept out-of-fold predictions ``oof`` (a ``SplitPredictions``) cannot be the search's own on
+    ``table`` (a row out of range, a label that is not the row's, a column count that is not the number of
+    classes); None when they fit."""
+    import numpy as np
+
+    rows, classes = len(table.relpaths), len(table.class_names)
+    index = np.asarray(oof.index)
+    if oof.probabilities.shape[1] != classes:
+        return f"{oof.probabilities.shape[1]} probability columns for {classes} classes"
+    if len(index) and (index.min() < 0 or index.max() >= rows):
+        return f"an image row outside 0 to {rows - 1}"
+    if not np.array_equal(np.asarray(oof.labels), np.asarray(table.labels)[index]):
+        return "labels that are not those of the images"
+    return None
 
 
 def show_label_issues(study: Any) -> None:

@@ -16,6 +16,8 @@ A group is ``{"files": [...], "classes": [...], "splits": [...], "kind": ...}`` 
 split per file, in the same order; ``kind`` is ``within_class``, ``across_classes`` or ``leak`` (see
 ``audit.groups``). Files are relative to the data root. Every list is cut to ``MAX_LISTED`` entries (the
 most serious first); ``totals`` keeps each list's full length, so a cut list still says how much it left.
+``totals`` also counts the duplicate groups of each kind, exact and near together, before the cut
+(``leak_groups``, ``across_classes_groups``, ``within_class_groups``; ``group_total``).
 ``totals`` names ``label_issues`` only once they were looked for (after a cross-validated search), so that
 "none found" and "not looked for" differ (``labels_checked``).
 """
@@ -106,6 +108,13 @@ class AuditReport:
         """How many entries ``kind`` had before its list was cut."""
         return int(self.totals.get(kind, len(getattr(self, kind))))
 
+    def group_total(self, kind: str) -> int:
+        """How many duplicate groups, exact and near, were of ``kind`` (``leak``, ``across_classes`` or
+        ``within_class``) before the lists were cut; a report without the count (an older study's): the listed ones."""
+        counted = self.totals.get(group_total_key(kind))
+        listed = sum(1 for g in (*self.exact_duplicates, *self.near_duplicates) if g.kind == kind)
+        return int(counted) if counted is not None else listed
+
     def labels_checked(self) -> bool:
         """Whether label issues were looked for (from a cross-validated search's out-of-fold probabilities)."""
         return "label_issues" in self.totals
@@ -156,6 +165,11 @@ def _group(data: Mapping[str, Any]) -> DuplicateGroup:
     distance = data.get("distance")
     return DuplicateGroup([str(f) for f in data["files"]], [str(c) for c in data["classes"]],
                           [str(s) for s in data["splits"]], str(data["kind"]), int(distance) if distance is not None else None)
+
+
+def group_total_key(kind: str) -> str:
+    """The ``totals`` key that counts the duplicate groups of ``kind`` (see ``AuditReport.group_total``)."""
+    return f"{kind}_groups"
 
 
 def capped(entries: list[Any]) -> list[Any]:

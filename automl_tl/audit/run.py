@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from automl_tl.audit.groups import exact_duplicates
+from automl_tl.audit.groups import KIND_ORDER, exact_duplicates
 from automl_tl.audit.image_checks import extreme_aspect, imbalance, small_images
 from automl_tl.audit.inputs import AuditInput, readable_sizes
 from automl_tl.audit.perceptual import MAX_DISTANCE, near_duplicates
-from automl_tl.audit.report import AuditReport, LabelIssue, Unreadable, capped
+from automl_tl.audit.report import AuditReport, LabelIssue, Unreadable, capped, group_total_key
 
 
 def run_audit(found: AuditInput, image_size: int | None, started: float | None = None,
@@ -24,7 +24,8 @@ def run_audit(found: AuditInput, image_size: int | None, started: float | None =
     oblong = extreme_aspect(files, sizes)
     unreadable = [Unreadable(f, r) for f, r in found.unreadable]
     totals = {"exact_duplicates": len(exact), "near_duplicates": len(near), "small_images": len(small),
-              "extreme_aspect": len(oblong), "unreadable": len(unreadable)}
+              "extreme_aspect": len(oblong), "unreadable": len(unreadable),
+              **{group_total_key(kind): sum(1 for g in (*exact, *near) if g.kind == kind) for kind in KIND_ORDER}}
     return AuditReport(
         images=found.images, image_size=image_size, exact_duplicates=capped(exact), near_duplicates=capped(near),
         small_images=capped(small), extreme_aspect=capped(oblong), unreadable=capped(unreadable),

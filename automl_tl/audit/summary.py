@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from automl_tl.audit.image_checks import MAX_ASPECT, MAX_IMBALANCE, SMALL_FRACTION
+from automl_tl.audit.image_checks import MAX_ASPECT, MAX_IMBALANCE, SMALL_FRACTION, small_fraction_words
 from automl_tl.audit.perceptual import MAX_DISTANCE
 from automl_tl.audit.report import AuditReport
 from automl_tl.errors import UserError
@@ -14,24 +14,32 @@ def _counted(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
+def small_rule(report: AuditReport) -> str:
+    """What "small" meant in ``report``: the fraction and the side it was taken of, in pixels when known."""
+    fraction = small_fraction_words()
+    if report.image_size:
+        return (f"under {fraction} of the {report.image_size} px searched ({SMALL_FRACTION * report.image_size:g} px) "
+                f"on the shorter side")
+    return f"under {fraction} of the median image's shorter side"
+
+
 def finding_phrases(report: AuditReport) -> list[str]:
     """One short phrase per kind of finding the report has, most serious first; [] for clean data."""
-    leaks = report.leaks()
+    leaks, leak_groups = report.leaks(), report.group_total("leak")
     phrases = []
-    if leaks:
-        phrases.append(f"{_counted(len(leaks), 'duplicate group spans', 'duplicate groups span')} the train/val/test "
-                       f"splits (a leak: scores are inflated), e.g. {', '.join(leaks[0].files[:3])}")
-    across = sum(1 for g in (*report.exact_duplicates, *report.near_duplicates) if g.kind == "across_classes")
+    if leak_groups:
+        example = f", e.g. {', '.join(leaks[0].files[:3])}" if leaks else ""
+        phrases.append(f"{_counted(leak_groups, 'duplicate group spans', 'duplicate groups span')} the train/val/test "
+                       f"splits (a leak: scores are inflated){example}")
+    across = report.group_total("across_classes")
     if across:
         phrases.append(f"{_counted(across, 'duplicate group has', 'duplicate groups have')} conflicting labels")
-    others = report.total("exact_duplicates") + report.total("near_duplicates") - len(leaks) - across
+    others = report.group_total("within_class")
     if others > 0:
         phrases.append(f"{_counted(others, 'more group', 'more groups')} of duplicates within a class "
                        f"(exact, or within {MAX_DISTANCE / 100:g} of a perceptual fingerprint)")
     if report.total("small_images"):
-        reference = f"{report.image_size} px" if report.image_size else "the median image"
-        phrases.append(f"{_counted(report.total('small_images'), 'image is', 'images are')} under {SMALL_FRACTION:g} "
-                       f"of {reference} on its shorter side")
+        phrases.append(f"{_counted(report.total('small_images'), 'image is', 'images are')} {small_rule(report)}")
     if report.total("extreme_aspect"):
         phrases.append(f"{_counted(report.total('extreme_aspect'), 'image is', 'images are')} more than "
                        f"{MAX_ASPECT:g} times as long as wide")
@@ -54,11 +62,11 @@ def warning_paragraph(report: AuditReport, data: str) -> str:
 
 def refuse_leaks(report: AuditReport, data: str) -> None:
     """``search --strict``: a ``UserError`` naming the files of each leak, when there is one."""
-    leaks = report.leaks()
-    if not leaks:
+    leaks, total = report.leaks(), report.group_total("leak")
+    if not total:
         return
     named = "; ".join(" = ".join(f"{f} ({s})" for f, s in zip(g.files, g.splits)) for g in leaks[:_NAMED])
-    more = f"; and {len(leaks) - _NAMED} more" if len(leaks) > _NAMED else ""
-    raise UserError(f"--strict: {_counted(len(leaks), 'image appears', 'images appear')} in more than one of the "
-                    f"train, val and test splits, so a model would be scored on what it trained on: {named}{more}. "
+    more = f"; and {total - len(leaks[:_NAMED])} more" if total > len(leaks[:_NAMED]) else ""
+    raise UserError(f"--strict: {_counted(total, 'group of copies spans', 'groups of copies span')} more than one of "
+                    f"the train, val and test splits, so a model would be scored on what it trained on: {named}{more}. "
                     f"Remove the copies (`automl-tl audit {data}` lists them all), or search without --strict.")

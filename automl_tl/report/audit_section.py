@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from automl_tl.audit.image_checks import small_fraction_words
 from automl_tl.report.html_parts import cell, figure, grid, more_note, table
 from automl_tl.report.thumbnails import file_thumbnail
 from automl_tl.runtime.shown_text import html_text
@@ -48,28 +49,49 @@ def _group_html(group: dict[str, Any], thumbnail: Thumbnail) -> str:
     return f'<div class="group">{grid(cards)}{said}</div>'
 
 
-def _groups_html(title: str, explanation: str, groups: list[dict[str, Any]], thumbnail: Thumbnail) -> str:
-    if not groups:
+def _count(total: int, listed: int) -> str:
+    """A heading's count: the audit's true total, and when the stored list was cut, how much of it is listed."""
+    if total <= listed:
+        return f"{total}"
+    return f"{total}; the first {listed} listed" if listed else f"{total}; none listed"
+
+
+def _cut_note(total: int, listed: int) -> str:
+    return ("" if total <= listed else '<p class="note">The study keeps the audit\'s most serious findings of each '
+            "kind, leaks first; <code>automl-tl audit DATA</code> names every one.</p>")
+
+
+def _total(totals: dict[str, Any], key: str, listed: int) -> int:
+    """``totals[key]`` when it is a count not under ``listed`` (the stored list's length), else ``listed``."""
+    value = totals.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= listed else listed
+
+
+def _groups_html(title: str, explanation: str, groups: list[dict[str, Any]], thumbnail: Thumbnail, total: int) -> str:
+    if not groups and not total:
         return ""
     shown = groups[:MAX_GROUPS]
-    return (f"<h3>{html_text(title)} ({len(groups)})</h3><p class=\"note\">{html_text(explanation)}</p>"
-            + "".join(_group_html(g, thumbnail) for g in shown) + more_note(len(shown), len(groups), "groups"))
+    return (f"<h3>{html_text(title)} ({_count(total, len(groups))})</h3><p class=\"note\">{html_text(explanation)}</p>"
+            + _cut_note(total, len(groups)) + "".join(_group_html(g, thumbnail) for g in shown)
+            + more_note(len(shown), len(groups), "groups listed"))
 
 
-def _duplicates_html(findings: dict[str, Any], thumbnail: Thumbnail) -> str:
+def _duplicates_html(findings: dict[str, Any], totals: dict[str, Any], thumbnail: Thumbnail) -> str:
     exact, near = _entries(findings.get("exact_duplicates")), _entries(findings.get("near_duplicates"))
     leaks = [g for g in exact + near if g.get("kind") == "leak"]
     across = [g for g in exact + near if g.get("kind") == "across_classes"]
     within = [g for g in exact + near if g.get("kind") not in ("leak", "across_classes")]
     return (_groups_html("Leaks between splits", "The same image, or nearly, in more than one of train, val and "
-                         "test: a model scored on an image it trained on looks better than it is.", leaks, thumbnail)
+                         "test: a model scored on an image it trained on looks better than it is.", leaks, thumbnail,
+                         _total(totals, "leak_groups", len(leaks)))
             + _groups_html("Duplicates across classes", "The same image, or nearly, under different labels: at "
-                           "least one label is wrong.", across, thumbnail)
+                           "least one label is wrong.", across, thumbnail,
+                           _total(totals, "across_classes_groups", len(across)))
             + _groups_html("Duplicates within a class", "The same image, or nearly, more than once in a class: it "
-                           "counts twice.", within, thumbnail))
+                           "counts twice.", within, thumbnail, _total(totals, "within_class_groups", len(within))))
 
 
-def _label_issues_html(issues: list[dict[str, Any]], checked: bool, thumbnail: Thumbnail) -> str:
+def _label_issues_html(issues: list[dict[str, Any]], checked: bool, thumbnail: Thumbnail, total: int) -> str:
     if not checked:
         return ('<h3>Likely label errors</h3><p class="note">Not looked for: they are ranked from the out-of-fold '
                 'probabilities of a cross-validated search (<code>--cv</code>).</p>')
@@ -83,28 +105,28 @@ def _label_issues_html(issues: list[dict[str, Any]], checked: bool, thumbnail: T
                    f'{html_text(str(issue.get("suggested", "?")))} {_number(issue.get("suggested_probability"), ".2f")}'
                    f'<br><span class="path">{html_text(name)}</span>')
         cards.append(figure(thumbnail(name), name, caption))
-    return (f"<h3>Likely label errors ({len(issues)})</h3><p class=\"note\">Images whose out-of-fold probabilities "
+    return (f"<h3>Likely label errors ({_count(total, len(issues))})</h3><p class=\"note\">Images whose out-of-fold probabilities "
             f"favour another class: the label given with the probability the models gave it, then the class they "
             f"suggest with its probability. Check these labels by eye.</p>" + grid(cards)
-            + more_note(min(len(issues), MAX_FILES), len(issues), "likely label errors"))
+            + more_note(min(len(issues), MAX_FILES), len(issues), "likely label errors listed"))
 
 
 def _files_html(title: str, explanation: str, entries: list[dict[str, Any]], thumbnail: Thumbnail,
-                describe: Callable[[dict[str, Any]], str]) -> str:
+                describe: Callable[[dict[str, Any]], str], total: int) -> str:
     if not entries:
         return ""
     cards = [figure(thumbnail(str(e.get("file", ""))), str(e.get("file", "")),
                     f'{describe(e)}<br><span class="path">{html_text(str(e.get("file", "")))}</span>')
              for e in entries[:MAX_FILES]]
-    return (f"<h3>{html_text(title)} ({len(entries)})</h3><p class=\"note\">{html_text(explanation)}</p>" + grid(cards)
-            + more_note(min(len(entries), MAX_FILES), len(entries), "files"))
+    return (f"<h3>{html_text(title)} ({_count(total, len(entries))})</h3><p class=\"note\">{html_text(explanation)}</p>"
+            + grid(cards) + more_note(min(len(entries), MAX_FILES), len(entries), "files listed"))
 
 
-def _unreadable_html(entries: list[dict[str, Any]]) -> str:
+def _unreadable_html(entries: list[dict[str, Any]], total: int) -> str:
     if not entries:
         return ""
     rows = [[cell(str(e.get("file", ""))), cell(str(e.get("reason", "")))] for e in entries[:200]]
-    return f"<h3>Unreadable files ({len(entries)})</h3>" + table(["file", "why"], rows)
+    return f"<h3>Unreadable files ({_count(total, len(entries))})</h3>" + table(["file", "why"], rows)
 
 
 def _imbalance_html(imbalance: Any) -> str:
@@ -132,20 +154,26 @@ def audit_section(audit: Any, data_root: Path | None, max_pixels: int) -> str:
     def thumbnail(name: str) -> str | None:
         return file_thumbnail(data_root, name, max_pixels, AUDIT_THUMBNAIL_PX) if data_root is not None and name else None
 
+    kept_totals = audit.get("totals")
+    totals: dict[str, Any] = kept_totals if isinstance(kept_totals, dict) else {}
+    listed = {kind: _entries(findings.get(kind)) for kind in ("small_images", "extreme_aspect", "unreadable")}
     size = audit.get("image_size")
-    small = _files_html("Small images", f"Far smaller than the {_number(size, 'd')} px the search used: enlarged, "
-                        "they are mostly blur.", _entries(findings.get("small_images")), thumbnail,
-                        lambda e: f"{_number(e.get('width'), 'd')}&times;{_number(e.get('height'), 'd')} px")
+    small = _files_html("Small images", f"Under {small_fraction_words()} of the {_number(size, 'd')} px the search used on "
+                        "their shorter side: enlarged, they are mostly blur.", listed["small_images"], thumbnail,
+                        lambda e: f"{_number(e.get('width'), 'd')}&times;{_number(e.get('height'), 'd')} px",
+                        _total(totals, "small_images", len(listed["small_images"])))
     aspect = _files_html("Extreme aspect ratios", "Much longer than they are wide, or the other way round: a square "
-                         "crop loses most of them.", _entries(findings.get("extreme_aspect")), thumbnail,
+                         "crop loses most of them.", listed["extreme_aspect"], thumbnail,
                          lambda e: f"{_number(e.get('width'), 'd')}&times;{_number(e.get('height'), 'd')} px, "
-                                   f"ratio {_number(e.get('ratio'), '.1f')}")
-    totals = audit.get("totals")
-    checked = "label_issues" in totals if isinstance(totals, dict) else bool(audit.get("label_issues"))
-    duplicates, unreadable = _duplicates_html(findings, thumbnail), _unreadable_html(_entries(findings.get("unreadable")))
+                                   f"ratio {_number(e.get('ratio'), '.1f')}",
+                         _total(totals, "extreme_aspect", len(listed["extreme_aspect"])))
+    checked = "label_issues" in totals if isinstance(kept_totals, dict) else bool(audit.get("label_issues"))
+    duplicates = _duplicates_html(findings, totals, thumbnail)
+    unreadable = _unreadable_html(listed["unreadable"], _total(totals, "unreadable", len(listed["unreadable"])))
     clean = "" if duplicates + small + aspect + unreadable else (
         "<p>No leaks, duplicates, small or odd-shaped images, or unreadable files.</p>")
-    body = (clean + duplicates + _label_issues_html(_entries(audit.get("label_issues")), checked, thumbnail)
+    issues = _entries(audit.get("label_issues"))
+    body = (clean + duplicates + _label_issues_html(issues, checked, thumbnail, _total(totals, "label_issues", len(issues)))
             + small + aspect + unreadable + _imbalance_html(findings.get("imbalance")))
     head = (f'<p class="note">{_number(audit.get("images"), "d")} images audited in '
             f'{_number(audit.get("seconds"), ".1f")} s. File names are relative to the data folder.</p>')

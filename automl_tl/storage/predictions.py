@@ -10,6 +10,8 @@ folder may come from someone else.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +65,7 @@ def load_predictions(directory: Path) -> dict[str, SplitPredictions] | None:
                 if kept.probabilities.ndim != 2 or len(kept.probabilities) != len(kept.index) or len(kept.index) != len(kept.labels):
                     raise ValueError(f"the {split} arrays do not line up")
                 result[split] = kept
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # np.load's zip reader
         raise UserError(f"{path} is damaged ({exc}); the trial cannot take part in an ensemble. Run the search "
                         f"again, or export single trials.") from None
     return result

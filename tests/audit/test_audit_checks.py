@@ -46,7 +46,7 @@ def test_planted_faults_are_each_found_and_named(tmp_path):
     (root / "c1" / name_in("c1", "train", "moved")).write_bytes(original.read_bytes())  # in another class, in train
     save(smooth_image(0).resize((61, 61)).rotate(90), root / "c0" / "turned.jpg", "JPEG", quality=70)
     save(smooth_image(777, (200, 30)), root / "c1" / "wide.png")
-    save(smooth_image(778, (8, 8)), root / "c2" / "tiny.png")
+    save(smooth_image(778, (6, 6)), root / "c2" / "tiny.png")  # under a quarter of 32 px
     (root / "c2" / "broken.png").write_bytes(b"not an image at all")
     report = audit(root)
     exact = report.exact_duplicates
@@ -54,7 +54,7 @@ def test_planted_faults_are_each_found_and_named(tmp_path):
     assert exact[0].kind == "leak" and "test" in exact[0].splits
     assert [g.files for g in report.near_duplicates] == [sorted([*exact[0].files, "c0/turned.jpg"])]
     assert report.near_duplicates[0].distance is not None and report.near_duplicates[0].distance <= 20
-    assert [(s.file, s.width, s.height) for s in report.small_images] == [("c2/tiny.png", 8, 8)]
+    assert [(s.file, s.width, s.height) for s in report.small_images] == [("c2/tiny.png", 6, 6)]
     assert [(e.file, e.ratio) for e in report.extreme_aspect] == [("c1/wide.png", 6.67)]
     assert [u.file for u in report.unreadable] == ["c2/broken.png"] and "corrupt header" in report.unreadable[0].reason
     assert [g.files for g in report.leaks()] == [exact[0].files, report.near_duplicates[0].files]  # exact, then near
@@ -79,7 +79,7 @@ def test_imbalance_is_flagged_over_its_threshold_and_for_an_empty_class():
 
 def test_small_images_without_a_size_are_judged_against_the_median(tmp_path):
     root = clean_folder(tmp_path / "data")
-    save(smooth_image(900, (16, 16)), root / "c1" / "thumb.png")
+    save(smooth_image(900, (10, 10)), root / "c1" / "thumb.png")  # the median is 48: under 12
     assert [s.file for s in audit(root, image_size=None).small_images] == ["c1/thumb.png"]
     assert audit(root, image_size=None).image_size is None
 

@@ -104,3 +104,71 @@ def test_a_cross_validated_search_ranks_label_errors_for_show_and_audit_labels(c
     assert code == 0
     if issues:  # the stub model's guesses decide how many; each is named in show
         assert issues[0]["file"] in text and "Likely label errors" in text, text
+
+
+def _tampered(oof, how: str):
+    """``oof`` (a trial's kept out-of-fold predictions) damaged in one way the label-error step must notice."""
+    import numpy as np
+
+    from automl_tl.storage.predictions import SplitPredictions
+
+    index, labels, probabilities = oof.index.copy(), oof.labels.copy(), oof.probabilities.copy()
+    if how == "row out of range":
+        index[0] = 10_000
+    elif how == "wrong label":
+        labels[0] = (labels[0] + 1) % probabilities.shape[1]
+    elif how == "wrong columns":
+        probabilities = np.concatenate([probabilities, probabilities[:, :1]], axis=1)
+    return SplitPredictions(probabilities, index, labels)
+
+
+def test_label_errors_are_skipped_with_a_note_when_the_kept_predictions_do_not_fit(capsys, tmp_path, isolated_studies):
+    """A tampered or damaged predictions file of the best trial: the step is skipped with one note, no
+    IndexError and no error about ensembles, and the study says label errors were not looked for."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from automl_tl.api.audit_commands import record_label_issues, stored_audit
+    from automl_tl.audit.report import AuditReport
+    from automl_tl.storage.artifacts import study_artifact_places, trial_dir
+    from automl_tl.storage.predictions import PREDICTIONS_FILE, load_predictions, save_predictions
+    from automl_tl.tuning.budget import ranked_trials
+
+    root = clean_folder(tmp_path / "data", per_class=12)
+    assert run(capsys, "search", str(root), *STUB, "--study", "cv", "--cv", "3")[0] == 0
+    study = optuna.load_study(study_name="cv", storage=f"sqlite:///{isolated_studies / 'cv.db'}")
+    directory = trial_dir(study_artifact_places(study, None)[0], ranked_trials(study)[0].number)
+    kept = load_predictions(directory)
+    assert kept is not None and "val" in kept
+    original = kept["val"]
+    labels = np.zeros(int(original.index.max()) + 1, dtype=np.int64)
+    labels[original.index] = original.labels
+    table = SimpleNamespace(relpaths=tuple(f"f{i}.png" for i in range(len(labels))), labels=labels,
+                            class_names=("c0", "c1", "c2"))
+    whole = (directory / PREDICTIONS_FILE).read_bytes()
+    for how in ("row out of range", "wrong label", "wrong columns", "not a zip", "truncated"):
+        if how in ("not a zip", "truncated"):
+            (directory / PREDICTIONS_FILE).write_bytes(b"PK\x03\x04 not a zip" if how == "not a zip" else whole[:len(whole) // 2])
+        else:
+            save_predictions(directory, {**kept, "val": _tampered(original, how)})
+        report = AuditReport(images=len(labels), image_size=16)
+        record_label_issues(study, table, report, None)
+        text = " ".join(capsys.readouterr().err.split())
+        assert "Likely label errors were not looked for" in text and PREDICTIONS_FILE in text, (how, text)
+        assert "ensemble" not in text and not report.labels_checked(), how
+    save_predictions(directory, kept)  # the file as the search wrote it: the step runs
+    record_label_issues(study, table, AuditReport(images=len(labels), image_size=16), None)
+    assert "not looked for" not in capsys.readouterr().err
+    assert stored_audit(optuna.load_study(study_name="cv", storage=study._storage)).labels_checked()
+
+
+def test_a_search_with_workers_keeps_its_audit_on_the_study(capsys, leaky, isolated_studies):
+    """``--workers 0`` prepares the study and keeps the audit there, so its report shows it."""
+    root, copy = leaky
+    code, _, text = run(capsys, "search", str(root), *STUB, "--study", "prepared", "--workers", "0")
+    assert code == 0, text
+    study = optuna.load_study(study_name="prepared", storage=f"sqlite:///{isolated_studies / 'prepared.db'}")
+    kept = study.user_attrs.get(DATA_AUDIT_ATTR)
+    assert kept is not None and copy in kept["findings"]["exact_duplicates"][0]["files"]
+    assert kept["totals"]["leak_groups"] == 1
