@@ -16,7 +16,6 @@ from automl_tl.errors import UserError
 from automl_tl.runtime.env_vars import CV
 from automl_tl.runtime.shown_text import console_text
 from automl_tl.storage.urls import DEFAULT_HEARTBEAT_S, database_errors
-from automl_tl.study_record import FRAMEWORK_ATTR
 
 CV_ENV = CV.name
 SEED_LIMIT = 2**32  # numpy's and Optuna's samplers take seeds in [0, 2**32)
@@ -129,7 +128,7 @@ def search_command(args: argparse.Namespace, deadline: Any, ledger: Any = None) 
     )
     if args.workers is not None:
         with database_errors(url):
-            search_with_workers(args, settings, plugins, table, deadline)
+            search_with_workers(args, settings, plugins, table, deadline, audit)
         return name
 
     def ready(study: Any, finished: int) -> None:
@@ -216,13 +215,10 @@ def report_result(result: Any, settings: Any, plugins: Any, deadline: Any = None
 
 
 def export_hint(study: Any, plugins: Any) -> str:
-    from automl_tl.tuning.budget import ranked_trials
+    from automl_tl.deploy.export import best_export_format
 
-    best_format = "onnx"
-    ranked = ranked_trials(study)
-    if ranked and ranked[0].user_attrs.get(FRAMEWORK_ATTR) in plugins.frameworks:
-        best_format = (plugins.framework(ranked[0].user_attrs[FRAMEWORK_ATTR]).export_formats or (best_format,))[0]
-    return f"Export the best with: automl-tl export {study.study_name} --format {best_format} -o exports/{study.study_name}"
+    name = study.study_name
+    return f"Export the best with: automl-tl export {name} --format {best_export_format(study, plugins)} -o exports/{name}"
 
 
 def check_numbers(args: argparse.Namespace) -> None:
@@ -279,8 +275,10 @@ def requested_cv(given: str | int | None) -> str | int:
     return folds
 
 
-def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any, deadline: Any = None) -> int:
-    """Prepare the study once, then start --workers N worker processes on it (0: prepare only)."""
+def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, table: Any, deadline: Any = None,
+                        audit: Any = None) -> int:
+    """Prepare the study once (keeping ``audit``, the data audit, on it), then start --workers N worker
+    processes on it (0: prepare only)."""
     from automl_tl.distributed.loop import make_admission
     from automl_tl.distributed.workers import run_local_workers
     from automl_tl.report.leaderboard import leaderboard_table
@@ -291,6 +289,8 @@ def search_with_workers(args: argparse.Namespace, settings: Any, plugins: Any, t
     try:
         study, _ = prepare_study(settings, plugins, table, console)
         record_plugin_files(study, plugins, args.plugin or [])
+        if audit is not None:
+            keep_audit(study, audit)
     finally:
         admission.close()
     name, url = settings.study_name, settings.storage_url

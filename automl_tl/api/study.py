@@ -23,8 +23,13 @@ class Study:
     def optuna_study(self) -> Any:
         """The Optuna study, opened read-only (nothing is created or written)."""
         from automl_tl.api.common import load_study
+        from automl_tl.api.running import without_secrets
 
-        return load_study(self.name, self.storage)
+        try:
+            return load_study(self.name, self.storage)
+        except UserError as exc:
+            exc.args = (without_secrets(str(exc), self.storage),)
+            raise
 
     def leaderboard(self, top: int | None = None) -> Any:
         """The completed trials, best first: a pandas DataFrame when pandas is installed, else a list of
@@ -48,16 +53,25 @@ class Study:
             raise UserError(f"Study {self.name!r} has no completed trial yet; run automl_tl.search(...) on it first.")
         return ranked[0]
 
-    def export(self, path: str | Path, format: str = "onnx", *, trial: int | None = None, ensemble: str | int | None = None,
-               quantize: str | None = None, overwrite: bool = False, **options: Any) -> ExportedModel:
+    def export(self, path: str | Path, format: str | None = None, *, trial: int | None = None,
+               ensemble: str | int | None = None, quantize: str | None = None, overwrite: bool = False,
+               **options: Any) -> ExportedModel:
         """Export the chosen trial (or ``trial``, or an ``ensemble``: "auto" or a number of rounds) to the folder
-        ``path``, parity-checked, as ``automl-tl export``; ``options``: its other flags with underscores (flip,
-        max_latency_ms, max_accuracy_drop, data, plugin). Returns the exported model, ready to predict."""
+        ``path``, parity-checked, as ``automl-tl export``. ``format``: by default the first its framework offers
+        (onnx for torch, keras for keras); ``options``: the command's other flags with underscores (flip,
+        max_latency_ms, max_accuracy_drop, data, plugin). Returns the exported model, ready to predict: the
+        folder this call wrote is opened whatever its format (``load_model`` asks ``trust`` for another's)."""
         from automl_tl.api.model import load_model
+        from automl_tl.deploy.export import best_export_format
+        from automl_tl.plugin.manager import load_plugins
 
+        plugin = options.get("plugin") or []
+        plugin = [plugin] if isinstance(plugin, str) else list(plugin)
+        if format is None:
+            format = best_export_format(self.optuna_study(), load_plugins(plugin_files=plugin))
         self._run("export", name=self.name, output=str(path), format=format, trial=trial, ensemble=ensemble,
                   quantize=quantize, overwrite=overwrite, storage=self.storage, artifacts=self.artifacts, **options)
-        return load_model(path, plugin=options.get("plugin") or ())
+        return load_model(path, trust=True, plugin=plugin)
 
     def report(self, path: str | Path = "report.html", *, overwrite: bool = False, **options: Any) -> Path:
         """Write the study's self-contained HTML report to ``path``, as ``automl-tl report``; returns the file."""

@@ -7,7 +7,6 @@ messages and exit codes users see."""
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,31 +26,6 @@ from automl_tl.runtime.memory import tune_allocator  # noqa: E402
 from automl_tl.runtime.native_logs import quiet_unconfigured_logging  # noqa: E402
 from automl_tl.runtime.shown_text import console_text  # noqa: E402
 
-_ENVIRONMENT_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
-                       errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
-
-
-def describe_os_error(exc: OSError) -> str:
-    """One paragraph for an OSError of the user's environment: the file, the error, what to do."""
-    files = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
-    where = f"{files}: " if files else ""
-    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
-        where += "a file is in the way where a folder is needed: "
-    return (f"{where}{exc.strerror or exc}. Check that the file or folder named here is the one you meant, that "
-            f"you may write to it, and that its disk has free space; then run the command again.")
-
-
-def _without_secrets(message: str, args: argparse.Namespace) -> str:
-    """A last guard: no piece of the storage URL's password in an error, whatever path or part of the
-    URL the message quotes (a SQLite path made from a malformed URL holds the password too)."""
-    from automl_tl.runtime.env_vars import STORAGE
-    from automl_tl.storage.urls import scrub
-
-    for url in (getattr(args, "storage", None), STORAGE.raw()):
-        if url:
-            message = scrub(message, url)
-    return message
-
 
 def main(argv: Sequence[str] | None = None, started: float | None = None) -> int:
     """Run one command; returns its exit code. The process is the CLI's own, so its allocator is
@@ -66,15 +40,10 @@ def main(argv: Sequence[str] | None = None, started: float | None = None) -> int
     quiet_unconfigured_logging()  # frameworks' log records go to the log, never into a display
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
-        with running_command(args):
+        with running_command(args):  # a refusal, or an OSError of the user's machine, comes out as a UserError
             return handler(args)
     except UserError as exc:
-        err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(str(exc), args))}", highlight=False)
-        return 2
-    except OSError as exc:  # a last resort: the specific cases have their own messages
-        if exc.errno not in _ENVIRONMENT_ERRNOS:
-            raise
-        err_console.print(f"[bold red]Error:[/] {console_text(_without_secrets(describe_os_error(exc), args))}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {console_text(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt as exc:
         detail = f" {exc.detail}" if isinstance(exc, StoppedTrial) else ""

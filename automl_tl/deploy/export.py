@@ -171,6 +171,18 @@ def trial_source(plugins: Plugins, study: optuna.Study, artifacts: Path, number:
     return ExportSource(trial.adapter, trial.model, trial.preprocessing, list(meta["class_names"]), number, metadata)
 
 
+def best_export_format(study: optuna.Study, plugins: Plugins) -> str:
+    """The first format the chosen trial's framework exports (onnx for torch, keras for keras); onnx where the
+    study has no completed trial or its framework is not loaded."""
+    from automl_tl.study_record import FRAMEWORK_ATTR
+
+    ranked = ranked_trials(study)
+    framework = ranked[0].user_attrs.get(FRAMEWORK_ATTR) if ranked else None
+    if isinstance(framework, str) and framework in plugins.frameworks:
+        return (plugins.framework(framework).export_formats or ("onnx",))[0]
+    return "onnx"
+
+
 def check_format_offered(plugins: Plugins, fmt: str) -> None:
     """Refuse, before the study is read, a format that no loaded framework exports (the list is the plugins':
     a framework plugin brings its own formats, so the command line cannot fix them)."""

@@ -52,8 +52,23 @@ def test_opening_a_missing_study_is_refused_and_writes_nothing(isolated_studies:
     assert not isolated_studies.exists()
 
 
-def test_a_storage_password_stays_out_of_the_repr() -> None:
+def test_a_storage_password_stays_out_of_the_repr_and_the_errors(tmp_path: Path) -> None:
     assert "hunter2" not in repr(automl_tl.Study("s", "postgresql://me:hunter2@db/optuna"))
+    malformed = f"sqlite:///{tmp_path}/x:hunter2@/db.db"  # the password ends up in the path the error names
+    with pytest.raises(UserError) as read:
+        automl_tl.Study("x", storage=malformed).leaderboard()
+    with pytest.raises(UserError) as searched:
+        automl_tl.search(tmp_path, storage=malformed, trials=1)
+    assert "hunter2" not in str(read.value) and "hunter2" not in str(searched.value)
+
+
+def test_an_export_in_a_format_that_runs_code_opens_because_this_call_wrote_it(small_cnn_exports: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTOML_TL_STUDIES", str(small_cnn_exports / "studies"))
+    model = automl_tl.open_study("mf").export(tmp_path / "ts", format="torchscript")
+    assert model.metadata["format"] == "torchscript" and len(model.predict(np.zeros((20, 20, 3), np.uint8))) == 1
+    with pytest.raises(UserError, match="trust"):
+        automl_tl.load_model(tmp_path / "ts")  # a folder found on disk still asks
 
 
 def test_a_model_predicts_images_in_memory_as_it_predicts_their_files(small_cnn_exports: Path, small_sample: Path) -> None:
