@@ -66,6 +66,7 @@ RETRY_REASON_ATTR = "retry_reason"  # on a retry: why the attempt before it did 
 SMART_START_ATTR = "smart_start"  # why smart start chose it
 WARM_START_ATTR = "warm_start"  # on a trial queued by --warm-start: the study and trial its recipe came from
 RESUMED_FROM_ATTR = "resumed_after_epoch"  # on a retry that went on from a saved state: the epochs it did not train again
+CONTINUES_ATTR = "continues"  # on a continuation of a trial the --timeout stopped early: ContinuationOf
 RESUME_NOTE_ATTR = "resume_note"  # on a retry that found a saved state it could not use: why it started from epoch 1
 CHECKS_ATTR = "checks"  # [[seconds, value, epochs, phase], ...]: every whole epoch and check inside one
 HEAD_EPOCHS_ATTR = "head_epochs"  # head-only epochs before it fine-tunes (null: it has no such switch)
@@ -283,6 +284,32 @@ class RetryOf:
             return None
         history = [int(n) for n in system_attrs.get(RETRY_HISTORY_SYSTEM_ATTR, [user_attrs[RETRY_OF_ATTR]])]
         return cls(int(user_attrs[RETRY_OF_ATTR]), str(user_attrs.get(RETRY_REASON_ATTR, "")), history)
+
+
+@dataclass(frozen=True)
+class ContinuationOf:
+    """On a trial queued to go on with one the --timeout stopped before its last epoch (which stays COMPLETE, with
+    the score of what it trained): the trial it continues, the whole epochs that one had trained, and the trial
+    whose saved training state both use (``automl_tl.storage.trial_state``). Carried by its own retries."""
+
+    number: int
+    epochs: int
+    state_of: int
+
+    def user_attrs(self) -> dict[str, Any]:
+        """Its user attributes."""
+        return {CONTINUES_ATTR: {"trial": self.number, "epochs": self.epochs, "state_of": self.state_of}}
+
+    @classmethod
+    def from_attrs(cls, user_attrs: Mapping[str, Any]) -> ContinuationOf | None:
+        """The trial's record; None when it continues no trial (or the record is not one)."""
+        kept = user_attrs.get(CONTINUES_ATTR)
+        if not isinstance(kept, Mapping):
+            return None
+        try:
+            return cls(int(kept["trial"]), int(kept["epochs"]), int(kept["state_of"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 def retry_history(system_attrs: Mapping[str, Any]) -> list[int]:

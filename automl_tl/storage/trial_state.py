@@ -1,49 +1,64 @@
 """A trial's saved training state, from the study's side: which folder is its own (every retry of a trial shares
-its first attempt's), what it was saved with, when it is kept and when removed (automl_tl/training/resume.py has
-how it is saved and proven)."""
+its first attempt's, a continuation the stopped trial's), what it was saved with, when it is kept and when
+removed (automl_tl/training/resume.py has how it is saved and proven)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from automl_tl.runtime.deadline import DeadlineReached
 from automl_tl.runtime.interrupts import storage_write
 from automl_tl.storage.artifacts import resume_dir
-from automl_tl.study_record import RESUME_NOTE_ATTR, RESUMED_FROM_ATTR, retry_history
+from automl_tl.study_record import RESUME_NOTE_ATTR, RESUMED_FROM_ATTR, ContinuationOf, retry_history
+from automl_tl.training.engine import DEADLINE, TrialOutcome
 from automl_tl.training.resume import TrialResume
 from automl_tl.types import TrialConfig
 
-T = TypeVar("T")
+
+def state_owner(trial: FrozenTrial) -> int:
+    """The trial whose folder holds ``trial``'s saved training state: the one its continuation record names
+    (``ContinuationOf``), else its first attempt (every retry shares it)."""
+    continues = ContinuationOf.from_attrs(trial.user_attrs)
+    if continues is not None:
+        return continues.state_of
+    return (retry_history(trial.system_attrs) or [trial.number])[0]
 
 
-def resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig, run: Callable[[TrialResume], T]) -> T:
-    """``run(resume)``, ``resume`` being the trial's saved training state (``resume_dir`` of its first attempt,
-    proven to be saved with its parameters and ``config``). Kept when a Ctrl-C, SIGTERM or the deadline stops
-    the trial (its retry goes on from it); however else the trial ends, recorded on it (``RESUMED_FROM_ATTR``,
-    ``RESUME_NOTE_ATTR``) and removed."""
-    first = (retry_history(study._storage.get_trial(trial._trial_id).system_attrs) or [trial.number])[0]
+def trial_resume(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig) -> TrialResume:
+    """The trial's saved training state (``resume_dir`` of ``state_owner``), for its parameters and ``config``."""
     # Not the seed: each attempt draws its own (seed + trial number), and a resumed one goes on with the saved
     # generators of the attempt it continues.
     identity = {"params": dict(trial.params), "config": {k: getattr(config, k) for k in config.__dataclass_fields__ if k != "seed"}}
-    resume = TrialResume(resume_dir(base, first), identity)
+    return TrialResume(resume_dir(base, state_owner(study._storage.get_trial(trial._trial_id))), identity)
+
+
+def resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig,
+            run: Callable[[TrialResume], TrialOutcome]) -> TrialOutcome:
+    """``run(resume)``, ``resume`` being the trial's saved training state (``trial_resume``; proven to be saved
+    with its parameters and ``config`` before use). Kept when a Ctrl-C, SIGTERM or the deadline stops the trial (its
+    retry goes on from it), and when the deadline stopped it before its last epoch (its continuation goes on from
+    it: automl_tl/tuning/continuation.py); however else the trial ends, removed. Either way what it did for the
+    trial is recorded on it (``RESUMED_FROM_ATTR``, ``RESUME_NOTE_ATTR``)."""
+    resume = trial_resume(study, base, trial, config)
     try:
         result = run(resume)
     except (KeyboardInterrupt, DeadlineReached):
         raise  # the retry goes on from the last saved epoch
     except BaseException:
-        _end_resume(trial, resume)
+        _end_resume(trial, resume, keep=False)
         raise
-    _end_resume(trial, resume)
+    _end_resume(trial, resume, keep=result.stopped_by == DEADLINE and result.epochs_run < result.config.epochs)
     return result
 
 
-def _end_resume(trial: optuna.Trial, resume: TrialResume) -> None:
-    """Record what the trial's saved state did for it, and remove the state."""
-    resume.discard()
+def _end_resume(trial: optuna.Trial, resume: TrialResume, keep: bool) -> None:
+    """Record what the trial's saved state did for it, and remove the state unless ``keep``."""
+    if not keep:
+        resume.discard()
     with storage_write():
         if resume.resumed_epochs:
             trial.set_user_attr(RESUMED_FROM_ATTR, resume.resumed_epochs)

@@ -271,9 +271,10 @@ def run_trial(
     after the last epoch; ``on_val_mirrored`` instead receives every epoch's mirrored validation
     probabilities (cross-validation pools them as it pools the plain ones).
 
-    ``resume``: where the trial's training state is kept after every whole epoch (once the callbacks have
-    seen it), and read back when the trial starts; the epochs read back are told to ``on_epoch`` and
-    ``should_prune`` again, and only the rest are trained (automl_tl/training/resume.py).
+    ``resume``: where the trial's training state is kept after whole epochs (once the callbacks have seen
+    them; ``TrialResume.save`` says how often), and read back when the trial starts; the epochs read back are
+    told to ``on_epoch`` and ``should_prune`` again, and only the rest are trained (automl_tl/training/resume.py).
+    A resumed trial the deadline stops before it trains a new epoch raises ``DeadlineReached``.
     """
     started = time.perf_counter()
     config = effective_config(spec, config)
@@ -302,8 +303,8 @@ def run_trial(
                 mirror_from = time.perf_counter()
                 mirrored_val = None if on_val_mirrored is None else driver.clock.run(lambda: predict_mirrored(session, "val"))
                 mirror_epochs += time.perf_counter() - mirror_from
-            except DeadlineReached:
-                if kept.best is None:
+            except DeadlineReached:  # no whole epoch, or none since it resumed: its retry goes on from the same state
+                if kept.best is None or len(history) == resumed_at:
                     raise DeadlineReached(f"the --timeout passed before the trial's first whole epoch "
                                           f"({len(history)} of {config.epochs})") from None
                 stopped_by = DEADLINE
@@ -320,7 +321,7 @@ def run_trial(
             if should_prune is not None and should_prune(result):
                 raise PruneTrial(history)
             if resume is not None:  # after the epoch was told: an interrupt in its callbacks repeats it
-                resume.save(session, kept)
+                resume.save_if_due(session, kept, config.epochs, deadline.remaining() if deadline is not None else None)
         outcome = kept_outcome(session, data, kept, config, save_to, mirror_flips=on_val_mirrored is None)
         outcome.mirror_seconds += mirror_epochs
         outcome.seconds, outcome.stopped_by = time.perf_counter() - started, stopped_by

@@ -1,22 +1,26 @@
-"""A trial's training state kept after every finished epoch, so that the trial, run again after an interrupt,
-goes on from there instead of from epoch 1.
+"""A trial's training state kept after its finished epochs (``TrialResume.save_if_due`` says which), so that the
+trial, run again after an interrupt or the deadline, goes on from there instead of from epoch 1.
 
-The state lives in one folder per trial (its first attempt's number: every retry of it finds the same folder,
-see automl_tl/storage/artifacts.py ``resume_dir``): ``resume.json`` and a subfolder per saved epoch, which the
-session fills (``automl_tl.capabilities.ResumableSession``) beside the kept weights' validation probabilities.
-A save writes the new epoch's subfolder whole under a partial name, renames it, then replaces ``resume.json``
-(written atomically), then removes the older subfolder: a kill at any point leaves a ``resume.json`` whose
-subfolder is complete. ``resume.json`` proves its content before it is used (the cache's rule): the SHA-256
-of every file of its subfolder, and the trial's identity (its parameters and the configuration they make). A
-mismatch, a damaged file or a session that cannot read its state means starting from epoch 1, with ``note``
-saying why. The folder is removed when the trial ends in any way other than an interrupt.
+The state lives in one folder per trial (its first attempt's number: every retry of it finds the same folder, and
+so does a continuation of a trial the deadline stopped; see automl_tl/storage/trial_state.py): ``resume.json`` and
+a subfolder per saved epoch, which the session fills (``automl_tl.capabilities.ResumableSession``) beside the kept
+weights' validation probabilities. A save writes the new epoch's subfolder whole under a partial name, renames it,
+then replaces ``resume.json`` (written atomically), then removes the older subfolder: a kill at any point leaves a
+``resume.json`` whose subfolder is complete. ``resume.json`` proves its content before it is used (the cache's
+rule): the SHA-256 of every file of its subfolder, and the trial's identity (its parameters and the configuration
+they make); its fields are checked (the subfolder's name is ``epoch-NNNN``, never a path out of the folder; the
+best epoch is one of the saved ones; every saved epoch a whole one). A mismatch, a malformed record, a damaged
+file or a session that cannot read its state means starting from epoch 1, with ``note`` saying why. The folder is
+removed when the trial ends in any way other than an interrupt or a deadline stop before its last epoch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,10 @@ from automl_tl.types import EpochResult, Phase, TrialSession
 MANIFEST = "resume.json"
 KEPT_PROBABILITIES = "kept_val_probabilities.npy"
 FORMAT = 1
+# The share of a trial's training time its saves may take (bench/resume_cost.py measured about 3.7% when saving after
+# every epoch of a short 224 px fine-tuning trial): a save waits until 1/SAVE_SHARE times the last one's cost has passed.
+SAVE_SHARE = 0.02
+EPOCH_FOLDER = re.compile(r"epoch-\d{4}")  # a saved epoch's subfolder, the only name resume.json may give
 
 
 @dataclass
@@ -67,8 +75,13 @@ def _result_record(result: EpochResult) -> dict[str, Any]:
     return {**asdict(result), "phase": result.phase.value}
 
 
-def _result_of(record: dict[str, Any]) -> EpochResult:
-    return EpochResult(**{**record, "phase": Phase(record["phase"])})
+def _result_of(record: dict[str, Any], epoch: int) -> EpochResult:
+    """The ``EpochResult`` of a saved record, which must be whole epoch ``epoch`` with numbers where numbers go."""
+    result = EpochResult(**{**record, "phase": Phase(record["phase"])})
+    numbers = (result.train_loss, result.val_accuracy, result.val_balanced_accuracy, result.seconds, result.spent)
+    if result.epoch != epoch or result.fraction != 1.0 or not all(isinstance(x, (int, float)) for x in numbers):
+        raise ValueError(f"its record of epoch {epoch + 1} is not one")
+    return result
 
 
 class TrialResume:
@@ -81,6 +94,25 @@ class TrialResume:
         self.note: str | None = None  # why a saved state was not used, for the trial's record
         self.spoiled = False  # a session began to read the state and failed: it must be started afresh
         self.resumed_epochs = 0  # the whole epochs read back by ``load``: trained before, not again
+        self.saved_at: float | None = None  # the training seconds (``EpochResult.spent``) of the last save, if any
+        self.save_seconds = 0.0  # what the last save took
+
+    def save_if_due(self, session: TrialSession, kept: KeptEpochs, planned: int, left: float | None) -> None:
+        """``save`` after the last of ``kept.history`` when it is due. Never after the trial's last planned epoch
+        (the trial completes and its state is removed). Always the first time, and when the
+        deadline is so near (``left``: its seconds left) that the next epoch may not finish, so that a trial the
+        deadline stops keeps its last epoch. Otherwise once the training since the last save is at least
+        1/``SAVE_SHARE`` times what that save took: saving costs at most about ``SAVE_SHARE`` of the training, and
+        a Ctrl-C loses at most that much training (a state saved inside an epoch could not be resumed)."""
+        if not kept.history or len(kept.history) >= planned:
+            return
+        last = kept.history[-1]
+        near = left is not None and left < 2 * last.seconds + self.save_seconds
+        if self.saved_at is not None and not near and last.spent - self.saved_at < self.save_seconds / SAVE_SHARE:
+            return
+        started = time.perf_counter()
+        self.save(session, kept)
+        self.save_seconds, self.saved_at = time.perf_counter() - started, last.spent
 
     def save(self, session: TrialSession, kept: KeptEpochs) -> None:
         """Keep the state after the last of ``kept.history`` (a session without ``ResumableSession``: nothing)."""
@@ -108,13 +140,12 @@ class TrialResume:
     def load(self, session: TrialSession) -> KeptEpochs | None:
         """The epochs saved before, the session brought to where they ended (in the last one's phase); None
         when there is nothing to go on from (``note`` says why, when something was there)."""
-        manifest = self._proven()
-        if manifest is None or not isinstance(session, ResumableSession):
-            if manifest is not None:
+        proven = self._proven()
+        if proven is None or not isinstance(session, ResumableSession):
+            if proven is not None:
                 self._drop("this framework's sessions cannot read a saved training state")
             return None
-        history = [_result_of(r) for r in manifest["history"]]
-        folder = self.folder / manifest["epochs"]
+        history, best, folder = proven
         try:
             session.set_phase(history[-1].phase)
             kept_snapshot = session.load_state(folder)
@@ -123,33 +154,56 @@ class TrialResume:
             self.spoiled = True
             self._drop(f"the session could not read it ({type(exc).__name__}: {exc})"[:300])
             return None
-        best = history[int(manifest["best"])]
         snapshot = session.snapshot() if kept_snapshot is None else kept_snapshot
         self.resumed_epochs = len(history)
-        return KeptEpochs(history, best, snapshot, probabilities)
+        return KeptEpochs(history, history[best], snapshot, probabilities)
 
-    def _proven(self) -> dict[str, Any] | None:
-        """``resume.json`` when every file it names has its recorded digest and it is this trial's; else None
-        (the folder is removed, with a note, when something was there)."""
+    def saved_epochs(self) -> int:
+        """How many whole epochs a state saved for this trial holds (0: none), read without proving its files or
+        removing anything: what pricing the rest of the trial needs (``load`` proves it before use)."""
+        saved = self.saved_identity()
+        return saved[0] if saved is not None and saved[1] == self.identity else 0
+
+    def saved_identity(self) -> tuple[int, dict[str, Any]] | None:
+        """The whole epochs and the identity of the state in the folder, read as ``saved_epochs`` reads it; None
+        when there is none (or it cannot be read)."""
+        try:
+            manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+            if manifest.get("format") == FORMAT and isinstance(manifest.get("identity"), dict):
+                return len(manifest["history"]), manifest["identity"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        return None
+
+    def _proven(self) -> tuple[list[EpochResult], int, Path] | None:
+        """The saved epochs, the index of the best, and their folder, when ``resume.json`` is well formed, every
+        file it names has its recorded digest and it is this trial's; else None (the folder is removed, with a
+        note, when something was there)."""
         path = self.folder / MANIFEST
         if not path.is_file():
             return None
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-            folder = self.folder / str(manifest["epochs"])
-            history, files = manifest["history"], manifest["files"]
-            if manifest.get("format") != FORMAT or not history or not isinstance(files, dict):
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise ValueError("an unknown layout")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            self._drop(f"{path} cannot be read ({exc})")
+            name, files, best = manifest["epochs"], manifest["files"], manifest["best"]
+            if not isinstance(name, str) or not EPOCH_FOLDER.fullmatch(name):  # never a path out of the folder
+                raise ValueError(f"its epochs folder {str(name)[:40]!r} is not named epoch-NNNN")
+            history = [_result_of(record, epoch) for epoch, record in enumerate(manifest["history"])]
+            if not history or not isinstance(files, dict):
+                raise ValueError("no epochs, or no digests")
+            if type(best) is not int or not 0 <= best < len(history):
+                raise ValueError(f"its best epoch {str(best)[:20]} is not one of its {len(history)}")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._drop(f"{path} cannot be read ({exc})"[:300])
             return None
         if manifest.get("identity") != self.identity:
             self._drop("it was saved by a trial with other parameters")
             return None
-        if folder_digests(folder) != files:
+        if folder_digests(self.folder / name) != files:
             self._drop("its files do not match the digests recorded with them (damaged or replaced)")
             return None
-        return dict(manifest)
+        return history, best, self.folder / name
 
     def _drop(self, why: str) -> None:
         """Give up the saved state: the trial starts from epoch 1, and ``note`` says why."""

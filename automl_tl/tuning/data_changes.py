@@ -64,6 +64,9 @@ def describe_data_change(recorded: Any, table: ImageTable) -> str | None:
     if not isinstance(recorded, dict) or not recorded:
         return None
     now = data_inventory(table)
+    # Another study's record (or an older version's) may hold anything: a class entry that is not a mapping
+    # counts as one with nothing known of it, so the refusal is still said.
+    recorded = {str(name): entry if isinstance(entry, Mapping) else {} for name, entry in recorded.items()}
     added = [f"{name!r} ({now[name]['count']} images)" for name in now if name not in recorded]
     removed = [f"{name!r} ({recorded[name].get('count')} images)" for name in recorded if name not in now]
     parts = []

@@ -13,12 +13,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_tl.study_record import SMART_START_ATTR, WARM_START_ATTR, Failure, RetryOf
+from automl_tl.study_record import CONTINUES_ATTR, SMART_START_ATTR, WARM_START_ATTR, Failure, RetryOf
 from automl_tl.study_record import retry_history as recorded_history
 
 MAX_RETRIES = 3  # a trial that kills its worker every time (out of memory, say) is given up after this
 STALE_REASON = "its worker stopped sending heartbeats (killed, or cut off from the database)"
-CARRIED_USER_ATTRS = (SMART_START_ATTR, WARM_START_ATTR)  # why smart start (or --warm-start) chose it
+# why smart start (or --warm-start) chose it; the stopped trial it continues, and whose saved state it goes on from
+CARRIED_USER_ATTRS = (SMART_START_ATTR, WARM_START_ATTR, CONTINUES_ATTR)
 NOT_STARTED = "not started"  # how the reason of a trial too big for the time left begins (failed untrained, queued again)
 
 

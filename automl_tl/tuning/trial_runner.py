@@ -20,35 +20,29 @@ from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
-from automl_tl.storage.trial_state import resumed
+from automl_tl.storage.trial_state import resumed, trial_resume
 from automl_tl.study_record import (
-    BEST_EPOCH_ATTR,
-    BEST_PHASE_ATTR,
     BLOCKS_ATTR,
     DEPTH_ATTR,
     DIGEST_FIELD,
-    EPOCHS_RUN_ATTR,
     FAIL_REASON_ATTR,
     FRAMEWORK_ATTR,
     FROZEN_BLOCKS_ATTR,
     KIND_ATTR,
-    MIRROR_SECONDS_ATTR,
     PRETRAINED_ATTR,
     RSS_MB_ATTR,
     SECONDS_ATTR,
-    STOPPED_BY_ATTR,
-    TEST_ACCURACY_ATTR,
-    TEST_BALANCED_ATTR,
     TOO_SLOW_ATTR,
     VAL_ACCURACY_ATTR,
-    VAL_BALANCED_ATTR,
     Failure,
     backbone_weights_digest,
 )
 from automl_tl.training.cross_validation import run_trial_scored
 from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
+from automl_tl.tuning.continuation import continuation_note, priced_attrs, queue_continuation, resumed_config, resumed_plan, to_continue
 from automl_tl.tuning.cost import FitPlan, trial_kind
 from automl_tl.tuning.latency import format_ms, record_latency, too_slow_reason
+from automl_tl.tuning.outcome_record import outcome_attrs
 from automl_tl.tuning.progress import SearchProgress
 from automl_tl.tuning.retries import MAX_RETRIES, NOT_STARTED, can_requeue, fail_and_requeue, requeue
 from automl_tl.tuning.search_costs import SearchCosts
@@ -61,25 +55,6 @@ from automl_tl.types import BackboneSpec, FrameworkAdapter, ImageTable, TrialCon
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM) before it finished"
 TIMED_OUT = "stopped by --timeout before a whole epoch (or, under --cv, its first fold) finished"
 LATENCY_RESERVE_S = 10.0  # no latency measured for a complete trial this close to the deadline
-
-
-def outcome_attrs(outcome: TrialOutcome) -> dict[str, Any]:
-    """A trained trial's figures, as its user attributes."""
-    stopped = {STOPPED_BY_ATTR: outcome.stopped_by} if outcome.stopped_by else {}
-    return {
-        VAL_ACCURACY_ATTR: outcome.val_accuracy,
-        VAL_BALANCED_ATTR: outcome.val_balanced_accuracy,
-        TEST_ACCURACY_ATTR: outcome.test_accuracy,
-        TEST_BALANCED_ATTR: outcome.test_balanced_accuracy,
-        BEST_EPOCH_ATTR: outcome.best_epoch,
-        BEST_PHASE_ATTR: outcome.best_phase.value,
-        SECONDS_ATTR: round(outcome.seconds, 2),
-        EPOCHS_RUN_ATTR: outcome.epochs_run,
-        MIRROR_SECONDS_ATTR: round(outcome.mirror_seconds, 2),  # the kept weights scored on mirrored images (--flip)
-        **stopped,  # "deadline": the --timeout cut it short; it kept its best whole epoch
-        RSS_MB_ATTR: round(resident_mb(), 1),  # after the trial: growth from trial to trial is a leak
-        **outcome.scoring,  # under --cv: the folds, each fold's accuracy and seconds, the refit
-    }
 
 
 @dataclass(frozen=True)
@@ -103,6 +78,7 @@ class TrialRunner:
         self.study, self.settings, self.plugins, self.table = study, settings, plugins, table
         self.space, self.progress, self.deadline, self.costs = space, progress, deadline, costs
         self.not_started: str | None = None  # why the last trial was not started: nothing of it fit the time left
+        self.resume_waits: str | None = None  # why, for one with a saved state: not even its next epoch fit
         self.given_back: list[int] = []  # ids of the trials not started, queued again when the run ends
         self.key = study_key(study)
         self.folder = study_folder(settings.artifacts, self.key)
@@ -145,16 +121,19 @@ class TrialRunner:
         prediction and any cut recorded on it; None when not even its smallest version fits."""
         if self.costs is None:
             return FitPlan(config, self.settings.cv_folds, None)
-        plan = self.costs.plan(spec, config)
-        for key, value in (self.costs.attrs(spec, plan) if plan is not None else {}).items():
+        config, done = resumed_config(trial_resume(self.study, self.folder, trial, config), config)  # a retry, a continuation
+        plan, share = resumed_plan(self.costs, spec, config, done) if done else (self.costs.plan(spec, config), 1.0)
+        for key, value in priced_attrs(self.costs.attrs(spec, plan) if plan is not None else {}, share).items():
             trial.set_user_attr(key, value)
+        if plan is None and done:
+            self.resume_waits = f"not even its next epoch (of those after the {done} saved) fits in the time left"
         return plan
 
     def _not_started(self, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig) -> TrialState:
         """A trial that cannot finish in the time left, however shrunk: failed untrained (``not_started`` says
         why) and queued again when this run ends (``requeue_given_back``), so that the next run starts with it
         while this one goes on with other trials."""
-        why = self.costs.too_big(spec, config) if self.costs is not None else ""
+        why = self.resume_waits or (self.costs.too_big(spec, config) if self.costs is not None else "")
         with storage_write(), charged(STUDY_WRITES):
             trial.set_user_attr(KIND_ATTR, trial_kind(spec, config))
             again = can_requeue(self.study._storage.get_trial(trial._trial_id))  # the fact, before it is told
@@ -218,7 +197,7 @@ class TrialRunner:
     def _run(self, trial: optuna.Trial) -> TrialState:
         """``run``'s steps: prepare the trial, train it, and record how it ended."""
         started = time.perf_counter()
-        self.not_started = None
+        self.not_started = self.resume_waits = None
         plan: FitPlan | None = None
         try:
             ready = self._prepare(trial)
@@ -321,7 +300,8 @@ class TrialRunner:
             trial.set_user_attr(RSS_MB_ATTR, round(resident_mb(), 1))
             self.study.tell(trial, state=TrialState.PRUNED)
         self._report(trial.number, "PRUNED", None,
-                     f"trial {trial.number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}")
+                     f"trial {trial.number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}"
+                     f"{continuation_note(trial.user_attrs)}")
         return TrialState.PRUNED
 
     def _failed(self, trial: optuna.Trial, exc: Exception, started: float) -> TrialState:
@@ -346,6 +326,8 @@ class TrialRunner:
         attrs = outcome_attrs(outcome)
         meta = self._trial_meta(trial, ready, outcome.config, attrs)
         self._save_predictions(number, outcome)
+        goes_on = (to_continue(outcome, ready.plan.folds)
+                   and trial_resume(self.study, self.folder, trial, ready.plan.config).saved_epochs() > 0)
         with storage_write(), charged(STUDY_WRITES):  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
@@ -358,14 +340,17 @@ class TrialRunner:
                     self.study.tell(trial, state=TrialState.FAIL)
                     self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {console_text(str(exc))}")
                     return TrialState.FAIL
+            if goes_on:  # stopped by the deadline before its last epoch: the next run goes on from its saved state
+                queue_continuation(self.study, self.study._storage.get_trial(trial._trial_id), outcome.epochs_run)
             self.study.tell(trial, outcome.val_accuracy)
         cut = f"  [yellow]stopped by --timeout after {outcome.epochs_run} epoch(s)[/]" if outcome.stopped_by == DEADLINE else ""
+        cut += "; queued to go on from there in the next run" if goes_on else ""
         self._report(number, "COMPLETE", outcome.val_accuracy,
                      f"trial {number:>3}  score [bold]{outcome.val_accuracy:.4f}[/] "
                      f"(epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
                      f"{console_text(describe_config(outcome.config, len(spec.blocks), spec.pretrained))}{cut}"
-                     f"{shrunk_note(ready.plan)}")
+                     f"{shrunk_note(ready.plan)}{continuation_note(trial.user_attrs)}")
         return TrialState.COMPLETE
 
     def _trial_meta(self, trial: optuna.Trial, ready: PreparedTrial, config: TrialConfig, attrs: dict[str, Any]) -> dict[str, Any]:

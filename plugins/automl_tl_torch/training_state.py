@@ -21,6 +21,16 @@ def _on_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
 
 
+def restore_cuda_rng(saved: list[torch.Tensor] | None) -> None:
+    """Set the CUDA generators (one per device) to ``saved``. Where the state was saved without CUDA, or CUDA is
+    gone now, there is nothing to set: the trial goes on with its weights and optimiser, its later random draws
+    not those of the uninterrupted run."""
+    if saved is None or not torch.cuda.is_available():
+        return
+    for device, generator_state in enumerate(saved[: torch.cuda.device_count()]):
+        torch.cuda.set_rng_state(generator_state, device)
+
+
 def save_training_state(session: Any, directory: Path, kept: Any) -> None:
     """Write ``session``'s state after a whole epoch into ``directory``; ``kept``: a ``snapshot()`` or None."""
     snapshot = session.snapshot()
@@ -31,6 +41,8 @@ def save_training_state(session: Any, directory: Path, kept: Any) -> None:
         "scheduler": session.scheduler.state_dict() if session.scheduler is not None else None,
         "generator": session.generator.get_state(),
         "torch_rng": torch.get_rng_state(),
+        # Dropout and random augmentation on a GPU draw from the CUDA generators, one per device
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "view_rng": json.dumps(session.view_rng.bit_generator.state),
         "kept": None if kept is None else {"weights": _on_cpu(kept["state"]), "touched": bool(kept["touched"])},
     }
@@ -50,6 +62,7 @@ def load_training_state(session: Any, directory: Path) -> Any:
         session.scheduler.load_state_dict(state["scheduler"])
     session.generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+    restore_cuda_rng(state.get("cuda_rng"))
     session.view_rng.bit_generator.state = json.loads(state["view_rng"])
     kept = state["kept"]
     return None if kept is None else {"state": kept["weights"], "touched": kept["touched"]}

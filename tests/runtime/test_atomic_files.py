@@ -22,6 +22,7 @@ FOLDER_MOVES = {
     ("automl_tl/deploy/flip.py", "keep_one"),
     ("automl_tl/storage/artifacts.py", "finalize"),
     ("automl_tl/storage/mirror.py", "pull_folder"),
+    ("automl_tl/training/resume.py", "save"),  # a trial's epoch-NNNN state folder, staged whole
 }
 
 

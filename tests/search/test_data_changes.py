@@ -59,3 +59,14 @@ def test_a_removed_class_and_the_bounded_inventory(changed_folder, monkeypatch):
     said = describe_data_change(bounded, after)
     assert "'bird': 20 -> 18 images, and their content changed" in said and "'cat': 20 -> 20 images" in said
     assert describe_data_change(data_inventory(before), before) is None and describe_data_change(None, before) is None
+
+
+def test_a_malformed_inventory_from_another_study_still_gives_the_refusal_its_sentence(changed_folder):
+    folder, before = changed_folder
+    after = read(folder)
+    recorded = data_inventory(before)
+    recorded["bird"], recorded["zebra"], recorded["ghost"] = "not a mapping", None, ["a", "list"]
+    said = describe_data_change(recorded, after)
+    assert said is not None and "class added: 'yak' (4 images)" in said
+    assert "'ghost' (None images)" in said, "a class entry that is not a mapping is one with nothing known of it"
+    assert "'bird': None -> 18 images, and their content changed" in said

@@ -4,6 +4,8 @@ through a whole search with the stub framework, and through the engine with a re
 from __future__ import annotations
 
 import json
+import math
+import shutil
 
 import numpy as np
 import optuna
@@ -12,6 +14,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 import automl_tl.training.engine as engine
+import automl_tl.training.resume as resume_module
 import tests.support.sample_plugins.stub_plugin as stub_plugin
 from automl_tl.capabilities import ResumableSession
 from automl_tl.distributed.loop import run_search
@@ -33,6 +36,13 @@ class ResumableStub(stub_plugin.StubSession):
         saved = json.loads((directory / "stub_state.json").read_text())
         self.epoch = saved["epoch"]
         return saved["kept"]
+
+
+@pytest.fixture(autouse=True)
+def every_epoch_saved(monkeypatch):
+    """A save after every epoch (these trials' epochs take less than their saves: the cost rule would skip most;
+    tests/training/test_resume_saves.py tests that rule)."""
+    monkeypatch.setattr(resume_module, "SAVE_SHARE", math.inf)
 
 
 @pytest.fixture(autouse=True)
@@ -187,3 +197,41 @@ def test_a_torch_trial_resumed_after_epoch_5_ends_as_the_uninterrupted_one(tmp_p
     b = torch.load(tmp_path / "resumed" / "weights.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert np.allclose(resumed.val_probabilities, straight.val_probabilities, atol=1e-6)
+
+
+def saved_state(tmp_path):
+    """A state saved after epoch 3 of a scripted 4-epoch trial (the last epoch is never saved), and the session class."""
+    from tests.training.test_engine import ScriptedSession, config, stub_spec
+    from tests.training.test_engine import table as scripted_table
+
+    class Resumable(ScriptedSession):
+        def save_state(self, directory, kept):
+            (directory / "s.json").write_text("{}")
+
+        def load_state(self, directory):
+            return None
+
+    resume = TrialResume(tmp_path / "state", {"trial": 0})
+    engine.run_trial(ScriptedAdapterFor(Resumable([0.5, 0.6, 0.7, 0.8])), stub_spec(), config(), scripted_table(), resume=resume)
+    return tmp_path / "state", Resumable
+
+
+@pytest.mark.parametrize("tamper, said", [
+    (lambda m: m.update(epochs="../outside"), "is not named epoch-NNNN"),
+    (lambda m: m.update(best=7), "best epoch 7 is not one of its 3"),
+    (lambda m: m.update(best=-1), "best epoch -1"),
+    (lambda m: m["history"][2].update(val_accuracy="high"), "record of epoch 3 is not one"),
+    (lambda m: m["history"][1].update(phase="sideways"), "cannot be read"),
+    (lambda m: m.update(history={"a": 1}), "cannot be read"),
+])
+def test_a_tampered_manifest_means_epoch_1_with_a_note_and_nothing_outside_the_folder_is_read(tmp_path, tamper, said):
+    state, Resumable = saved_state(tmp_path)
+    outside = tmp_path / "outside"
+    shutil.copytree(next(state.glob("epoch-*")), outside)  # a folder beside it whose digests are the recorded ones
+    manifest = json.loads((state / MANIFEST).read_text())
+    tamper(manifest)
+    (state / MANIFEST).write_text(json.dumps(manifest))
+    resume = TrialResume(state, {"trial": 0})
+    assert resume.load(Resumable([0.5])) is None and resume.resumed_epochs == 0
+    assert said in resume.note and resume.note.startswith("started from epoch 1")
+    assert not state.exists() and outside.is_dir(), "the state is given up; what is not ours is left alone"
