@@ -3,12 +3,15 @@ uninterrupted trial would have."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 pytest.importorskip("keras", reason="the keras extra is not installed")
 
 import automl_tl.training.engine as engine  # noqa: E402
+import automl_tl.training.resume as resume_module  # noqa: E402
 from automl_tl.capabilities import ResumableSession  # noqa: E402
 from automl_tl.training.resume import TrialResume  # noqa: E402
 from automl_tl.tuning.space import config_from_params  # noqa: E402
@@ -17,7 +20,8 @@ from tests.support.sample_plugins.keras_inline import tiny_keras_spec  # noqa: E
 from tests.support.sample_plugins.torch_inline import random_table  # noqa: E402
 
 
-def test_a_keras_trial_resumed_after_epoch_3_ends_as_the_uninterrupted_one(tmp_path):
+def test_a_keras_trial_resumed_after_epoch_3_ends_as_the_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(resume_module, "SAVE_SHARE", math.inf)  # every epoch saved, whatever the save costs here
     cfg = config_from_params(dict(backbone="tiny_keras", freeze_fraction=0.5, head_units=8, head_dropout=0.3, lr=1e-2,
                                   finetune_lr_ratio=0.5, switch_epoch=2, unfrozen_bn="train"),
                              epochs=5, image_size=16, batch_size=8)
