@@ -26,17 +26,17 @@ def best_distinct(study, n=5):
 
 
 def test_a_new_study_starts_with_the_other_studys_five_best_recipes(stub_plugins, table, small_sample):
-    old = run_search(stub_settings(small_sample, "old", 6, 2, smart_start=False, pruner="none"), stub_plugins, table,
+    old = run_search(stub_settings(small_sample, "old", 6, 1, smart_start=False, pruner="none"), stub_plugins, table,
                      Console(quiet=True)).study
     assert len(best_distinct(old, 6)) > 5
-    settings = stub_settings(small_sample, "new", 5, 2, smart_start=False, warm_start="old")
+    settings = stub_settings(small_sample, "new", 5, 1, smart_start=False, warm_start="old")
     new = run_search(settings, stub_plugins, table, Console(quiet=True)).study
     trials = new.get_trials()
     warm = [t for t in trials if WARM_START_ATTR in t.user_attrs]
     assert [t.number for t in warm] == [0, 1, 2, 3, 4], "queued before anything else"
     assert [t.params for t in warm] == best_distinct(old)
     assert all("study 'old', trial " in t.user_attrs[WARM_START_ATTR] for t in warm)
-    again = run_search(stub_settings(small_sample, "new", 6, 2, smart_start=False, warm_start="old"),
+    again = run_search(stub_settings(small_sample, "new", 6, 1, smart_start=False, warm_start="old"),
                        stub_plugins, table, Console(quiet=True))
     assert len([t for t in again.study.get_trials() if WARM_START_ATTR in t.user_attrs]) == 5, "queued once per study"
 
