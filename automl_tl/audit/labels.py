@@ -12,6 +12,12 @@ Confident learning reads those probabilities this way:
    likely label errors. They are ranked by self-confidence (the probability of the given label), lowest
    first, and ties by the margin of the suggested class over the given one.
 
+One addition to the paper's rule: an image that no class claims confidently (step 2 gives none) still counts
+when its out-of-fold prediction is another class and its own label's probability is under half its class's
+threshold; the suggestion is then the predicted class. A relabelled image of a class the model is usually
+very sure of (threshold 0.9) can come out at 0.6 for its true class, just under that threshold, while its
+given label gets 0.03: the paper's rule leaves it out, and it is the clearest error of all.
+
 docs/decisions.md ("issue 26: the data audit") says why this rule rather than a plain margin rule.
 """
 
@@ -37,11 +43,15 @@ def class_thresholds(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarra
 
 
 def confident_classes(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each image's confident class (step 2 above), or -1 when no class reaches its threshold."""
-    above = probabilities >= class_thresholds(probabilities, labels)[None, :]
+    """Each image's confident class (step 2 above, with the addition for an image no class claims), or -1."""
+    thresholds = class_thresholds(probabilities, labels)
+    above = probabilities >= thresholds[None, :]
     masked = np.where(above, probabilities, -1.0)
-    chosen = masked.argmax(axis=1)
-    return np.where(above.any(axis=1), chosen, -1)
+    chosen = np.where(above.any(axis=1), masked.argmax(axis=1), -1)
+    predicted = probabilities.argmax(axis=1)
+    given = probabilities[np.arange(len(labels)), labels]
+    unclaimed_error = (chosen < 0) & (predicted != labels) & (given < 0.5 * thresholds[labels])
+    return np.where(unclaimed_error, predicted, chosen)
 
 
 def label_issues(probabilities: np.ndarray, labels: np.ndarray, files: Sequence[str],

@@ -106,6 +106,19 @@ def test_a_flipped_label_ranks_first_and_consistent_labels_give_none():
     assert found[0].suggested_probability > found[0].given_probability
 
 
+def test_a_relabelled_image_that_no_class_claims_confidently_still_ranks_first():
+    # Class "b" is usually predicted at 0.95, so its threshold is high; the relabelled image (truly "b", labelled
+    # "a") gets 0.6 for "b" (under b's threshold) and 0.03 for its label: the paper's rule alone leaves it out.
+    probabilities = np.array([[0.9, 0.05, 0.05]] * 10 + [[0.03, 0.95, 0.02]] * 10 + [[0.05, 0.05, 0.9]] * 10
+                             + [[0.03, 0.6, 0.37]])
+    given = np.array([0] * 10 + [1] * 10 + [2] * 10 + [0])
+    found = label_issues(probabilities, given, [f"f{i}" for i in range(31)], ["a", "b", "c"])
+    assert [(f.file, f.given, f.suggested) for f in found] == [("f30", "a", "b")]
+    unsure = probabilities.copy()
+    unsure[30] = [0.44, 0.46, 0.10]  # disagrees, but its label keeps over half its class's typical confidence
+    assert label_issues(unsure, given, [f"f{i}" for i in range(31)], ["a", "b", "c"]) == []
+
+
 def test_the_json_shape_round_trips_and_lists_are_capped(tmp_path):
     report = audit(clean_folder(tmp_path / "data"))
     issues = label_issues(np.tile([[0.1, 0.9], [0.9, 0.1]], (MAX_LISTED + 5, 1)),
