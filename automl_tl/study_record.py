@@ -65,6 +65,7 @@ RETRY_OF_ATTR = "retry_of"  # on a retry: the number of the attempt it repeats
 RETRY_REASON_ATTR = "retry_reason"  # on a retry: why the attempt before it did not finish
 SMART_START_ATTR = "smart_start"  # why smart start chose it
 WARM_START_ATTR = "warm_start"  # on a trial queued by --warm-start: the study and trial its recipe came from
+ENQUEUED_PARAMS_SYSTEM_ATTR = "fixed_params"  # Optuna's own system attribute: the parameters of an enqueued trial
 RESUMED_FROM_ATTR = "resumed_after_epoch"  # on a retry that went on from a saved state: the epochs it did not train again
 CONTINUES_ATTR = "continues"  # on a continuation of a trial the --timeout stopped early: ContinuationOf
 RESUME_NOTE_ATTR = "resume_note"  # on a retry that found a saved state it could not use: why it started from epoch 1

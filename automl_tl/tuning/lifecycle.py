@@ -34,6 +34,7 @@ from automl_tl.storage.urls import is_postgres, open_storage, redact
 from automl_tl.study_record import (
     BUDGET_ATTR,
     DATA_INVENTORY_ATTR,
+    ENQUEUED_PARAMS_SYSTEM_ATTR,
     FINGERPRINT_ATTR,
     FORMAT_ATTR,
     PROFILE_ATTR,
@@ -178,12 +179,16 @@ def enqueue_smart_start(study: optuna.Study, settings: SearchSettings, plugins: 
     limit = limit if settings.trials is None else min(limit, max(1, settings.trials // 4))
     trials = start_trials(profile, space, settings.epochs, settings.backbones, limit, shapes_from(plugins.backbone),
                           pretrained)
+    # --warm-start's recipes are not run twice (a waiting trial's parameters are in an Optuna system attribute)
+    queued = [t.params or t.system_attrs.get(ENQUEUED_PARAMS_SYSTEM_ATTR, {}) for t in study.get_trials(deepcopy=False)]
+    fresh = [trial for trial in trials if trial.params not in queued]
     with storage_write():
         study.set_user_attr(PROFILE_ATTR, profile_attrs(profile))
-        for trial in trials:
+        for trial in fresh:
             study.enqueue_trial(trial.params, user_attrs={SMART_START_ATTR: trial.reason})
-    console.print(f"[bold]Smart start[/] {console_text(profile.describe())}. The first {len(trials)} trial(s) follow from that "
-                  f"(`automl-tl show {settings.study_name}` says why).")
+    already = f"; {len(trials) - len(fresh)} more it planned were queued already" if len(fresh) < len(trials) else ""
+    console.print(f"[bold]Smart start[/] {console_text(profile.describe())}. The first {len(fresh)} trial(s) follow from that "
+                  f"(`automl-tl show {settings.study_name}` says why){already}.")
 
 
 def prepare_study(settings: SearchSettings, plugins: Plugins, table: ImageTable, console: Console,

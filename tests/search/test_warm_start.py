@@ -79,3 +79,16 @@ def test_the_cli_takes_warm_start(small_sample, capsys):
     assert "Warm start:" in out and "of study 'first' queued first" in out
     assert main([*args, "--study", "third", "--trials", "1", "--warm-start", "absent"]) == 2
     assert "--warm-start 'absent'" in capsys.readouterr().err
+
+
+def test_smart_start_does_not_queue_again_what_the_warm_start_queued(stub_plugins, table, small_sample):
+    from automl_tl.study_record import SMART_START_ATTR
+
+    old = run_search(stub_settings(small_sample, "old", 4, 1), stub_plugins, table, Console(quiet=True)).study
+    assert any(SMART_START_ATTR in t.user_attrs for t in old.get_trials()), "the stub profiles: smart start ran"
+    new = run_search(stub_settings(small_sample, "new", 8, 1, warm_start="old"), stub_plugins, table,
+                     Console(quiet=True)).study
+    started = [t for t in new.get_trials() if WARM_START_ATTR in t.user_attrs or SMART_START_ATTR in t.user_attrs]
+    assert any(SMART_START_ATTR in t.user_attrs for t in started) and any(WARM_START_ATTR in t.user_attrs for t in started)
+    params = [t.params for t in started]
+    assert all(params.count(p) == 1 for p in params), "a recipe queued by both ran twice"
