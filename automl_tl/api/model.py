@@ -43,7 +43,8 @@ class ExportedModel:
     def predict(self, images: ImageInput | Sequence[ImageInput], top: int = 3) -> list[dict[str, Any]]:
         """The ``top`` most likely classes of each image, with probabilities: one record per image, in order, as
         ``automl-tl predict --json`` prints them (``{"path", "top": [{"label", "probability"}]}``, or ``"error"``
-        for a file that cannot be read). Paths to folders are searched for images."""
+        for a file that cannot be read, and a ``"note"`` when the image is far smaller than the model's input, so
+        the prediction deserves doubt). Paths to folders are searched for images."""
         from automl_tl.deploy.predict import image_paths, predict_files, predict_pictures
 
         if top < 1:

@@ -184,6 +184,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 tops = ", ".join(f"{console_text(t['label'])} {t['probability']:.3f}" for t in result["top"])
                 console.print(f"{console_text(result['path'])}: {tops}", highlight=False)
+                if "note" in result:
+                    console.print(f"  [yellow]note[/] {console_text(result['note'])}", highlight=False)
     failed = sum("error" in result for result in results)
     if failed:  # the good files' predictions are printed above; exit 2 lets a script notice the rest
         where = 'each has an "error" with the reason in the JSON' if args.json else "marked unreadable above, with the reason"

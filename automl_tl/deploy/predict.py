@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -104,14 +105,17 @@ def predict_sources(loaded: LoadedExport, sources: list[tuple[str, Callable[[], 
     """One result per (name, read) source, in order: the top classes with probabilities, or why it could not be
     read. Images are decoded as the search decoded them (the pixel cap, the resize rule) and classified in batches."""
     results: list[dict[str, Any]] = []
+    notes: dict[str, str | None] = {}
     size = loaded.preprocessing.image_size
     top = max(1, min(top, len(loaded.class_names)))
     for batch in _batches(sources, BATCH):
         arrays, kept = [], []
         for name, read in batch:
             try:
-                arrays.append(decode_image(read(), size, rule=loaded.preprocessing.rule))
+                data = read()
+                arrays.append(decode_image(data, size, rule=loaded.preprocessing.rule))
                 kept.append(name)
+                notes[name] = small_input_note(data, size)
             except BadImage as exc:
                 results.append({"path": name, "error": str(exc)})
             except OSError as exc:
@@ -121,6 +125,22 @@ def predict_sources(loaded: LoadedExport, sources: list[tuple[str, Callable[[], 
         probabilities = loaded.model.predict(to_model_input(np.stack(arrays)))
         for name, row in zip(kept, probabilities):
             order = np.argsort(-row)[:top]
-            results.append({"path": name, "top": [{"label": loaded.class_names[i], "probability": float(row[i])} for i in order]})
+            result = {"path": name, "top": [{"label": loaded.class_names[i], "probability": float(row[i])} for i in order]}
+            results.append(result | ({"note": notes[name]} if notes.get(name) else {}))
     order_of = {name: i for i, (name, _) in enumerate(sources)}
     return sorted(results, key=lambda r: order_of[r["path"]])
+
+
+def small_input_note(data: bytes, image_size: int) -> str | None:
+    """Why a prediction deserves doubt: the image is far smaller than the model's input (the data audit's rule),
+    so the model sees an enlarged blur; None for an image of a fair size."""
+    from PIL import Image
+
+    from automl_tl.audit.image_checks import SMALL_FRACTION
+
+    with Image.open(io.BytesIO(data)) as picture:  # the header only: decode_image has read this file already
+        width, height = picture.size
+    if min(width, height) >= SMALL_FRACTION * image_size:
+        return None
+    return (f"{width}x{height} px, far smaller than the model's {image_size} px input: it saw an enlarged blur, so "
+            f"doubt this prediction")

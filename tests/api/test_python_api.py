@@ -114,3 +114,17 @@ def test_study_tables_and_pictures(small_cnn_exports: Path, monkeypatch: pytest.
     assert (tmp_path / "mine.png").read_bytes() == b"\x89PNG not ours"
     with pytest.raises(UserError, match="too few completed trials"):
         study.plot_importances()  # one trial cannot tell which parameter matters
+
+
+def test_a_prediction_on_an_image_far_smaller_than_the_input_carries_a_note(small_cnn_exports: Path, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from automl_tl.cli import main
+
+    model = automl_tl.load_model(small_cnn_exports / "onnx")  # trained at 16 px: under 4 px is far smaller
+    tiny, fair = model.predict([np.zeros((3, 5, 3), np.uint8), np.zeros((16, 20, 3), np.uint8)])
+    assert "5x3 px, far smaller than the model's 16 px input" in tiny["note"] and "note" not in fair
+    Image.new("RGB", (3, 3)).save(tmp_path / "thumb.png")
+    assert main(["predict", str(small_cnn_exports / "onnx"), str(tmp_path / "thumb.png")]) == 0
+    assert "note 3x3 px, far smaller" in " ".join(capsys.readouterr().out.split())
