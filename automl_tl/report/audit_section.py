@@ -175,7 +175,9 @@ def audit_section(audit: Any, data_root: Path | None, max_pixels: int) -> str:
     issues = _entries(audit.get("label_issues"))
     body = (clean + duplicates + _label_issues_html(issues, checked, thumbnail, _total(totals, "label_issues", len(issues)))
             + small + aspect + unreadable + _imbalance_html(findings.get("imbalance")))
-    head = (f'<p class="note">{_number(audit.get("images"), "d")} images audited in '
-            f'{_number(audit.get("seconds"), ".1f")} s. File names are relative to the data folder.</p>')
+    seconds = audit.get("seconds")
+    took = "under 0.1" if isinstance(seconds, (int, float)) and 0 <= seconds < 0.05 else _number(seconds, ".1f")
+    head = (f'<p class="note">{_number(audit.get("images"), "d")} images audited in {took} s. File names are '
+            f'relative to the data folder.</p>')
     return "<h2>Data audit</h2>" + head + body
 

@@ -74,7 +74,8 @@ def _panel(axis: Any, curve: TrialCurve, chosen: bool) -> None:
                                                             if curve.best_epoch in curve.epochs else None)
         if kept is not None and kept < len(series):
             axis.scatter([curve.best_epoch], [series[kept]], s=60, facecolors="none", edgecolors="#222222", zorder=3)
-    title = f"trial {curve.number}: {plot_text(curve.backbone)}" + (" (chosen)" if chosen else "")
+    phase = ", head only" if curve.head_epochs is None else ""  # no switch: every epoch trained only the head
+    title = f"trial {curve.number}: {plot_text(curve.backbone)}{phase}" + (" (chosen)" if chosen else "")
     axis.set_title(title, fontsize=8.5, fontweight="bold" if chosen else "normal")
     axis.tick_params(labelsize=7)
     axis.grid(alpha=0.3)
@@ -111,8 +112,9 @@ def curves_figure(study: optuna.Study, count: int = CURVE_TRIALS) -> Any:
 
 
 CURVES_NOTE = ('<p class="note">The validation score after each epoch of the chosen trial and the next best '
-               '(the values each trial reported to Optuna). Shaded: the epochs that trained only the new head; the '
-               'red dashed line: the switch to fine-tuning the unfrozen blocks. A circle marks the epoch whose weights '
+               '(the values each trial reported to Optuna). Shaded: the epochs that trained only the new head before a '
+               'switch; the red dashed line: the switch to fine-tuning the unfrozen blocks ("head only" in a title: a '
+               'trial that never switched). A circle marks the epoch whose weights '
                'the trial kept.{cv}</p>')
 CV_NOTE = (" Cross-validated trials: the solid line is the pooled out-of-fold accuracy (the score), the dotted one "
            "fold 0 alone, which the pruner watches.")

@@ -99,11 +99,15 @@ def queue_continuation(study: optuna.Study, trial: FrozenTrial, epochs: int) -> 
     return continuation
 
 
-def continuation_note(user_attrs: dict[str, Any]) -> str:
-    """What the search says of a trial that continues another ("" for one that does not)."""
+def resumed_note(user_attrs: dict[str, Any]) -> str:
+    """What the search says of a trial that went on from a saved state: a continuation of a trial the deadline
+    stopped, or a retry of one Ctrl-C stopped ("" for a trial that started afresh as planned)."""
     continues = ContinuationOf.from_attrs(user_attrs)
-    if continues is None:
-        return ""
-    if not user_attrs.get(RESUMED_FROM_ATTR):
-        return f"  continues trial {continues.number}, from epoch 1: its saved state was not used"
-    return f"  continues trial {continues.number} from epoch {int(user_attrs[RESUMED_FROM_ATTR]) + 1}"
+    resumed = int(user_attrs.get(RESUMED_FROM_ATTR) or 0)
+    if continues is not None:
+        if not resumed:
+            return f"  continues trial {continues.number}, from epoch 1: its saved state was not used"
+        return f"  continues trial {continues.number} from epoch {resumed + 1}"
+    if resumed:
+        return f"  went on from epoch {resumed + 1}: epochs 1-{resumed} of the stopped attempt were kept"
+    return ""

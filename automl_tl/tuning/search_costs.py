@@ -99,12 +99,17 @@ class SearchCosts:
         versions = shrunk_versions(spec, config, self.model.folds)
         smallest_config, folds = versions[-1] if versions else (config, self.model.folds)
         smallest = self.model.predict(spec, smallest_config, folds)
-        cost = f"{smallest.seconds:.0f}s" if smallest is not None else "more"
+        cost = f"{seconds_text(smallest.seconds)}" if smallest is not None else "more"
         left = self.seconds_left() or 0.0
         shape = [f"{smallest_config.epochs} epoch{'' if smallest_config.epochs == 1 else 's'}"]
         if trial_kind(spec, smallest_config) != trial_kind(spec, config):
             shape.append("the head only")
         if folds > 1:
             shape.append(f"{folds} folds")
-        return (f"even at its smallest ({', '.join(shape)}) it is predicted to take {cost}, more than the {left:.0f}s "
-                f"left of --timeout")
+        return (f"even at its smallest ({', '.join(shape)}) it is predicted to take {cost}, more than the "
+                f"{seconds_text(left)} left of --timeout")
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds as a person reads them: whole above 10, a tenth below (never "0s, more than the 0s left")."""
+    return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"

@@ -39,7 +39,7 @@ from automl_tl.study_record import (
 )
 from automl_tl.training.cross_validation import run_trial_scored
 from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
-from automl_tl.tuning.continuation import continuation_note, priced_attrs, queue_continuation, resumed_config, resumed_plan, to_continue
+from automl_tl.tuning.continuation import priced_attrs, queue_continuation, resumed_config, resumed_note, resumed_plan, to_continue
 from automl_tl.tuning.cost import FitPlan, trial_kind
 from automl_tl.tuning.latency import format_ms, record_latency, too_slow_reason
 from automl_tl.tuning.outcome_record import outcome_attrs
@@ -301,7 +301,7 @@ class TrialRunner:
             self.study.tell(trial, state=TrialState.PRUNED)
         self._report(trial.number, "PRUNED", None,
                      f"trial {trial.number:>3}  [yellow]pruned[/] {pruned_where(pruned)}  (score {best:.4f}){shrunk_note(plan)}"
-                     f"{continuation_note(trial.user_attrs)}")
+                     f"{resumed_note(trial.user_attrs)}")
         return TrialState.PRUNED
 
     def _failed(self, trial: optuna.Trial, exc: Exception, started: float) -> TrialState:
@@ -350,7 +350,7 @@ class TrialRunner:
                      f"(epoch {outcome.best_epoch + 1}, "
                      f"{outcome.best_phase.value})  {outcome.seconds:5.1f}s  "  # test accuracy: the chosen model's only
                      f"{console_text(describe_config(outcome.config, len(spec.blocks), spec.pretrained))}{cut}"
-                     f"{shrunk_note(ready.plan)}{continuation_note(trial.user_attrs)}")
+                     f"{shrunk_note(ready.plan)}{resumed_note(trial.user_attrs)}")
         return TrialState.COMPLETE
 
     def _trial_meta(self, trial: optuna.Trial, ready: PreparedTrial, config: TrialConfig, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -153,7 +153,7 @@ def test_curves_show_the_chosen_trial_first_and_mark_each_switch_to_fine_tuning(
     panels = [axis for axis in figure.axes if axis.get_visible()]
     assert len(panels) == 6  # the chosen trial and the five next best
     assert [axis.get_title() for axis in panels[:4]] == ["trial 1: resnet18 (chosen)", "trial 3: resnet18",
-                                                         "trial 2: resnet18", "trial 0: resnet18"]
+                                                         "trial 2: resnet18, head only", "trial 0: resnet18"]
     switches = [[line.get_xdata()[0] for line in axis.get_lines() if line.get_linestyle() == "--"] for axis in panels[:4]]
     assert switches == [[1.5], [2.5], [], [2.5]]
     chosen = panels[0].get_lines()[-1]
