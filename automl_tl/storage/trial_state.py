@@ -1,6 +1,7 @@
 """A trial's saved training state, from the study's side: which folder is its own (every retry of a trial shares
 its first attempt's, a continuation the stopped trial's), what it was saved with, when it is kept and when
-removed (automl_tl/training/resume.py has how it is saved and proven)."""
+removed (automl_tl/training/resume.py has how it is saved and proven; automl_tl/training/fold_resume.py, the finished
+folds a cross-validated trial keeps instead)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from optuna.trial import FrozenTrial
 from automl_tl.runtime.deadline import DeadlineReached
 from automl_tl.runtime.interrupts import storage_write
 from automl_tl.storage.artifacts import resume_dir
-from automl_tl.study_record import RESUME_NOTE_ATTR, RESUMED_FROM_ATTR, ContinuationOf, retry_history
+from automl_tl.study_record import (
+    RESUME_NOTE_ATTR,
+    RESUMED_FOLDS_ATTR,
+    RESUMED_FROM_ATTR,
+    ContinuationOf,
+    retry_history,
+)
 from automl_tl.training.engine import DEADLINE, TrialOutcome
+from automl_tl.training.fold_resume import FoldResume
 from automl_tl.training.resume import TrialResume
 from automl_tl.types import TrialConfig
 
@@ -62,5 +70,35 @@ def _end_resume(trial: optuna.Trial, resume: TrialResume, keep: bool) -> None:
     with storage_write():
         if resume.resumed_epochs:
             trial.set_user_attr(RESUMED_FROM_ATTR, resume.resumed_epochs)
+        if resume.note:
+            trial.set_user_attr(RESUME_NOTE_ATTR, resume.note)
+
+
+def folds_resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig,
+                  run: Callable[[FoldResume], TrialOutcome]) -> TrialOutcome:
+    """``run(resume)`` for a trial scored by cross-validation, ``resume`` being its finished folds, kept in the
+    folder ``trial_resume`` names and proven against the same identity (and the folds' rows). Kept when a Ctrl-C,
+    SIGTERM or the deadline raises out of the trial (its retry goes on from its first unfinished fold); however
+    else it ends, removed: a trial the deadline stopped after some folds completes on them and is not continued.
+    What they did for the trial is recorded on it (``RESUMED_FOLDS_ATTR``, ``RESUME_NOTE_ATTR``)."""
+    plain = trial_resume(study, base, trial, config)
+    resume = FoldResume(plain.folder, plain.identity)
+    try:
+        result = run(resume)
+    except (KeyboardInterrupt, DeadlineReached):
+        raise  # the retry goes on from the first fold not kept
+    except BaseException:
+        _end_folds(trial, resume)
+        raise
+    _end_folds(trial, resume)
+    return result
+
+
+def _end_folds(trial: optuna.Trial, resume: FoldResume) -> None:
+    """Record what the trial's kept folds did for it, and remove them."""
+    resume.discard()
+    with storage_write():
+        if resume.resumed_folds:
+            trial.set_user_attr(RESUMED_FOLDS_ATTR, resume.resumed_folds)
         if resume.note:
             trial.set_user_attr(RESUME_NOTE_ATTR, resume.note)

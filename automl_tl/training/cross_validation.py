@@ -18,12 +18,16 @@ remaining folds after any fold (the trial is then pruned).
 Under a deadline, fold 0's model is always saved, so a deadline in a later fold or in the refit leaves a
 usable model: the value is then the out-of-fold accuracy over the completed folds' rows, without a refit
 (``cv_folds_done`` says how many folds it stands on). A deadline inside fold 0 raises ``DeadlineReached``.
+
+Each completed fold can be kept (automl_tl/training/fold_resume.py), so that a retry after an interrupt reads the
+finished folds back, tells their hooks again, and trains from the first fold not kept.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,7 @@ from automl_tl.training.engine import (
     predict_mirrored,
     run_trial,
 )
+from automl_tl.training.fold_resume import FinishedFold, FoldResume
 from automl_tl.training.folds import assign_folds, fold_table, refit_table, scored_rows
 from automl_tl.training.metrics import accuracy, balanced_accuracy
 from automl_tl.types import BackboneSpec, EpochResult, FrameworkAdapter, ImageTable, TrialConfig
@@ -120,6 +125,72 @@ def train_for_epochs(adapter: FrameworkAdapter, spec: BackboneSpec, config: Tria
         session.close()
 
 
+@dataclass
+class FoldHooks:
+    """What a cross-validated trial tells as its folds run (``run_trial_scored`` says when each is called)."""
+
+    on_epoch: EpochCallback | None = None
+    should_prune: PruneCheck | None = None
+    on_start: StartCallback | None = None
+    pause_due: PauseDue | None = None
+    after_fold: FoldCheck | None = None
+    on_fold: Callable[[int], None] | None = None
+
+
+def restored_folds(resume: FoldResume | None, spec: BackboneSpec, config: TrialConfig, save_to: Path | None,
+                   hooks: FoldHooks) -> list[FinishedFold]:
+    """The folds a retry reads back from ``resume`` instead of training them (fold 0's model into ``save_to`` when
+    given), told to ``hooks`` as when they ran: fold 0's epochs to ``on_epoch`` and ``should_prune`` (the trial's
+    curve stays whole and its pruner checks are rebuilt), each fold's accuracy to ``after_fold``; a check that
+    prunes the trial prunes it again (``PruneTrial``)."""
+    effective = effective_config(spec, config)
+    folds = resume.load(effective, save_to) if resume is not None else []
+    if folds and hooks.on_start is not None:
+        hooks.on_start(effective)
+    for j, fold in enumerate(folds):
+        if hooks.on_fold is not None:
+            hooks.on_fold(j)
+        history = fold.outcome.history
+        for done, result in enumerate(history if j == 0 else []):  # only fold 0 is reported, as when it ran
+            if hooks.on_epoch is not None:
+                hooks.on_epoch(result)
+            if hooks.should_prune is not None and hooks.should_prune(result):
+                raise PruneTrial(history[: done + 1])
+        if hooks.after_fold is not None and not hooks.after_fold(j, fold.outcome.val_accuracy):
+            raise PruneTrial(folds[0].outcome.history, fold=j)
+    return folds
+
+
+def train_fold(adapter: FrameworkAdapter, spec: BackboneSpec, config: TrialConfig, data: ImageTable,
+               assignment: list[np.ndarray], j: int, hooks: FoldHooks, save_to: Path | None,
+               deadline: Deadline | None) -> FinishedFold | None:
+    """Fold ``j`` trained (``run_trial`` on ``fold_table``; only fold 0 is told to the pruner and saved to
+    ``save_to``), with every epoch's validation probabilities; None when the deadline cut it short, which in
+    fold 0 raises ``DeadlineReached``."""
+    seen: list[np.ndarray] = []
+    seen_mirrored: list[np.ndarray] = []  # the same on the mirrored images, where the session can mirror
+    fold_start = time.perf_counter()
+    if hooks.on_fold is not None:
+        hooks.on_fold(j)
+    try:
+        outcome = run_trial(
+            adapter, spec, config, fold_table(data, assignment, j), hooks.on_epoch,
+            hooks.should_prune if j == 0 else None,  # later folds run unpruned: see the module's docstring
+            save_to=save_to, on_start=hooks.on_start if j == 0 else None, on_val_probabilities=keep_into(seen),
+            deadline=deadline, on_val_mirrored=keep_into(seen_mirrored), pause_due=hooks.pause_due if j == 0 else None,
+        )
+    except DeadlineReached:
+        if j == 0:
+            raise
+        return None
+    if outcome.stopped_by == DEADLINE:  # a fold cut short is not a completed fold
+        if j == 0:
+            raise DeadlineReached(f"the --timeout passed during fold 1 of {len(assignment)}, after {outcome.epochs_run} "
+                                  f"of its {len(phase_schedule(effective_config(spec, config), len(spec.blocks)))} epochs")
+        return None
+    return FinishedFold(outcome, seen, seen_mirrored, time.perf_counter() - fold_start)
+
+
 def run_trial_scored(
     adapter: FrameworkAdapter,
     spec: BackboneSpec,
@@ -138,6 +209,7 @@ def run_trial_scored(
     after_fold: FoldCheck | None = None,
     on_fold: Callable[[int], None] | None = None,
     on_refit: Callable[[int], None] | None = None,
+    resume: FoldResume | None = None,
 ) -> TrialOutcome:
     """``run_trial`` scored by ``folds``-fold cross-validation over ``data``'s train and val splits.
 
@@ -150,47 +222,35 @@ def run_trial_scored(
     ``pause_due`` applies to fold 0 (the one the pruner sees), ``deadline`` to every fold and the refit (see
     the module's docstring). ``after_fold(j, accuracy)`` is called after each completed fold with its best
     accuracy; False prunes the trial there (``PruneTrial`` with ``fold=j``). ``on_fold(j)`` is called as fold
-    ``j`` starts, ``on_refit(epochs)`` as the refit does (for a progress display)."""
+    ``j`` starts, ``on_refit(epochs)`` as the refit does (for a progress display).
+
+    ``resume``: where each completed fold is kept, and read back when the trial starts (automl_tl/training/
+    fold_resume.py): the folds read back are told to the hooks again (``restored_folds``), and training starts at
+    the first fold not kept."""
     started = time.perf_counter()
     rows = scored_rows(data)
     assignment = assign_folds(data.relpaths, data.labels, rows, folds, seed)
-    per_fold: list[list[np.ndarray]] = []
-    mirrored_per_fold: list[list[np.ndarray]] = []  # the same on the mirrored images, where the session can mirror
-    fold_outcomes: list[TrialOutcome] = []
-    fold_seconds: list[float] = []
     keep_fold_zero = not refit or deadline is not None  # a deadline later on leaves fold 0's model
-    for j in range(folds):
+    fold_zero_to = save_to if keep_fold_zero else None
+    hooks = FoldHooks(on_epoch, should_prune, on_start, pause_due, after_fold, on_fold)
+    if resume is not None:
+        resume.bind(assignment)
+    finished = restored_folds(resume, spec, config, fold_zero_to, hooks)  # a retry's folds done before
+    for j in range(len(finished), folds):
         if j > 0 and deadline is not None and deadline.passed():
             break
-        seen: list[np.ndarray] = []
-        seen_mirrored: list[np.ndarray] = []
-        fold_start = time.perf_counter()
-        if on_fold is not None:
-            on_fold(j)
-        try:
-            outcome = run_trial(
-                adapter, spec, config, fold_table(data, assignment, j), on_epoch,
-                should_prune if j == 0 else None,  # later folds run unpruned: see the module's docstring
-                save_to=save_to if (j == 0 and keep_fold_zero) else None,
-                on_start=on_start if j == 0 else None,
-                on_val_probabilities=keep_into(seen),
-                deadline=deadline, on_val_mirrored=keep_into(seen_mirrored), pause_due=pause_due if j == 0 else None,
-            )
-        except DeadlineReached:
-            if j == 0:
-                raise
+        fold = train_fold(adapter, spec, config, data, assignment, j, hooks, fold_zero_to if j == 0 else None, deadline)
+        if fold is None:  # the deadline cut it short: a fold cut short is not a completed fold
             break
-        if outcome.stopped_by == DEADLINE:  # a fold cut short is not a completed fold
-            if j == 0:
-                raise DeadlineReached(f"the --timeout passed during fold 1 of {folds}, after {outcome.epochs_run} "
-                                      f"of its {len(phase_schedule(effective_config(spec, config), len(spec.blocks)))} epochs")
-            break
-        fold_outcomes.append(outcome)
-        per_fold.append(seen)
-        mirrored_per_fold.append(seen_mirrored)
-        fold_seconds.append(time.perf_counter() - fold_start)
-        if after_fold is not None and not after_fold(j, outcome.val_accuracy):
-            raise PruneTrial(fold_outcomes[0].history, fold=j)
+        finished.append(fold)
+        if after_fold is not None and not after_fold(j, fold.outcome.val_accuracy):
+            raise PruneTrial(finished[0].outcome.history, fold=j)
+        if resume is not None:  # after the fold was told: an interrupt in after_fold repeats it
+            resume.save(j, fold, fold_zero_to if j == 0 else None)
+    per_fold = [fold.seen for fold in finished]
+    mirrored_per_fold = [fold.mirrored for fold in finished]
+    fold_outcomes = [fold.outcome for fold in finished]
+    fold_seconds = [fold.seconds for fold in finished]
     done = len(per_fold)
     effective = effective_config(spec, config)
     scored_here = np.isin(rows, np.concatenate(assignment[:done])) if done < folds else np.ones(len(rows), bool)

@@ -17,7 +17,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.storage.trial_state import state_owner
-from automl_tl.study_record import PREDICTED_ATTR, PREDICTED_RAW_ATTR, RESUMED_FROM_ATTR, ContinuationOf
+from automl_tl.study_record import (
+    PREDICTED_ATTR,
+    PREDICTED_RAW_ATTR,
+    RESUMED_FOLDS_ATTR,
+    RESUMED_FROM_ATTR,
+    ContinuationOf,
+)
 from automl_tl.training.engine import DEADLINE, TrialOutcome, effective_config
 from automl_tl.training.resume import TrialResume
 from automl_tl.tuning.cost import FitPlan
@@ -110,4 +116,7 @@ def resumed_note(user_attrs: dict[str, Any]) -> str:
         return f"  continues trial {continues.number} from epoch {resumed + 1}"
     if resumed:
         return f"  went on from epoch {resumed + 1}: epochs 1-{resumed} of the stopped attempt were kept"
+    folds = int(user_attrs.get(RESUMED_FOLDS_ATTR) or 0)
+    if folds:
+        return f"  went on from fold {folds + 1}: folds 1-{folds} of the stopped attempt were kept"
     return ""

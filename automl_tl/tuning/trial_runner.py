@@ -20,7 +20,7 @@ from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
-from automl_tl.storage.trial_state import resumed, trial_resume
+from automl_tl.storage.trial_state import folds_resumed, resumed, trial_resume
 from automl_tl.study_record import (
     BLOCKS_ATTR,
     DEPTH_ATTR,
@@ -275,11 +275,11 @@ class TrialRunner:
             pruning.started(effective, len(spec.blocks))
         try:
             if folds > 1:  # scored by K-fold cross-validation, then refit (--cv)
-                return run_trial_scored(ready.adapter, spec, config, self.table, folds, on_epoch,
-                                        should_prune, save_to=partial_dir(self.folder, number),
-                                        on_start=on_start, seed=self.settings.seed, deadline=self.deadline,
-                                        pause_due=pruning.pause_due, after_fold=pruning.after_fold,
-                                        **self._fold_progress(number, folds))
+                return folds_resumed(self.study, self.folder, trial, config, lambda resume: run_trial_scored(
+                    ready.adapter, spec, config, self.table, folds, on_epoch, should_prune,
+                    save_to=partial_dir(self.folder, number), on_start=on_start, seed=self.settings.seed,
+                    deadline=self.deadline, pause_due=pruning.pause_due, after_fold=pruning.after_fold,
+                    resume=resume, **self._fold_progress(number, folds)))
             return resumed(self.study, self.folder, trial, config, lambda resume: run_trial(
                 ready.adapter, spec, config, self.table, on_epoch, should_prune, save_to=partial_dir(self.folder, number),
                 on_start=on_start, deadline=self.deadline, pause_due=pruning.pause_due, resume=resume))

@@ -23,6 +23,7 @@ FOLDER_MOVES = {
     ("automl_tl/storage/artifacts.py", "finalize"),
     ("automl_tl/storage/mirror.py", "pull_folder"),
     ("automl_tl/training/resume.py", "save"),  # a trial's epoch-NNNN state folder, staged whole
+    ("automl_tl/training/fold_resume.py", "save"),  # a cross-validated trial's fold-NNNN folder, staged whole
 }
 
 
