@@ -292,15 +292,18 @@ class RetryOf:
 class ContinuationOf:
     """On a trial queued to go on with one the --timeout stopped before its last epoch (which stays COMPLETE, with
     the score of what it trained): the trial it continues, the whole epochs that one had trained, and the trial
-    whose saved training state both use (``automl_tl.storage.trial_state``). Carried by its own retries."""
+    whose saved training state both use (``automl_tl.storage.trial_state``); for a cross-validated trial, the folds
+    it had finished, which that state keeps (0: not cross-validated). Carried by its own retries."""
 
     number: int
     epochs: int
     state_of: int
+    folds: int = 0
 
     def user_attrs(self) -> dict[str, Any]:
         """Its user attributes."""
-        return {CONTINUES_ATTR: {"trial": self.number, "epochs": self.epochs, "state_of": self.state_of}}
+        kept = {"trial": self.number, "epochs": self.epochs, "state_of": self.state_of}
+        return {CONTINUES_ATTR: {**kept, "folds": self.folds} if self.folds else kept}
 
     @classmethod
     def from_attrs(cls, user_attrs: Mapping[str, Any]) -> ContinuationOf | None:
@@ -309,7 +312,7 @@ class ContinuationOf:
         if not isinstance(kept, Mapping):
             return None
         try:
-            return cls(int(kept["trial"]), int(kept["epochs"]), int(kept["state_of"]))
+            return cls(int(kept["trial"]), int(kept["epochs"]), int(kept["state_of"]), int(kept.get("folds", 0)))
         except (KeyError, TypeError, ValueError):
             return None
 

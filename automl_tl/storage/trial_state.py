@@ -44,6 +44,14 @@ def trial_resume(study: optuna.Study, base: Path, trial: optuna.Trial, config: T
     return TrialResume(resume_dir(base, state_owner(study._storage.get_trial(trial._trial_id))), identity)
 
 
+def saved_state(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig,
+                folds: int) -> TrialResume | FoldResume:
+    """What the trial keeps in its state folder: its saved epochs (``trial_resume``) or, scored by ``folds``-fold
+    cross-validation, its finished folds (for the same identity; tied to the folds' rows as the trial starts)."""
+    plain = trial_resume(study, base, trial, config)
+    return FoldResume(plain.folder, plain.identity) if folds > 1 else plain
+
+
 def resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig,
             run: Callable[[TrialResume], TrialOutcome]) -> TrialOutcome:
     """``run(resume)``, ``resume`` being the trial's saved training state (``trial_resume``; proven to be saved
@@ -78,9 +86,10 @@ def folds_resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: 
                   run: Callable[[FoldResume], TrialOutcome]) -> TrialOutcome:
     """``run(resume)`` for a trial scored by cross-validation, ``resume`` being its finished folds, kept in the
     folder ``trial_resume`` names and proven against the same identity (and the folds' rows). Kept when a Ctrl-C,
-    SIGTERM or the deadline raises out of the trial (its retry goes on from its first unfinished fold); however
-    else it ends, removed: a trial the deadline stopped after some folds completes on them and is not continued.
-    What they did for the trial is recorded on it (``RESUMED_FOLDS_ATTR``, ``RESUME_NOTE_ATTR``)."""
+    SIGTERM or the deadline raises out of the trial (its retry goes on from its first unfinished fold), and when the
+    deadline stopped it after some folds or in its refit (it completes on the folds done, and its continuation
+    restores them: automl_tl/tuning/continuation.py); however else it ends, removed. What they did for the trial is
+    recorded on it (``RESUMED_FOLDS_ATTR``, ``RESUME_NOTE_ATTR``)."""
     plain = trial_resume(study, base, trial, config)
     resume = FoldResume(plain.folder, plain.identity)
     try:
@@ -88,15 +97,16 @@ def folds_resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: 
     except (KeyboardInterrupt, DeadlineReached):
         raise  # the retry goes on from the first fold not kept
     except BaseException:
-        _end_folds(trial, resume)
+        _end_folds(trial, resume, keep=False)
         raise
-    _end_folds(trial, resume)
+    _end_folds(trial, resume, keep=result.stopped_by == DEADLINE and resume.kept_folds > 0)
     return result
 
 
-def _end_folds(trial: optuna.Trial, resume: FoldResume) -> None:
-    """Record what the trial's kept folds did for it, and remove them."""
-    resume.discard()
+def _end_folds(trial: optuna.Trial, resume: FoldResume, keep: bool) -> None:
+    """Record what the trial's kept folds did for it, and remove them unless ``keep``."""
+    if not keep:
+        resume.discard()
     with storage_write():
         if resume.resumed_folds:
             trial.set_user_attr(RESUMED_FOLDS_ATTR, resume.resumed_folds)

@@ -97,10 +97,41 @@ class FoldResume:
         self.note: str | None = None  # why kept folds were not used, for the trial's record
         self.resumed_folds = 0  # the folds read back by ``load``: trained before, not again
         self._entries: list[dict[str, Any]] = []  # the manifest's folds, as kept so far
+        self._planned = 0  # the trial's folds, once bound
+
+    @property
+    def kept_folds(self) -> int:
+        """How many folds are kept now (read back or saved by this run)."""
+        return len(self._entries)
 
     def bind(self, assignment: list[np.ndarray]) -> None:
         """Tie the kept folds to these folds' rows (a retry whose folds differ starts from fold 1)."""
         self.identity = {**self.identity, "folds": assignment_digest(assignment)}
+        self._planned = len(assignment)
+
+    def saved_identity(self) -> tuple[int, dict[str, Any]] | None:
+        """The folds kept in the folder and the identity they were kept with, less the folds' rows (proven by
+        ``load`` once bound), read without proving or removing anything: what planning the rest of the trial needs.
+        None when there are none (or the record cannot be read)."""
+        manifest = self._manifest()
+        if manifest is None or not isinstance(manifest.get("identity"), dict):
+            return None
+        return len(manifest["folds"]), {k: v for k, v in manifest["identity"].items() if k != "folds"}
+
+    def saved_planned(self) -> int:
+        """How many folds the trial that kept the folds in the folder planned (0: none kept, or not recorded)."""
+        manifest = self._manifest()
+        planned = manifest.get("planned") if manifest is not None else None
+        return planned if type(planned) is int and planned > 1 else 0
+
+    def _manifest(self) -> dict[str, Any] | None:
+        try:
+            manifest = json.loads((self.folder / FOLDS_MANIFEST).read_text(encoding="utf-8"))
+            if isinstance(manifest, dict) and manifest.get("format") == FOLDS_FORMAT and isinstance(manifest["folds"], list):
+                return manifest
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
 
     def save(self, index: int, fold: FinishedFold, model: Path | None = None) -> None:
         """Keep completed fold ``index`` (the folds before it are kept already), with ``model``'s files if given."""
@@ -123,7 +154,7 @@ class FoldResume:
         shutil.rmtree(self.folder / name, ignore_errors=True)
         partial.rename(self.folder / name)
         self._entries.append(entry)
-        manifest = {"format": FOLDS_FORMAT, "identity": self.identity, "folds": self._entries}
+        manifest = {"format": FOLDS_FORMAT, "identity": self.identity, "planned": self._planned, "folds": self._entries}
         replace_text(self.folder / FOLDS_MANIFEST, json.dumps(manifest, indent=1))
 
     def load(self, config: TrialConfig, save_to: Path | None) -> list[FinishedFold]:

@@ -20,7 +20,7 @@ from automl_tl.runtime.time_ledger import LATENCY, STUDY_WRITES, charged
 from automl_tl.storage.artifacts import KEY_FIELD, discard_partial, finalize, partial_dir, remote_study_folder, study_folder, study_key
 from automl_tl.storage.mirror import S3Mirror
 from automl_tl.storage.predictions import SplitPredictions, save_predictions
-from automl_tl.storage.trial_state import folds_resumed, resumed, trial_resume
+from automl_tl.storage.trial_state import folds_resumed, resumed, saved_state
 from automl_tl.study_record import (
     BLOCKS_ATTR,
     DEPTH_ATTR,
@@ -38,8 +38,8 @@ from automl_tl.study_record import (
     backbone_weights_digest,
 )
 from automl_tl.training.cross_validation import run_trial_scored
-from automl_tl.training.engine import DEADLINE, PruneTrial, TrialOutcome, effective_config, run_trial
-from automl_tl.tuning.continuation import priced_attrs, queue_continuation, resumed_config, resumed_note, resumed_plan, to_continue
+from automl_tl.training.engine import PruneTrial, TrialOutcome, effective_config, run_trial
+from automl_tl.tuning.continuation import continued_after, planned_resume, priced_attrs, queue_continuation, resumed_note, stopped_note
 from automl_tl.tuning.cost import FitPlan, trial_kind
 from automl_tl.tuning.latency import format_ms, record_latency, too_slow_reason
 from automl_tl.tuning.outcome_record import outcome_attrs
@@ -121,12 +121,11 @@ class TrialRunner:
         prediction and any cut recorded on it; None when not even its smallest version fits."""
         if self.costs is None:
             return FitPlan(config, self.settings.cv_folds, None)
-        config, done = resumed_config(trial_resume(self.study, self.folder, trial, config), config)  # a retry, a continuation
-        plan, share = resumed_plan(self.costs, spec, config, done) if done else (self.costs.plan(spec, config), 1.0)
+        state = saved_state(self.study, self.folder, trial, config, self.settings.cv_folds)  # a retry, a continuation
+        plan, share, waits = planned_resume(self.costs, state, spec, config)
         for key, value in priced_attrs(self.costs.attrs(spec, plan) if plan is not None else {}, share).items():
             trial.set_user_attr(key, value)
-        if plan is None and done:
-            self.resume_waits = f"not even its next epoch (of those after the {done} saved) fits in the time left"
+        self.resume_waits = waits or self.resume_waits
         return plan
 
     def _not_started(self, trial: optuna.Trial, spec: BackboneSpec, config: TrialConfig) -> TrialState:
@@ -326,8 +325,8 @@ class TrialRunner:
         attrs = outcome_attrs(outcome)
         meta = self._trial_meta(trial, ready, outcome.config, attrs)
         self._save_predictions(number, outcome)
-        goes_on = (to_continue(outcome, ready.plan.folds)
-                   and trial_resume(self.study, self.folder, trial, ready.plan.config).saved_epochs() > 0)
+        kept = continued_after(saved_state(self.study, self.folder, trial, ready.plan.config, ready.plan.folds), outcome, ready.plan.folds)
+        goes_on = kept is not None
         with storage_write(), charged(STUDY_WRITES):  # an interrupt here waits until the trial is told COMPLETE
             for key, value in attrs.items():
                 trial.set_user_attr(key, value)
@@ -340,11 +339,10 @@ class TrialRunner:
                     self.study.tell(trial, state=TrialState.FAIL)
                     self._report(number, "FAIL", None, f"trial {number:>3}  [red]failed[/]: artifact upload: {console_text(str(exc))}")
                     return TrialState.FAIL
-            if goes_on:  # stopped by the deadline before its last epoch: the next run goes on from its saved state
-                queue_continuation(self.study, self.study._storage.get_trial(trial._trial_id), outcome.epochs_run)
+            if kept is not None:  # stopped by the deadline before its end: the next run goes on from its saved state
+                queue_continuation(self.study, self.study._storage.get_trial(trial._trial_id), *kept)
             self.study.tell(trial, outcome.val_accuracy)
-        cut = f"  [yellow]stopped by --timeout after {outcome.epochs_run} epoch(s)[/]" if outcome.stopped_by == DEADLINE else ""
-        cut += "; queued to go on from there in the next run" if goes_on else ""
+        cut = stopped_note(outcome, goes_on)
         self._report(number, "COMPLETE", outcome.val_accuracy,
                      f"trial {number:>3}  score [bold]{outcome.val_accuracy:.4f}[/] "
                      f"(epoch {outcome.best_epoch + 1}, "
