@@ -13,7 +13,6 @@ from rich.console import Console
 
 import automl_tl.training.cross_validation as cross_validation
 import automl_tl.training.engine as engine
-import automl_tl.tuning.trial_runner as trial_runner
 from automl_tl.distributed.loop import run_search
 from automl_tl.runtime.deadline import Deadline, running_under
 from automl_tl.storage.artifacts import resume_dir, study_folder, study_key
@@ -21,7 +20,7 @@ from automl_tl.storage.urls import artifacts_dir
 from automl_tl.study_record import CV_FOLDS_DONE_ATTR, CV_REFIT_ATTR, RESUMED_FOLDS_ATTR, SCORING_ATTR, ContinuationOf
 from automl_tl.training.fold_resume import FOLDS_MANIFEST
 from automl_tl.tuning.continuation import resumed_plan
-from tests.support.stub_search import stub_settings
+from tests.support.stub_search import stub_settings, train_every_epoch_by_steps
 
 EPOCHS = 4
 FULL = list(range(EPOCHS))
@@ -29,10 +28,8 @@ FULL = list(range(EPOCHS))
 
 @pytest.fixture(autouse=True)
 def trained_by_steps(monkeypatch):
-    """Every epoch is minibatch steps (a fitted head would be no ``train`` call), 2 head-only, then 2 fine-tuning."""
-    sampled = trial_runner.config_from_trial
-    monkeypatch.setattr(trial_runner, "config_from_trial", lambda *args, **kwargs: dataclasses.replace(
-        sampled(*args, **kwargs), head_fit="adam", switch_epoch=2))
+    """Every epoch is minibatch steps, 2 head-only, then 2 fine-tuning."""
+    train_every_epoch_by_steps(monkeypatch)
 
 
 @pytest.fixture
