@@ -14,6 +14,7 @@ import json
 import time
 import zipfile
 import zlib
+from dataclasses import asdict
 from typing import Any
 
 from rich.table import Table
@@ -104,9 +105,8 @@ def _group_table(title: str, groups: list[DuplicateGroup], total: int) -> Table:
     near = any(g.distance is not None for g in groups)
     table = _table(title, total, len(groups), "kind", *(["bits apart"] if near else []), "files (class, split)")
     for group in groups:
-        files = "\n".join(f"{console_text(f)} ({console_text(c)}, {s})" for f, c, s in zip(group.files, group.classes,
-                                                                                            group.splits))
-        table.add_row(group.kind.replace("_", " "), *([str(group.distance)] if near else []), files)
+        files = "\n".join(console_text(f"{f} ({c}, {s})") for f, c, s in zip(group.files, group.classes, group.splits))
+        table.add_row(console_text(group.kind.replace("_", " ")), *([str(group.distance)] if near else []), files)
     return table
 
 
@@ -140,7 +140,7 @@ def _show_study_labels(args: argparse.Namespace) -> int:
                         f"search ended before a trial completed, or ran on workers). Run `automl-tl search` on it "
                         f"again: a cross-validated search records them at its end.")
     if args.json:
-        print(json.dumps([issue.__dict__ for issue in report.label_issues], indent=2))
+        print(json.dumps([asdict(issue) for issue in report.label_issues], indent=2))
         return 0
     console.print(label_table(report.label_issues, report.total("label_issues")))
     console.print(f"{report.total('label_issues')} likely label errors in study {console_text(repr(args.labels))}.",

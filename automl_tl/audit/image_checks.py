@@ -60,6 +60,5 @@ def imbalance(classes: Sequence[str], class_names: Sequence[str]) -> Imbalance:
     if not counts:
         return Imbalance({}, 1.0, False)
     largest, smallest = max(counts.values()), min(counts.values())
-    ratio = float("inf") if smallest == 0 else largest / smallest
-    ratio = round(ratio, 2) if np.isfinite(ratio) else float(largest)  # an empty class: its largest count
+    ratio = float(largest) if smallest == 0 else round(largest / smallest, 2)  # an empty class: the largest count
     return Imbalance(counts, ratio, smallest == 0 or ratio > MAX_IMBALANCE)

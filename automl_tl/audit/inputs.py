@@ -2,8 +2,9 @@
 
 Two sources give the same ``AuditInput``. ``from_files`` (``automl-tl audit``) reads every file once, on a
 thread per core: the bytes are hashed (sha1, as the decoded-image store names them), the header gives the
-size, and the image is decoded small (``THUMB_SIDE`` px, by the loader's own decoder, so a file it would
-skip is unreadable here for the same reason); nothing is written anywhere. ``from_table`` (the start of a
+size (parsed from the bytes already read, not by opening the file again), and the image is decoded small
+(``THUMB_SIDE`` px, by the loader's own decoder, so a file it would skip is unreadable here for the same
+reason); nothing is written anywhere. ``from_table`` (the start of a
 search) reuses what the search already has: the content hashes, the skipped files and the decoded pixels
 of its image table, and only reads each file's header for its size.
 """
@@ -11,6 +12,7 @@ of its image table, and only reads each file's header for its size.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +46,11 @@ class AuditInput:
         return len(self.files) + len(self.unreadable)
 
 
-def header_size(path: Path) -> tuple[int, int]:
-    """(width, height) from an image file's header; (0, 0) when the header cannot be read."""
+def header_size(source: Path | bytes) -> tuple[int, int]:
+    """(width, height) from the header of an image file, or of its bytes already read; (0, 0) when the header
+    cannot be read."""
     try:
-        with Image.open(path, formats=DECODE_FORMATS) as im:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=DECODE_FORMATS) as im:
             return int(im.size[0]), int(im.size[1])
     except _HEADER_ERRORS:
         return 0, 0
@@ -77,7 +80,7 @@ def from_files(splits: DataSplits, max_pixels: int = DEFAULT_MAX_PIXELS, show_pr
         except BadImage as exc:
             reasons[index] = str(exc)
             return
-        sizes[index] = header_size(items[index].path)
+        sizes[index] = header_size(data)
         thumbs[index] = _grey(pixels)
 
     run_with_progress(work, len(items), "Auditing images", show_progress)

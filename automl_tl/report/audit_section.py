@@ -115,9 +115,9 @@ def _files_html(title: str, explanation: str, entries: list[dict[str, Any]], thu
                 describe: Callable[[dict[str, Any]], str], total: int) -> str:
     if not entries:
         return ""
-    cards = [figure(thumbnail(str(e.get("file", ""))), str(e.get("file", "")),
-                    f'{describe(e)}<br><span class="path">{html_text(str(e.get("file", "")))}</span>')
-             for e in entries[:MAX_FILES]]
+    names = [str(e.get("file", "")) for e in entries[:MAX_FILES]]
+    cards = [figure(thumbnail(name), name, f'{describe(e)}<br><span class="path">{html_text(name)}</span>')
+             for name, e in zip(names, entries)]
     return (f"<h3>{html_text(title)} ({_count(total, len(entries))})</h3><p class=\"note\">{html_text(explanation)}</p>"
             + grid(cards) + more_note(min(len(entries), MAX_FILES), len(entries), "files listed"))
 

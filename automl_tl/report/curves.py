@@ -89,7 +89,10 @@ def _panel(axis: Any, curve: TrialCurve, chosen: bool) -> None:
 
 def curves_figure(study: optuna.Study, count: int = CURVE_TRIALS) -> Any:
     """One panel per trial of ``study_curves``, sharing the score axis; None when no trial reported an epoch."""
-    curves = study_curves(study, count)
+    return _figure(study, study_curves(study, count))
+
+
+def _figure(study: optuna.Study, curves: list[TrialCurve]) -> Any:
     if not curves:
         return None
     plt = _pyplot()
@@ -122,9 +125,10 @@ CV_NOTE = (" Cross-validated trials: the solid line is the pooled out-of-fold ac
 
 def curves_section(study: optuna.Study) -> str:
     """The section with the panels, or a line saying no trial has reported an epoch yet."""
-    figure = curves_figure(study)
+    curves = study_curves(study)  # once: the figure and the note read the same curves
+    figure = _figure(study, curves)
     if figure is None:
         return "<h2>Learning curves</h2><p class=\"note\">No completed trial has reported a whole epoch.</p>"
-    cv = CV_NOTE if any(c.pooled for c in study_curves(study)) else ""
+    cv = CV_NOTE if any(c.pooled for c in curves) else ""
     return ("<h2>Learning curves</h2>" + CURVES_NOTE.format(cv=cv)
             + picture(png_data_uri(figure), "validation score per epoch of the best trials, switch epoch marked"))

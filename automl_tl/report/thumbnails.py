@@ -17,7 +17,9 @@ import numpy as np
 from PIL import Image
 
 from automl_tl.data.images import DEFAULT_MAX_PIXELS, BadImage, decode_image
+from automl_tl.data.paths import resolve_under
 from automl_tl.deploy.predict import read_regular_file
+from automl_tl.errors import UserError
 from automl_tl.types import ResizeRule
 
 THUMBNAIL_PX = 112  # the longer side of every thumbnail in the report
@@ -40,26 +42,14 @@ def array_thumbnail(image: np.ndarray, side: int = THUMBNAIL_PX) -> str:
     return _jpeg_uri(picture.resize(size, resample))
 
 
-def inside(root: Path, relpath: str) -> Path | None:
-    """``root / relpath`` when it resolves (links followed) to a place inside ``root``, else None."""
-    base = root.expanduser().resolve()
-    try:
-        target = (base / relpath).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    return target if target.is_relative_to(base) and target != base else None
-
-
 def file_thumbnail(root: Path, relpath: str, max_pixels: int = DEFAULT_MAX_PIXELS,
                    side: int = THUMBNAIL_PX) -> str | None:
     """The image file ``relpath`` of the data folder ``root`` as a ``side``-px JPEG data URI (white padding
     around an image that is not square), or None when it is outside ``root`` or cannot be read as an image."""
-    path = inside(root, relpath)
-    if path is None:
-        return None
     try:
+        path = resolve_under(root.expanduser(), relpath)  # links followed; outside the data folder: UserError
         pixels = decode_image(read_regular_file(path), side, max_pixels, ResizeRule(mode="pad"))
-    except (BadImage, OSError, ValueError):
+    except (UserError, BadImage, OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop
         return None
     return array_thumbnail(pixels, side)
 

@@ -49,8 +49,8 @@ def ranked_mistakes(probabilities: np.ndarray, labels: np.ndarray, limit: int = 
 
 def mistakes_html(mistakes: list[Mistake], total_wrong: int) -> str:
     """The mistakes' heading and grid, or a line saying there is none."""
-    heading = (f"<h3>Misclassified test images, highest loss first ({len(mistakes)} of {total_wrong})</h3>"
-               if total_wrong > len(mistakes) else f"<h3>Misclassified test images, highest loss first ({total_wrong})</h3>")
+    count = f"{len(mistakes)} of {total_wrong}" if total_wrong > len(mistakes) else f"{total_wrong}"
+    heading = f"<h3>Misclassified test images, highest loss first ({count})</h3>"
     if not mistakes:
         return heading + "<p>None.</p>"
     note = ('<p class="note">Loss: the cross-entropy of the true class, -log p(true). Each image is shown as the model '
