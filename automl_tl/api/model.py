@@ -82,8 +82,13 @@ def load_model(path: str | Path, *, trust: bool = False, plugin: str | Iterable[
     from automl_tl.deploy.predict import load_export
     from automl_tl.plugin.manager import load_plugins
 
-    files = [plugin] if isinstance(plugin, str) else [str(name) for name in plugin]
+    files = plugin_list(plugin)
     return ExportedModel(Path(path), load_export(load_plugins(plugin_files=files), Path(path), trusted=trust), files)
+
+
+def plugin_list(plugin: str | Iterable[str] | None) -> list[str]:
+    """The plugin files of a ``plugin=`` keyword: one file, several, or none."""
+    return [plugin] if isinstance(plugin, str) else [str(name) for name in plugin or ()]
 
 
 def encoded(picture: Any) -> bytes:

@@ -33,10 +33,9 @@ def option_name(action: argparse.Action) -> str:
     return longs[0][2:].replace("-", "_") if longs else action.dest
 
 
-def command_options(command: str) -> dict[str, argparse.Action]:
-    """Each keyword ``command`` takes, with the parser's action that reads it."""
-    return {option_name(action): action for action in command_parser(command)._actions
-            if not isinstance(action, argparse._HelpAction)}
+def keyword_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """Each keyword a command's ``parser`` takes, with the action that reads it (``--help`` is none)."""
+    return {option_name(action): action for action in parser._actions if not isinstance(action, argparse._HelpAction)}
 
 
 def command_args(command: str, **given: Any) -> argparse.Namespace:
@@ -44,8 +43,8 @@ def command_args(command: str, **given: Any) -> argparse.Namespace:
     Strings go through the option's own conversion and choices, as if typed; an unknown keyword, a missing
     required one and a bad value are ``UserError`` paragraphs that name the keyword."""
     parser = command_parser(command)
-    options = {option_name(action): action for action in parser._actions if not isinstance(action, argparse._HelpAction)}
-    args = argparse.Namespace(command=command, **parser._defaults)
+    options = keyword_actions(parser)
+    args = argparse.Namespace(command=command, func=parser.get_default("func"))
     for action in options.values():
         setattr(args, action.dest, action.default)
     unknown = sorted(set(given) - set(options))

@@ -22,47 +22,34 @@ DEFAULT_EPOCHS = "auto"
 DEFAULT_IMAGE_SIZE = "auto"
 
 
-def auto_or_int(option: str) -> Callable[[str], str | int]:
-    """An argparse type: ``auto`` or a whole number (the command checks the range)."""
+def word_or_number(option: str, words: tuple[str, ...], number: Callable[[str], int | float],
+                   wanted: str) -> Callable[[str], str | int | float]:
+    """An argparse type: one of ``words`` (any case) or a ``number`` (the command checks the range)."""
 
-    def parse(text: str) -> str | int:
-        if text.strip().lower() == "auto":
-            return "auto"
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: give auto or a whole number for {option}") from None
-
-    return parse
-
-
-def auto_or_off_or_int(option: str) -> Callable[[str], str | int]:
-    """An argparse type: ``auto``, ``off`` or a whole number (the command checks the range)."""
-    number = auto_or_int(option)
-
-    def parse(text: str) -> str | int:
-        if text.strip().lower() == "off":
-            return "off"
+    def parse(text: str) -> str | int | float:
+        if text.strip().lower() in words:
+            return text.strip().lower()
         try:
             return number(text)
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"{text!r}: give auto, off or a whole number for {option}") from None
-
-    return parse
-
-
-def ms_or_off(option: str) -> Callable[[str], str | float]:
-    """An argparse type: ``off`` or a number of milliseconds (the command checks the range)."""
-
-    def parse(text: str) -> str | float:
-        if text.strip().lower() == "off":
-            return "off"
-        try:
-            return float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: give a number of milliseconds or off for {option}") from None
+            raise argparse.ArgumentTypeError(f"{text!r}: give {wanted} for {option}") from None
 
     return parse
+
+
+def auto_or_int(option: str) -> Callable[[str], str | int | float]:
+    """``auto`` or a whole number."""
+    return word_or_number(option, ("auto",), int, "auto or a whole number")
+
+
+def auto_or_off_or_int(option: str) -> Callable[[str], str | int | float]:
+    """``auto``, ``off`` or a whole number."""
+    return word_or_number(option, ("auto", "off"), int, "auto, off or a whole number")
+
+
+def ms_or_off(option: str) -> Callable[[str], str | int | float]:
+    """``off`` or a number of milliseconds."""
+    return word_or_number(option, ("off",), float, "a number of milliseconds or off")
 
 
 def _add_plugin_option(parser: argparse.ArgumentParser) -> None:

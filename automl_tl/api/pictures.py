@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from automl_tl.errors import UserError
-
 PNG_URI = "data:image/png;base64,"
 
 
@@ -30,14 +28,10 @@ class Picture:
         """Write the PNG to ``path`` (a name without an extension gets ``.png``), marked as automl-tl's, so a
         later save to the same name replaces it; any other existing file needs ``overwrite``, and a link, a
         device or a folder is never replaced. Returns the file written."""
-        from automl_tl.report.plot_file import EXAMPLE_NAME, plot_is_ours
+        from automl_tl.report.plot_file import EXAMPLE_NAME, plot_is_ours, plot_target
         from automl_tl.runtime.owned_files import write_file
 
-        target = Path(path)
-        if target.suffix.lower() != ".png":
-            target = target.with_name(target.name + ".png") if not target.suffix else target
-        if target.suffix.lower() != ".png":
-            raise UserError(f"save({str(path)!r}): a picture is a PNG; name a .png file. Nothing was written.")
+        target, _ = plot_target(Path(path), "save(path)", ("png",))  # a folder or a special file is refused
         return write_file(target, marked_png(self.png), "save(path)", plot_is_ours, overwrite, EXAMPLE_NAME)
 
     def __repr__(self) -> str:

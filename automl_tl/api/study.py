@@ -61,12 +61,11 @@ class Study:
         (onnx for torch, keras for keras); ``options``: the command's other flags with underscores (flip,
         max_latency_ms, max_accuracy_drop, data, plugin). Returns the exported model, ready to predict: the
         folder this call wrote is opened whatever its format (``load_model`` asks ``trust`` for another's)."""
-        from automl_tl.api.model import load_model
+        from automl_tl.api.model import load_model, plugin_list
         from automl_tl.deploy.export import best_export_format
         from automl_tl.plugin.manager import load_plugins
 
-        plugin = options.get("plugin") or []
-        plugin = [plugin] if isinstance(plugin, str) else list(plugin)
+        plugin = plugin_list(options.get("plugin"))
         if format is None:
             format = best_export_format(self.optuna_study(), load_plugins(plugin_files=plugin))
         self._run("export", name=self.name, output=str(path), format=format, trial=trial, ensemble=ensemble,

@@ -83,6 +83,12 @@ def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIX
     (libjpeg's DCT scaling, through Pillow's draft mode). Raises ``BadImage`` for a
     corrupt, truncated, oversized or unsupported file.
     """
+    return decode_image_and_size(data, image_size, max_pixels, rule)[0]
+
+
+def decode_image_and_size(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS,
+                          rule: ResizeRule | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``decode_image``, and the (width, height) from the image's header (before the EXIF orientation)."""
     if image_size < 1:
         raise ValueError(f"image_size must be at least 1, got {image_size}")
     rule = rule or ResizeRule()
@@ -109,7 +115,7 @@ def decode_image(data: bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIX
         raise BadImage(f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None
     if array.shape != (image_size, image_size, 3):  # defensive: Pillow should never do this
         raise BadImage(f"decoded to an unexpected shape {array.shape}")
-    return array
+    return array, (width, height)
 
 
 def _needed_scale(width: int, height: int, size: int, rule: ResizeRule) -> float:

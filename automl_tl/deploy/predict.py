@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_tl.data.images import BadImage, decode_image, is_image_file, to_model_input
+from automl_tl.data.images import BadImage, decode_image_and_size, is_image_file, to_model_input
 from automl_tl.data.paths import special_kind
 from automl_tl.deploy.model_folder import open_model, read_model_folder
 from automl_tl.errors import UserError
@@ -112,10 +111,10 @@ def predict_sources(loaded: LoadedExport, sources: list[tuple[str, Callable[[], 
         arrays, kept = [], []
         for name, read in batch:
             try:
-                data = read()
-                arrays.append(decode_image(data, size, rule=loaded.preprocessing.rule))
+                array, (width, height) = decode_image_and_size(read(), size, rule=loaded.preprocessing.rule)
+                arrays.append(array)
                 kept.append(name)
-                notes[name] = small_input_note(data, size)
+                notes[name] = small_input_note(width, height, size)
             except BadImage as exc:
                 results.append({"path": name, "error": str(exc)})
             except OSError as exc:
@@ -131,15 +130,11 @@ def predict_sources(loaded: LoadedExport, sources: list[tuple[str, Callable[[], 
     return sorted(results, key=lambda r: order_of[r["path"]])
 
 
-def small_input_note(data: bytes, image_size: int) -> str | None:
-    """Why a prediction deserves doubt: the image is far smaller than the model's input (the data audit's rule),
-    so the model sees an enlarged blur; None for an image of a fair size."""
-    from PIL import Image
-
+def small_input_note(width: int, height: int, image_size: int) -> str | None:
+    """Why a prediction deserves doubt: the image (``width`` x ``height``, as its header gives it) is far smaller
+    than the model's input (the data audit's rule), so the model sees an enlarged blur; None for a fair size."""
     from automl_tl.audit.image_checks import SMALL_FRACTION
 
-    with Image.open(io.BytesIO(data)) as picture:  # the header only: decode_image has read this file already
-        width, height = picture.size
     if min(width, height) >= SMALL_FRACTION * image_size:
         return None
     return (f"{width}x{height} px, far smaller than the model's {image_size} px input: it saw an enlarged blur, so "

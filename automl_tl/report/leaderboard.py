@@ -85,55 +85,53 @@ def leaderboard_table(study: optuna.Study, top: int = 10, test_per_trial: bool =
     ``test_per_trial``: ranking trials by it would make it a second validation set. ``chosen_caption``
     says the chosen model's test accuracy under the table, ``legend`` what the score is. Drawn narrower
     than its columns, it leaves out optional columns rather than cut a number."""
-    shown = ranked_trials(study)[:top]
+    shown = leaderboard_rows(study, top, every_test=test_per_trial)
     notes = [score_legend(study_cv_folds(study.user_attrs)) if legend else None,
              chosen_test_line(study) if chosen_caption else None,
-             LATENCY_NOTE if any(LATENCY_ATTR in t.user_attrs for t in shown) else None]
+             LATENCY_NOTE if any(row["latency_ms"] is not None for row in shown) else None]
     caption = " ".join(note for note in notes if note)
-    decays = any("block_lr_decay" in t.params for t in shown)  # per-block rates: a column where a trial searched them
+    decays = any("block_lr_decay" in row["params"] for row in shown)  # per-block rates: a column where a trial searched them
     headers = ["#", SCORE, *(["test acc"] if test_per_trial else []), "bal. acc", "framework", "backbone",
                "pretrained", "depth", "frozen", "head", "lr", "ft ratio", *(["decay"] if decays else []), "switch", "BN",
                "secs", "ms"]
     table = FittedTable([_column(h, justify_left=h in ("framework", "backbone")) for h in headers],
                         title=f"Leaderboard of study {console_text(repr(study.study_name))} (top {top} completed trials)",
                         caption=console_text(caption) if caption else None)
-    for trial in shown:
-        p, attrs = trial.params, trial.user_attrs
-        pretrained = attrs.get(PRETRAINED_ATTR, True)
-        blocks = attrs.get(BLOCKS_ATTR, "?")
-        depth = attrs.get(DEPTH_ATTR, blocks)
+    for row in shown:
+        p, pretrained, depth = row["params"], row["pretrained"], _known(row["depth"])
         transfer = (lambda text: text) if pretrained else (lambda text: "-")  # from scratch: no transfer settings
         table.add_row(
-            str(trial.number),
-            _fmt(trial.value, ".4f"),
-            *([_fmt(attrs.get(TEST_ACCURACY_ATTR), ".4f")] if test_per_trial else []),
-            _fmt(attrs.get(VAL_BALANCED_ATTR), ".4f"),
-            console_text(str(attrs.get(FRAMEWORK_ATTR, "?"))),
-            console_text(str(p.get("backbone"))),
+            str(row["trial"]),
+            _fmt(row["score"], ".4f"),
+            *([_fmt(row["test_accuracy"], ".4f")] if test_per_trial else []),
+            _fmt(row["balanced_accuracy"], ".4f"),
+            console_text(str(_known(row["framework"]))),
+            console_text(str(row["backbone"])),
             "yes" if pretrained else "[red]no, from scratch[/]",
-            console_text(f"{depth}/{blocks}"),  # values from the study, which others may have written: not markup
-            transfer(console_text(f"{attrs.get(FROZEN_BLOCKS_ATTR, '?')}/{depth}")),
-            console_text(head_label(p)),
+            console_text(f"{depth}/{_known(row['blocks'])}"),  # values from the study, which others may have written: not markup
+            transfer(console_text(f"{_known(row['frozen_blocks'])}/{depth}")),
+            console_text(row["head"]),
             _fmt(p.get("lr"), ".1e"),
             transfer(_fmt(p.get("finetune_lr_ratio"), ".2f")),  # "-" where the trial does not fine-tune
             *([_fmt(p.get("block_lr_decay"), ".2f")] if decays else []),  # "-" too with one block fine-tuned
             transfer(console_text(str(p.get("switch_epoch", "-")))),
             console_text(str(p.get("unfrozen_bn", "-"))),
-            _fmt(attrs.get(SECONDS_ATTR), ".0f"),
-            _ms(attrs.get(LATENCY_ATTR)),
+            _fmt(row["seconds"], ".0f"),
+            _ms(row["latency_ms"]),
         )
     return table
 
 
-def leaderboard_rows(study: optuna.Study, top: int | None = None) -> list[dict[str, Any]]:
-    """The leaderboard as records, best first (``Study.leaderboard()``): the table's columns under plain names,
-    and every parameter of the trial. The test accuracy is the chosen model's only, as in the table."""
+def leaderboard_rows(study: optuna.Study, top: int | None = None, every_test: bool = False) -> list[dict[str, Any]]:
+    """The leaderboard as records, best first (``Study.leaderboard()``, and the table's source): the table's
+    columns under plain names (None where the trial did not record one), and every parameter of the trial. The
+    test accuracy is the chosen model's only, as in the table, unless ``every_test``."""
     rows = []
     for rank, trial in enumerate(ranked_trials(study)[:top]):
         p, attrs = trial.params, trial.user_attrs
         rows.append({
             "trial": trial.number, "score": trial.value,
-            "test_accuracy": attrs.get(TEST_ACCURACY_ATTR) if rank == 0 else None,
+            "test_accuracy": attrs.get(TEST_ACCURACY_ATTR) if rank == 0 or every_test else None,
             "balanced_accuracy": attrs.get(VAL_BALANCED_ATTR), "framework": attrs.get(FRAMEWORK_ATTR),
             "backbone": p.get("backbone"), "pretrained": attrs.get(PRETRAINED_ATTR, True),
             "depth": attrs.get(DEPTH_ATTR, attrs.get(BLOCKS_ATTR)), "blocks": attrs.get(BLOCKS_ATTR),
@@ -141,6 +139,11 @@ def leaderboard_rows(study: optuna.Study, top: int | None = None) -> list[dict[s
             "latency_ms": attrs.get(LATENCY_ATTR), "params": dict(p),
         })
     return rows
+
+
+def _known(value: Any) -> Any:
+    """A value of the table, or "?" where the trial did not record it."""
+    return "?" if value is None else value
 
 
 def _ms(value: Any) -> str:

@@ -37,19 +37,21 @@ def plot_is_ours(head: bytes, tail: bytes) -> bool:
     return head.startswith(b"%PDF-") and _PDF_MARK in tail
 
 
-def plot_target(path: Path) -> tuple[Path, str]:
-    """The file ``--plot PATH`` writes and its format, or a UserError before anything is drawn. The path as
-    named is checked first: a link, device, FIFO, socket or folder there is refused, never written beside."""
-    info = refuse_special(path, OPTION, EXAMPLE_NAME)
+def plot_target(path: Path, option: str = OPTION, formats: tuple[str, ...] = FORMATS) -> tuple[Path, str]:
+    """The file ``--plot PATH`` (or another ``option``) writes and its format, or a UserError before anything is
+    drawn. The path as named is checked first: a link, device, FIFO, socket or folder there is refused, never
+    written beside."""
+    info = refuse_special(path, option, EXAMPLE_NAME)
     if info is not None and stat.S_ISDIR(info.st_mode):
-        raise UserError(f"{OPTION} {path} is a folder. Name the plot's file, e.g. {OPTION} {path / EXAMPLE_NAME}; "
+        raise UserError(f"{option} {path} is a folder. Name the plot's file, e.g. {option} {path / EXAMPLE_NAME}; "
                         f"nothing was written.")
     suffix = path.suffix.lower().lstrip(".")
     if not suffix:
         return path.with_name(path.name + ".png"), "png"
-    if suffix not in FORMATS:
-        raise UserError(f"{OPTION} {path}: the plot cannot be written as a .{suffix} file. Name a file ending in "
-                        f".png, .svg or .pdf (a name without an extension gets .png); nothing was written.")
+    if suffix not in formats:
+        endings = ", ".join(f".{f}" for f in formats)
+        raise UserError(f"{option} {path}: the plot cannot be written as a .{suffix} file. Name a file ending in "
+                        f"{endings} (a name without an extension gets .png); nothing was written.")
     return path, suffix
 
 

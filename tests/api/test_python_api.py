@@ -112,6 +112,10 @@ def test_study_tables_and_pictures(small_cnn_exports: Path, monkeypatch: pytest.
     with pytest.raises(UserError):
         picture.save(tmp_path / "mine.png")
     assert (tmp_path / "mine.png").read_bytes() == b"\x89PNG not ours"
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(UserError, match="is a folder"):
+        picture.save(tmp_path / "folder")  # refused, not written beside it as folder.png
+    assert not (tmp_path / "folder.png").exists()
     with pytest.raises(UserError, match="too few completed trials"):
         study.plot_importances()  # one trial cannot tell which parameter matters
 
