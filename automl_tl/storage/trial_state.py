@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -60,26 +61,7 @@ def resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialC
     it: automl_tl/tuning/continuation.py); however else the trial ends, removed. Either way what it did for the
     trial is recorded on it (``RESUMED_FROM_ATTR``, ``RESUME_NOTE_ATTR``)."""
     resume = trial_resume(study, base, trial, config)
-    try:
-        result = run(resume)
-    except (KeyboardInterrupt, DeadlineReached):
-        raise  # the retry goes on from the last saved epoch
-    except BaseException:
-        _end_resume(trial, resume, keep=False)
-        raise
-    _end_resume(trial, resume, keep=result.stopped_by == DEADLINE and result.epochs_run < result.config.epochs)
-    return result
-
-
-def _end_resume(trial: optuna.Trial, resume: TrialResume, keep: bool) -> None:
-    """Record what the trial's saved state did for it, and remove the state unless ``keep``."""
-    if not keep:
-        resume.discard()
-    with storage_write():
-        if resume.resumed_epochs:
-            trial.set_user_attr(RESUMED_FROM_ATTR, resume.resumed_epochs)
-        if resume.note:
-            trial.set_user_attr(RESUME_NOTE_ATTR, resume.note)
+    return _run_keeping(trial, resume, run, lambda result: result.epochs_run < result.config.epochs)
 
 
 def folds_resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: TrialConfig,
@@ -92,23 +74,38 @@ def folds_resumed(study: optuna.Study, base: Path, trial: optuna.Trial, config: 
     recorded on it (``RESUMED_FOLDS_ATTR``, ``RESUME_NOTE_ATTR``)."""
     plain = trial_resume(study, base, trial, config)
     resume = FoldResume(plain.folder, plain.identity)
+    return _run_keeping(trial, resume, run, lambda result: resume.kept_folds > 0)
+
+
+State = TypeVar("State", TrialResume, FoldResume)
+
+
+def _run_keeping(trial: optuna.Trial, resume: State, run: Callable[[State], TrialOutcome],
+                 unfinished: Callable[[TrialOutcome], bool]) -> TrialOutcome:
+    """``run(resume)``; the state is kept when an interrupt or the deadline raises out of it, and when the deadline
+    stopped it with ``unfinished(result)`` (something its continuation goes on from); else removed."""
     try:
         result = run(resume)
     except (KeyboardInterrupt, DeadlineReached):
-        raise  # the retry goes on from the first fold not kept
+        raise  # the retry goes on from what was saved
     except BaseException:
-        _end_folds(trial, resume, keep=False)
+        _end(trial, resume, keep=False)
         raise
-    _end_folds(trial, resume, keep=result.stopped_by == DEADLINE and resume.kept_folds > 0)
+    _end(trial, resume, keep=result.stopped_by == DEADLINE and unfinished(result))
     return result
 
 
-def _end_folds(trial: optuna.Trial, resume: FoldResume, keep: bool) -> None:
-    """Record what the trial's kept folds did for it, and remove them unless ``keep``."""
+def _end(trial: optuna.Trial, resume: TrialResume | FoldResume, keep: bool) -> None:
+    """Record what the trial's saved state did for it (the epochs or folds read back, the note on why it was not
+    used), and remove the state unless ``keep``."""
     if not keep:
         resume.discard()
+    if isinstance(resume, TrialResume):
+        attr, read_back = RESUMED_FROM_ATTR, resume.resumed_epochs
+    else:
+        attr, read_back = RESUMED_FOLDS_ATTR, resume.resumed_folds
     with storage_write():
-        if resume.resumed_folds:
-            trial.set_user_attr(RESUMED_FOLDS_ATTR, resume.resumed_folds)
+        if read_back:
+            trial.set_user_attr(attr, read_back)
         if resume.note:
             trial.set_user_attr(RESUME_NOTE_ATTR, resume.note)

@@ -27,12 +27,11 @@ import numpy as np
 
 from automl_tl.runtime.atomic_files import replace_text
 from automl_tl.training.engine import TrialOutcome
-from automl_tl.training.resume import folder_digests
+from automl_tl.training.resume import proven_folder, read_manifest, staged
 from automl_tl.types import EpochResult, Phase, TrialConfig
 
 FOLDS_MANIFEST = "folds.json"
 FOLDS_FORMAT = 1
-FOLD_FOLDER = re.compile(r"fold-\d{4}")  # a kept fold's subfolder, the only name folds.json may give
 SEEN_FILE = "seen.npz"  # "seen": every epoch's validation probabilities; "mirrored": the same on mirrored images
 TEST_FILE = "test.npz"  # "test" and, where there is one, "test_flip": the fold's kept weights on the test split
 MODEL_FOLDER = "model"  # fold 0's saved model, where the trial keeps it (``keep_fold_zero``)
@@ -126,8 +125,8 @@ class FoldResume:
 
     def _manifest(self) -> dict[str, Any] | None:
         try:
-            manifest = json.loads((self.folder / FOLDS_MANIFEST).read_text(encoding="utf-8"))
-            if isinstance(manifest, dict) and manifest.get("format") == FOLDS_FORMAT and isinstance(manifest["folds"], list):
+            manifest = read_manifest(self.folder / FOLDS_MANIFEST, FOLDS_FORMAT)
+            if isinstance(manifest["folds"], list):
                 return manifest
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -137,22 +136,23 @@ class FoldResume:
         """Keep completed fold ``index`` (the folds before it are kept already), with ``model``'s files if given."""
         if index != len(self._entries):
             return  # an earlier fold was not kept: a later one alone could not be resumed
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name, partial = f"fold-{index:04d}", self.folder / f".fold-{index:04d}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        arrays: dict[str, Any] = {"seen": np.stack(fold.seen).astype(np.float32)}  # Any: savez's **kwds
-        if fold.mirrored:
-            arrays["mirrored"] = np.stack(fold.mirrored).astype(np.float32)
-        np.savez(partial / SEEN_FILE, **arrays)
-        tests = {"test": fold.outcome.test_probabilities, "test_flip": fold.outcome.test_flip_probabilities}
-        kept: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in tests.items() if v is not None}
-        np.savez(partial / TEST_FILE, **kept)
-        if model is not None:
-            shutil.copytree(model, partial / MODEL_FOLDER)
-        entry = {"name": name, "files": folder_digests(partial), "model": model is not None, **_outcome_record(fold)}
+        name = f"fold-{index:04d}"
+
+        def fill(partial: Path) -> None:
+            arrays: dict[str, Any] = {"seen": np.stack(fold.seen).astype(np.float32)}  # Any: savez's **kwds
+            if fold.mirrored:
+                arrays["mirrored"] = np.stack(fold.mirrored).astype(np.float32)
+            np.savez(partial / SEEN_FILE, **arrays)
+            tests = {"test": fold.outcome.test_probabilities, "test_flip": fold.outcome.test_flip_probabilities}
+            kept: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in tests.items() if v is not None}
+            np.savez(partial / TEST_FILE, **kept)
+            if model is not None:
+                shutil.copytree(model, partial / MODEL_FOLDER)
+
+        partial, files = staged(self.folder, name, fill)
         shutil.rmtree(self.folder / name, ignore_errors=True)
         partial.rename(self.folder / name)
+        entry = {"name": name, "files": files, "model": model is not None, **_outcome_record(fold)}
         self._entries.append(entry)
         manifest = {"format": FOLDS_FORMAT, "identity": self.identity, "planned": self._planned, "folds": self._entries}
         replace_text(self.folder / FOLDS_MANIFEST, json.dumps(manifest, indent=1))
@@ -164,9 +164,7 @@ class FoldResume:
         if not path.is_file():
             return []
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict) or manifest.get("format") != FOLDS_FORMAT:
-                raise ValueError("an unknown layout")
+            manifest = read_manifest(path, FOLDS_FORMAT)
             if manifest.get("identity") != self.identity:
                 raise ValueError("they were kept by a trial with other parameters or other folds")
             entries = manifest["folds"]
@@ -183,13 +181,8 @@ class FoldResume:
 
     def _proven_fold(self, index: int, entry: dict[str, Any], config: TrialConfig) -> FinishedFold:
         """Kept fold ``index``, read back once its folder's name and every file's digest prove."""
-        name = entry["name"]
-        if not isinstance(name, str) or not FOLD_FOLDER.fullmatch(name) or name != f"fold-{index:04d}":
-            raise ValueError(f"its fold folder {str(name)[:40]!r} is not fold-{index:04d}")
-        folder = self.folder / name
-        if folder_digests(folder) != entry["files"]:
-            raise ValueError(f"the files of fold {index + 1} do not match the digests recorded with them (damaged "
-                             "or replaced)")
+        name = f"fold-{index:04d}"
+        folder = proven_folder(self.folder, entry["name"], re.compile(name), name, entry["files"])
         history = _history_of(entry["history"])
         scores = {k: entry[k] for k in _SCORES}
         if not all(type(x) in (int, float) for x in scores.values()) or type(entry["best_epoch"]) is not int:

@@ -21,6 +21,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,16 +60,45 @@ class KeptEpochs:
 
 def file_digest(path: Path) -> str:
     """The SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def folder_digests(folder: Path) -> dict[str, str]:
     """The SHA-256 of every file under ``folder``, by its path relative to it."""
     return {str(p.relative_to(folder)): file_digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def read_manifest(path: Path, layout: int) -> dict[str, Any]:
+    """The JSON record at ``path``, which must be an object of format ``layout``; ``ValueError`` (or ``OSError``)
+    otherwise."""
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict) or manifest.get("format") != layout:
+        raise ValueError("an unknown layout")
+    return manifest
+
+
+def staged(parent: Path, name: str, fill: Callable[[Path], None]) -> tuple[Path, dict[str, str]]:
+    """Subfolder ``name`` of ``parent`` staged whole: ``fill`` writes its files into a folder of a partial name,
+    returned with the SHA-256 of every file (for the manifest that will name it: ``proven_folder``). The caller
+    renames it to ``name`` (a kill before leaves the old ``name``, or none, never part of one)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    partial = parent / f".{name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    fill(partial)
+    return partial, folder_digests(partial)
+
+
+def proven_folder(parent: Path, name: object, named: re.Pattern[str], shown: str, files: object) -> Path:
+    """Subfolder ``name`` of ``parent`` (a name a manifest gave), once the name is one ``named`` matches whole (never
+    a path out of ``parent``; ``shown`` says which names those are) and its files are exactly ``files`` (their
+    digests by path, as ``staged`` gave them); ``ValueError`` (or ``OSError``) otherwise."""
+    if not isinstance(name, str) or not named.fullmatch(name):
+        raise ValueError(f"its folder {str(name)[:40]!r} is not named {shown}")
+    if not isinstance(files, dict) or folder_digests(parent / name) != files:
+        raise ValueError(f"the files of {name} do not match the digests recorded with them (damaged or replaced)")
+    return parent / name
 
 
 def _result_record(result: EpochResult) -> dict[str, Any]:
@@ -118,23 +148,22 @@ class TrialResume:
         """Keep the state after the last of ``kept.history`` (a session without ``ResumableSession``: nothing)."""
         if not isinstance(session, ResumableSession) or not kept.history or kept.probabilities is None:
             return
-        epoch = len(kept.history)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name, partial = f"epoch-{epoch:04d}", self.folder / f".epoch-{epoch:04d}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        same = kept.best is kept.history[-1]
-        session.save_state(partial, None if same else kept.snapshot)
-        np.save(partial / KEPT_PROBABILITIES, np.asarray(kept.probabilities, dtype=np.float32))
-        digests = folder_digests(partial)
+        name, snapshot = f"epoch-{len(kept.history):04d}", None if kept.best is kept.history[-1] else kept.snapshot
+        probabilities = np.asarray(kept.probabilities, dtype=np.float32)
+
+        def fill(partial: Path) -> None:
+            session.save_state(partial, snapshot)
+            np.save(partial / KEPT_PROBABILITIES, probabilities)
+
+        partial, digests = staged(self.folder, name, fill)
         shutil.rmtree(self.folder / name, ignore_errors=True)
         partial.rename(self.folder / name)
         best = next(i for i, r in enumerate(kept.history) if r is kept.best)
         manifest = {"format": FORMAT, "identity": self.identity, "epochs": name, "files": digests, "best": best,
                     "history": [_result_record(r) for r in kept.history]}
         replace_text(self.folder / MANIFEST, json.dumps(manifest, indent=1))
-        for old in self.folder.iterdir():
-            if old.name != name and old.name != MANIFEST and old.is_dir():
+        for old in self.folder.iterdir():  # the epochs saved before (or left partial by a kill); nothing else
+            if old.name != name and EPOCH_FOLDER.fullmatch(old.name.removeprefix(".").removesuffix(".partial")):
                 shutil.rmtree(old, ignore_errors=True)
 
     def load(self, session: TrialSession) -> KeptEpochs | None:
@@ -158,18 +187,13 @@ class TrialResume:
         self.resumed_epochs = len(history)
         return KeptEpochs(history, history[best], snapshot, probabilities)
 
-    def saved_epochs(self) -> int:
-        """How many whole epochs a state saved for this trial holds (0: none), read without proving its files or
-        removing anything: what pricing the rest of the trial needs (``load`` proves it before use)."""
-        saved = self.saved_identity()
-        return saved[0] if saved is not None and saved[1] == self.identity else 0
-
     def saved_identity(self) -> tuple[int, dict[str, Any]] | None:
-        """The whole epochs and the identity of the state in the folder, read as ``saved_epochs`` reads it; None
-        when there is none (or it cannot be read)."""
+        """The whole epochs and the identity of the state in the folder, read without proving its files or removing
+        anything (what pricing the rest of the trial needs; ``load`` proves it before use); None when there is none
+        (or it cannot be read)."""
         try:
-            manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
-            if manifest.get("format") == FORMAT and isinstance(manifest.get("identity"), dict):
+            manifest = read_manifest(self.folder / MANIFEST, FORMAT)
+            if isinstance(manifest.get("identity"), dict):
                 return len(manifest["history"]), manifest["identity"]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
@@ -183,15 +207,11 @@ class TrialResume:
         if not path.is_file():
             return None
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                raise ValueError("an unknown layout")
+            manifest = read_manifest(path, FORMAT)
             name, files, best = manifest["epochs"], manifest["files"], manifest["best"]
-            if not isinstance(name, str) or not EPOCH_FOLDER.fullmatch(name):  # never a path out of the folder
-                raise ValueError(f"its epochs folder {str(name)[:40]!r} is not named epoch-NNNN")
             history = [_result_of(record, epoch) for epoch, record in enumerate(manifest["history"])]
-            if not history or not isinstance(files, dict):
-                raise ValueError("no epochs, or no digests")
+            if not history:
+                raise ValueError("no epochs")
             if type(best) is not int or not 0 <= best < len(history):
                 raise ValueError(f"its best epoch {str(best)[:20]} is not one of its {len(history)}")
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -200,10 +220,11 @@ class TrialResume:
         if manifest.get("identity") != self.identity:
             self._drop("it was saved by a trial with other parameters")
             return None
-        if folder_digests(self.folder / name) != files:
-            self._drop("its files do not match the digests recorded with them (damaged or replaced)")
+        try:
+            return history, best, proven_folder(self.folder, name, EPOCH_FOLDER, "epoch-NNNN", files)
+        except (OSError, ValueError) as exc:
+            self._drop(f"{exc}"[:300])
             return None
-        return history, best, self.folder / name
 
     def _drop(self, why: str) -> None:
         """Give up the saved state: the trial starts from epoch 1, and ``note`` says why."""

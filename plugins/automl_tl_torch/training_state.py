@@ -33,10 +33,10 @@ def restore_cuda_rng(saved: list[torch.Tensor] | None) -> None:
 
 def save_training_state(session: Any, directory: Path, kept: Any) -> None:
     """Write ``session``'s state after a whole epoch into ``directory``; ``kept``: a ``snapshot()`` or None."""
-    snapshot = session.snapshot()
     state = {
-        "weights": _on_cpu(snapshot["state"]),
-        "touched": bool(snapshot["touched"]),
+        # the live weights, not a ``snapshot()``: that clones them on the device only for them to be copied again
+        "weights": _on_cpu(session._trained_state()),
+        "touched": bool(session.backbone_touched),
         "optimizer": session.optimizer.state_dict() if session.optimizer is not None else None,
         "scheduler": session.scheduler.state_dict() if session.scheduler is not None else None,
         "generator": session.generator.get_state(),

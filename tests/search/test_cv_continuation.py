@@ -11,8 +11,6 @@ import pytest
 from optuna.trial import TrialState
 from rich.console import Console
 
-import automl_tl.training.cross_validation as cross_validation
-import automl_tl.training.engine as engine
 from automl_tl.distributed.loop import run_search
 from automl_tl.runtime.deadline import Deadline, running_under
 from automl_tl.storage.artifacts import resume_dir, study_folder, study_key
@@ -20,7 +18,7 @@ from automl_tl.storage.urls import artifacts_dir
 from automl_tl.study_record import CV_FOLDS_DONE_ATTR, CV_REFIT_ATTR, RESUMED_FOLDS_ATTR, SCORING_ATTR, ContinuationOf
 from automl_tl.training.fold_resume import FOLDS_MANIFEST
 from automl_tl.tuning.continuation import resumed_plan
-from tests.support.stub_search import stub_settings, train_every_epoch_by_steps
+from tests.support.stub_search import epochs_by_fold, stub_settings, train_every_epoch_by_steps
 
 EPOCHS = 4
 FULL = list(range(EPOCHS))
@@ -36,30 +34,16 @@ def trained_by_steps(monkeypatch):
 def deadline_in_fold_2(monkeypatch):
     """The epochs trained, by fold index (or "refit"), the first search's deadline, which passes as fold 2 (index 1)
     starts its first epoch, and where it passes (``stop["at"]``: (fold, epoch), which a test may change)."""
-    seen: dict[object, list[int]] = {}
-    current: dict[str, object] = {"fold": None}
     stop: dict[str, object] = {"at": (1, 0)}
     deadline = Deadline.after(3600.0)
-    fold_table, refit_table, train = cross_validation.fold_table, cross_validation.refit_table, engine.EpochDriver.train
 
-    def fold_of(data, assignment, j):
-        current["fold"] = j
-        return fold_table(data, assignment, j)
-
-    def refit_of(data):
-        current["fold"] = "refit"
-        return refit_table(data)
-
-    def counted(self, epoch, phase, on_check=None):
-        if (current["fold"], epoch) == stop["at"] and self.deadline is deadline:
+    def deadline_passes(driver, fold, epoch):
+        if (fold, epoch) == stop["at"] and driver.deadline is deadline:
             object.__setattr__(deadline, "seconds", 0.0)  # the --timeout passes inside the epoch
-            return None
-        seen.setdefault(current["fold"], []).append(epoch)
-        return train(self, epoch, phase, on_check)
+            return True
+        return False
 
-    monkeypatch.setattr(cross_validation, "fold_table", fold_of)
-    monkeypatch.setattr(cross_validation, "refit_table", refit_of)
-    monkeypatch.setattr(engine.EpochDriver, "train", counted)
+    seen = epochs_by_fold(monkeypatch, deadline_passes)
     return seen, deadline, stop
 
 

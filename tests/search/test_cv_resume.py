@@ -10,13 +10,12 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 import automl_tl.training.cross_validation as cross_validation
-import automl_tl.training.engine as engine
 from automl_tl.distributed.loop import run_search
 from automl_tl.storage.artifacts import resume_dir, study_folder, study_key
 from automl_tl.storage.urls import artifacts_dir, storage_url
 from automl_tl.study_record import RESUME_NOTE_ATTR, RESUMED_FOLDS_ATTR
 from automl_tl.training.fold_resume import FOLDS_MANIFEST, SEEN_FILE
-from tests.support.stub_search import stub_settings, train_every_epoch_by_steps
+from tests.support.stub_search import epochs_by_fold, stub_settings, train_every_epoch_by_steps
 
 EPOCHS = 4
 FULL = list(range(EPOCHS))
@@ -31,29 +30,15 @@ def trained_by_steps(monkeypatch):
 @pytest.fixture
 def trained(monkeypatch):
     """The epochs trained, by fold index (or "refit"), and a way to interrupt one epoch of one fold from inside it."""
-    seen: dict[object, list[int]] = {}
     stop: dict[str, object] = {"at": None}  # (fold, epoch)
-    current: dict[str, object] = {"fold": None}
-    fold_table, refit_table, train = cross_validation.fold_table, cross_validation.refit_table, engine.EpochDriver.train
 
-    def fold_of(data, assignment, j):
-        current["fold"] = j
-        return fold_table(data, assignment, j)
-
-    def refit_of(data):
-        current["fold"] = "refit"
-        return refit_table(data)
-
-    def counted(self, epoch, phase, on_check=None):
-        if stop["at"] == (current["fold"], epoch):
+    def interrupt(driver, fold, epoch):
+        if stop["at"] == (fold, epoch):
             stop["at"] = None
             raise KeyboardInterrupt  # a Ctrl-C inside the epoch
-        seen.setdefault(current["fold"], []).append(epoch)
-        return train(self, epoch, phase, on_check)
+        return False
 
-    monkeypatch.setattr(cross_validation, "fold_table", fold_of)
-    monkeypatch.setattr(cross_validation, "refit_table", refit_of)
-    monkeypatch.setattr(engine.EpochDriver, "train", counted)
+    seen = epochs_by_fold(monkeypatch, interrupt)
     return seen, stop
 
 

@@ -139,23 +139,11 @@ def test_a_session_without_the_capability_starts_again_from_epoch_1(small_sample
 
 
 def test_a_state_saved_with_other_parameters_is_refused(tmp_path):
-    from tests.training.test_engine import ScriptedSession, config, stub_spec
-    from tests.training.test_engine import table as scripted_table
-
-    class Resumable(ScriptedSession):
-        def save_state(self, directory, kept):
-            (directory / "s.json").write_text("{}")
-
-        def load_state(self, directory):
-            return None
-
-    data = scripted_table()
-    ours = TrialResume(tmp_path / "state", {"params": {"lr": 0.001}})
-    engine.run_trial(ScriptedAdapterFor(Resumable([0.5, 0.6, 0.7, 0.8])), stub_spec(), config(), data, resume=ours)
-    assert (tmp_path / "state" / MANIFEST).is_file()
-    other = TrialResume(tmp_path / "state", {"params": {"lr": 0.002}})
+    state, Resumable = saved_state(tmp_path, {"params": {"lr": 0.001}})
+    assert (state / MANIFEST).is_file()
+    other = TrialResume(state, {"params": {"lr": 0.002}})
     assert other.load(Resumable([0.5])) is None and "other parameters" in other.note
-    assert not (tmp_path / "state").exists()
+    assert not state.exists()
 
 
 class ScriptedAdapterFor:
@@ -199,8 +187,9 @@ def test_a_torch_trial_resumed_after_epoch_5_ends_as_the_uninterrupted_one(tmp_p
     assert np.allclose(resumed.val_probabilities, straight.val_probabilities, atol=1e-6)
 
 
-def saved_state(tmp_path):
-    """A state saved after epoch 3 of a scripted 4-epoch trial (the last epoch is never saved), and the session class."""
+def saved_state(tmp_path, identity=None):
+    """A state saved after epoch 3 of a scripted 4-epoch trial (the last epoch is never saved) for ``identity``
+    (``{"trial": 0}`` unless given), and the session class."""
     from tests.training.test_engine import ScriptedSession, config, stub_spec
     from tests.training.test_engine import table as scripted_table
 
@@ -211,7 +200,7 @@ def saved_state(tmp_path):
         def load_state(self, directory):
             return None
 
-    resume = TrialResume(tmp_path / "state", {"trial": 0})
+    resume = TrialResume(tmp_path / "state", {"trial": 0} if identity is None else identity)
     engine.run_trial(ScriptedAdapterFor(Resumable([0.5, 0.6, 0.7, 0.8])), stub_spec(), config(), scripted_table(), resume=resume)
     return tmp_path / "state", Resumable
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,35 @@ def train_every_epoch_by_steps(monkeypatch: pytest.MonkeyPatch, switch_epoch: in
     sampled = trial_runner.config_from_trial
     monkeypatch.setattr(trial_runner, "config_from_trial", lambda *args, **kwargs: dataclasses.replace(
         sampled(*args, **kwargs), head_fit="adam", switch_epoch=switch_epoch))
+
+
+def epochs_by_fold(monkeypatch: pytest.MonkeyPatch,
+                   stops: Callable[[Any, object, int], bool]) -> dict[object, list[int]]:
+    """The epochs each fold of a cross-validated trial trains, by fold index (or "refit"), filled in as they train.
+    ``stops(driver, fold, epoch)`` is asked before each: it may raise (an interrupt inside the epoch), or answer
+    True for the epoch to end untrained and unrecorded (a deadline that passed inside it)."""
+    import automl_tl.training.cross_validation as cross_validation
+    import automl_tl.training.engine as engine
+
+    seen: dict[object, list[int]] = {}
+    current: dict[str, object] = {"fold": None}
+    fold_table, refit_table, train = cross_validation.fold_table, cross_validation.refit_table, engine.EpochDriver.train
+
+    def fold_of(data: Any, assignment: Any, j: int) -> Any:
+        current["fold"] = j
+        return fold_table(data, assignment, j)
+
+    def refit_of(data: Any) -> Any:
+        current["fold"] = "refit"
+        return refit_table(data)
+
+    def counted(self: Any, epoch: int, phase: Any, on_check: Any = None) -> Any:
+        if stops(self, current["fold"], epoch):
+            return None
+        seen.setdefault(current["fold"], []).append(epoch)
+        return train(self, epoch, phase, on_check)
+
+    monkeypatch.setattr(cross_validation, "fold_table", fold_of)
+    monkeypatch.setattr(cross_validation, "refit_table", refit_of)
+    monkeypatch.setattr(engine.EpochDriver, "train", counted)
+    return seen
